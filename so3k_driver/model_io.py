@@ -1,0 +1,227 @@
+"""Model files: the project's own format and the authors' layouts.
+
+Specs accepted by :func:`load_model`:
+- ``PATH.so3k`` (or a directory holding ``config.json`` + ``params.npz``): the project's format, a zip
+  archive with ``config.json`` (schema version, model configuration, species, cutoff, dtype, units,
+  code version, free-form metadata) and ``params.npz`` (flattened parameter tree, no pickles).
+- ``mlff:DIR``: the authors' SO3krates layout, ``params.pkl`` + ``hparams.json``.
+- ``so3lr:DIR``: the published SO3LR layout, ``params.pkl`` + ``hyperparameters.json``.
+- ``default``: the model bundled with the package.
+
+Pickles are read with :class:`RestrictedUnpickler`, which builds numpy arrays and plain containers
+only and refuses every other global, so a malicious file raises and executes nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import zipfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .config import ModelConfig
+
+SCHEMA_VERSION = 1
+UNITS = {"length": "angstrom", "energy": "eV", "forces": "eV/angstrom", "stress": "eV/angstrom^3"}
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, malformed or unsafe."""
+
+
+# The globals a pickle of numpy arrays legitimately needs (numpy 1.x and 2.x module paths).
+_ALLOWED_GLOBALS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("collections", "OrderedDict"),
+    ("builtins", "dict"),
+    ("builtins", "list"),
+    ("builtins", "tuple"),
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that accepts numpy arrays, numpy scalars and plain containers, nothing else."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        if module in ("flax.core.frozen_dict", "flax.core") and name == "FrozenDict":
+            return dict
+        raise ModelFileError(
+            f"refusing to load pickle: it references {module}.{name}, which is not a numpy array or "
+            "plain container (a parameter file should contain nothing else)"
+        )
+
+
+def restricted_load_pickle(path: Path) -> Any:
+    try:
+        with open(path, "rb") as handle:
+            return RestrictedUnpickler(handle).load()
+    except ModelFileError:
+        raise
+    except Exception as error:  # corrupt or truncated file
+        raise ModelFileError(f"cannot read parameter pickle {path}: {error}") from error
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}/{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            flat.update(flatten(value, name))
+        else:
+            flat[name] = np.asarray(value)
+    return flat
+
+
+def unflatten(flat: dict[str, np.ndarray]) -> dict:
+    tree: dict = {}
+    for name, value in flat.items():
+        node = tree
+        *parents, leaf = name.split("/")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+# --------------------------------------------------------------------------------------------
+# The project's own format
+
+
+def save_model(path: str | Path, config: ModelConfig, params: dict, dtype: str = "float32",
+               metadata: dict | None = None) -> Path:
+    """Write ``params`` (a Flax parameter tree, ``{'params': ...}``) and ``config`` to a ``.so3k`` file."""
+    path = Path(path)
+    header = {
+        "schema_version": SCHEMA_VERSION,
+        "format": "so3k_driver model",
+        "code_version": __version__,
+        "model": config.to_dict(),
+        "species": list(config.species),
+        "cutoff_angstrom": config.cutoff,
+        "dtype": dtype,
+        "units": UNITS,
+        "metadata": metadata or {},
+    }
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v, np.float32) for k, v in flatten(params).items()})
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("config.json", json.dumps(header, indent=1))
+        archive.writestr("params.npz", buffer.getvalue())
+    tmp.replace(path)  # never leave a half-written model under the real name
+    return path
+
+
+def _read_own_format(path: Path) -> tuple[ModelConfig, dict, dict]:
+    try:
+        if path.is_dir():
+            header = json.loads((path / "config.json").read_text())
+            arrays = np.load(path / "params.npz", allow_pickle=False)
+            flat = {k: arrays[k] for k in arrays.files}
+        else:
+            with zipfile.ZipFile(path) as archive:
+                header = json.loads(archive.read("config.json"))
+                arrays = np.load(io.BytesIO(archive.read("params.npz")), allow_pickle=False)
+                flat = {k: arrays[k] for k in arrays.files}
+    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, ValueError) as error:
+        raise ModelFileError(f"{path} is not a readable so3k model file: {error}") from error
+    version = header.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ModelFileError(f"{path}: schema version {version} is not supported (this code reads {SCHEMA_VERSION})")
+    config = ModelConfig.from_dict(header["model"])
+    return config, unflatten(flat), header
+
+
+# --------------------------------------------------------------------------------------------
+# The authors' layouts
+
+
+def config_from_mlff_hparams(h: dict) -> ModelConfig:
+    """ModelConfig from an mlff ``hparams.json`` (flat keys as written by the authors' sparse builder)."""
+    if "model" in h:  # nested layout (SO3LR style)
+        h = {**h["model"], "avg_num_neighbors": h.get("data", {}).get("avg_num_neighbors")}
+    kwargs = dict(
+        num_layers=h["num_layers"],
+        num_features=h["num_features"],
+        num_heads=h["num_heads"],
+        degrees=tuple(h["degrees"]),
+        radial_basis=h.get("radial_basis_fn", "physnet"),
+        num_radial=h.get("num_radial_basis_fn", 32),
+        cutoff_fn=h.get("cutoff_fn", "cosine"),
+        cutoff=float(h["cutoff"]),
+        residual_mlp_1=bool(h.get("residual_mlp_1", False)),
+        residual_mlp_2=bool(h.get("residual_mlp_2", False)),
+        layer_norm_1=bool(h.get("layer_normalization_1", False)),
+        layer_norm_2=bool(h.get("layer_normalization_2", False)),
+        message_normalization=h.get("message_normalization", "sqrt_num_features"),
+        avg_num_neighbors=h.get("avg_num_neighbors"),
+        qk_nonlinearity=h.get("qk_non_linearity", "identity"),
+        activation=h.get("activation_fn", "silu"),
+        energy_regression_dim=h.get("energy_regression_dim", h["num_features"]),
+        energy_activation=h.get("energy_activation_fn", "silu"),
+        learn_atomic_scales=bool(h.get("energy_learn_atomic_type_scales", False)),
+        learn_atomic_shifts=bool(h.get("energy_learn_atomic_type_shifts", False)),
+        charge_embedding=bool(h.get("use_charge_embed", False)),
+        spin_embedding=bool(h.get("use_spin_embed", False)),
+        zbl_repulsion=bool(h.get("zbl_repulsion_bool", False)),
+        electrostatics=bool(h.get("electrostatic_energy_bool", False)),
+        dispersion=bool(h.get("dispersion_energy_bool", False)),
+        electrostatic_sigma=float(h.get("electrostatic_energy_scale", 4.0)),
+        dispersion_scale=float(h.get("dispersion_energy_scale", 1.2)),
+    )
+    if kwargs["electrostatics"] or kwargs["dispersion"]:
+        kwargs["species"] = tuple(range(1, 100))  # charge and Hirshfeld tables have 100 rows
+    return ModelConfig(**kwargs)
+
+
+def _read_authors_layout(directory: Path, hparams_name: str) -> tuple[ModelConfig, dict, dict]:
+    if not directory.is_dir():
+        raise ModelFileError(f"{directory} is not a directory (expected params.pkl and {hparams_name} in it)")
+    missing = [n for n in ("params.pkl", hparams_name) if not (directory / n).is_file()]
+    if missing:
+        raise ModelFileError(f"{directory} lacks {', '.join(missing)}")
+    try:
+        hparams = json.loads((directory / hparams_name).read_text())
+    except json.JSONDecodeError as error:
+        raise ModelFileError(f"{directory / hparams_name}: invalid JSON: {error}") from error
+    config = config_from_mlff_hparams(hparams)
+    tree = restricted_load_pickle(directory / "params.pkl")
+    if not isinstance(tree, dict) or "params" not in tree:
+        raise ModelFileError(f"{directory / 'params.pkl'} does not hold a {{'params': ...}} parameter tree")
+    return config, {"params": tree["params"]}, {"source": str(directory), "hparams": hparams}
+
+
+def load_model(spec: str) -> tuple[ModelConfig, dict, dict]:
+    """Load (config, params, header) for a model spec (see the module docstring)."""
+    spec = str(spec)
+    if spec.startswith("mlff:"):
+        return _read_authors_layout(Path(spec[5:]).expanduser(), "hparams.json")
+    if spec.startswith("so3lr:"):
+        return _read_authors_layout(Path(spec[6:]).expanduser(), "hyperparameters.json")
+    if spec == "default":
+        bundled = resources.files("so3k_driver.data").joinpath("default.so3k")
+        if not bundled.is_file():
+            raise ModelFileError("this installation has no bundled default model; pass a model file, mlff:DIR or so3lr:DIR")
+        with resources.as_file(bundled) as path:
+            return _read_own_format(Path(path))
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise ModelFileError(
+            f"model {spec!r} not found (give a .so3k file, mlff:DIR, so3lr:DIR or 'default')"
+        )
+    return _read_own_format(path)

@@ -1,0 +1,71 @@
+"""Neighbour lists on the host (vesin cell lists) and their padding into fixed-capacity buckets.
+
+Conventions: positions in Å; cell with lattice vectors as rows; a pair (a, b, shift) means the
+displacement r_b - r_a + shift, shift = n @ cell with integer n. Lists are *half* lists: each
+unordered pair (including a periodic image of an atom with itself) appears once; the model
+evaluates both directions. Cutoffs larger than half the cell are handled (several images).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import vesin
+
+
+@dataclasses.dataclass
+class PairList:
+    """first, second: (P,) int64 atom indices; shifts: (P, 3) Cartesian shift vectors in Å."""
+
+    first: np.ndarray
+    second: np.ndarray
+    shifts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    def displacements(self, positions: np.ndarray) -> np.ndarray:
+        return positions[self.second] - positions[self.first] + self.shifts
+
+
+def half_pair_list(positions: np.ndarray, cutoff: float, cell: np.ndarray | None, pbc) -> PairList:
+    """All unordered pairs closer than ``cutoff`` (Å), including periodic images where ``pbc``."""
+    positions = np.asarray(positions, dtype=np.float64)
+    periodic = np.broadcast_to(np.asarray(pbc if pbc is not None else False, dtype=bool), (3,))
+    box = np.zeros((3, 3)) if cell is None or not periodic.any() else np.asarray(cell, np.float64)
+    if len(positions) < 2 and not periodic.any():
+        empty = np.zeros(0, np.int64)
+        return PairList(empty, empty, np.zeros((0, 3)))
+    calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=False)
+    first, second, shifts = calculator.compute(positions, box, periodic.tolist() if periodic.any() else False, quantities="ijS")
+    return PairList(first.astype(np.int64), second.astype(np.int64), shifts.astype(np.float64) @ box)
+
+
+def bucket_capacity(count: int, minimum: int = 16, growth: float = 1.25, multiple: int = 8) -> int:
+    """Smallest capacity of the geometric ladder minimum * growth^k (rounded up to ``multiple``) >= count.
+
+    A fixed ladder means a capacity, once compiled, is reused by any later list that fits in it.
+    """
+    capacity = minimum
+    while capacity < count:
+        capacity = int(math.ceil(capacity * growth / multiple) * multiple)
+    return capacity
+
+
+class CapacityKeeper:
+    """Remembers the capacity in use per key and only moves to another bucket when the count no
+    longer fits, or has fallen far below it; an MD run whose pair count fluctuates then keeps one
+    compiled shape instead of hopping between neighbouring buckets."""
+
+    def __init__(self, shrink_below: float = 0.4):
+        self._capacity: dict = {}
+        self._shrink_below = shrink_below
+
+    def capacity(self, key, count: int) -> int:
+        current = self._capacity.get(key)
+        if current is None or count > current or count < self._shrink_below * current:
+            current = bucket_capacity(max(count, 1))
+            self._capacity[key] = current
+        return current

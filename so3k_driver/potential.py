@@ -1,0 +1,280 @@
+"""The potential API shared by the CLI, the i-PI driver, the ASE calculator and training.
+
+``Potential.evaluate`` takes one structure or B structures of the same size and returns energies
+(eV), forces (eV/Å) and, for periodic cells, stress (eV/Å^3) and virial (= -stress * volume, eV),
+all from one jitted call. Pair lists are built on the host and padded to capacity buckets, so an
+MD run compiles once per bucket; ``compile_count`` counts the traces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .config import ModelConfig
+from .model.energy import EnergyModel
+from .model.so3krates import Graph
+from .neighbors import CapacityKeeper, half_pair_list
+from .validation import InputError, check_close_contacts, check_structures
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+@dataclasses.dataclass
+class Results:
+    """Outputs for B structures of N atoms. Units: eV, eV/Å, eV/Å^3, e, e·Å, seconds."""
+
+    energy: np.ndarray  # (B,)
+    forces: np.ndarray  # (B, N, 3)
+    stress: np.ndarray | None = None  # (B, 3, 3), periodic only
+    virial: np.ndarray | None = None  # (B, 3, 3), periodic only
+    extras: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # e.g. charges (B, N), dipole (B, 3)
+    wall_time: float = 0.0  # seconds for the whole evaluate() call
+
+
+@dataclasses.dataclass
+class _Batch:
+    """Host-side, padded arrays for one jitted call."""
+
+    arrays: dict[str, np.ndarray]
+    num_structures: int
+    num_atoms: int
+
+
+class Potential:
+    """A loaded model ready to evaluate structures.
+
+    config, params: the model (params: ``{'params': tree}`` in the authors' layout).
+    dtype: 'float32' (default) or 'float64'; float64 switches JAX's x64 mode on only inside calls.
+    lr_cutoff (Å, None = all pairs, gas phase only) and dispersion_damping (Å): SO3LR run-time options.
+    device: None (JAX default), or e.g. 'cpu', 'gpu', 'gpu:1'.
+    """
+
+    def __init__(self, config: ModelConfig, params: dict, *, dtype: str = "float32",
+                 lr_cutoff: float | None = 12.0, dispersion_damping: float = 2.0,
+                 device: str | None = None, description: str = ""):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+        if lr_cutoff is not None and lr_cutoff <= dispersion_damping:
+            raise ValueError(f"lr_cutoff ({lr_cutoff} Å) must exceed the dispersion damping width ({dispersion_damping} Å)")
+        self.config = config
+        self.dtype = dtype
+        self.description = description
+        self.lr_cutoff = lr_cutoff if config.needs_long_range_pairs else None
+        self._uses_lr_pairs = config.needs_long_range_pairs
+        self._module = EnergyModel(config, lr_cutoff=self.lr_cutoff, dispersion_damping=dispersion_damping)
+        self._device = _resolve_device(device)
+        self._capacities = CapacityKeeper()
+        self._compile_count = 0
+        np_dtype = DTYPES[dtype]
+        with self._precision():
+            params = jax.tree.map(lambda a: jnp.asarray(np.asarray(a, np_dtype)), params)
+            self._params = jax.device_put(params, self._device) if self._device else params
+        self._jitted = jax.jit(self._energy_and_derivatives, static_argnames=("num_structures", "with_stress"))
+
+    # ------------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, spec: str, dtype: str | None = None, **options) -> "Potential":
+        """Load a model spec (file.so3k, mlff:DIR, so3lr:DIR, default); dtype None = the model's own."""
+        from .model_io import load_model
+
+        config, params, header = load_model(spec)
+        return cls(config, params, dtype=dtype or header.get("dtype", "float32"), description=spec, **options)
+
+    @property
+    def compile_count(self) -> int:
+        """How many times the model has been traced and compiled (one per shape bucket)."""
+        return self._compile_count
+
+    @property
+    def species(self) -> tuple[int, ...]:
+        return self.config.species
+
+    @property
+    def cutoff(self) -> float:
+        return self.config.cutoff
+
+    def _precision(self):
+        return jax.enable_x64(self.dtype == "float64")
+
+    # ------------------------------------------------------------------------------------------
+    def evaluate(self, numbers, positions, cell=None, pbc=None, *, total_charge=0.0,
+                 unpaired_electrons=0.0, compute_stress: bool | None = None) -> Results:
+        """Energies, forces (and stress/virial when periodic) for one or B same-size structures.
+
+        numbers: (N,) or (B, N) int. positions: (N, 3) or (B, N, 3) Å. cell: None, (3, 3) or
+        (B, 3, 3) Å with lattice vectors as rows. pbc: bool or (3,) bools (default: True if a cell
+        is given). total_charge, unpaired_electrons: scalars or (B,) (SO3LR models only).
+        """
+        start = time.perf_counter()
+        numbers = np.asarray(numbers)
+        positions = np.asarray(positions, dtype=np.float64)
+        single = positions.ndim == 2
+        if single:
+            positions = positions[None]
+        if numbers.ndim == 1:
+            numbers = np.broadcast_to(numbers, positions.shape[:2] if positions.ndim == 3 else (1, len(numbers)))
+        if not np.issubdtype(numbers.dtype, np.integer):
+            raise InputError(f"atomic numbers must be integers, got dtype {numbers.dtype}")
+        if pbc is None:
+            pbc = cell is not None
+        pbc = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
+        cells = None
+        if cell is not None:
+            cells = np.asarray(cell, dtype=np.float64)
+            if cells.ndim == 2:
+                cells = np.broadcast_to(cells, (positions.shape[0], *cells.shape))
+        check_structures(numbers, positions, cells, pbc, self.config.species)
+        periodic = bool(pbc.any())
+        with_stress = periodic if compute_stress is None else bool(compute_stress and periodic)
+        if compute_stress and not periodic:
+            raise InputError("stress needs a periodic cell")
+        batch = self._pack(numbers, positions, cells if periodic else None, pbc, total_charge, unpaired_electrons)
+        with self._precision():
+            energy, forces, strain_derivative, extras = self._jitted(
+                self._params, **batch.arrays, num_structures=batch.num_structures, with_stress=with_stress
+            )
+            energy = np.asarray(energy, dtype=np.float64)
+            forces = np.asarray(forces, dtype=np.float64).reshape(positions.shape)
+            extras = {k: np.asarray(v, dtype=np.float64) for k, v in extras.items()}
+        B, N = numbers.shape
+        for key in ("charges", "hirshfeld_ratios"):
+            if key in extras:
+                extras[key] = extras[key].reshape(B, N)
+        results = Results(energy=energy, forces=forces, extras=extras)
+        if with_stress:
+            derivative = np.asarray(strain_derivative, dtype=np.float64)
+            derivative = 0.5 * (derivative + np.swapaxes(derivative, 1, 2))
+            volume = np.abs(np.linalg.det(cells))
+            results.virial = -derivative
+            results.stress = derivative / volume[:, None, None]
+        results.wall_time = time.perf_counter() - start
+        return results
+
+    def evaluate_atoms(self, atoms, **kwargs) -> Results:
+        """Evaluate one ``ase.Atoms`` (cell and pbc taken from it)."""
+        cell = np.asarray(atoms.cell.array) if atoms.pbc.any() else None
+        return self.evaluate(atoms.numbers, atoms.positions, cell, atoms.pbc if atoms.pbc.any() else False, **kwargs)
+
+    # ------------------------------------------------------------------------------------------
+    def _pair_arrays(self, positions, cells, pbc, cutoff, prefix, key):
+        """Concatenate per-structure half lists with atom offsets and pad them to a capacity bucket."""
+        B, N, _ = positions.shape
+        firsts, seconds, shifts, owners = [], [], [], []
+        for b in range(B):
+            cell = None if cells is None else cells[b]
+            if cutoff is None:  # all pairs (gas phase long-range terms without a cutoff)
+                a, c = np.triu_indices(N, k=1)
+                shift = np.zeros((len(a), 3))
+            else:
+                pairs = half_pair_list(positions[b], cutoff, cell, pbc)
+                a, c, shift = pairs.first, pairs.second, pairs.shifts
+            if prefix == "pair":
+                distances = np.linalg.norm(positions[b][c] - positions[b][a] + shift, axis=-1)
+                check_close_contacts(b, a, c, distances)
+            firsts.append(a + b * N)
+            seconds.append(c + b * N)
+            shifts.append(shift)
+            owners.append(np.full(len(a), b))
+        count = sum(len(a) for a in firsts)
+        capacity = self._capacities.capacity((prefix, key), count)
+        padding = capacity - count
+        return {
+            f"{prefix}_first": np.concatenate(firsts + [np.zeros(padding, np.int64)]).astype(np.int32),
+            f"{prefix}_second": np.concatenate(seconds + [np.zeros(padding, np.int64)]).astype(np.int32),
+            f"{prefix}_shifts": np.concatenate(shifts + [np.zeros((padding, 3))]),
+            f"{prefix}_structure": np.concatenate(owners + [np.zeros(padding, np.int64)]).astype(np.int32),
+            f"{prefix}_mask": np.arange(capacity) < count,
+        }
+
+    def _pack(self, numbers, positions, cells, pbc, total_charge, unpaired) -> _Batch:
+        B, N = numbers.shape
+        dtype = DTYPES[self.dtype]
+        arrays: dict[str, Any] = {
+            "numbers": numbers.reshape(-1).astype(np.int32),
+            "atom_structure": np.repeat(np.arange(B, dtype=np.int32), N),
+            "positions": positions.reshape(-1, 3).astype(dtype),
+            "total_charge": np.broadcast_to(np.asarray(total_charge, dtype), (B,)).copy(),
+            "unpaired": np.broadcast_to(np.asarray(unpaired, dtype), (B,)).copy(),
+        }
+        key = (B, N)
+        arrays.update(self._pair_arrays(positions, cells, pbc, self.config.cutoff, "pair", key))
+        if self._uses_lr_pairs:
+            if self.lr_cutoff is None and cells is not None:
+                raise InputError("SO3LR under periodic boundaries needs a finite long-range cutoff (lr_cutoff)")
+            arrays.update(self._pair_arrays(positions, cells, pbc, self.lr_cutoff, "lr", key))
+        else:
+            empty = np.zeros(0, np.int32)
+            arrays.update(lr_first=empty, lr_second=empty, lr_shifts=np.zeros((0, 3)), lr_structure=empty,
+                          lr_mask=np.zeros(0, bool))
+        for name in ("pair_shifts", "lr_shifts"):
+            arrays[name] = arrays[name].astype(dtype)
+        return _Batch(arrays, B, B * N)
+
+    def _energy_and_derivatives(self, params, *, numbers, atom_structure, positions, total_charge, unpaired,
+                                pair_first, pair_second, pair_shifts, pair_structure, pair_mask,
+                                lr_first, lr_second, lr_shifts, lr_structure, lr_mask,
+                                num_structures: int, with_stress: bool):
+        self._compile_count += 1  # runs only while tracing, i.e. once per compiled shape
+        far = 2.0 * max(self.config.cutoff, self.lr_cutoff or 0.0) + 1.0
+        far_vector = jnp.asarray([far, 0.0, 0.0], positions.dtype)
+
+        def displacements(pos, first, second, shifts, owner, mask, deform):
+            d = pos[second] - pos[first] + shifts
+            if deform is not None:
+                d = jnp.einsum("pi,pij->pj", d, deform[owner])
+            # padded slots get a harmless far-away vector: zero cutoff, finite basis, zero gradient
+            return jnp.where(mask[:, None], d, far_vector)
+
+        def total_energy(pos, strain):
+            deform = None
+            if with_stress:
+                deform = jnp.eye(3, dtype=pos.dtype) + strain
+            graph = Graph(
+                numbers=numbers,
+                atom_structure=atom_structure,
+                positions=pos if deform is None else jnp.einsum("ai,aij->aj", pos, deform[atom_structure]),
+                displacements=displacements(pos, pair_first, pair_second, pair_shifts, pair_structure, pair_mask, deform),
+                pair_first=pair_first,
+                pair_second=pair_second,
+                pair_mask=pair_mask,
+                lr_displacements=displacements(pos, lr_first, lr_second, lr_shifts, lr_structure, lr_mask, deform),
+                lr_first=lr_first,
+                lr_second=lr_second,
+                lr_mask=lr_mask,
+                total_charge=total_charge,
+                unpaired_electrons=unpaired,
+            )
+            outputs = self._module.apply(params, graph, num_structures)
+            energies = jax.ops.segment_sum(outputs["atom_energies"], atom_structure, num_structures)
+            extras = {k: v for k, v in outputs.items() if k != "atom_energies"}
+            return jnp.sum(energies), (energies, extras)
+
+        strain = jnp.zeros((num_structures, 3, 3), positions.dtype)
+        if with_stress:
+            (_, (energies, extras)), (grad_pos, grad_strain) = jax.value_and_grad(
+                total_energy, argnums=(0, 1), has_aux=True
+            )(positions, strain)
+        else:
+            (_, (energies, extras)), grad_pos = jax.value_and_grad(total_energy, has_aux=True)(positions, strain)
+            grad_strain = None
+        return energies, -grad_pos, grad_strain, extras
+
+
+def _resolve_device(device: str | None):
+    if device is None:
+        return None
+    kind, _, index = device.partition(":")
+    try:
+        devices = jax.devices(kind)
+    except RuntimeError as error:
+        raise ValueError(f"no JAX device of kind {kind!r} available ({error})") from None
+    i = int(index or 0)
+    if i >= len(devices):
+        raise ValueError(f"device {device!r} requested but only {len(devices)} {kind} device(s) present")
+    return devices[i]

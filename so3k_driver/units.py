@@ -1,0 +1,42 @@
+"""Physical constants and the one place where unit conversions live.
+
+Internal units of the package: Å (length), eV (energy), eV/Å (force), eV/Å^3 (stress),
+eV (virial). i-PI talks atomic units (bohr, hartree); conversions to and from it use
+only the factors below. Values are CODATA 2014 as used by ASE (``ase.units``), so numbers
+agree with ASE-based tools and with the SO3LR reference code.
+"""
+
+BOHR_IN_ANGSTROM = 0.5291772105638411
+HARTREE_IN_EV = 27.211386024367243
+FINE_STRUCTURE = 0.007297352566206496
+# Coulomb constant e^2/(4 pi eps0) in eV * Å.
+COULOMB_EV_ANGSTROM = HARTREE_IN_EV * BOHR_IN_ANGSTROM
+KCAL_PER_MOL_IN_EV = 0.04336410390059322
+KJ_PER_MOL_IN_EV = 0.010364269574711572
+BOLTZMANN_EV_PER_K = 8.617330337217213e-05
+
+ANGSTROM_IN_BOHR = 1.0 / BOHR_IN_ANGSTROM
+EV_IN_HARTREE = 1.0 / HARTREE_IN_EV
+EV_PER_ANGSTROM_IN_HARTREE_PER_BOHR = BOHR_IN_ANGSTROM / HARTREE_IN_EV
+
+
+def energy_to_ev(value, unit: str):
+    """Convert an energy (scalar or array) given in ``unit`` to eV."""
+    return value * _energy_factor(unit)
+
+
+def _energy_factor(unit: str) -> float:
+    factors = {
+        "ev": 1.0,
+        "mev": 1e-3,
+        "hartree": HARTREE_IN_EV,
+        "ha": HARTREE_IN_EV,
+        "kcal/mol": KCAL_PER_MOL_IN_EV,
+        "kj/mol": KJ_PER_MOL_IN_EV,
+    }
+    try:
+        return factors[unit.strip().lower()]
+    except KeyError:
+        raise ValueError(
+            f"unknown energy unit {unit!r}; known: eV, meV, hartree, kcal/mol, kJ/mol"
+        ) from None
