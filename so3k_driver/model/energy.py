@@ -15,7 +15,17 @@ import jax.numpy as jnp
 
 from ..config import ModelConfig
 from . import so3lr
-from .so3krates import NUM_ELEMENT_ROWS, DenseParams, Graph, SO3kratesLayer, Table, activation, dense, pair_geometry
+from .so3krates import (
+    NUM_ELEMENT_ROWS,
+    DenseParams,
+    Graph,
+    SO3kratesLayer,
+    Table,
+    activation,
+    dense,
+    pair_geometry,
+    radial_filters,
+)
 
 
 class TypeEmbedding(nn.Module):
@@ -118,10 +128,10 @@ class EnergyModel(nn.Module):
         num_components = sum(2 * l + 1 for l in cfg.degrees)
         chi = jnp.zeros((x.shape[0], num_components), dtype)
         geometry, distances = pair_geometry(cfg, graph.displacements, graph.pair_mask)
-        for t in range(cfg.num_layers):
-            x, chi = SO3kratesLayer(cfg, first_layer=(t == 0), name=f"layers_{t}")(
-                x, chi, geometry, graph.pair_first, graph.pair_second
-            )
+        layers = [SO3kratesLayer(cfg, first_layer=(t == 0), name=f"layers_{t}") for t in range(cfg.num_layers)]
+        for layer in layers:
+            w1, w2 = radial_filters(geometry.rbf, layer.radial_parameters(), activation(cfg.activation))
+            x, chi = layer(x, chi, geometry, graph.pair_first, graph.pair_second, w1, w2)
 
         lr_distances = None
         if cfg.needs_long_range_pairs:

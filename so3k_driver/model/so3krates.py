@@ -89,13 +89,6 @@ class Table(nn.Module):
         return self.param("embedding", nn.initializers.normal(self.init_stddev), (self.num_rows, self.features))
 
 
-def per_head(module: nn.Module, name: str, num_heads: int, head_size: int, x: jax.Array) -> jax.Array:
-    """Declare a per-head matrix named ``name`` directly on ``module`` (authors' flat layout) and apply it."""
-    w = module.param(name, nn.initializers.normal(1.0 / math.sqrt(head_size)), (num_heads, head_size, head_size))
-    xh = x.reshape(x.shape[0], num_heads, head_size)
-    return jnp.einsum("ahf,hgf->ahg", xh, w.astype(x.dtype))
-
-
 class PairGeometry(NamedTuple):
     """Per-pair quantities that do not change between layers."""
 
@@ -105,13 +98,41 @@ class PairGeometry(NamedTuple):
 
 
 class EuclideanAttention(nn.Module):
-    """Euclidean attention block (spec 2.3): returns (dx, dchi) to be added to (x, chi)."""
+    """Euclidean attention block (spec 2.3): returns (dx, dchi) to be added to (x, chi).
+
+    The radial half of the pair filters depends on distances only; the caller computes it for all
+    layers at once (:func:`radial_filters`) from :meth:`radial_parameters` and passes it in.
+    """
 
     config: ModelConfig
     chi_is_zero: bool  # true in the first layer: the EV filter input is then exactly zero
+    num_radial: int
 
-    @nn.compact
-    def __call__(self, x, chi, geometry: PairGeometry, first, second):
+    def setup(self):
+        F, nL = self.config.num_features, len(self.config.degrees)
+        self.radial_filter1_layer_1 = DenseParams(self.num_radial, F)
+        self.radial_filter1_layer_2 = DenseParams(F, F)
+        self.radial_filter2_layer_1 = DenseParams(self.num_radial, F)
+        self.radial_filter2_layer_2 = DenseParams(F, F)
+        self.spherical_filter1_layer_1 = DenseParams(nL, F // 4)
+        self.spherical_filter1_layer_2 = DenseParams(F // 4, F)
+        self.spherical_filter2_layer_1 = DenseParams(nL, F // 4)
+        self.spherical_filter2_layer_2 = DenseParams(F // 4, F)
+        H, dh, dl = self.config.num_heads, F // self.config.num_heads, F // nL
+        self.Wq1 = self.param("Wq1", per_head_init(dh), (H, dh, dh))
+        self.Wk1 = self.param("Wk1", per_head_init(dh), (H, dh, dh))
+        self.Wv1 = self.param("Wv1", per_head_init(dh), (H, dh, dh))
+        self.Wq2 = self.param("Wq2", per_head_init(dl), (nL, dl, dl))
+        self.Wk2 = self.param("Wk2", per_head_init(dl), (nL, dl, dl))
+
+    def radial_parameters(self):
+        """[(first layer, second layer) of branch 1, (...) of branch 2], as (kernel, bias) pairs."""
+        return [
+            (self.radial_filter1_layer_1(), self.radial_filter1_layer_2()),
+            (self.radial_filter2_layer_1(), self.radial_filter2_layer_2()),
+        ]
+
+    def __call__(self, x, chi, geometry: PairGeometry, first, second, radial_w1, radial_w2):
         cfg = self.config
         num_atoms, num_features = x.shape
         heads, num_degrees = cfg.num_heads, len(cfg.degrees)
@@ -119,24 +140,8 @@ class EuclideanAttention(nn.Module):
         act = activation(cfg.activation)
         qk_act = activation(cfg.qk_nonlinearity)
         dtype = x.dtype
-        K = geometry.rbf.shape[-1]
-
-        # Pair filters, computed once per unordered pair (they are symmetric in a and b).
-        r1a = DenseParams(K, num_features, name="radial_filter1_layer_1")()
-        r1b = DenseParams(num_features, num_features, name="radial_filter1_layer_2")()
-        r2a = DenseParams(K, num_features, name="radial_filter2_layer_1")()
-        r2b = DenseParams(num_features, num_features, name="radial_filter2_layer_2")()
-        s1a = DenseParams(num_degrees, num_features // 4, name="spherical_filter1_layer_1")()
-        s1b = DenseParams(num_features // 4, num_features, name="spherical_filter1_layer_2")()
-        s2a = DenseParams(num_degrees, num_features // 4, name="spherical_filter2_layer_1")()
-        s2b = DenseParams(num_features // 4, num_features, name="spherical_filter2_layer_2")()
-
-        # Both branches read the same radial basis: one K -> 2F matmul.
-        fused_kernel = jnp.concatenate([r1a[0], r2a[0]], axis=1)
-        fused_bias = jnp.concatenate([r1a[1], r2a[1]])
-        hidden = act(dense(geometry.rbf, (fused_kernel, fused_bias)))
-        w1 = dense(hidden[:, :num_features], r1b)
-        w2 = dense(hidden[:, num_features:], r2b)
+        s1a, s1b = self.spherical_filter1_layer_1(), self.spherical_filter1_layer_2()
+        s2a, s2b = self.spherical_filter2_layer_1(), self.spherical_filter2_layer_2()
 
         if self.chi_is_zero:
             ev_invariants = jnp.zeros((1, num_degrees), dtype)
@@ -144,40 +149,57 @@ class EuclideanAttention(nn.Module):
             contraction = jnp.asarray(basis.degree_contraction_matrix(cfg.degrees), dtype)
             diff = chi[second] - chi[first]
             ev_invariants = (diff * diff) @ contraction
-        w1 = w1 + dense(act(dense(ev_invariants, s1a)), s1b)
-        w2 = w2 + dense(act(dense(ev_invariants, s2a)), s2b)
+        w1 = radial_w1 + dense(act(dense(ev_invariants, s1a)), s1b)
+        w2 = radial_w2 + dense(act(dense(ev_invariants, s2a)), s2b)
 
         if cfg.message_normalization == "sqrt_num_features":
             norm1, norm2 = math.sqrt(head_size), math.sqrt(ev_head_size)
         else:
             norm1 = norm2 = float(cfg.avg_num_neighbors)
 
-        # Invariant branch: H heads, value = Wv x.
-        q1 = qk_act(per_head(self, "Wq1", heads, head_size, x))
-        k1 = qk_act(per_head(self, "Wk1", heads, head_size, x))
-        v1 = per_head(self, "Wv1", heads, head_size, x)
-        w1 = w1.reshape(-1, heads, head_size)
-        phi = geometry.cutoff[:, None]
-        alpha_ab = phi * jnp.sum(q1[first] * w1 * k1[second], axis=-1) / norm1  # centre a, neighbour b
-        alpha_ba = phi * jnp.sum(q1[second] * w1 * k1[first], axis=-1) / norm1  # centre b, neighbour a
-        messages = jnp.concatenate(
-            [alpha_ab[..., None] * v1[second], alpha_ba[..., None] * v1[first]], axis=0
-        ).reshape(-1, num_features)
-        centres = jnp.concatenate([first, second])
-        dx = jax.ops.segment_sum(messages, centres, num_segments=num_atoms)
+        # All per-atom projections in one matmul with block-diagonal matrices, and one gather per
+        # pair end: XLA on CPU pays per operation, so few large ops beat many small ones.
+        projection = jnp.concatenate(
+            [block_diagonal(w) for w in (self.Wq1, self.Wk1, self.Wv1, self.Wq2, self.Wk2)], axis=1
+        ).astype(dtype)
+        projected = x @ projection  # (A, 5F): q1, k1, v1, q2, k2
+        q1, k1, v1, q2, k2 = jnp.split(projected, 5, axis=1)
+        table = jnp.concatenate([qk_act(q1), qk_act(k1), v1, qk_act(q2), qk_act(k2)], axis=1)
+        ends_a, ends_b = table[first], table[second]
+        q1a, k1a, v1a, q2a, k2a = jnp.split(ends_a, 5, axis=1)
+        q1b, k1b, v1b, q2b, k2b = jnp.split(ends_b, 5, axis=1)
 
-        # EV branch: one head per degree, value = Y_lm of the edge direction.
-        q2 = qk_act(per_head(self, "Wq2", num_degrees, ev_head_size, x))
-        k2 = qk_act(per_head(self, "Wk2", num_degrees, ev_head_size, x))
+        phi = geometry.cutoff[:, None]
+        # Invariant branch: H heads, value = Wv x. alpha_ab: centre a, neighbour b.
+        w1 = w1.reshape(-1, heads, head_size)
+        alpha_ab = phi * jnp.sum((q1a * k1b).reshape(-1, heads, head_size) * w1, axis=-1) / norm1
+        alpha_ba = phi * jnp.sum((q1b * k1a).reshape(-1, heads, head_size) * w1, axis=-1) / norm1
+        # EV branch: one head per degree, value = Y_lm of the edge direction (Y(-r) = (-1)^l Y(r)).
         w2 = w2.reshape(-1, num_degrees, ev_head_size)
-        beta_ab = phi * jnp.sum(q2[first] * w2 * k2[second], axis=-1) / norm2
-        beta_ba = phi * jnp.sum(q2[second] * w2 * k2[first], axis=-1) / norm2
+        beta_ab = phi * jnp.sum((q2a * k2b).reshape(-1, num_degrees, ev_head_size) * w2, axis=-1) / norm2
+        beta_ba = phi * jnp.sum((q2b * k2a).reshape(-1, num_degrees, ev_head_size) * w2, axis=-1) / norm2
         index = basis.degree_index(cfg.degrees)
-        parity = jnp.asarray(basis.parity(cfg.degrees), dtype)
         y = geometry.harmonics
-        ev_messages = jnp.concatenate([beta_ab[:, index] * y, beta_ba[:, index] * (y * parity)], axis=0)
-        dchi = jax.ops.segment_sum(ev_messages, centres, num_segments=num_atoms)
-        return dx, dchi
+        y_reverse = y * jnp.asarray(basis.parity(cfg.degrees), dtype)
+        to_a = jnp.concatenate(
+            [(alpha_ab[..., None] * v1b.reshape(-1, heads, head_size)).reshape(-1, num_features),
+             beta_ab[:, index] * y], axis=1)
+        to_b = jnp.concatenate(
+            [(alpha_ba[..., None] * v1a.reshape(-1, heads, head_size)).reshape(-1, num_features),
+             beta_ba[:, index] * y_reverse], axis=1)
+        updates = jax.ops.segment_sum(
+            jnp.concatenate([to_a, to_b]), jnp.concatenate([first, second]), num_segments=num_atoms
+        )
+        return updates[:, :num_features], updates[:, num_features:]
+
+
+def per_head_init(head_size: int):
+    return nn.initializers.normal(1.0 / math.sqrt(head_size))
+
+
+def block_diagonal(per_head: jax.Array) -> jax.Array:
+    """(heads, out, in) matrices applied as W·x -> one (heads*in, heads*out) matrix applied as x·B."""
+    return jax.scipy.linalg.block_diag(*[w.T for w in per_head])
 
 
 class ExchangeBlock(nn.Module):
@@ -202,28 +224,56 @@ class SO3kratesLayer(nn.Module):
     config: ModelConfig
     first_layer: bool
 
-    @nn.compact
-    def __call__(self, x, chi, geometry, first, second):
+    def setup(self):
+        cfg, F = self.config, self.config.num_features
+        self.attention_block = EuclideanAttention(cfg, chi_is_zero=self.first_layer, num_radial=cfg.num_radial)
+        self.exchange_block = ExchangeBlock(cfg)
+        if cfg.layer_norm_1:
+            self.layer_normalization_1 = nn.LayerNorm(epsilon=1e-6)
+        if cfg.layer_norm_2:
+            self.layer_normalization_2 = nn.LayerNorm(epsilon=1e-6)
+        if cfg.residual_mlp_1:
+            self.res_mlp_1_layer_1 = DenseParams(F, F)
+            self.res_mlp_1_layer_2 = DenseParams(F, F)
+        if cfg.residual_mlp_2:
+            self.res_mlp_2_layer_1 = DenseParams(F, F)
+            self.res_mlp_2_layer_2 = DenseParams(F, F)
+
+    def radial_parameters(self):
+        return self.attention_block.radial_parameters()
+
+    def __call__(self, x, chi, geometry, first, second, radial_w1, radial_w2):
         cfg = self.config
         act = activation(cfg.activation)
-        F = x.shape[-1]
-        dx, dchi = EuclideanAttention(cfg, chi_is_zero=self.first_layer, name="attention_block")(
-            x, chi, geometry, first, second
-        )
+        dx, dchi = self.attention_block(x, chi, geometry, first, second, radial_w1, radial_w2)
         x, chi = x + dx, chi + dchi
         if cfg.layer_norm_1:
-            x = nn.LayerNorm(epsilon=1e-6, name="layer_normalization_1")(x)
+            x = self.layer_normalization_1(x)
         if cfg.residual_mlp_1:
-            h = dense(act(x), DenseParams(F, F, name="res_mlp_1_layer_1")())
-            x = x + dense(act(h), DenseParams(F, F, name="res_mlp_1_layer_2")())
-        dx, dchi = ExchangeBlock(cfg, name="exchange_block")(x, chi)
+            x = x + dense(act(dense(act(x), self.res_mlp_1_layer_1())), self.res_mlp_1_layer_2())
+        dx, dchi = self.exchange_block(x, chi)
         x, chi = x + dx, chi + dchi
         if cfg.residual_mlp_2:
-            h = dense(act(x), DenseParams(F, F, name="res_mlp_2_layer_1")())
-            x = x + dense(act(h), DenseParams(F, F, name="res_mlp_2_layer_2")())
+            x = x + dense(act(dense(act(x), self.res_mlp_2_layer_1())), self.res_mlp_2_layer_2())
         if cfg.layer_norm_2:
-            x = nn.LayerNorm(epsilon=1e-6, name="layer_normalization_2")(x)
+            x = self.layer_normalization_2(x)
         return x, chi
+
+
+def radial_filters(rbf: jax.Array, parameters, act) -> list[jax.Array]:
+    """Radial parts of all pair filters of all layers in two operations.
+
+    rbf: (P, K). parameters: per filter ((W1, b1), (W2, b2)) with W1 (K, F), W2 (F, F).
+    Returns one (P, F) array per filter: W2 act(W1 rbf + b1) + b2. The first layers of all filters
+    read the same basis and run as one K -> n*F matmul.
+    """
+    n = len(parameters)
+    dtype = rbf.dtype
+    first_kernel = jnp.concatenate([p[0][0] for p in parameters], axis=1).astype(dtype)
+    first_bias = jnp.concatenate([p[0][1] for p in parameters]).astype(dtype)
+    hidden = act(rbf @ first_kernel + first_bias)
+    width = hidden.shape[1] // n
+    return [dense(hidden[:, k * width : (k + 1) * width], p[1]) for k, p in enumerate(parameters)]
 
 
 def pair_geometry(cfg: ModelConfig, displacements, mask) -> tuple[PairGeometry, jax.Array]:

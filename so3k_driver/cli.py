@@ -1,0 +1,53 @@
+"""The ``so3k`` command line. Each subcommand lives in its own module exposing
+``add_parser(subparsers)`` (which sets ``func``); this file only assembles them.
+
+Errors the user can fix (bad model file, bad structure) are printed as one line on stderr and the
+command exits with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Modules that register subcommands (each may register several).
+COMMAND_MODULES = [
+    "so3k_driver.commands.model_commands",
+]
+
+
+class UserError(Exception):
+    """An error caused by the user's input: printed without traceback, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="so3k", description="SO3krates / SO3LR force fields for i-PI (units: Å, eV, eV/Å)"
+    )
+    parser.add_argument("--version", action="version", version=f"so3k_driver {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .model_io import ModelFileError
+    from .validation import InputError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, InputError, ModelFileError, FileNotFoundError) as error:
+        print(f"so3k {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"so3k {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
