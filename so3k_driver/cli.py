@@ -14,6 +14,7 @@ import sys
 # Modules that register subcommands (each may register several).
 COMMAND_MODULES = [
     "so3k_driver.commands.model_commands",
+    "so3k_driver.commands.ipi_commands",
 ]
 
 

@@ -1,0 +1,126 @@
+"""``so3k serve`` (an i-PI client) and ``so3k run`` (i-PI + drivers with progress)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from .model_commands import add_model_options, load_potential
+
+GPU_MEMORY_DEFAULTS = {
+    # Several driver processes may share one GPU: don't let the first grab 75 % of its memory.
+    "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+}
+
+
+def add_parser(subparsers) -> None:
+    serve = subparsers.add_parser(
+        "serve", help="serve a model to i-PI over a socket (atomic units on the wire)",
+        description="Connect to a running i-PI and compute energies (Ha), forces (Ha/bohr) and "
+                    "virials (Ha) for it until i-PI sends EXIT or goes away.")
+    add_model_options(serve)
+    where = serve.add_mutually_exclusive_group(required=True)
+    where.add_argument("--unix", metavar="ADDRESS",
+                       help="unix socket address: the <address> of i-PI's ffsocket (file PREFIX+ADDRESS)")
+    where.add_argument("--inet", metavar="HOST:PORT", help="TCP address of i-PI's ffsocket (mode='inet')")
+    serve.add_argument("--prefix", default="/tmp/ipi_", help="unix socket prefix (i-PI's sockets_prefix; default /tmp/ipi_)")
+    serve.add_argument("--shm", action="store_true", help="shared-memory transport (ffsocket mode='shm'; implies --unix)")
+    serve.add_argument("--structure", required=True, metavar="FILE",
+                       help="where the elements come from (i-PI sends positions only): a structure file, "
+                            "or the i-PI input XML / RESTART")
+    serve.add_argument("--connections", type=int, default=1, metavar="N",
+                       help="connections this process opens (e.g. one per replica); requests arriving "
+                            "together are evaluated in one batch (default 1)")
+    serve.add_argument("--pbc", action="store_true",
+                       help="periodic system: use i-PI's cell and return the virial (default: gas phase, zero virial)")
+    serve.add_argument("--connect-timeout", type=float, default=60.0, metavar="S",
+                       help="give up connecting after S seconds of retries (default 60)")
+    serve.add_argument("-v", "--verbose", action="store_true", help="log every INIT and timing")
+    serve.set_defaults(func=run_serve)
+
+    run = subparsers.add_parser(
+        "run", help="run i-PI on an XML input (or RESTART) with so3k drivers, showing progress",
+        description="Start i-PI on INPUT, start the driver(s) with the socket address, mode and batch "
+                    "size read from it, and show progress. Ctrl-C stops cleanly (i-PI writes RESTART); "
+                    "'so3k run RESTART --model MODEL' resumes.")
+    run.add_argument("input", metavar="INPUT", help="i-PI XML input or RESTART file")
+    run.add_argument("--model", required=True, help="model: FILE.so3k, mlff:DIR, so3lr:DIR or 'default'")
+    run.add_argument("--structure", help="replace the <initialize><file> structures (xyz, Å)")
+    run.add_argument("--steps", type=int, help="replace <total_steps>")
+    run.add_argument("--address", help="replace the ffsocket <address> (unix/shm: socket name; inet: host)")
+    run.add_argument("--port", type=int, help="replace the ffsocket <port> (inet)")
+    run.add_argument("--temperature", type=float, metavar="K",
+                     help="replace the ensemble temperature and thermal velocities, in kelvin (single system only)")
+    run.add_argument("--drivers", type=int, default=1, metavar="N", help="driver processes to start (default 1)")
+    run.add_argument("--connections", type=int, default=1, metavar="N", help="connections per driver (default 1)")
+    run.add_argument("--workdir", default=".", help="where i-PI runs and writes its outputs (default: here)")
+    run.add_argument("--dtype", choices=["float32", "float64"], default=None, help="evaluation precision")
+    run.add_argument("--device", default=None, help="JAX device for the drivers, e.g. cpu, gpu, gpu:1")
+    run.add_argument("--pbc", action="store_true", help="periodic system (stress/virial); default: set when the XML asks for NPT")
+    run.add_argument("--driver-option", action="append", default=[], metavar="OPT",
+                     help="extra option passed to each 'so3k serve' (repeatable), e.g. --driver-option=--lr-cutoff=10")
+    run.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                     help="stop everything if i-PI makes no progress for S seconds (default 120)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=run_run)
+
+
+def run_serve(args) -> int:
+    from ..cli import UserError
+
+    for key, value in GPU_MEMORY_DEFAULTS.items():
+        os.environ.setdefault(key, value)  # before JAX is imported by load_potential
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("so3k serve: %(message)s"))
+    logger = logging.getLogger("so3k")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    from ..ipi.compute import StructureMismatch, make_compute
+    from ..ipi.server import serve
+    from ..ipi.structures import read_numbers
+    from ..ipi.transport import Disconnected, connect
+
+    try:
+        numbers = read_numbers(args.structure)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    if args.shm and args.inet:
+        raise UserError("--shm needs a unix socket address (--unix), not --inet")
+    if args.connections < 1:
+        raise UserError("--connections must be >= 1")
+    inet = None
+    if args.inet:
+        host, _, port = args.inet.rpartition(":")
+        if not host or not port.isdigit():
+            raise UserError(f"--inet expects HOST:PORT, got {args.inet!r}")
+        inet = (host, int(port))
+    potential = load_potential(args)
+    compute = make_compute(potential, numbers, periodic=args.pbc, total_charge=args.total_charge,
+                           unpaired_electrons=args.unpaired_electrons)
+    try:
+        connections = [connect(unix=args.unix, inet=inet, prefix=args.prefix, timeout_s=args.connect_timeout)
+                       for _ in range(args.connections)]
+    except ConnectionError as error:
+        raise UserError(str(error)) from None
+    try:
+        answered = serve(connections, compute, use_shm=args.shm)
+    except Disconnected as error:
+        print(f"so3k serve: i-PI went away without EXIT ({error}); stopping", file=sys.stderr)
+        return 1
+    except StructureMismatch as error:
+        raise UserError(f"{error}; closed the connection") from None
+    except Exception as error:
+        from ..validation import InputError
+
+        if isinstance(error, InputError):
+            raise UserError(f"bad structure from i-PI: {error}; closed the connection") from None
+        raise
+    logging.getLogger("so3k.ipi").info("done: %d requests, %d compilations", answered, potential.compile_count)
+    return 0
+
+
+def run_run(args) -> int:
+    from ..ipi.runner import run_simulation
+
+    return run_simulation(args)

@@ -1,0 +1,67 @@
+"""The physics side of the driver: a ``compute(cells_bohr, positions_bohr)`` callable.
+
+It receives i-PI's cells (B, 3, 3) bohr (vectors as columns) and positions (B, N, 3) bohr and
+returns energies (B,) Ha, forces (B, N, 3) Ha/bohr, virials (B, 3, 3) Ha and B JSON extra
+strings, all from ONE ``Potential.evaluate`` call.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+import numpy as np
+
+from . import conversion
+
+ComputeResult = tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]
+Compute = Callable[[np.ndarray, np.ndarray], ComputeResult]
+
+
+class StructureMismatch(ValueError):
+    """i-PI sent a structure that does not match the driver's template (atom count)."""
+
+
+def make_compute(potential, numbers, *, periodic: bool = False, total_charge: float = 0.0,
+                 unpaired_electrons: float = 0.0) -> Compute:
+    """Wrap ``potential`` for atoms ``numbers`` (N,). periodic=False: gas phase, zero virial."""
+    numbers = np.asarray(numbers, dtype=np.int64)
+
+    def compute(cells_bohr: np.ndarray, positions_bohr: np.ndarray) -> ComputeResult:
+        count, natoms = positions_bohr.shape[:2]
+        if natoms != len(numbers):
+            raise StructureMismatch(
+                f"i-PI sent {natoms} atoms but the driver's structure has {len(numbers)}; "
+                "the atom count must stay fixed (check --structure)")
+        positions = conversion.positions_to_angstrom(positions_bohr)
+        cells = conversion.cells_to_angstrom_rows(cells_bohr) if periodic else None
+        results = potential.evaluate(np.broadcast_to(numbers, (count, natoms)), positions, cells,
+                                     pbc=periodic, total_charge=total_charge,
+                                     unpaired_electrons=unpaired_electrons)
+        energies = conversion.energies_to_hartree(results.energy)
+        forces = conversion.forces_to_atomic(results.forces)
+        if results.virial is not None:
+            virials = conversion.virials_to_hartree(results.virial)
+        else:
+            virials = np.zeros((count, 3, 3))
+        return energies, forces, virials, extras_json(results, count)
+
+    return compute
+
+
+def extras_json(results, count: int) -> list[str]:
+    """One JSON string per structure: evaluation time and whatever the model predicts besides energy.
+
+    Units: time_s seconds (the whole batched call), charges e, hirshfeld_ratios dimensionless,
+    dipole e·bohr (atomic units, like everything on the wire).
+    """
+    texts = []
+    for index in range(count):
+        record = {"time_s": results.wall_time, "batch": count}
+        for key, values in results.extras.items():
+            value = values[index]
+            if key == "dipole":
+                value = conversion.dipoles_to_atomic(value)
+            record[key] = np.asarray(value).tolist()
+        texts.append(json.dumps(record))
+    return texts

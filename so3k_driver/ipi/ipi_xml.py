@@ -1,0 +1,119 @@
+"""Reading and adjusting i-PI XML inputs (and RESTART files, which are i-PI XML too) for ``so3k run``."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import xml.etree.ElementTree as ET
+
+
+class InputProblem(ValueError):
+    """The XML cannot be used as given; the message says what to change."""
+
+
+@dataclasses.dataclass
+class SocketSettings:
+    mode: str  # unix | inet | shm
+    address: str
+    port: int
+    batch_size: int
+    prefix: str
+
+    @property
+    def unix_path(self) -> str:
+        return self.address if self.address.startswith("/") else self.prefix + self.address
+
+
+@dataclasses.dataclass
+class OutputSettings:
+    prefix: str
+    properties_file: str | None  # filename attribute of <properties>, e.g. 'out'
+    total_steps: int | None
+    start_step: int
+
+
+def load(path: str) -> ET.ElementTree:
+    try:
+        tree = ET.parse(path)
+    except ET.ParseError as error:
+        raise InputProblem(f"{path} is not valid XML: {error}") from None
+    except FileNotFoundError:
+        raise InputProblem(f"input file {path} not found") from None
+    if tree.getroot().tag != "simulation":
+        raise InputProblem(f"{path}: root element is <{tree.getroot().tag}>, expected i-PI's <simulation>")
+    return tree
+
+
+def _text(element, default=None):
+    return element.text.strip() if element is not None and element.text is not None else default
+
+
+def apply_overrides(root, *, input_dir: str, structure=None, steps=None, address=None, port=None,
+                    temperature=None) -> None:
+    """Fill the placeholders of an input from ``so3k run`` options; make file paths absolute."""
+    for file_element in root.iter("file"):
+        if structure is not None:
+            file_element.text = f" {os.path.abspath(structure)} "
+        elif file_element.text and not os.path.isabs(file_element.text.strip()):
+            file_element.text = f" {os.path.join(input_dir, file_element.text.strip())} "
+    if steps is not None:
+        total = root.find("total_steps")
+        if total is None:
+            total = ET.SubElement(root, "total_steps")
+        total.text = f" {steps} "
+    sockets = root.findall("ffsocket")
+    if address is not None or port is not None:
+        if not sockets:
+            raise InputProblem("the input has no <ffsocket> whose address could be set")
+        for ffsocket in sockets:
+            if address is not None:
+                _child(ffsocket, "address").text = f" {address} "
+            if port is not None:
+                _child(ffsocket, "port").text = f" {port} "
+    if temperature is not None:
+        if root.find("system_template") is not None or len(root.findall("system")) != 1:
+            raise InputProblem("--temperature needs a single <system>; edit the temperatures of a REMD input in the XML")
+        system = root.find("system")
+        for element in [system.find("ensemble/temperature"), system.find("initialize/velocities")]:
+            if element is not None:
+                element.text = f" {temperature} "
+                element.set("units", "kelvin")
+
+
+def _child(parent, tag):
+    element = parent.find(tag)
+    return element if element is not None else ET.SubElement(parent, tag)
+
+
+def socket_settings(root) -> SocketSettings:
+    sockets = root.findall("ffsocket")
+    if not sockets:
+        raise InputProblem("the input has no <ffsocket>: so3k run serves models over i-PI sockets")
+    if len(sockets) > 1:
+        raise InputProblem("the input has several <ffsocket>s; so3k run serves exactly one")
+    ffsocket = sockets[0]
+    mode = ffsocket.get("mode", "inet").strip().lower()
+    if mode not in ("unix", "inet", "shm"):
+        raise InputProblem(f"ffsocket mode {mode!r} is not supported by so3k (unix, inet, shm)")
+    return SocketSettings(
+        mode=mode,
+        address=_text(ffsocket.find("address"), "localhost"),
+        port=int(_text(ffsocket.find("port"), "65535")),
+        batch_size=int(_text(ffsocket.find("batch_size"), "1")),
+        prefix=root.get("sockets_prefix", "/tmp/ipi_"),
+    )
+
+
+def output_settings(root) -> OutputSettings:
+    output = root.find("output")
+    prefix = output.get("prefix", "i-pi") if output is not None else "i-pi"
+    properties = output.find("properties") if output is not None else None
+    total = _text(root.find("total_steps"))
+    step = _text(root.find("step"), "0")
+    return OutputSettings(prefix=prefix, properties_file=properties.get("filename", "out") if properties is not None else None,
+                          total_steps=int(total) if total else None, start_step=int(step))
+
+
+def is_variable_cell(root) -> bool:
+    """NPT/NST dynamics or a cell optimisation: the driver must return the virial."""
+    return any(d.get("mode") in ("npt", "nst") for d in root.iter("dynamics")) or root.find(".//barostat") is not None
