@@ -15,6 +15,7 @@ import sys
 COMMAND_MODULES = [
     "so3k_driver.commands.model_commands",
     "so3k_driver.commands.ipi_commands",
+    "so3k_driver.commands.analyze_commands",
 ]
 
 

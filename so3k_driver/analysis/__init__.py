@@ -1,0 +1,1 @@
+"""Analysis of i-PI + PLUMED sampling runs (``so3k analyze``)."""

@@ -1,0 +1,26 @@
+"""``so3k analyze RUN_DIR``: plots and a markdown summary of a PLUMED/REMD sampling run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "analyze", help="demultiplex REMD, end-to-end distance, Rg, helix fraction, FES from HILLS, Ramachandran")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="folder with i-PI outputs (*.out, *.pos_0.xyz) and HILLS/COLVAR")
+    parser.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis)")
+    parser.set_defaults(func=run_analyze)
+
+
+def run_analyze(args) -> int:
+    from ..analysis.report import analyze
+    from ..cli import UserError
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is not a folder")
+    summary = analyze(run_dir, Path(args.out) if args.out else None)
+    print(summary.read_text())
+    print(f"plots and summary in {summary.parent}")
+    return 0
