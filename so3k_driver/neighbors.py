@@ -63,6 +63,9 @@ class CapacityKeeper:
         self._capacity: dict = {}
         self._shrink_below = shrink_below
 
+    def current(self, key) -> int | None:
+        return self._capacity.get(key)
+
     def capacity(self, key, count: int) -> int:
         current = self._capacity.get(key)
         if current is None or count > current or count < self._shrink_below * current:

@@ -97,6 +97,10 @@ class Potential:
         """How many times the model has been traced and compiled (one per shape bucket)."""
         return self._compile_count
 
+    def pair_capacity(self, num_structures: int, num_atoms: int) -> int | None:
+        """Padded short-range pair slots in use for batches of B structures of N atoms (None before use)."""
+        return self._capacities.current(("pair", (num_structures, num_atoms)))
+
     @property
     def species(self) -> tuple[int, ...]:
         return self.config.species
@@ -123,8 +127,14 @@ class Potential:
         single = positions.ndim == 2
         if single:
             positions = positions[None]
+        if positions.ndim != 3 or positions.shape[-1] != 3:
+            raise InputError(f"positions must have shape (N, 3) or (B, N, 3), got {np.shape(positions)}")
         if numbers.ndim == 1:
-            numbers = np.broadcast_to(numbers, positions.shape[:2] if positions.ndim == 3 else (1, len(numbers)))
+            if len(numbers) != positions.shape[1]:
+                raise InputError(
+                    f"mismatched shapes: {len(numbers)} atomic numbers but {positions.shape[1]} positions"
+                )
+            numbers = np.broadcast_to(numbers, positions.shape[:2])
         if not np.issubdtype(numbers.dtype, np.integer):
             raise InputError(f"atomic numbers must be integers, got dtype {numbers.dtype}")
         if pbc is None:
