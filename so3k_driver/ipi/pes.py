@@ -1,0 +1,48 @@
+"""SO3krates/SO3LR as an i-PI Python PES, for ``i-pi-py_driver`` or ``<ffdirect>``.
+
+    i-pi-py_driver -m custom -P $(python -c 'import so3k_driver.ipi.pes as m; print(m.__file__)') \\
+        -u -a ADDRESS -o model=mlff:/path/to/model,structure=ala3.xyz[,pbc=true,dtype=float64,device=gpu]
+
+Arguments (all strings, from ``-o``): model (required), structure (required: elements, since i-PI
+sends positions only), pbc (default false: gas phase, zero virial), dtype, device, lr_cutoff (Å),
+total_charge (e). Batched calls (``batch_size`` > 1) get lists and are evaluated in one model call.
+Units at this interface are atomic (bohr, hartree), as i-PI passes them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ipi.pes.dummy import Dummy_driver
+
+from so3k_driver.ipi.compute import make_compute
+from so3k_driver.ipi.structures import read_numbers
+
+__DRIVER_NAME__ = "so3k"
+__DRIVER_CLASS__ = "SO3kratesDriver"
+
+TRUE = ("1", "true", "yes", "on")
+
+
+class SO3kratesDriver(Dummy_driver):
+    def __init__(self, model=None, structure=None, pbc="false", dtype=None, device=None, lr_cutoff="12",
+                 total_charge="0", verbose=False, *args, **kwargs):
+        if model is None or structure is None:
+            raise ValueError("so3k PES needs model=... and structure=... (e.g. -o model=mlff:DIR,structure=ala3.xyz)")
+        from so3k_driver.potential import Potential
+
+        lr = float(lr_cutoff)
+        potential = Potential.load(model, dtype=dtype, device=device, lr_cutoff=None if lr == 0 else lr)
+        self._compute = make_compute(potential, read_numbers(structure), periodic=str(pbc).lower() in TRUE,
+                                     total_charge=float(total_charge))
+        super().__init__(verbose, *args, **kwargs)
+
+    def compute_structure(self, cell, pos):
+        return self.compute(cell, pos)
+
+    def compute(self, cell, pos):
+        batched = isinstance(cell, list)
+        cells = np.asarray(cell if batched else [cell], dtype=np.float64).reshape(-1, 3, 3)
+        positions = np.asarray(pos if batched else [pos], dtype=np.float64).reshape(len(cells), -1, 3)
+        energies, forces, virials, extras = self._compute(cells, positions)
+        results = [(float(e), f, v, x) for e, f, v, x in zip(energies, forces, virials, extras)]
+        return results if batched else results[0]
