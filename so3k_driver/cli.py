@@ -16,6 +16,8 @@ COMMAND_MODULES = [
     "so3k_driver.commands.model_commands",
     "so3k_driver.commands.ipi_commands",
     "so3k_driver.commands.analyze_commands",
+    "so3k_driver.commands.train_commands",
+    "so3k_driver.commands.label_commands",
 ]
 
 

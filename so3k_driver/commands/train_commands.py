@@ -1,0 +1,82 @@
+"""``so3k train CONFIG`` and ``so3k test MODEL DATA``. Units: Å, eV, eV/Å (data converted on load)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    t = subparsers.add_parser("train", help="train a SO3krates model from labelled data (YAML/TOML config)")
+    t.add_argument("config", metavar="CONFIG", help="training settings, .yaml/.yml, .toml or .json")
+    t.add_argument("--data", help="labelled data: extxyz or npz (overrides 'data')")
+    t.add_argument("--energy-unit", help="unit of energies in the data file: eV or kcal/mol (forces per Å)")
+    t.add_argument("--epochs", type=int, help="number of epochs")
+    t.add_argument("--num-train", type=int, help="training structures (validation: the rest or num_valid)")
+    t.add_argument("--output-dir", help="folder for checkpoints, metrics.jsonl, learning_curve.png")
+    t.add_argument("--export", help="path of the exported model (.so3k)")
+    t.add_argument("--no-resume", action="store_true", help="start afresh even if checkpoints exist")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any setting, e.g. --set learning_rate=5e-4 --set model.num_layers=2")
+    t.set_defaults(func=run_train)
+
+    s = subparsers.add_parser("test", help="energy/force errors of a model on labelled data, with a parity plot")
+    s.add_argument("model", metavar="MODEL", help="FILE.so3k, mlff:DIR, so3lr:DIR or 'default'")
+    s.add_argument("data", metavar="DATA", help="labelled data: extxyz or npz")
+    s.add_argument("--energy-unit", default="eV", help="unit of energies in DATA: eV (default) or kcal/mol")
+    s.add_argument("--dtype", choices=["float32", "float64"], default=None, help="evaluation precision")
+    s.add_argument("--plot", help="parity plot PNG path (default: none)")
+    s.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    s.set_defaults(func=run_test)
+
+
+def settings_from_args(args):
+    from ..cli import UserError
+    from ..training.settings import TrainSettings, apply_overrides, read_settings_file
+
+    path = Path(args.config)
+    if not path.exists():
+        raise UserError(f"config file {path} not found")
+    try:
+        raw = read_settings_file(path)
+        flags = {"data": args.data, "energy_unit": args.energy_unit, "epochs": args.epochs,
+                 "num_train": args.num_train, "output_dir": args.output_dir, "export": args.export}
+        raw.update({k: v for k, v in flags.items() if v is not None})
+        if args.no_resume:
+            raw["resume"] = False
+        raw = apply_overrides(raw, args.set)
+        return TrainSettings.from_dict(raw)
+    except (ValueError, TypeError) as error:
+        raise UserError(f"bad training settings in {path}: {error}") from None
+
+
+def run_train(args) -> int:
+    from ..cli import UserError
+    from ..training.trainer import train
+
+    settings = settings_from_args(args)
+    try:
+        train(settings)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    return 0
+
+
+def run_test(args) -> int:
+    from ..cli import UserError
+    from ..training.testing import test_model
+
+    try:
+        metrics = test_model(args.model, args.data, args.energy_unit, dtype=args.dtype, plot=args.plot)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        from ..training.evaluation import format_metrics
+
+        print(f"{args.model} on {args.data} (energies eV, forces eV/Å after conversion from {args.energy_unit}):")
+        print("  " + format_metrics(metrics))
+        if args.plot:
+            print(f"  parity plot: {args.plot}")
+    return 0

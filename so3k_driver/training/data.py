@@ -1,0 +1,165 @@
+"""Labelled data sets: extxyz or npz (sGDML/MD17 and rMD17 keys), converted to eV and eV/Å once here.
+
+A :class:`Dataset` holds ragged structures as lists (numbers, positions Å) plus energies (eV) and
+forces (eV/Å). Forces in a file are assumed to be in ``energy_unit`` per Å.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from ..units import energy_to_ev
+
+NPZ_KEYS = {  # our name -> candidate keys, first found wins
+    "numbers": ("z", "nuclear_charges", "numbers"),
+    "positions": ("R", "coords", "positions"),
+    "energies": ("E", "energies", "energy"),
+    "forces": ("F", "forces"),
+}
+
+
+@dataclasses.dataclass
+class Dataset:
+    """numbers[i] (N_i,) int, positions[i] (N_i, 3) Å, energies (S,) eV, forces[i] (N_i, 3) eV/Å."""
+
+    numbers: list[np.ndarray]
+    positions: list[np.ndarray]
+    energies: np.ndarray
+    forces: list[np.ndarray]
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.energies)
+
+    def subset(self, indices) -> "Dataset":
+        idx = [int(i) for i in indices]
+        return Dataset([self.numbers[i] for i in idx], [self.positions[i] for i in idx],
+                       self.energies[idx].copy(), [self.forces[i] for i in idx], self.source)
+
+    @property
+    def species(self) -> tuple[int, ...]:
+        return tuple(sorted({int(z) for n in self.numbers for z in n}))
+
+    @property
+    def max_atoms(self) -> int:
+        return max(len(n) for n in self.numbers)
+
+
+def load_dataset(path: str | Path, energy_unit: str = "eV", energy_key: str | None = None,
+                 forces_key: str | None = None) -> Dataset:
+    """Read ``path`` (.npz or anything ASE reads) and convert energies/forces from ``energy_unit`` to eV."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"data file {path} not found")
+    if path.suffix == ".npz":
+        numbers, positions, energies, forces = _read_npz(path)
+    else:
+        numbers, positions, energies, forces = _read_ase(path, energy_key, forces_key)
+    energies = energy_to_ev(np.asarray(energies, np.float64).reshape(-1), energy_unit)
+    forces = [energy_to_ev(np.asarray(f, np.float64), energy_unit) for f in forces]
+    if not (len(numbers) == len(positions) == len(energies) == len(forces)):
+        raise ValueError(f"{path}: inconsistent numbers of structures, energies and forces")
+    return Dataset(numbers, positions, energies, forces, source=str(path))
+
+
+def _pick(archive, name: str, path: Path):
+    for key in NPZ_KEYS[name]:
+        if key in archive.files:
+            return np.asarray(archive[key])
+    raise ValueError(f"{path}: no {name} array (looked for keys {NPZ_KEYS[name]}, found {archive.files})")
+
+
+def _read_npz(path: Path):
+    with np.load(path, allow_pickle=False) as archive:
+        z = _pick(archive, "numbers", path).astype(np.int64)
+        R = _pick(archive, "positions", path).astype(np.float64)
+        E = _pick(archive, "energies", path)
+        F = _pick(archive, "forces", path).astype(np.float64)
+    if R.ndim != 3 or F.shape != R.shape:
+        raise ValueError(f"{path}: positions must be (S, N, 3) and forces the same shape, got {R.shape}, {F.shape}")
+    if z.ndim != 1 or len(z) != R.shape[1]:
+        raise ValueError(f"{path}: {len(z)} atomic numbers for structures of {R.shape[1]} atoms")
+    S = len(R)
+    return [z.copy() for _ in range(S)], list(R), E, list(F)
+
+
+def _read_ase(path: Path, energy_key: str | None, forces_key: str | None):
+    import ase.io
+
+    frames = ase.io.read(path, index=":")
+    numbers, positions, energies, forces = [], [], [], []
+    for i, atoms in enumerate(frames):
+        numbers.append(atoms.numbers.astype(np.int64))
+        positions.append(atoms.positions.astype(np.float64))
+        energies.append(_frame_energy(atoms, energy_key, path, i))
+        forces.append(_frame_forces(atoms, forces_key, path, i))
+    return numbers, positions, np.asarray(energies), forces
+
+
+def _frame_energy(atoms, key, path, i) -> float:
+    if key:
+        return float(atoms.info[key])
+    if atoms.calc is not None and "energy" in atoms.calc.results:
+        return float(atoms.calc.results["energy"])
+    for name in ("energy", "Energy", "REF_energy", "energy_ev"):
+        if name in atoms.info:
+            return float(atoms.info[name])
+    raise ValueError(f"{path} frame {i}: no energy (give energy_key)")
+
+
+def _frame_forces(atoms, key, path, i) -> np.ndarray:
+    if key:
+        return np.asarray(atoms.arrays[key], np.float64)
+    if atoms.calc is not None and "forces" in atoms.calc.results:
+        return np.asarray(atoms.calc.results["forces"], np.float64)
+    for name in ("forces", "REF_forces", "force"):
+        if name in atoms.arrays:
+            return np.asarray(atoms.arrays[name], np.float64)
+    raise ValueError(f"{path} frame {i}: no forces (give forces_key)")
+
+
+def split_indices(count: int, num_train: int, num_valid: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded random train/validation split; num_valid None = all the rest."""
+    if num_train >= count:
+        raise ValueError(f"num_train {num_train} must be smaller than the {count} structures in the data")
+    order = np.random.default_rng(seed).permutation(count)
+    rest = count - num_train
+    num_valid = rest if num_valid is None else min(num_valid, rest)
+    return np.sort(order[:num_train]), np.sort(order[num_train:num_train + num_valid])
+
+
+def fit_energy_shifts(data: Dataset) -> np.ndarray:
+    """Per-element energy shifts (eV) by least squares, E_s ≈ Σ_Z count_s(Z)·shift(Z); returns (119,).
+
+    With one composition the system is underdetermined and lstsq gives the minimum-norm solution,
+    which still removes the mean energy.
+    """
+    species = data.species
+    counts = np.zeros((len(data), len(species)))
+    column = {z: j for j, z in enumerate(species)}
+    for s, n in enumerate(data.numbers):
+        for z in n:
+            counts[s, column[int(z)]] += 1
+    solution, *_ = np.linalg.lstsq(counts, data.energies, rcond=None)
+    shifts = np.zeros(119)
+    for z, j in column.items():
+        shifts[z] = solution[j]
+    return shifts
+
+
+def write_extxyz(data: Dataset, path: str | Path) -> Path:
+    """Write ``data`` as extxyz with energies (eV) and forces (eV/Å) as calculator results."""
+    import ase.io
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = []
+    for n, r, e, f in zip(data.numbers, data.positions, data.energies, data.forces):
+        atoms = Atoms(numbers=n, positions=r)
+        atoms.calc = SinglePointCalculator(atoms, energy=float(e), forces=np.asarray(f))
+        frames.append(atoms)
+    ase.io.write(path, frames, format="extxyz")
+    return Path(path)

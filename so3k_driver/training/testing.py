@@ -1,0 +1,41 @@
+"""Evaluate a model on labelled data: errors (eV, eV/atom, eV/Å) and an optional parity plot."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .data import load_dataset
+from .evaluation import error_metrics
+
+
+def predict_dataset(potential, data):
+    """Energies (S,) eV and forces list of (N_i, 3) eV/Å; same-size structures evaluated in groups."""
+    energies = np.zeros(len(data))
+    forces: list = [None] * len(data)
+    groups: dict[tuple, list[int]] = {}
+    for i, n in enumerate(data.numbers):
+        groups.setdefault(tuple(int(z) for z in n), []).append(i)
+    for numbers, indices in groups.items():
+        for start in range(0, len(indices), 16):
+            chunk = indices[start:start + 16]
+            results = potential.evaluate(np.asarray(numbers), np.stack([data.positions[i] for i in chunk]))
+            for k, i in enumerate(chunk):
+                energies[i] = results.energy[k]
+                forces[i] = results.forces[k]
+    return energies, forces
+
+
+def test_model(model: str, data_path: str, energy_unit: str = "eV", dtype: str | None = None,
+               plot: str | None = None) -> dict:
+    from ..potential import Potential
+
+    potential = Potential.load(model, dtype=dtype)
+    data = load_dataset(data_path, energy_unit)
+    energies, forces = predict_dataset(potential, data)
+    metrics = error_metrics(energies, data.energies, [len(n) for n in data.numbers], forces, data.forces)
+    metrics.update(model=model, data=data_path, units={"energy": "eV", "forces": "eV/angstrom"})
+    if plot:
+        from .plots import parity_plot
+
+        parity_plot(data.energies, energies, data.forces, forces, plot, title=f"{model} on {data_path}")
+    return metrics

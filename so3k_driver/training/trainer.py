@@ -1,0 +1,234 @@
+"""The training loop: padded batches, optax, EMA weights, validation, early stopping, orbax
+checkpoints with exact resume, a JSON-lines metrics log, a learning-curve plot and model export.
+
+Energies are trained as residuals after the per-element least-squares shifts (computed on the host
+in float64), and the shifts are added to ``observables_0/energy_offset`` at export. Units: eV, eV/Å.
+Resume: batch order depends only on (seed, epoch) and checkpoints are taken at epoch ends, so a
+resumed run repeats the uninterrupted one step for step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..config import ModelConfig
+from ..model.energy import EnergyModel
+from .batching import Capacities, PairCache, batch_order, make_batch
+from .checkpoints import Checkpoints
+from .data import Dataset, fit_energy_shifts, load_dataset, split_indices, write_extxyz
+from .evaluation import error_metrics, format_metrics
+from .model_fn import batch_graph, energies_and_forces, loss_and_metrics
+from .optimizer import learning_rate_schedule, make_optimizer
+from .progress import ProgressBar
+from .settings import TrainSettings
+
+DEFAULT_SMALL_MODEL = {"num_layers": 2, "num_features": 48, "num_heads": 4, "energy_regression_dim": 48}
+
+
+@dataclasses.dataclass
+class Prepared:
+    config: ModelConfig
+    train: Dataset
+    valid: Dataset
+    shifts: np.ndarray  # (119,) eV per element
+    train_pairs: PairCache
+    valid_pairs: PairCache
+    capacities: Capacities
+
+
+def prepare(s: TrainSettings) -> Prepared:
+    """Load data (converted to eV), split, fit shifts, build pair lists and capacities."""
+    data = load_dataset(s.data, s.energy_unit, s.energy_key, s.forces_key)
+    train_idx, valid_idx = split_indices(len(data), s.num_train, s.num_valid, s.split_seed)
+    train, valid = data.subset(train_idx), data.subset(valid_idx)
+    model = {**s.model, "species": list(data.species), "learn_atomic_shifts": True}
+    config = ModelConfig.from_dict(model)
+    shifts = fit_energy_shifts(train)
+    train_pairs, valid_pairs = PairCache.build(train, config.cutoff), PairCache.build(valid, config.cutoff)
+    max_pairs = max(train_pairs.max_pairs, valid_pairs.max_pairs if len(valid) else 0)
+    capacities = Capacities.for_data(s.batch_size, data.max_atoms, max_pairs)
+    return Prepared(config, train, valid, shifts, train_pairs, valid_pairs, capacities)
+
+
+def residual_energies(data: Dataset, shifts: np.ndarray) -> Dataset:
+    """A copy of ``data`` with the per-element shifts subtracted from the energies (float64)."""
+    offsets = np.array([shifts[n].sum() for n in data.numbers])
+    return dataclasses.replace(data, energies=data.energies - offsets)
+
+
+class Trainer:
+    def __init__(self, s: TrainSettings, log=print):
+        self.s = s
+        self.log = log
+        self.p = prepare(s)
+        self.module = EnergyModel(self.p.config)
+        self.cutoff = self.p.config.cutoff
+        self.train_data = residual_energies(self.p.train, self.p.shifts)
+        self.valid_data = residual_energies(self.p.valid, self.p.shifts)
+        self.optimizer = make_optimizer(s)
+        self.schedule = learning_rate_schedule(s)
+        self._train_step = jax.jit(self._step)
+        self._predict = jax.jit(lambda params, batch: energies_and_forces(self.module, params, batch, self.cutoff))
+        self.output = Path(s.output_dir)
+        self.metrics_path = self.output / "metrics.jsonl"
+
+    # --------------------------------------------------------------------------------------------
+    def initial_state(self) -> dict:
+        batch = make_batch(self.train_data, self.p.train_pairs, [0], self.p.capacities)
+        graph = batch_graph(batch, jnp.asarray(batch["positions"]), self.cutoff)
+        params = self.module.init(jax.random.PRNGKey(self.s.seed), graph, self.s.batch_size + 1)
+        return {"params": params, "opt_state": self.optimizer.init(params), "ema": params, "best": params,
+                "step": jnp.zeros((), jnp.int32), "epoch": jnp.zeros((), jnp.int32),
+                "best_loss": jnp.asarray(np.inf, jnp.float32), "bad_epochs": jnp.zeros((), jnp.int32),
+                "train_time_s": jnp.zeros((), jnp.float32)}
+
+    def _step(self, state, batch):
+        s = self.s
+
+        def loss_fn(params):
+            return loss_and_metrics(self.module, params, batch, self.cutoff, s.energy_weight, s.force_weight)
+
+        grads, metrics = jax.grad(loss_fn, has_aux=True)(state["params"])
+        updates, opt_state = self.optimizer.update(grads, state["opt_state"], state["params"])
+        params = jax.tree.map(lambda p, u: p + u, state["params"], updates)
+        step = state["step"] + 1
+        decay = jnp.minimum(s.ema_decay, (1.0 + step) / (10.0 + step)) if s.ema_decay > 0 else 0.0
+        ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state["ema"], params)
+        return {**state, "params": params, "opt_state": opt_state, "ema": ema, "step": step}, metrics
+
+    # --------------------------------------------------------------------------------------------
+    def predict(self, params, data: Dataset, pairs: PairCache):
+        """Energies (S,) eV (residual, without shifts) and forces list of (N_i, 3) eV/Å."""
+        energies, forces = [], []
+        for chunk in batch_order(len(data), self.s.batch_size, None):
+            batch = make_batch(data, pairs, chunk, self.p.capacities)
+            e, f = self._predict(params, batch)
+            e, f = np.asarray(e, np.float64), np.asarray(f, np.float64)
+            a0 = 0
+            for slot, i in enumerate(chunk):
+                n = len(data.numbers[i])
+                energies.append(e[slot])
+                forces.append(f[a0:a0 + n])
+                a0 += n
+        return np.asarray(energies), forces
+
+    def validate(self, params) -> dict[str, float]:
+        data = self.valid_data
+        energies, forces = self.predict(params, data, self.p.valid_pairs)
+        counts = [len(n) for n in data.numbers]
+        m = error_metrics(energies, data.energies, counts, forces, data.forces)
+        m["loss"] = self.s.energy_weight * m["energy_rmse_eV"] ** 2 + self.s.force_weight * m["forces_rmse_eV_per_A"] ** 2
+        return m
+
+    # --------------------------------------------------------------------------------------------
+    def _resume(self, checkpoints: Checkpoints, state: dict) -> dict:
+        latest = checkpoints.latest_epoch() if self.s.resume else None
+        if latest is None:
+            self.output.mkdir(parents=True, exist_ok=True)
+            self.metrics_path.write_text("")
+            return state
+        state = checkpoints.restore(latest, state)
+        self.log(f"resuming from the checkpoint after epoch {latest} (step {int(state['step'])})")
+        if self.metrics_path.exists():  # drop log rows written after that checkpoint
+            rows = [r for r in self.metrics_path.read_text().splitlines() if r and json.loads(r)["epoch"] <= latest]
+            self.metrics_path.write_text("".join(r + "\n" for r in rows))
+        return state
+
+    def train(self) -> dict:
+        s = self.s
+        self.log(f"training on {len(self.p.train)} structures, validating on {len(self.p.valid)} "
+                 f"({self.p.train.source}); species {list(self.p.config.species)}")
+        checkpoints = Checkpoints(self.output / "checkpoints")
+        state = self._resume(checkpoints, self.initial_state())
+        start_epoch = int(state["epoch"])
+        wall_start = time.perf_counter() - float(state["train_time_s"])
+        stop_reason = "epochs done"
+        for epoch in range(start_epoch + 1, s.epochs + 1):
+            if s.patience is not None and int(state["bad_epochs"]) >= s.patience:
+                stop_reason = f"early stopping (no improvement for {s.patience} epochs)"
+                break
+            if s.time_limit_s is not None and time.perf_counter() - wall_start >= s.time_limit_s:
+                stop_reason = f"time limit {s.time_limit_s} s"
+                break
+            state, train_metrics = self._epoch(state, epoch)
+            row = {"epoch": epoch, "step": int(state["step"]), "lr": float(self.schedule(int(state["step"]))),
+                   **{f"train_{k}": v for k, v in train_metrics.items()}}
+            if epoch % s.eval_every == 0 or epoch == s.epochs:
+                valid = self.validate(state["ema"])
+                row.update({f"valid_{k}": v for k, v in valid.items()})
+                improved = valid["loss"] < float(state["best_loss"])
+                state = {**state, "best": state["ema"] if improved else state["best"],
+                         "best_loss": jnp.asarray(min(valid["loss"], float(state["best_loss"])), jnp.float32),
+                         "bad_epochs": jnp.asarray(0 if improved else int(state["bad_epochs"]) + 1, jnp.int32)}
+                self.log(f"epoch {epoch}: train loss {train_metrics['loss']:.4g}; valid {format_metrics(valid)}")
+            elapsed = time.perf_counter() - wall_start
+            state = {**state, "epoch": jnp.asarray(epoch, jnp.int32), "train_time_s": jnp.asarray(elapsed, jnp.float32)}
+            row["time_s"] = elapsed
+            with open(self.metrics_path, "a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            if epoch % s.checkpoint_every == 0 or epoch == s.epochs:
+                checkpoints.save(epoch, state)
+        checkpoints.close()
+        self.log(f"stopped: {stop_reason}")
+        return self._finish(state, stop_reason)
+
+    def _epoch(self, state, epoch: int):
+        s = self.s
+        chunks = batch_order(len(self.train_data), s.batch_size, seed=[s.seed, epoch])
+        bar = ProgressBar(len(chunks), label=f"epoch {epoch}/{s.epochs}") if s.progress else None
+        totals = {"loss": 0.0, "energy_mse": 0.0, "force_mse": 0.0}
+        for chunk in chunks:
+            batch = make_batch(self.train_data, self.p.train_pairs, chunk, self.p.capacities)
+            state, metrics = self._train_step(state, batch)
+            metrics = {k: float(v) for k, v in metrics.items()}
+            for k in totals:
+                totals[k] += metrics[k] / len(chunks)
+            if bar:
+                bar.update(1, loss=metrics["loss"], F_rmse=np.sqrt(metrics["force_mse"]))
+        if bar:
+            bar.close()
+        return state, totals
+
+    # --------------------------------------------------------------------------------------------
+    def export_params(self, params) -> dict:
+        """Parameters with the fitted per-element shifts added to the energy offsets (eV)."""
+        params = jax.tree.map(np.asarray, params)
+        obs = dict(params["params"]["observables_0"])
+        obs["energy_offset"] = obs["energy_offset"].astype(np.float64) + self.p.shifts
+        return {"params": {**params["params"], "observables_0": obs}}
+
+    def _finish(self, state, stop_reason: str) -> dict:
+        from ..model_io import save_model
+
+        best = state["best"] if np.isfinite(float(state["best_loss"])) else state["ema"]
+        valid = self.validate(best) if len(self.valid_data) else {}
+        train_time = float(state["train_time_s"])
+        metadata = {
+            "training_data": self.p.train.source, "energy_unit_in_file": self.s.energy_unit,
+            "num_train": len(self.p.train), "num_valid": len(self.p.valid), "split_seed": self.s.split_seed,
+            "epochs_trained": int(state["epoch"]), "steps": int(state["step"]), "stop_reason": stop_reason,
+            "train_time_s": round(train_time, 1), "validation_errors": valid,
+            "hyperparameters": {k: v for k, v in self.s.to_dict().items() if k not in ("model", "progress")},
+        }
+        if len(self.p.valid):
+            write_extxyz(self.p.valid, self.output / "validation.extxyz")
+        path = self.s.export_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_model(path, self.p.config, self.export_params(best), metadata=metadata)
+        self.log(f"wrote {path}; validation (best EMA weights): {format_metrics(valid) if valid else 'n/a'}")
+        if self.s.plot:
+            from .plots import learning_curve
+
+            learning_curve(self.metrics_path, self.output / "learning_curve.png")
+        return {"model": str(path), "validation": valid, "state": state, "train_time_s": train_time}
+
+
+def train(settings: TrainSettings, log=print) -> dict:
+    return Trainer(settings, log).train()
