@@ -1,0 +1,214 @@
+"""The i-PI wire protocol against a scripted fake i-PI (no i-PI process, no model): fast."""
+
+import json
+import socket
+import threading
+
+import numpy as np
+import pytest
+
+from so3k_driver.ipi import conversion, protocol as P
+from so3k_driver.ipi.server import serve
+from so3k_driver.ipi.transport import Connection, Disconnected
+from so3k_driver.units import BOHR_IN_ANGSTROM, EV_IN_HARTREE, EV_PER_ANGSTROM_IN_HARTREE_PER_BOHR
+
+
+def test_init_string_parsing():
+    assert P.batch_size_from_init(" ") == 1
+    assert P.batch_size_from_init(" batch_size:4") == 4
+    assert P.batch_size_from_init(" foo : 1 , bar : abc , , batch_size:4") == 4
+    assert P.parse_init_string(" foo : 1 , bar : abc , , batch_size:4")["bar"] == "abc"
+
+
+def test_conversions_transpose_cell_and_virial():
+    h = np.array([[10.0, 1.0, 2.0], [0.0, 11.0, 3.0], [0.0, 0.0, 12.0]])  # columns = lattice vectors
+    rows = conversion.cells_to_angstrom_rows(h)
+    np.testing.assert_allclose(rows[1], h[:, 1] * BOHR_IN_ANGSTROM)
+    assert conversion.energies_to_hartree(np.array([1.0]))[0] == EV_IN_HARTREE
+    assert conversion.forces_to_atomic(np.ones(3))[0] == EV_PER_ANGSTROM_IN_HARTREE_PER_BOHR
+    v = np.arange(9.0).reshape(3, 3)
+    np.testing.assert_allclose(conversion.virials_to_hartree(v), v.T * EV_IN_HARTREE)
+
+
+def fake_compute(calls):
+    """Energy = sum of x coordinates; force = -positions; extras carry the slot index."""
+    def compute(cells, positions):
+        calls.append(len(positions))
+        energies = positions[:, :, 0].sum(axis=1)
+        extras = [json.dumps({"slot": i}) for i in range(len(positions))]
+        return energies, -positions, np.zeros((len(positions), 3, 3)), extras
+    return compute
+
+
+class FakeIPI:
+    """Plays i-PI's side of a consolidated exchange over a socket pair."""
+
+    def __init__(self, sock):
+        self.sock = sock
+
+    def send(self, *parts):
+        self.sock.sendall(b"".join(parts))
+
+    def recv(self, n):
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            assert chunk, "driver closed"
+            data += chunk
+        return data
+
+    def status(self):
+        self.send(P.header(P.STATUS))
+        return self.recv(12).decode().strip()
+
+    def init(self, text):
+        data = text.encode()
+        self.send(P.header(P.INIT), P.int32(0), P.int32(len(data)), data)
+
+    def batched_request(self, cells, positions):
+        batch, natoms = positions.shape[:2]
+        blocks = b"".join(np.concatenate([c.ravel(), np.linalg.inv(c).ravel()]).tobytes() for c in cells)
+        self.send(P.header(P.POSDATA), P.int32(natoms), blocks, positions.tobytes(), P.header(P.GETFORCE))
+        assert self.recv(12) == P.header(P.FORCEREADY)
+        energies = np.frombuffer(self.recv(8 * batch), np.float64)
+        assert np.frombuffer(self.recv(4), np.int32)[0] == natoms
+        forces = np.frombuffer(self.recv(24 * natoms * batch), np.float64).reshape(batch, natoms, 3)
+        self.recv(72 * batch)
+        extras = []
+        for _ in range(batch):
+            length = np.frombuffer(self.recv(4), np.int32)[0]
+            extras.append(json.loads(self.recv(length)))
+        return energies, forces, extras
+
+    def single_request(self, cell, positions):
+        natoms = len(positions)
+        self.send(P.header(P.POSDATA), cell.tobytes(), np.linalg.inv(cell).tobytes(), P.int32(natoms),
+                  positions.tobytes(), P.header(P.GETFORCE))
+        assert self.recv(12) == P.header(P.FORCEREADY)
+        energy = np.frombuffer(self.recv(8), np.float64)[0]
+        self.recv(4)
+        forces = np.frombuffer(self.recv(24 * natoms), np.float64).reshape(natoms, 3)
+        self.recv(72)
+        length = np.frombuffer(self.recv(4), np.int32)[0]
+        return energy, forces, json.loads(self.recv(length))
+
+
+def run_driver(sockets, compute):
+    outcome = {}
+
+    def target():
+        try:
+            outcome["answered"] = serve([Connection(s, f"pair{i}") for i, s in enumerate(sockets)], compute)
+        except BaseException as error:  # noqa: BLE001 - reported to the test
+            outcome["error"] = error
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_batched_exchange_padding_and_extras():
+    ipi_side, driver_side = socket.socketpair()
+    calls = []
+    thread, outcome = run_driver([driver_side], fake_compute(calls))
+    ipi = FakeIPI(ipi_side)
+    assert ipi.status() == "NEEDINIT"  # a batch-capable client must ask for INIT
+    ipi.init(" batch_size:4")
+    assert ipi.status() == "READY"
+    cells = np.repeat(np.eye(3)[None] * 20.0, 4, axis=0)
+    positions = np.random.default_rng(0).normal(size=(4, 5, 3))
+    positions[3] = positions[2]  # i-PI pads by repeating the last structure
+    energies, forces, extras = ipi.batched_request(cells, positions)
+    np.testing.assert_allclose(energies, positions[:, :, 0].sum(axis=1))
+    np.testing.assert_allclose(forces, -positions)
+    assert [e["slot"] for e in extras] == [0, 1, 2, 3]  # one extra per slot, padded slot included
+    assert calls == [4]  # the whole batch, padding included, in ONE compute call
+    assert ipi.status() == "READY"
+    ipi.send(P.header(P.EXIT))
+    thread.join(5)
+    assert outcome == {"answered": 1}
+
+
+def test_unbatched_exchange():
+    ipi_side, driver_side = socket.socketpair()
+    thread, outcome = run_driver([driver_side], fake_compute([]))
+    ipi = FakeIPI(ipi_side)
+    assert ipi.status() == "NEEDINIT"
+    ipi.init(" ")
+    assert ipi.status() == "READY"
+    positions = np.arange(6.0).reshape(2, 3)
+    energy, forces, extra = ipi.single_request(np.eye(3) * 30, positions)
+    assert energy == positions[:, 0].sum() and extra == {"slot": 0}
+    ipi.send(P.header(P.EXIT))
+    thread.join(5)
+    assert outcome["answered"] == 1
+
+
+def test_eof_stops_the_driver():
+    ipi_side, driver_side = socket.socketpair()
+    thread, outcome = run_driver([driver_side], fake_compute([]))
+    FakeIPI(ipi_side).status()
+    ipi_side.close()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert isinstance(outcome["error"], Disconnected)
+
+
+def test_compute_error_closes_the_connection_cleanly():
+    from so3k_driver.validation import InputError
+
+    def failing(cells, positions):
+        raise InputError("non-finite position (NaN or inf) for atom 0 of structure 0")
+
+    ipi_side, driver_side = socket.socketpair()
+    thread, outcome = run_driver([driver_side], failing)
+    ipi = FakeIPI(ipi_side)
+    ipi.status()
+    ipi.init(" ")
+    ipi.status()
+    nan = np.full((2, 3), np.nan)
+    ipi.send(P.header(P.POSDATA), np.eye(3).tobytes(), np.eye(3).tobytes(), P.int32(2), nan.tobytes(),
+             P.header(P.GETFORCE))
+    thread.join(5)
+    assert isinstance(outcome["error"], InputError)
+    assert ipi_side.recv(12) == b""  # orderly EOF (not a reset): i-PI re-queues instead of hanging
+
+
+def test_two_connections_share_one_batch():
+    pairs = [socket.socketpair() for _ in range(2)]
+    calls = []
+    thread, outcome = run_driver([p[1] for p in pairs], fake_compute(calls))
+    fakes = [FakeIPI(p[0]) for p in pairs]
+    for fake in fakes:
+        assert fake.status() == "NEEDINIT"
+        fake.init(" ")
+        assert fake.status() == "READY"
+    positions = [np.full((3, 3), float(i + 1)) for i in range(2)]
+    for fake, pos in zip(fakes, positions):  # both requests in flight before reading replies
+        fake.send(P.header(P.POSDATA), np.eye(3).tobytes(), np.eye(3).tobytes(), P.int32(3), pos.tobytes(),
+                  P.header(P.GETFORCE))
+    for fake, pos in zip(fakes, positions):
+        assert fake.recv(12) == P.header(P.FORCEREADY)
+        assert np.frombuffer(fake.recv(8), np.float64)[0] == pos[:, 0].sum()
+        fake.recv(4 + 72 + 72)
+        fake.recv(int(np.frombuffer(fake.recv(4), np.int32)[0]))
+    for fake in fakes:
+        fake.send(P.header(P.EXIT))
+    thread.join(5)
+    assert outcome["answered"] == 2
+    assert all(n == 2 for n in calls)  # padded to the capacity of both connections: one shape
+
+
+@pytest.mark.shared
+def test_compute_returns_potential_forces_in_atomic_units(so3krates32):
+    from so3k_driver.ipi.compute import make_compute
+    from so3k_driver.ipi.structures import read_numbers
+    from conftest import REPO
+
+    numbers = read_numbers(str(REPO / "ipi_inputs" / "ala3.xyz"))
+    positions_bohr = np.loadtxt(REPO / "ipi_inputs" / "ala3.xyz", skiprows=2, usecols=(1, 2, 3)) / BOHR_IN_ANGSTROM
+    compute = make_compute(so3krates32, numbers)
+    energies, forces, virials, extras = compute(np.eye(3)[None] * 50, positions_bohr[None])
+    reference = so3krates32.evaluate(numbers, positions_bohr * BOHR_IN_ANGSTROM)
+    np.testing.assert_allclose(forces[0], reference.forces[0] * EV_PER_ANGSTROM_IN_HARTREE_PER_BOHR, rtol=1e-6)
+    np.testing.assert_allclose(energies[0], reference.energy[0] * EV_IN_HARTREE, rtol=1e-6)
+    assert not virials.any() and "time_s" in json.loads(extras[0])
