@@ -27,11 +27,13 @@ class SamplingSettings:
     prefix: str = "sim"
 
 
-def socket_forcefield(address: str) -> str:
-    """Unix-socket force field served by ``so3k serve`` (or any i-PI client) at /tmp/ipi_<address>."""
+def socket_forcefield(address: str, batch_size: int = 1) -> str:
+    """Unix-socket force field served by ``so3k serve``/``so3k run`` (or any i-PI client) at /tmp/ipi_<address>.
+
+    batch_size > 1 lets one driver evaluate the replicas of a REMD step in one call."""
     return (f"<ffsocket name='{MODEL_FORCEFIELD}' mode='unix' pbc='false'>\n"
             f"    <address> {address} </address> <latency> 1e-4 </latency> <timeout> 600 </timeout>\n"
-            f"  </ffsocket>")
+            f"    <batch_size> {batch_size} </batch_size>\n  </ffsocket>")
 
 
 def direct_forcefield(pes_file: str, config_file: str, batch_size: int = 1) -> str:

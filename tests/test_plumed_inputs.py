@@ -1,0 +1,64 @@
+"""Backbone detection and PLUMED input generation (no i-PI run)."""
+
+import sys
+
+import ase.io
+import numpy as np
+import pytest
+
+from so3k_driver import peptide, plumed_inputs
+from so3k_driver.plumed_inputs import bundled_structure
+
+
+@pytest.mark.parametrize("name, first, last, distance", [
+    ("Ac-Ala15-NHMe_ext.xyz", 5, 151, 54.66), ("Ac-Ala15-NHMe_folded.xyz", 5, 155, 23.26),
+    ("Ac-Ala3-NHMe_ext.xyz", 5, 31, 10.95)])
+def test_end_to_end_atoms_found_by_topology(name, first, last, distance):
+    atoms = ase.io.read(bundled_structure(name))
+    backbone = peptide.find_backbone(atoms.numbers, atoms.positions)
+    i, j = backbone.end_to_end_atoms()
+    assert (i + 1, j + 1) == (first, last)  # 1-based, as listed in the structures' README
+    assert peptide.distance(atoms.positions, i, j) == pytest.approx(distance, abs=0.01)  # Å
+
+
+def test_helix_detected_only_in_folded_structure():
+    for name, helical in [("Ac-Ala15-NHMe_folded.xyz", True), ("Ac-Ala15-NHMe_ext.xyz", False)]:
+        atoms = ase.io.read(bundled_structure(name))
+        backbone = peptide.find_backbone(atoms.numbers, atoms.positions)
+        phi = peptide.dihedrals(atoms.positions, backbone.phi_atoms())
+        psi = peptide.dihedrals(atoms.positions, backbone.psi_atoms())
+        fraction = peptide.helical_residues(phi, psi).mean()
+        assert (fraction > 0.8) if helical else (fraction == 0.0)
+        assert (peptide.helix_hbonds(atoms.positions, backbone).mean() > 0.6) == helical
+
+
+def test_plumed_inputs_state_units_nopbc_and_flush():
+    atoms = ase.io.read(bundled_structure("Ac-Ala15-NHMe_ext.xyz"))
+    text = plumed_inputs.end_to_end_metad(atoms.numbers, atoms.positions, plumed_inputs.MetadSettings(), ".T0")
+    assert plumed_inputs.UNITS_LINE in text and "FLUSH" in text and "TEMP=300" in text
+    assert "DISTANCE ATOMS=5,151 NOPBC" in text and "FILE=HILLS.T0" in text
+    assert all("NOPBC" in line for line in text.splitlines() if line.startswith(("e2e:", "rg:")))
+    ala3 = ase.io.read(bundled_structure("Ac-Ala3-NHMe_ext.xyz"))
+    torsions = plumed_inputs.backbone_torsion_metad(ala3.numbers, ala3.positions, plumed_inputs.MetadSettings())
+    assert "phi2: TORSION ATOMS=11,17,19,21 NOPBC" in torsions and "ARG=phi2,psi2" in torsions
+
+
+def test_missing_plumed_kernel_names_the_variable(monkeypatch):
+    from so3k_driver.cli import UserError
+    from so3k_driver.plumed_kernel import find_plumed_kernel
+
+    monkeypatch.setitem(sys.modules, "plumed", None)  # import fails
+    with pytest.raises(UserError, match="PLUMED_KERNEL") as error:
+        find_plumed_kernel()
+    assert "pip install --no-deps hillclimber==0.1.8" in str(error.value)
+
+
+def test_hills_sum_is_minus_free_energy():
+    from so3k_driver.analysis.plumed_files import free_energy_from_hills
+
+    hills = {"time": np.array([1.0, 2.0]), "e2e": np.array([10.0, 12.0]), "sigma_e2e": np.array([0.5, 0.5]),
+             "height": np.array([2.0, 1.0]), "biasf": np.array([10.0, 10.0])}
+    grid = np.linspace(5, 15, 101)
+    f = free_energy_from_hills(hills, [grid], [None])
+    assert f.min() == 0.0 and grid[np.argmin(f)] == pytest.approx(10.0, abs=0.1)
+    assert f[-1] == pytest.approx(2.0, abs=1e-3)  # far from both hills: 0 - (-2) kJ/mol
