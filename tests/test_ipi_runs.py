@@ -1,0 +1,182 @@
+"""End-to-end runs with real i-PI processes and the random-weights SO3krates model (few steps)."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, SO3KRATES_RANDOM
+
+pytest.importorskip("ipi", reason="i-PI is not installed (pip install ipi)")
+pytestmark = pytest.mark.shared
+INPUTS = REPO / "ipi_inputs"
+SO3K = [sys.executable, "-m", "so3k_driver.cli"]
+
+
+def unique(name):
+    return f"so3k-test-{os.getpid()}-{name}"
+
+
+def so3k_run(xml, workdir, *options, timeout=120):
+    command = SO3K + ["run", str(xml), "--model", SO3KRATES_RANDOM, "--workdir", str(workdir), "--quiet", *options]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def properties(path):
+    return np.loadtxt(path, ndmin=2)
+
+
+@pytest.mark.parametrize("name,options", [
+    ("nvt", []), ("pimd", []), ("npt", []), ("remd", ["--connections", "4"]),
+])
+def test_every_input_runs(tmp_path, name, options):
+    result = so3k_run(INPUTS / f"{name}.xml", tmp_path, "--steps", "4", "--address", unique(name), *options)
+    assert result.returncode == 0, result.stderr
+    outputs = sorted(tmp_path.glob(f"*{name}.out"))
+    assert outputs and all(properties(p)[-1, 0] == 4 for p in outputs)
+    if name == "remd":  # exchanges are attempted every 2 steps and logged
+        assert len((tmp_path / "remd.remd_idx").read_text().split("\n")) >= 2
+
+
+def write_variant(tmp_path, source, replacements, name):
+    text = (INPUTS / source).read_text()
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / name
+    path.write_text(text)
+    shutil.copy(INPUTS / "ala3.xyz", tmp_path / "ala3.xyz")
+    return path
+
+
+FORCE_OUTPUTS = ("<checkpoint stride='10'/>",
+                 "<checkpoint stride='10'/>\n<trajectory filename='frc' stride='1' format='xyz'> forces{atomic_unit} </trajectory>"
+                 "\n<trajectory filename='xat' stride='1' format='xyz'> positions{atomic_unit} </trajectory>")
+
+
+def read_frames(path, natoms):
+    lines = Path(path).read_text().splitlines()
+    frames = []
+    for start in range(0, len(lines), natoms + 2):
+        block = lines[start + 2:start + 2 + natoms]
+        frames.append(np.array([[float(x) for x in line.split()[1:4]] for line in block]))
+    return np.array(frames)
+
+
+def test_inet_forces_equal_potential_forces_and_nve_conserves_energy(tmp_path, so3krates32):
+    """i-PI's forces (Ha/bohr) are the potential's (eV/Å) converted; NVE conserves energy."""
+    from so3k_driver.ipi.structures import read_numbers
+    from so3k_driver.units import BOHR_IN_ANGSTROM, EV_PER_ANGSTROM_IN_HARTREE_PER_BOHR
+
+    port = 20000 + os.getpid() % 20000
+    xml = write_variant(tmp_path, "nvt.xml", [
+        ("mode='unix'", "mode='inet'"), ("so3k-nvt", "127.0.0.1"),
+        ("<latency>", f"<port> {port} </port><latency>"),
+        ("<dynamics mode='nvt'>", "<dynamics mode='nve'>"),
+        ("<timestep units='femtosecond'> 0.5 </timestep>", "<timestep units='femtosecond'> 0.25 </timestep>"),
+        FORCE_OUTPUTS], "nve_inet.xml")
+    result = so3k_run(xml, tmp_path, "--steps", "10")
+    assert result.returncode == 0, result.stderr
+    numbers = read_numbers(str(INPUTS / "ala3.xyz"))
+    positions = read_frames(tmp_path / "nvt.xat_0.xyz", len(numbers))
+    forces = read_frames(tmp_path / "nvt.frc_0.xyz", len(numbers))
+    for frame in (0, len(positions) - 1):
+        expected = so3krates32.evaluate(numbers, positions[frame] * BOHR_IN_ANGSTROM).forces[0]
+        np.testing.assert_allclose(forces[frame], expected * EV_PER_ANGSTROM_IN_HARTREE_PER_BOHR, atol=2e-6)
+    conserved = properties(tmp_path / "nvt.out")[:, 2]  # eV
+    assert np.ptp(conserved) < 1e-3
+
+
+def test_batched_shm_pimd_gives_the_unbatched_forces(tmp_path):
+    runs = {}
+    for label, batch, mode in [("batched", 4, "shm"), ("unbatched", 1, "unix")]:
+        workdir = tmp_path / label
+        workdir.mkdir()
+        xml = write_variant(workdir, "pimd.xml", [
+            ("<batch_size> 8 </batch_size>", f"<batch_size> {batch} </batch_size>"),
+            ("<initialize nbeads='8'>", "<initialize nbeads='4'>"), ("mode='unix'", f"mode='{mode}'"),
+            ("x_centroid{angstrom}", "forces{atomic_unit}")], "pimd4.xml")
+        result = so3k_run(xml, workdir, "--steps", "2", "--address", unique(label))
+        assert result.returncode == 0, result.stderr
+        runs[label] = properties(workdir / "pimd.out")
+    np.testing.assert_allclose(runs["batched"], runs["unbatched"], rtol=1e-6, atol=1e-8)
+
+
+def start_ipi(workdir, xml):
+    return subprocess.Popen([str(Path(sys.executable).parent / "i-pi"), str(xml)], cwd=workdir,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def steps_done(path):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return int(properties(path)[-1, 0])
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
+def test_killing_ipi_stops_the_driver_within_seconds(tmp_path):
+    address = unique("kill-ipi")
+    xml = write_variant(tmp_path, "nvt.xml", [("so3k-nvt", address), ("> 100 <", "> 100000 <")], "long.xml")
+    ipi = start_ipi(tmp_path, xml)
+    driver = None
+    try:
+        wait_for(lambda: os.path.exists(f"/tmp/ipi_{address}"), 30, "the i-PI socket")
+        driver = subprocess.Popen(SO3K + ["serve", SO3KRATES_RANDOM, "--unix", address, "--structure", str(xml)],
+                                  stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: steps_done(tmp_path / "nvt.out") >= 3, 60, "MD steps")
+        os.killpg(ipi.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        _, stderr = driver.communicate(timeout=10)
+        assert time.monotonic() - killed < 10
+        assert driver.returncode != 0 and "i-PI" in stderr
+    finally:
+        for process in (ipi, driver):
+            if process is not None and process.poll() is None:
+                process.kill()
+        if os.path.exists(f"/tmp/ipi_{address}"):
+            os.unlink(f"/tmp/ipi_{address}")
+
+
+def test_killing_the_driver_stops_run_keeps_restart_and_resumes(tmp_path):
+    address = unique("kill-driver")
+    xml = write_variant(tmp_path, "nvt.xml", [("so3k-nvt", address), ("> 100 <", "> 100000 <"),
+                                               ("<checkpoint stride='10'/>", "<checkpoint stride='5'/>")], "long.xml")
+    run = subprocess.Popen(SO3K + ["run", str(xml), "--model", SO3KRATES_RANDOM, "--workdir", str(tmp_path), "--quiet"],
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: steps_done(tmp_path / "nvt.out") >= 6, 60, "MD steps")
+        ps = subprocess.run(["pgrep", "-f", f"serve.*--unix {address}"], capture_output=True, text=True)
+        driver_pid = int(ps.stdout.split()[0])
+        os.kill(driver_pid, signal.SIGKILL)
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode != 0
+    assert "driver 0 exited" in stderr
+    restart = tmp_path / "RESTART"
+    if not restart.exists():  # i-PI hung on the reset and was killed: the last checkpoint remains
+        restart = tmp_path / "nvt.restart"
+    # Stopped mid-step, i-PI writes its last safe state (safe_stride); no <step> means step 0.
+    found = re.search(r"<step>\s*(\d+)", restart.read_text())
+    step = int(found.group(1)) if found else 0
+    resumed = so3k_run(restart, tmp_path, "--steps", str(step + 3))
+    assert resumed.returncode == 0, resumed.stderr
+    assert steps_done(tmp_path / "nvt.out") == step + 3
