@@ -30,11 +30,11 @@ HERE = Path(__file__).resolve().parent
 
 def settings(quick: bool, steps: int | None):
     if quick:
-        md = sampling_inputs.SamplingSettings(temperatures=list(np.round(np.geomspace(300, 450, 4), 1)), steps=100,
+        md = sampling_inputs.SamplingSettings(temperatures=[float(t) for t in np.round(np.geomspace(300, 450, 4), 1)], steps=100,
                                               timestep_fs=0.5, exchange_stride=10, output_stride=5)
         metad = plumed_inputs.MetadSettings(pace=10, height=1.0, sigma=0.5, biasfactor=10, colvar_stride=5)
     else:
-        md = sampling_inputs.SamplingSettings(temperatures=list(np.round(np.geomspace(300, 450, 8), 1)),
+        md = sampling_inputs.SamplingSettings(temperatures=[float(t) for t in np.round(np.geomspace(300, 450, 8), 1)],
                                               steps=200_000, timestep_fs=1.0, exchange_stride=100, output_stride=500)
         metad = plumed_inputs.MetadSettings(pace=500, height=1.2, sigma=0.5, biasfactor=10, colvar_stride=100)
     if steps:

@@ -169,7 +169,7 @@ def _write_summary(out_dir, run_dir, data, exchanges, hills) -> Path:
              f"Frames per temperature: {', '.join(str(len(d.time)) for d in data)}; "
              f"simulated time per replica: {data[0].time[-1]:.3f} ps.", ""]
     if exchanges:
-        lines.append(f"Replica exchange: {exchanges[0]} steps with an accepted swap (lines of the remd_idx file).")
+        lines.append(f"Replica exchange: {exchanges[0]} swap records in the remd_idx file (i-PI writes one per accepted exchange).")
     if hills:
         lines.append("Hills deposited: " + ", ".join(f"{k}: {v}" for k, v in hills.items()) + ".")
     lines += ["", "| T (K) | end-to-end first→last (Å) | mean end-to-end (Å) | mean Rg (Å) | helix fraction, torsions | "
