@@ -6,10 +6,11 @@ Temperatures (K) are geometric between 300 and 450; each temperature has its own
 end-to-end distance (carbonyl C of acetyl cap and of Ala15, Å), written by so3k_driver.plumed_inputs.
 Writes DIR/run (i-PI + PLUMED outputs) and DIR/run/analysis (PNG plots, summary.md).
 
-Modes (2-core CPU, random-weight 162-atom SO3krates ≈ 0.05 s per structure):
-  --quick   4 replicas × 100 steps of 0.5 fs, a hill every 10 steps: ≈ 1 minute (CI smoke run).
-  full      8 replicas × 200 000 steps of 1 fs (200 ps), a hill every 500 steps: ≈ 8 × 200 000 ×
-            0.05 s ≈ 22 h on 2 CPU cores; ≈ 1–2 h on one GPU. Folding needs a physical model
+Modes (measured on 2 shared CPU cores, random-weight 162-atom SO3krates, ≈ 0.1 s per replica-step):
+  --quick   4 replicas × 100 steps of 0.5 fs, a hill every 10 steps: 1–2 minutes incl. ≈ 30 s start-up
+            (--backend direct ≈ 0.45 s/step, socket ≈ 1.1 s/step under load).
+  full      8 replicas × 200 000 steps of 1 fs (200 ps), a hill every 500 steps: ≈ 8 × 200 000 × 0.1 s
+            ≈ 45 h on 2 CPU cores (estimate, not run); a GPU is the realistic target. Folding needs a physical model
             (the bundled default or so3lr:DIR), not random weights.
 """
 
