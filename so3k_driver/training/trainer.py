@@ -215,6 +215,7 @@ class Trainer:
             "num_train": len(self.p.train), "num_valid": len(self.p.valid), "split_seed": self.s.split_seed,
             "epochs_trained": int(state["epoch"]), "steps": int(state["step"]), "stop_reason": stop_reason,
             "train_time_s": round(train_time, 1), "validation_errors": valid,
+            "validation_file": "validation.extxyz" if len(self.p.valid) else None,
             "hyperparameters": {k: v for k, v in self.s.to_dict().items() if k not in ("model", "progress")},
         }
         if len(self.p.valid):
