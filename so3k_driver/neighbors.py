@@ -43,8 +43,8 @@ def half_pair_list(positions: np.ndarray, cutoff: float, cell: np.ndarray | None
     return PairList(first.astype(np.int64), second.astype(np.int64), shifts.astype(np.float64) @ box)
 
 
-def bucket_capacity(count: int, minimum: int = 16, growth: float = 1.25, multiple: int = 8) -> int:
-    """Smallest capacity of the geometric ladder minimum * growth^k (rounded up to ``multiple``) >= count.
+def bucket_capacity(count: int, minimum: int = 16, growth: float = 1.1, multiple: int = 8) -> int:
+    """Smallest capacity of the ladder minimum * growth^k (each rung rounded up to ``multiple``) >= count.
 
     A fixed ladder means a capacity, once compiled, is reused by any later list that fits in it.
     """
@@ -57,18 +57,24 @@ def bucket_capacity(count: int, minimum: int = 16, growth: float = 1.25, multipl
 class CapacityKeeper:
     """Remembers the capacity in use per key and only moves to another bucket when the count no
     longer fits, or has fallen far below it; an MD run whose pair count fluctuates then keeps one
-    compiled shape instead of hopping between neighbouring buckets."""
+    compiled shape instead of hopping between neighbouring buckets.
 
-    def __init__(self, shrink_below: float = 0.4):
+    The first capacity for a key is the tightest bucket (padded pairs cost as much as real ones);
+    once a key has overflowed, the next bucket leaves ``headroom`` so fluctuations fit."""
+
+    def __init__(self, shrink_below: float = 0.4, headroom: float = 1.08):
         self._capacity: dict = {}
         self._shrink_below = shrink_below
+        self._headroom = headroom
 
     def current(self, key) -> int | None:
         return self._capacity.get(key)
 
     def capacity(self, key, count: int) -> int:
         current = self._capacity.get(key)
-        if current is None or count > current or count < self._shrink_below * current:
+        if current is None or count < self._shrink_below * current:
             current = bucket_capacity(max(count, 1))
-            self._capacity[key] = current
+        elif count > current:
+            current = bucket_capacity(int(count * self._headroom) + 1)
+        self._capacity[key] = current
         return current
