@@ -137,3 +137,18 @@ def test_short_md_compiles_once_per_bucket(ala3):
         capacities.add(potential.pair_capacity(1, len(numbers)))
     assert potential.compile_count == len(capacities)
     assert potential.compile_count <= 2
+
+
+def test_batches_split_into_calls_give_the_same_numbers(ala3):
+    from conftest import SO3KRATES_RANDOM
+    from so3k_driver.potential import Potential
+
+    numbers, positions = ala3
+    rng = np.random.default_rng(6)
+    batch = np.stack([positions + rng.normal(scale=0.03, size=positions.shape) for _ in range(5)])
+    split = Potential.load(SO3KRATES_RANDOM, dtype="float64", pairs_per_call=800)  # 2 structures per call
+    whole = Potential.load(SO3KRATES_RANDOM, dtype="float64", pairs_per_call=None)
+    a, b = split.evaluate(numbers, batch), whole.evaluate(numbers, batch)
+    np.testing.assert_allclose(a.energy, b.energy, atol=1e-10)
+    np.testing.assert_allclose(a.forces, b.forces, atol=1e-10)
+    assert split.compile_count == 1  # the last, padded call has the same shape as the others
