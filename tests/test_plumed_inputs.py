@@ -62,3 +62,18 @@ def test_hills_sum_is_minus_free_energy():
     f = free_energy_from_hills(hills, [grid], [None])
     assert f.min() == 0.0 and grid[np.argmin(f)] == pytest.approx(10.0, abs=0.1)
     assert f[-1] == pytest.approx(2.0, abs=1e-3)  # far from both hills: 0 - (-2) kJ/mol
+
+
+def test_so3k_run_makes_plumed_input_paths_absolute(tmp_path):
+    """i-PI resolves <plumed_dat> against its working directory, not the input's folder."""
+    import xml.etree.ElementTree as ET
+    from pathlib import Path
+
+    from so3k_driver.ipi import ipi_xml
+
+    inputs = Path(__file__).resolve().parents[1] / "ipi_inputs"
+    root = ipi_xml.load(str(inputs / "remd_metad.xml")).getroot()
+    ipi_xml.apply_overrides(root, input_dir=str(inputs))
+    paths = [element.text.strip() for element in root.iter("plumed_dat")]
+    assert len(paths) == 4
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in paths)

@@ -56,6 +56,10 @@ def apply_overrides(root, *, input_dir: str, structure=None, steps=None, address
             file_element.text = f" {os.path.abspath(structure)} "
         elif file_element.text and not os.path.isabs(file_element.text.strip()):
             file_element.text = f" {os.path.join(input_dir, file_element.text.strip())} "
+    # i-PI resolves PLUMED input paths against its working directory, which is the run folder.
+    for plumed_input in root.iter("plumed_dat"):
+        if plumed_input.text and not os.path.isabs(plumed_input.text.strip()):
+            plumed_input.text = f" {os.path.join(input_dir, plumed_input.text.strip())} "
     if steps is not None:
         total = root.find("total_steps")
         if total is None:
