@@ -212,3 +212,14 @@ def test_compute_returns_potential_forces_in_atomic_units(so3krates32):
     np.testing.assert_allclose(forces[0], reference.forces[0] * EV_PER_ANGSTROM_IN_HARTREE_PER_BOHR, rtol=1e-6)
     np.testing.assert_allclose(energies[0], reference.energy[0] * EV_IN_HARTREE, rtol=1e-6)
     assert not virials.any() and "time_s" in json.loads(extras[0])
+
+
+def test_every_shipped_input_is_well_formed_xml():
+    """i-PI parses inputs with a strict XML parser (e.g. '--' is illegal inside comments)."""
+    import xml.etree.ElementTree as ET
+    from pathlib import Path
+
+    inputs = sorted((Path(__file__).resolve().parents[1] / "ipi_inputs").glob("*.xml"))
+    assert len(inputs) >= 5
+    for path in inputs:
+        ET.parse(path)
