@@ -180,3 +180,18 @@ def test_killing_the_driver_stops_run_keeps_restart_and_resumes(tmp_path):
     resumed = so3k_run(restart, tmp_path, "--steps", str(step + 3))
     assert resumed.returncode == 0, resumed.stderr
     assert steps_done(tmp_path / "nvt.out") == step + 3
+
+
+def test_remd_metad_input_runs_with_plumed(tmp_path):
+    """ipi_inputs/remd_metad.xml through so3k run from another folder: PLUMED inputs are found,
+    every temperature deposits its own hills and exchanges are attempted."""
+    pytest.importorskip("plumed")
+    result = so3k_run(INPUTS / "remd_metad.xml", tmp_path, "--steps", "100", "--address", unique("remdmtd"),
+                      timeout=300)
+    assert result.returncode == 0, result.stderr
+    outputs = sorted(tmp_path.glob("*remd_metad.out"))
+    assert len(outputs) == 4 and all(properties(p)[-1, 0] == 100 for p in outputs)
+    for k in range(4):
+        hills = [line for line in (tmp_path / f"HILLS.T{k}").read_text().splitlines() if not line.startswith("#")]
+        assert len(hills) == 1  # PACE=100
+    assert (tmp_path / "remd_metad.remd_idx").read_text().strip()
