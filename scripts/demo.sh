@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The main job: install, then evaluate a model on the shipped Ac-Ala3-NHMe and Ac-Ala15-NHMe structures,
-# printing energy (eV), forces (eV/Å) and timing. MODEL defaults to the bundled model ('default');
-# any model spec works: MODEL=so3lr:/path/to/so3lr/params bash scripts/demo.sh
+# The main job: install, then
+#   1. evaluate the model on the shipped Ac-Ala3-NHMe (energy eV, forces eV/Å, timing);
+#   2. run replica exchange + PLUMED metadynamics of Ac-Ala15-NHMe from the extended chain through
+#      i-PI and the socket driver (quick mode: 4 replicas x 100 steps, ~20 s on 2 CPU cores), then
+#      analyse it: end-to-end distance, radius of gyration, helix fraction, free energy, Ramachandran.
+# MODEL defaults to the bundled model; any spec works: MODEL=so3lr:/path/to/params bash scripts/demo.sh
+# DEMO_STEPS=2000 runs longer (1 ps per replica); OUT sets the output folder (default runs/demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 MODEL=${MODEL:-default}
-if [ "$MODEL" = default ] && ! .venv/bin/python -c "from so3k_driver.model_io import load_model; load_model('default')" 2>/dev/null; then
-  # No bundled model in this checkout yet: fall back to the published SO3LR weights beside the repo.
-  MODEL="so3lr:$(cd .. && pwd)/shared/reference/so3lr"
-fi
-DATA=so3k_driver/data
+OUT=${OUT:-runs/demo}
 .venv/bin/so3k info "$MODEL"
-.venv/bin/so3k eval "$MODEL" "$DATA/Ac-Ala3-NHMe_ext.xyz"
-.venv/bin/so3k eval "$MODEL" "$DATA/Ac-Ala15-NHMe_ext.xyz" | sed -n '1,4p'
+.venv/bin/so3k eval "$MODEL" so3k_driver/data/Ac-Ala3-NHMe_ext.xyz
+rm -rf "$OUT"
+.venv/bin/python examples/ala15_folding/run.py --quick --model "$MODEL" --out "$OUT" ${DEMO_STEPS:+--steps "$DEMO_STEPS"}
+echo "plots and summary: $OUT/run/analysis (summary.md, *.png)"
