@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from .errors import UserError
+
 # Modules that register subcommands (each may register several).
 COMMAND_MODULES = [
     "so3k_driver.commands.model_commands",
@@ -19,10 +21,6 @@ COMMAND_MODULES = [
     "so3k_driver.commands.train_commands",
     "so3k_driver.commands.label_commands",
 ]
-
-
-class UserError(Exception):
-    """An error caused by the user's input: printed without traceback, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

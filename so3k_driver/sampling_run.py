@@ -87,7 +87,7 @@ def run_ipi(run_dir: Path, timeout_s: float | None = None) -> float:
     env = dict(os.environ, PLUMED_KERNEL=str(kernel))
     ipi = shutil.which("i-pi", path=str(Path(sys.executable).parent)) or shutil.which("i-pi")
     if ipi is None:
-        from .cli import UserError
+        from .errors import UserError
 
         raise UserError("i-pi not found; install it with `pip install ipi`")
     return _run_logged([sys.executable, ipi, "input.xml"], run_dir, "ipi.log", timeout_s, env)

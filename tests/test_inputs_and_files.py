@@ -126,3 +126,10 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
     assert result.stderr.strip().count("\n") == 0 and "apart" in result.stderr
     missing = run_cli("eval", "mlff:/nonexistent", str(bad))
     assert missing.returncode != 0 and "not a directory" in missing.stderr
+
+
+def test_cli_user_errors_are_one_line_under_python_m():
+    """`python -m so3k_driver.cli` runs cli.py as __main__: user errors must still be caught."""
+    result = run_cli("run", "/nonexistent/input.xml", "--model", "default")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "so3k run: error: input file /nonexistent/input.xml not found"

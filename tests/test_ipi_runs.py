@@ -25,8 +25,8 @@ def unique(name):
     return f"so3k-test-{os.getpid()}-{name}"
 
 
-def so3k_run(xml, workdir, *options, timeout=120):
-    command = SO3K + ["run", str(xml), "--model", SO3KRATES_RANDOM, "--workdir", str(workdir), "--quiet", *options]
+def so3k_run(xml, workdir, *options, timeout=120, model=SO3KRATES_RANDOM):
+    command = SO3K + ["run", str(xml), "--model", model, "--workdir", str(workdir), "--quiet", *options]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
@@ -186,8 +186,9 @@ def test_remd_metad_input_runs_with_plumed(tmp_path):
     """ipi_inputs/remd_metad.xml through so3k run from another folder: PLUMED inputs are found,
     every temperature deposits its own hills and exchanges are attempted."""
     pytest.importorskip("plumed")
+    # The bundled (trained) model: 100 steps of 162 atoms with random weights can crush two atoms together.
     result = so3k_run(INPUTS / "remd_metad.xml", tmp_path, "--steps", "100", "--address", unique("remdmtd"),
-                      timeout=300)
+                      timeout=300, model="default")
     assert result.returncode == 0, result.stderr
     outputs = sorted(tmp_path.glob("*remd_metad.out"))
     assert len(outputs) == 4 and all(properties(p)[-1, 0] == 100 for p in outputs)

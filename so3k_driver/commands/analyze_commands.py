@@ -15,7 +15,7 @@ def add_parser(subparsers) -> None:
 
 def run_analyze(args) -> int:
     from ..analysis.report import analyze
-    from ..cli import UserError
+    from ..errors import UserError
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():

@@ -67,7 +67,7 @@ def add_parser(subparsers) -> None:
 
 
 def run_serve(args) -> int:
-    from ..cli import UserError
+    from ..errors import UserError
 
     for key, value in GPU_MEMORY_DEFAULTS.items():
         os.environ.setdefault(key, value)  # before JAX is imported by load_potential

@@ -23,7 +23,7 @@ def add_parser(subparsers) -> None:
 def run_label(args) -> int:
     import ase.io
 
-    from ..cli import UserError
+    from ..errors import UserError
     from ..training.labelling import LabelSettings, sample_and_label, xtb_calculator
 
     try:

@@ -31,7 +31,7 @@ def add_parser(subparsers) -> None:
 
 
 def settings_from_args(args):
-    from ..cli import UserError
+    from ..errors import UserError
     from ..training.settings import TrainSettings, apply_overrides, read_settings_file
 
     path = Path(args.config)
@@ -51,7 +51,7 @@ def settings_from_args(args):
 
 
 def run_train(args) -> int:
-    from ..cli import UserError
+    from ..errors import UserError
     from ..training.trainer import train
 
     settings = settings_from_args(args)
@@ -63,7 +63,7 @@ def run_train(args) -> int:
 
 
 def run_test(args) -> int:
-    from ..cli import UserError
+    from ..errors import UserError
     from ..training.testing import test_model
 
     try:

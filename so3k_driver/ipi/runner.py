@@ -38,7 +38,7 @@ def ipi_command() -> list[str]:
 
 
 def run_simulation(args) -> int:
-    from ..cli import UserError
+    from ..errors import UserError
 
     workdir = os.path.abspath(args.workdir)
     os.makedirs(workdir, exist_ok=True)
