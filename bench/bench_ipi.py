@@ -68,15 +68,20 @@ def ipi_rate(source: str, replacements, steps: int, warmup: int, model: str, lab
         shm = ["--shm"] if "mode='shm'" in text else []
         driver = subprocess.Popen(SO3K + ["serve", model, "--unix", address, "--structure", str(work / "in.xml")] + shm)
         out = work / f"{prefix}.out"
-        t_warm = None
-        while ipi.poll() is None:
+        # Time from the warm-up step to the moment the last step is written, not to i-PI's exit:
+        # its shutdown (RESTART, joining threads) takes up to a second and is not MD throughput.
+        t_warm = t_end = None
+        while ipi.poll() is None and t_end is None:
             step = last_step(out)
             if t_warm is None and step >= warmup:
                 t_warm, s_warm = time.perf_counter(), step
-            time.sleep(0.005)
-        t_end = time.perf_counter()
+            if step >= steps:
+                t_end, final = time.perf_counter(), step
+            time.sleep(0.002)
+        ipi.wait(60)
         driver.wait(30)
-        final = last_step(out)
+        if t_end is None or t_warm is None:
+            raise RuntimeError(f"{label}: i-PI stopped before step {steps} (see its output in {work})")
     rate = (final - s_warm) / (t_end - t_warm)
     print(f"  {label:<34} {rate:8.2f} steps/s", flush=True)
     return rate
