@@ -23,6 +23,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 INPUTS = REPO / "ipi_inputs"
 SO3K = [sys.executable, "-m", "so3k_driver.cli"]
+# Optional command prefixes (e.g. "taskset -c 0") to pin i-PI and the driver to cores.
+IPI_PREFIX = os.environ.get("BENCH_IPI_PREFIX", "").split()
+DRIVER_PREFIX = os.environ.get("BENCH_DRIVER_PREFIX", "").split()
 
 
 def model_time(model: str, repeats: int = 20) -> float:
@@ -61,12 +64,12 @@ def ipi_rate(source: str, replacements, steps: int, warmup: int, model: str, lab
         (work / "in.xml").write_text(text)
         (work / "ala3.xyz").write_text((INPUTS / "ala3.xyz").read_text())
         prefix = "pimd" if "pimd" in source else "nvt"
-        ipi = subprocess.Popen([str(Path(sys.executable).parent / "i-pi"), "in.xml"], cwd=work,
+        ipi = subprocess.Popen(IPI_PREFIX + [str(Path(sys.executable).parent / "i-pi"), "in.xml"], cwd=work,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while not os.path.exists(f"/tmp/ipi_{address}"):
             time.sleep(0.05)
         shm = ["--shm"] if "mode='shm'" in text else []
-        driver = subprocess.Popen(SO3K + ["serve", model, "--unix", address, "--structure", str(work / "in.xml")] + shm)
+        driver = subprocess.Popen(DRIVER_PREFIX + SO3K + ["serve", model, "--unix", address, "--structure", str(work / "in.xml")] + shm)
         out = work / f"{prefix}.out"
         # Time from the warm-up step to the moment the last step is written, not to i-PI's exit:
         # its shutdown (RESTART, joining threads) takes up to a second and is not MD throughput.

@@ -3,9 +3,9 @@
     python bench/bench_model.py                 # SO3krates, paper hyperparameters (random weights)
     python bench/bench_model.py --model so3lr   # published SO3LR (needs ../shared/reference/so3lr)
 
-Calibration: a float32 512x512 numpy matmul repeated 10 times. Each workload is timed as the
-median of --repeats calls after compilation; calibration is re-timed between workloads and its
-median over the whole run is used, so the ratios compare across machines. Systems: Ac-Ala3-NHMe
+Calibration: a float32 512x512 numpy matmul repeated 10 times. Each workload is timed over
+--repeats calls after compilation; calibration (best of 5) is re-timed between workloads. Ratios
+use the best times of both (the reproducible figure on a shared machine); medians are printed too. Systems: Ac-Ala3-NHMe
 (42 atoms), Ac-Ala15-NHMe (162), a (6,6) carbon nanotube (384 atoms, gas phase), and 32 copies of
 Ac-Ala3-NHMe in one batched call.
 """
@@ -39,7 +39,8 @@ def calibration_seconds() -> float:
     return time.perf_counter() - start
 
 
-def median_call_seconds(function, repeats: int) -> float:
+def call_seconds(function, repeats: int) -> tuple[float, float]:
+    """(best, median) seconds per call after compilation."""
     function()  # compile
     function()
     times = []
@@ -47,7 +48,7 @@ def median_call_seconds(function, repeats: int) -> float:
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times), statistics.median(times)
 
 
 def systems():
@@ -86,25 +87,28 @@ def main() -> None:
     for dtype in args.dtypes.split(","):
         potential = load(args.model, dtype)
         for n, atoms in structures.items():
-            seconds = median_call_seconds(lambda: potential.evaluate_atoms(atoms), args.repeats)
+            seconds = call_seconds(lambda: potential.evaluate_atoms(atoms), args.repeats)
             calibrations.append(min(calibration_seconds() for _ in range(5)))
             rows.append((dtype, f"{n} atoms", n, 1, seconds))
         ala3 = structures[42]
         batch = np.stack([ala3.positions + 0.01 * k for k in range(32)])
-        seconds = median_call_seconds(lambda: potential.evaluate(ala3.numbers, batch), max(5, args.repeats // 4))
+        seconds = call_seconds(lambda: potential.evaluate(ala3.numbers, batch), max(5, args.repeats // 4))
         calibrations.append(min(calibration_seconds() for _ in range(5)))
         rows.append((dtype, "B=32 x 42 atoms", 42, 32, seconds))
 
-    calibration = statistics.median(calibrations)
-    print(f"model: {args.model}; calibration (10 x float32 512x512 matmul): {calibration * 1e3:.2f} ms "
-          f"(range {min(calibrations) * 1e3:.2f}-{max(calibrations) * 1e3:.2f})")
-    print(f"{'dtype':<8} {'system':<17} {'ms/call':>9} {'ratio':>7} {'authors':>8} {'speed-up':>9} {'structures/s':>13}")
-    for dtype, label, n, batch_size, seconds in rows:
-        ratio = seconds / calibration
+    # Best-of for both the calibration and the workloads: on a shared VM the minimum is the
+    # reproducible figure; medians are printed beside it.
+    calibration = min(calibrations)
+    print(f"model: {args.model}; calibration (10 x float32 512x512 matmul, best of 5, re-timed between "
+          f"workloads): {calibration * 1e3:.2f} ms (worst {max(calibrations) * 1e3:.2f})")
+    print(f"{'dtype':<8} {'system':<17} {'best ms':>8} {'median':>8} {'ratio':>7} {'authors':>8} {'speed-up':>9} "
+          f"{'structures/s':>13}")
+    for dtype, label, n, batch_size, (best, median) in rows:
+        ratio = best / calibration
         authors = AUTHORS[args.model].get((dtype, n)) if batch_size == 1 else None
         speedup = f"{authors / ratio:8.2f}x" if authors else f"{'-':>9}"
-        print(f"{dtype:<8} {label:<17} {seconds * 1e3:9.2f} {ratio:7.3f} {authors or '-':>8} {speedup} "
-              f"{batch_size / seconds:13.1f}")
+        print(f"{dtype:<8} {label:<17} {best * 1e3:8.2f} {median * 1e3:8.2f} {ratio:7.3f} {authors or '-':>8} "
+              f"{speedup} {batch_size / best:13.1f}")
 
 
 if __name__ == "__main__":

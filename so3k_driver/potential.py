@@ -28,7 +28,8 @@ PER_ATOM_EXTRAS = ("charges", "hirshfeld_ratios")
 # On a CPU a call runs fastest while its per-pair arrays stay in cache (1 MB L2 per core here):
 # 32 Ac-Ala3-NHMe (400 pairs each) cost 4.5 ms per structure one per call, 3.5 ms two per call,
 # and 6.1-6.5 ms with 3, 4 or all 32 per call (2-core EPYC, float32). Batches are therefore split
-# into calls of at most this many pairs on CPUs; accelerators get the whole batch in one call.
+# into calls of at most this many pairs on CPUs (half as many in float64, whose arrays are twice
+# as large); accelerators get the whole batch in one call.
 CPU_PAIRS_PER_CALL = 1024
 
 
@@ -81,7 +82,8 @@ class Potential:
         self._device = _resolve_device(device)
         if pairs_per_call == "auto":
             platform = (self._device or jax.devices()[0]).platform
-            pairs_per_call = CPU_PAIRS_PER_CALL if platform == "cpu" else None
+            bytes_per_float = np.dtype(DTYPES[dtype]).itemsize
+            pairs_per_call = CPU_PAIRS_PER_CALL * 4 // bytes_per_float if platform == "cpu" else None
         self._pairs_per_call = pairs_per_call
         self._per_call: dict = {}
         self._capacities = CapacityKeeper()
