@@ -19,7 +19,7 @@ import numpy as np
 
 from .config import ModelConfig
 from .model.energy import EnergyModel
-from .model.so3krates import Graph
+from .model.so3krates import Graph, mask_padded_pairs
 from .neighbors import CapacityKeeper, half_pair_list
 from .validation import InputError, check_close_contacts, check_structures
 
@@ -286,15 +286,13 @@ class Potential:
                                 lr_first, lr_second, lr_shifts, lr_structure, lr_mask,
                                 num_structures: int, with_stress: bool):
         self._compile_count += 1  # runs only while tracing, i.e. once per compiled shape
-        far = 2.0 * max(self.config.cutoff, self.lr_cutoff or 0.0) + 1.0
-        far_vector = jnp.asarray([far, 0.0, 0.0], positions.dtype)
+        largest_cutoff = max(self.config.cutoff, self.lr_cutoff or 0.0)
 
         def displacements(pos, first, second, shifts, owner, mask, deform):
             d = pos[second] - pos[first] + shifts
             if deform is not None:
                 d = jnp.einsum("pi,pij->pj", d, deform[owner])
-            # padded slots get a harmless far-away vector: zero cutoff, finite basis, zero gradient
-            return jnp.where(mask[:, None], d, far_vector)
+            return mask_padded_pairs(d, mask, largest_cutoff)
 
         def total_energy(pos, strain):
             deform = None

@@ -301,6 +301,13 @@ def radial_filters(rbf: jax.Array, parameters, act) -> list[jax.Array]:
     return [dense(hidden[:, k * width : (k + 1) * width], p[1]) for k, p in enumerate(parameters)]
 
 
+def mask_padded_pairs(displacements: jax.Array, mask: jax.Array, cutoff: float) -> jax.Array:
+    """Give padded pair slots (mask False) a displacement beyond ``cutoff`` (Å): their cutoff weight
+    is exactly zero, their basis functions stay finite and no gradient flows through them."""
+    far = jnp.asarray([2.0 * cutoff + 1.0, 0.0, 0.0], displacements.dtype)
+    return jnp.where(mask[:, None], displacements, far)
+
+
 def pair_geometry(cfg: ModelConfig, displacements, mask) -> tuple[PairGeometry, jax.Array]:
     """Distances, radial basis, cutoff and harmonics of the (padded) pair list. Returns (geometry, d)."""
     d = jnp.sqrt(jnp.sum(displacements * displacements, axis=-1))

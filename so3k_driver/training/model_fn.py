@@ -1,7 +1,6 @@
 """Energies (eV) and forces (eV/Å) of a padded batch, differentiable w.r.t. the parameters.
 
-Graph construction mirrors ``Potential._energy_and_derivatives``: padded pair slots get a far-away
-displacement (2·cutoff + 1 Å along x) so their cutoff weight and gradient vanish.
+Padded pair slots are handled as in the potential (``mask_padded_pairs``).
 """
 
 from __future__ import annotations
@@ -9,13 +8,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..model.so3krates import Graph
+from ..model.so3krates import Graph, mask_padded_pairs
 
 
 def batch_graph(batch, positions, cutoff: float) -> Graph:
     first, second, mask = batch["pair_first"], batch["pair_second"], batch["pair_mask"]
-    far = jnp.asarray([2.0 * cutoff + 1.0, 0.0, 0.0], positions.dtype)
-    displacements = jnp.where(mask[:, None], positions[second] - positions[first], far)
+    displacements = mask_padded_pairs(positions[second] - positions[first], mask, cutoff)
     num_structures = batch["energies"].shape[0]
     empty_index = jnp.zeros(0, jnp.int32)
     return Graph(
