@@ -24,7 +24,6 @@ from .so3krates import (
     activation,
     dense,
     pair_geometry,
-    radial_filters,
 )
 
 
@@ -128,10 +127,9 @@ class EnergyModel(nn.Module):
         num_components = sum(2 * l + 1 for l in cfg.degrees)
         chi = jnp.zeros((x.shape[0], num_components), dtype)
         geometry, distances = pair_geometry(cfg, graph.displacements, graph.pair_mask)
-        layers = [SO3kratesLayer(cfg, first_layer=(t == 0), name=f"layers_{t}") for t in range(cfg.num_layers)]
-        for layer in layers:
-            w1, w2 = radial_filters(geometry.rbf, layer.radial_parameters(), activation(cfg.activation))
-            x, chi = layer(x, chi, geometry, graph.pair_first, graph.pair_second, w1, w2)
+        for t in range(cfg.num_layers):
+            layer = SO3kratesLayer(cfg, first_layer=(t == 0), name=f"layers_{t}")
+            x, chi = layer(x, chi, geometry, graph.pair_first, graph.pair_second)
 
         lr_distances = None
         if cfg.needs_long_range_pairs:

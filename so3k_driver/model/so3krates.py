@@ -101,11 +101,7 @@ class PairGeometry(NamedTuple):
 
 
 class EuclideanAttention(nn.Module):
-    """Euclidean attention block (spec 2.3): returns (dx, dchi) to be added to (x, chi).
-
-    The radial half of the pair filters depends on distances only; the caller computes it for all
-    layers at once (:func:`radial_filters`) from :meth:`radial_parameters` and passes it in.
-    """
+    """Euclidean attention block (spec 2.3): returns (dx, dchi) to be added to (x, chi)."""
 
     config: ModelConfig
     chi_is_zero: bool  # true in the first layer: the EV filter input is then exactly zero
@@ -128,14 +124,7 @@ class EuclideanAttention(nn.Module):
         self.Wq2 = self.param("Wq2", per_head_init(dl), (nL, dl, dl))
         self.Wk2 = self.param("Wk2", per_head_init(dl), (nL, dl, dl))
 
-    def radial_parameters(self):
-        """[(first layer, second layer) of branch 1, (...) of branch 2], as (kernel, bias) pairs."""
-        return [
-            (self.radial_filter1_layer_1(), self.radial_filter1_layer_2()),
-            (self.radial_filter2_layer_1(), self.radial_filter2_layer_2()),
-        ]
-
-    def __call__(self, x, chi, geometry: PairGeometry, first, second, radial_w1, radial_w2):
+    def __call__(self, x, chi, geometry: PairGeometry, first, second):
         cfg = self.config
         num_atoms, num_features = x.shape
         heads, num_degrees = cfg.num_heads, len(cfg.degrees)
@@ -145,6 +134,12 @@ class EuclideanAttention(nn.Module):
         dtype = x.dtype
         s1a, s1b = self.spherical_filter1_layer_1(), self.spherical_filter1_layer_2()
         s2a, s2b = self.spherical_filter2_layer_1(), self.spherical_filter2_layer_2()
+        radial_w1, radial_w2 = radial_filters(
+            geometry.rbf,
+            [(self.radial_filter1_layer_1(), self.radial_filter1_layer_2()),
+             (self.radial_filter2_layer_1(), self.radial_filter2_layer_2())],
+            act,
+        )
 
         if self.chi_is_zero:
             ev_invariants = jnp.zeros((1, num_degrees), dtype)
@@ -264,13 +259,10 @@ class SO3kratesLayer(nn.Module):
             self.res_mlp_2_layer_1 = DenseParams(F, F)
             self.res_mlp_2_layer_2 = DenseParams(F, F)
 
-    def radial_parameters(self):
-        return self.attention_block.radial_parameters()
-
-    def __call__(self, x, chi, geometry, first, second, radial_w1, radial_w2):
+    def __call__(self, x, chi, geometry, first, second):
         cfg = self.config
         act = activation(cfg.activation)
-        dx, dchi = self.attention_block(x, chi, geometry, first, second, radial_w1, radial_w2)
+        dx, dchi = self.attention_block(x, chi, geometry, first, second)
         x, chi = x + dx, chi + dchi
         if cfg.layer_norm_1:
             x = self.layer_normalization_1(x)
@@ -286,11 +278,11 @@ class SO3kratesLayer(nn.Module):
 
 
 def radial_filters(rbf: jax.Array, parameters, act) -> list[jax.Array]:
-    """Radial parts of all pair filters of all layers in two operations.
+    """Radial parts of pair filters that read the same basis (both branches of a layer).
 
     rbf: (P, K). parameters: per filter ((W1, b1), (W2, b2)) with W1 (K, F), W2 (F, F).
-    Returns one (P, F) array per filter: W2 act(W1 rbf + b1) + b2. The first layers of all filters
-    read the same basis and run as one K -> n*F matmul.
+    Returns one (P, F) array per filter: W2 act(W1 rbf + b1) + b2, the first layers fused into one
+    K -> n*F matmul.
     """
     n = len(parameters)
     dtype = rbf.dtype
