@@ -7,7 +7,6 @@ Defaults are the SO3krates paper configuration (Frank et al., Nat. Commun. 2024)
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
 RADIAL_BASES = ("physnet", "bernstein", "gaussian", "bessel")
@@ -108,6 +107,3 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model configuration keys: {unknown}")
         return cls(**d)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1)

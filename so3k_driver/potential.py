@@ -51,7 +51,6 @@ class _Batch:
 
     arrays: dict[str, np.ndarray]
     num_structures: int
-    num_atoms: int
 
 
 class Potential:
@@ -140,8 +139,7 @@ class Potential:
         start = time.perf_counter()
         numbers = np.asarray(numbers)
         positions = np.asarray(positions, dtype=np.float64)
-        single = positions.ndim == 2
-        if single:
+        if positions.ndim == 2:
             positions = positions[None]
         if positions.ndim != 3 or positions.shape[-1] != 3:
             raise InputError(f"positions must have shape (N, 3) or (B, N, 3), got {np.shape(positions)}")
@@ -261,7 +259,7 @@ class Potential:
             empty = np.zeros(0, np.int32)
             arrays.update(lr_first=empty, lr_second=empty, lr_shifts=np.zeros((0, 3), dtype),
                           lr_structure=empty, lr_mask=np.zeros(0, bool))
-        return _Batch(arrays, B, B * N)
+        return _Batch(arrays, B)
 
     def _call(self, batch: _Batch, with_stress: bool, num_atoms: int):
         """Run the jitted model; returns host arrays (energy, forces, strain derivative, extras)."""

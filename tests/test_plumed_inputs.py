@@ -66,7 +66,6 @@ def test_hills_sum_is_minus_free_energy():
 
 def test_so3k_run_makes_plumed_input_paths_absolute(tmp_path):
     """i-PI resolves <plumed_dat> against its working directory, not the input's folder."""
-    import xml.etree.ElementTree as ET
     from pathlib import Path
 
     from so3k_driver.ipi import ipi_xml
