@@ -186,8 +186,20 @@ def test_remd_metad_input_runs_with_plumed(tmp_path):
     """ipi_inputs/remd_metad.xml through so3k run from another folder: PLUMED inputs are found,
     every temperature deposits its own hills and exchanges are attempted."""
     pytest.importorskip("plumed")
+    # Exchanges every 2 steps instead of 50: remd_idx lists only accepted swaps, and 2 attempts in
+    # 100 steps were sometimes all rejected. The variant sits in its own folder with copies of the
+    # files it names, and i-PI runs in another one.
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for name in ["ala15_ext.xyz"] + [f"plumed_remd_T{k}.dat" for k in range(4)]:
+        shutil.copy(INPUTS / name, inputs / name)
+    text = (INPUTS / "remd_metad.xml").read_text()
+    assert "<stride> 50 </stride> <krescale>" in text
+    (inputs / "remd_metad.xml").write_text(text.replace("<stride> 50 </stride> <krescale>", "<stride> 2 </stride> <krescale>"))
+    tmp_path = tmp_path / "run"
+    tmp_path.mkdir()
     # The bundled (trained) model: 100 steps of 162 atoms with random weights can crush two atoms together.
-    result = so3k_run(INPUTS / "remd_metad.xml", tmp_path, "--steps", "100", "--address", unique("remdmtd"),
+    result = so3k_run(inputs / "remd_metad.xml", tmp_path, "--steps", "100", "--address", unique("remdmtd"),
                       timeout=300, model="default")
     assert result.returncode == 0, result.stderr
     outputs = sorted(tmp_path.glob("*remd_metad.out"))
