@@ -169,20 +169,26 @@ class Potential:
         dtype = DTYPES[self.dtype]
         charges = np.broadcast_to(np.asarray(total_charge, dtype), (B,))
         unpaired = np.broadcast_to(np.asarray(unpaired_electrons, dtype), (B,))
-        short = [self._structure_pairs(positions, cells, pbc, self.config.cutoff, b, check=True) for b in range(B)]
+        # i-PI pads a short batch by repeating its last structure (and so does our server): those
+        # copies are evaluated once and their results copied, not recomputed.
+        distinct = B - _trailing_copies(numbers, positions, cells, charges, unpaired)
+        short = [self._structure_pairs(positions, cells, pbc, self.config.cutoff, b, check=True)
+                 for b in range(distinct)]
         long = None
         if self._uses_lr_pairs:
             if self.lr_cutoff is None and cells is not None:
                 raise InputError("SO3LR under periodic boundaries needs a finite long-range cutoff (lr_cutoff)")
-            long = [self._structure_pairs(positions, cells, pbc, self.lr_cutoff, b) for b in range(B)]
+            long = [self._structure_pairs(positions, cells, pbc, self.lr_cutoff, b) for b in range(distinct)]
+        # The call size depends on the full B, not on how many are distinct, so the compiled shape
+        # does not change when i-PI's batches are more or less full.
         per_call = self._structures_per_call(B, N, max(len(p[0]) for p in short))
         parts = []
-        for first in range(0, B, per_call):
+        for first in range(0, distinct, per_call):
             # the last call is padded to the same size by repeating its last structure: one compiled shape
-            index = np.minimum(np.arange(first, first + per_call), B - 1)
+            index = np.minimum(np.arange(first, first + per_call), distinct - 1)
             batch = self._pack(index, numbers, positions, charges, unpaired, short, long)
-            parts.append(_take(self._call(batch, with_stress, N), min(per_call, B - first)))
-        energy, forces, strain_derivative, extras = _concatenate(parts)
+            parts.append(_take(self._call(batch, with_stress, N), min(per_call, distinct - first)))
+        energy, forces, strain_derivative, extras = _repeat_last(_concatenate(parts), B)
         results = Results(energy=energy, forces=forces, extras=extras)
         if with_stress:
             derivative = 0.5 * (strain_derivative + np.swapaxes(strain_derivative, 1, 2))
@@ -332,6 +338,29 @@ def _take(outputs, count: int):
     energy, forces, strain, extras = outputs
     return (energy[:count], forces[:count], None if strain is None else strain[:count],
             {k: v[:count] for k, v in extras.items()})
+
+
+def _trailing_copies(numbers, positions, cells, charges, unpaired) -> int:
+    """How many structures at the end of the batch are exact copies of the one before them."""
+    B = len(positions)
+    copies = 0
+    while copies < B - 1:
+        b = B - 1 - copies
+        same = (np.array_equal(positions[b], positions[b - 1]) and np.array_equal(numbers[b], numbers[b - 1])
+                and charges[b] == charges[b - 1] and unpaired[b] == unpaired[b - 1]
+                and (cells is None or np.array_equal(cells[b], cells[b - 1])))
+        if not same:
+            break
+        copies += 1
+    return copies
+
+
+def _repeat_last(outputs, count: int):
+    """Extend per-structure outputs to ``count`` structures by repeating the last one."""
+    energy, forces, strain, extras = outputs
+    index = np.minimum(np.arange(count), len(energy) - 1)
+    return (energy[index], forces[index], None if strain is None else strain[index],
+            {k: v[index] for k, v in extras.items()})
 
 
 def _concatenate(parts):

@@ -146,9 +146,39 @@ def test_batches_split_into_calls_give_the_same_numbers(ala3):
     numbers, positions = ala3
     rng = np.random.default_rng(6)
     batch = np.stack([positions + rng.normal(scale=0.03, size=positions.shape) for _ in range(5)])
-    split = Potential.load(SO3KRATES_RANDOM, dtype="float64", pairs_per_call=800)  # 2 structures per call
+    split = Potential.load(SO3KRATES_RANDOM, dtype="float64", pairs_per_call=1000)  # 2 per call (≈ 405 pairs each)
     whole = Potential.load(SO3KRATES_RANDOM, dtype="float64", pairs_per_call=None)
     a, b = split.evaluate(numbers, batch), whole.evaluate(numbers, batch)
     np.testing.assert_allclose(a.energy, b.energy, atol=1e-10)
     np.testing.assert_allclose(a.forces, b.forces, atol=1e-10)
     assert split.compile_count == 1  # the last, padded call has the same shape as the others
+
+
+def test_repeated_last_structures_are_evaluated_once(ala3):
+    """i-PI pads a short batch by repeating its last structure: the copies cost no model time."""
+    from conftest import SO3KRATES_RANDOM
+    from so3k_driver.potential import Potential
+
+    numbers, positions = ala3
+    rng = np.random.default_rng(7)
+    distinct = np.stack([positions + rng.normal(scale=0.03, size=positions.shape) for _ in range(3)])
+    padded = np.concatenate([distinct, np.repeat(distinct[-1:], 3, axis=0)])  # 6 slots, 3 distinct
+    potential = Potential.load(SO3KRATES_RANDOM, dtype="float64", pairs_per_call=1000)  # 2 per call (≈ 405 pairs each)
+    structures_computed = []
+    original_call = potential._call
+
+    def counting_call(batch, *args):
+        structures_computed.append(batch.num_structures)
+        return original_call(batch, *args)
+
+    potential._call = counting_call
+    result = potential.evaluate(numbers, padded)
+    assert structures_computed == [2, 2]  # structures 0-1, then 2 (+ its call padding); not 3 calls
+    single = Potential.load(SO3KRATES_RANDOM, dtype="float64", pairs_per_call=None).evaluate(numbers, distinct)
+    np.testing.assert_allclose(result.energy, single.energy[[0, 1, 2, 2, 2, 2]], atol=1e-10)
+    np.testing.assert_allclose(result.forces, single.forces[[0, 1, 2, 2, 2, 2]], atol=1e-10)
+    structures_computed.clear()
+    full = potential.evaluate(numbers, np.concatenate([distinct, distinct + 0.01]))  # no copies: 3 calls
+    assert structures_computed == [2, 2, 2]
+    np.testing.assert_allclose(full.energy[:3], single.energy, atol=1e-10)
+    assert potential.compile_count == 1
