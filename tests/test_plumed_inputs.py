@@ -64,6 +64,21 @@ def test_hills_sum_is_minus_free_energy():
     assert f[-1] == pytest.approx(2.0, abs=1e-3)  # far from both hills: 0 - (-2) kJ/mol
 
 
+def test_hills_files_before_the_first_hill_are_read_as_empty(tmp_path):
+    """PLUMED writes the FIELDS header with the first hill: a run shorter than PACE leaves empty files."""
+    from so3k_driver.analysis.plumed_files import read_plumed
+    from so3k_driver.analysis.report import free_energy_profiles
+
+    (tmp_path / "HILLS.T0").write_text("")
+    (tmp_path / "HILLS.T1").write_text("#! FIELDS time e2e sigma_e2e height biasf\n1.0 20.0 0.5 1.1 10\n")
+    assert read_plumed(tmp_path / "HILLS.T0") == {}
+    profiles = free_energy_profiles(tmp_path, [300.0, 330.0])
+    assert [label for label, *_ in profiles] == ["330 K"]
+    (tmp_path / "COLVAR").write_text("1.0 2.0\n")  # data without a header is still refused
+    with pytest.raises(ValueError, match="FIELDS"):
+        read_plumed(tmp_path / "COLVAR")
+
+
 def test_so3k_run_makes_plumed_input_paths_absolute(tmp_path):
     """i-PI resolves <plumed_dat> against its working directory, not the input's folder."""
     from pathlib import Path

@@ -163,7 +163,7 @@ def test_repeated_last_structures_are_evaluated_once(ala3):
     rng = np.random.default_rng(7)
     distinct = np.stack([positions + rng.normal(scale=0.03, size=positions.shape) for _ in range(3)])
     padded = np.concatenate([distinct, np.repeat(distinct[-1:], 3, axis=0)])  # 6 slots, 3 distinct
-    potential = Potential.load(SO3KRATES_RANDOM, dtype="float64", pairs_per_call=1000)  # 2 per call (≈ 405 pairs each)
+    potential = Potential.load(SO3KRATES_RANDOM, dtype="float64", pairs_per_call=1000)  # 2 per call
     structures_computed = []
     original_call = potential._call
 

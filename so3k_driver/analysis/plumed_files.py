@@ -13,7 +13,13 @@ import numpy as np
 
 
 def read_plumed(path) -> dict[str, np.ndarray]:
-    """Columns of a PLUMED COLVAR/HILLS file by FIELDS name."""
+    """Columns of a PLUMED COLVAR/HILLS file by FIELDS name; {} for a file PLUMED has not written to yet.
+
+    PLUMED writes the FIELDS header with the first record, so a short or just-started run leaves
+    an empty HILLS file (no hill deposited yet): that is not an error.
+    """
+    if Path(path).stat().st_size == 0:
+        return {}
     names = None
     with open(path) as handle:
         for line in handle:

@@ -109,7 +109,7 @@ def free_energy_profiles(run_dir: Path, temperatures):
     profiles = []
     for k, path in enumerate(plumed_files.temperature_files(run_dir, "HILLS")):
         hills = plumed_files.read_plumed(path)
-        if len(hills["height"]) == 0:
+        if len(hills.get("height", ())) == 0:
             continue
         cvs = plumed_files.hill_cvs(hills)
         torsion = [cv.startswith(("phi", "psi")) for cv in cvs]
@@ -160,7 +160,8 @@ def analyze(run_dir: Path, out_dir: Path | None = None) -> Path:
     _free_energy_plot(out_dir / "free_energy.png", profiles)
     _ramachandran_plot(out_dir / "ramachandran.png", data)
     exchanges = ipi_outputs.exchange_acceptance(run_dir)
-    hills = {p.name: len(plumed_files.read_plumed(p)["height"]) for p in plumed_files.temperature_files(run_dir, "HILLS")}
+    hills = {p.name: len(plumed_files.read_plumed(p).get("height", ()))
+             for p in plumed_files.temperature_files(run_dir, "HILLS")}
     return _write_summary(out_dir, run_dir, data, exchanges, hills)
 
 
