@@ -91,3 +91,22 @@ def test_so3k_run_makes_plumed_input_paths_absolute(tmp_path):
     paths = [element.text.strip() for element in root.iter("plumed_dat")]
     assert len(paths) == 4
     assert all(Path(p).is_absolute() and Path(p).is_file() for p in paths)
+
+
+def test_a_configuration_that_breaks_apart_is_found():
+    from so3k_driver.analysis.ipi_outputs import first_broken_frame, fragment_count
+
+    atoms = ase.io.read(bundled_structure("Ac-Ala15-NHMe_ext.xyz"))
+    symbols = atoms.get_chemical_symbols()
+    intact = atoms.positions
+    assert fragment_count(symbols, intact) == 1
+    hot = intact + np.random.default_rng(0).normal(scale=0.05, size=intact.shape)  # thermal noise keeps bonds
+    exploded = intact.copy()
+    exploded[8:46] *= 3.0  # the middle of the chain flies apart (as seen in a 450 K run)
+    stretched = intact.copy()
+    stretched[9] += 2.0 * (intact[9] - intact[8]) / np.linalg.norm(intact[9] - intact[8])  # one hot frame
+    frames = np.stack([intact, hot, stretched, hot, exploded, exploded])
+    index, fragments = first_broken_frame(symbols, frames)
+    assert index == 4 and fragments > 1
+    assert fragment_count(symbols, stretched) == 2
+    assert first_broken_frame(symbols, frames[:4]) is None  # a break that does not last is not one

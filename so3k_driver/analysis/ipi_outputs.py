@@ -3,6 +3,11 @@
 i-PI writes REMD outputs per configuration (system ``T-k``), not per temperature: the column
 ``ensemble_temperature`` says which temperature a configuration had at each step. Properties and
 trajectories must share one stride (as the inputs written by so3k_driver.sampling_inputs do).
+
+A configuration that breaks apart (a machine-learned potential outside its training data can let
+a molecule explode) is reported as a ``Breakage`` and its frames from then on are left out of
+the per-temperature series: they would otherwise pass for sampling at whatever temperature the
+broken configuration was exchanged to.
 """
 
 from __future__ import annotations
@@ -67,15 +72,63 @@ def find_systems(run_dir: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def demultiplex(run_dir: Path) -> tuple[list[str], list[ReplicaSeries]]:
-    """Per-temperature series (sorted by temperature) from the per-configuration outputs."""
+@dataclass
+class Breakage:
+    """A configuration whose covalent bond graph fell apart into more fragments than it started with."""
+
+    system: str           # output stem, e.g. 'T-3_sim'
+    time: float           # ps, first frame seen broken
+    temperature: float    # K, the temperature it had in that frame
+    fragments: int        # bonded fragments in that frame (1 for an intact molecule)
+    excluded_frames: int  # frames left out of the per-temperature series
+
+
+BOND_SCALE = 1.6  # bonded: distance < 1.6 × (sum of covalent radii): C–H up to 1.71 Å, C–C up to 2.43 Å
+
+
+def fragment_count(symbols, positions) -> int:
+    """Number of covalently bonded fragments in one frame (positions (N, 3) Å)."""
+    from ase.data import atomic_numbers, covalent_radii
+    from scipy.sparse.csgraph import connected_components
+
+    radii = covalent_radii[[atomic_numbers[s] for s in symbols]]
+    distances = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+    bonded = distances < BOND_SCALE * (radii[:, None] + radii[None])
+    return int(connected_components(bonded, directed=False)[0])
+
+
+def first_broken_frame(symbols, frames) -> tuple[int, int] | None:
+    """(frame index, fragments) from which every frame has more fragments than frame 0, or None.
+
+    Only a break that lasts to the last frame counts: a bond stretched in one hot frame is not one.
+    """
+    if len(frames) == 0:
+        return None
+    counts = np.array([fragment_count(symbols, frame) for frame in frames])
+    broken = counts > counts[0]
+    if not broken[-1]:
+        return None
+    index = len(broken) - int(np.argmin(broken[::-1])) if not broken.all() else 0
+    return index, int(counts[index])
+
+
+def demultiplex(run_dir: Path) -> tuple[list[str], list[ReplicaSeries], list[Breakage]]:
+    """Per-temperature series (sorted by temperature) from the per-configuration outputs, and the
+    configurations that broke apart (their frames from the break on are not in the series)."""
     collected: dict[float, list] = {}
     symbols = []
+    breakages = []
     for properties_file, trajectory_file in find_systems(run_dir):
         props = read_properties(properties_file)
         symbols, frames = read_xyz_frames(trajectory_file)
         count = min(len(frames), len(props["step"]))
         temperatures = props.get("ensemble_temperature", props.get("temperature"))[:count]
+        broken = first_broken_frame(symbols, frames[:count])
+        if broken is not None:
+            index, fragments = broken
+            breakages.append(Breakage(properties_file.stem, float(props["time"][index]), float(temperatures[index]),
+                                      fragments, count - index))
+            count = index
         for k in range(count):
             key = round(float(temperatures[k]), 3)
             collected.setdefault(key, []).append(
@@ -86,7 +139,7 @@ def demultiplex(run_dir: Path) -> tuple[list[str], list[ReplicaSeries]]:
         rows = sorted(collected[temperature], key=lambda r: r[0])
         series.append(ReplicaSeries(temperature, np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
                                     np.array([r[2] for r in rows]), np.array([r[3] for r in rows])))
-    return symbols, series
+    return symbols, series, breakages
 
 
 def exchange_acceptance(run_dir: Path) -> tuple[int, int] | None:

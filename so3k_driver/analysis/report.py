@@ -151,7 +151,7 @@ def analyze(run_dir: Path, out_dir: Path | None = None) -> Path:
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir else run_dir / "analysis"
     out_dir.mkdir(parents=True, exist_ok=True)
-    symbols, series = ipi_outputs.demultiplex(run_dir)
+    symbols, series, breakages = ipi_outputs.demultiplex(run_dir)
     data = observables(symbols, series)
     _series_plot(out_dir / "end_to_end.png", data, "end_to_end", "end-to-end distance (Å)")
     _series_plot(out_dir / "radius_of_gyration.png", data, "gyration", "radius of gyration (Å)")
@@ -162,13 +162,18 @@ def analyze(run_dir: Path, out_dir: Path | None = None) -> Path:
     exchanges = ipi_outputs.exchange_acceptance(run_dir)
     hills = {p.name: len(plumed_files.read_plumed(p).get("height", ()))
              for p in plumed_files.temperature_files(run_dir, "HILLS")}
-    return _write_summary(out_dir, run_dir, data, exchanges, hills)
+    return _write_summary(out_dir, run_dir, data, exchanges, hills, breakages)
 
 
-def _write_summary(out_dir, run_dir, data, exchanges, hills) -> Path:
+def _write_summary(out_dir, run_dir, data, exchanges, hills, breakages=()) -> Path:
     lines = [f"# Sampling analysis of `{run_dir}`", "",
              f"Frames per temperature: {', '.join(str(len(d.time)) for d in data)}; "
              f"simulated time per replica: {data[0].time[-1]:.3f} ps.", ""]
+    for b in breakages:
+        lines += [f"**Warning: configuration {b.system} broke apart** at {b.time:.2f} ps while at {b.temperature:g} K "
+                  f"({b.fragments} bonded fragments): the model left the region it describes. Its {b.excluded_frames} "
+                  "frames from then on are left out of everything below; continue only from a restart before that "
+                  "time, or with a model trained on such geometries.", ""]
     if exchanges:
         lines.append(f"Replica exchange: {exchanges[0]} swap records in the remd_idx file (i-PI writes one per accepted exchange).")
     if hills:
@@ -187,8 +192,9 @@ def _write_summary(out_dir, run_dir, data, exchanges, hills) -> Path:
     lines += ["", "Helix: residue with φ in [-100, -30]° and ψ in [-80, -5]°; H-bond: O(i)···H–N(i+4) < 2.5 Å.",
               "Free energy from HILLS: F(s) = -Σ hills (well-tempered heights as written by PLUMED), kJ/mol.", "",
               "Plots: " + ", ".join(f"[{p}]({p})" for p in PLOTS), ""]
-    (out_dir / "summary.json").write_text(json.dumps({"temperatures": summary, "exchanges": exchanges, "hills": hills},
-                                                     indent=1) + "\n")
+    broken = [vars(b) for b in breakages]
+    (out_dir / "summary.json").write_text(json.dumps({"temperatures": summary, "exchanges": exchanges, "hills": hills,
+                                                      "broken_configurations": broken}, indent=1) + "\n")
     path = out_dir / "summary.md"
     path.write_text("\n".join(lines))
     return path
