@@ -214,6 +214,23 @@ def test_compute_returns_potential_forces_in_atomic_units(so3krates32):
     assert not virials.any() and "time_s" in json.loads(extras[0])
 
 
+@pytest.mark.shared
+def test_a_force_beyond_the_limit_stops_the_driver_with_a_clear_error(so3krates32):
+    """A model outside its domain lets a molecule explode (seen at 450 K): the driver refuses to go on."""
+    from so3k_driver.ipi.compute import ModelBreakdown, make_compute
+    from so3k_driver.ipi.structures import read_numbers
+    from conftest import REPO
+
+    numbers = read_numbers(str(REPO / "ipi_inputs" / "ala3.xyz"))
+    positions_bohr = np.loadtxt(REPO / "ipi_inputs" / "ala3.xyz", skiprows=2, usecols=(1, 2, 3)) / BOHR_IN_ANGSTROM
+    largest = np.linalg.norm(so3krates32.evaluate(numbers, positions_bohr * BOHR_IN_ANGSTROM).forces[0], axis=-1)
+    cell = np.eye(3)[None] * 50
+    make_compute(so3krates32, numbers, max_force=1.01 * largest.max())(cell, positions_bohr[None])  # passes
+    make_compute(so3krates32, numbers, max_force=0)(cell, positions_bohr[None])  # check switched off
+    with pytest.raises(ModelBreakdown, match=rf"on atom {largest.argmax()} .*--max-force"):
+        make_compute(so3krates32, numbers, max_force=0.99 * largest.max())(cell, positions_bohr[None])
+
+
 def test_every_shipped_input_is_well_formed_xml():
     """i-PI parses inputs with a strict XML parser (e.g. '--' is illegal inside comments)."""
     import xml.etree.ElementTree as ET

@@ -15,6 +15,8 @@ GPU_MEMORY_DEFAULTS = {
 
 
 def add_parser(subparsers) -> None:
+    from ..ipi.compute import DEFAULT_MAX_FORCE
+
     serve = subparsers.add_parser(
         "serve", help="serve a model to i-PI over a socket (atomic units on the wire)",
         description="Connect to a running i-PI and compute energies (Ha), forces (Ha/bohr) and "
@@ -36,6 +38,10 @@ def add_parser(subparsers) -> None:
                        help="periodic system: use i-PI's cell and return the virial (default: gas phase, zero virial)")
     serve.add_argument("--connect-timeout", type=float, default=60.0, metavar="S",
                        help="give up connecting after S seconds of retries (default 60)")
+    serve.add_argument("--max-force", type=float, default=DEFAULT_MAX_FORCE, metavar="EV_PER_A",
+                       help="stop with an error when any force exceeds this, in eV/Å (default "
+                            f"{DEFAULT_MAX_FORCE:g}; 0 = no check): a model outside its training data "
+                            "otherwise lets the molecule explode and the run goes on with garbage")
     serve.add_argument("-v", "--verbose", action="store_true", help="log every INIT and timing")
     serve.set_defaults(func=run_serve)
 
@@ -58,6 +64,9 @@ def add_parser(subparsers) -> None:
     run.add_argument("--dtype", choices=["float32", "float64"], default=None, help="evaluation precision")
     run.add_argument("--device", default=None, help="JAX device for the drivers, e.g. cpu, gpu, gpu:1")
     run.add_argument("--pbc", action="store_true", help="periodic system (stress/virial); default: set when the XML asks for NPT")
+    run.add_argument("--max-force", type=float, default=DEFAULT_MAX_FORCE, metavar="EV_PER_A",
+                     help=f"the drivers stop the run when a force exceeds this, eV/Å (default {DEFAULT_MAX_FORCE:g}; "
+                          "0 = no check); RESTART is kept")
     run.add_argument("--driver-option", action="append", default=[], metavar="OPT",
                      help="extra option passed to each 'so3k serve' (repeatable), e.g. --driver-option=--lr-cutoff=10")
     run.add_argument("--timeout", type=float, default=120.0, metavar="S",
@@ -76,7 +85,7 @@ def run_serve(args) -> int:
     logger = logging.getLogger("so3k")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
-    from ..ipi.compute import StructureMismatch, make_compute
+    from ..ipi.compute import ModelBreakdown, StructureMismatch, make_compute
     from ..ipi.server import serve
     from ..ipi.structures import read_numbers
     from ..ipi.transport import Disconnected, connect
@@ -97,7 +106,7 @@ def run_serve(args) -> int:
         inet = (host, int(port))
     potential = load_potential(args)
     compute = make_compute(potential, numbers, periodic=args.pbc, total_charge=args.total_charge,
-                           unpaired_electrons=args.unpaired_electrons)
+                           unpaired_electrons=args.unpaired_electrons, max_force=args.max_force)
     try:
         connections = [connect(unix=args.unix, inet=inet, prefix=args.prefix, timeout_s=args.connect_timeout)
                        for _ in range(args.connections)]
@@ -108,7 +117,7 @@ def run_serve(args) -> int:
     except Disconnected as error:
         print(f"so3k serve: i-PI went away without EXIT ({error}); stopping", file=sys.stderr)
         return 1
-    except StructureMismatch as error:
+    except (StructureMismatch, ModelBreakdown) as error:
         raise UserError(f"{error}; closed the connection") from None
     except Exception as error:
         from ..validation import InputError

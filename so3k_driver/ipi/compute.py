@@ -22,9 +22,35 @@ class StructureMismatch(ValueError):
     """i-PI sent a structure that does not match the driver's template (atom count)."""
 
 
+class ModelBreakdown(ValueError):
+    """A force beyond any physical value at MD temperatures: the structure left the model's domain."""
+
+
+DEFAULT_MAX_FORCE = 50.0  # eV/Å (≈ 1 Ha/bohr); thermal MD of molecules stays below ~10 eV/Å
+
+
+def check_forces(forces, numbers, max_force: float | None) -> None:
+    """Raise ModelBreakdown if any atom's force (eV/Å, (B, N, 3)) exceeds max_force (None/0: no check)."""
+    if not max_force:
+        return
+    magnitudes = np.linalg.norm(forces, axis=-1)
+    structure, atom = np.unravel_index(np.argmax(magnitudes), magnitudes.shape)
+    largest = magnitudes[structure, atom]
+    if largest > max_force:
+        raise ModelBreakdown(
+            f"force of {largest:.1f} eV/Å on atom {atom} (Z={numbers[atom]}) of structure {structure} in this "
+            f"request, above the limit of {max_force:g} eV/Å (--max-force): the structure has left the region "
+            "the model describes (it is typically about to fly apart). Stopped rather than integrate it; "
+            "resume from an earlier checkpoint with a smaller time step or lower temperature, or use a model "
+            "trained on such geometries (--max-force 0 disables this check)")
+
+
 def make_compute(potential, numbers, *, periodic: bool = False, total_charge: float = 0.0,
-                 unpaired_electrons: float = 0.0) -> Compute:
-    """Wrap ``potential`` for atoms ``numbers`` (N,). periodic=False: gas phase, zero virial."""
+                 unpaired_electrons: float = 0.0, max_force: float | None = DEFAULT_MAX_FORCE) -> Compute:
+    """Wrap ``potential`` for atoms ``numbers`` (N,). periodic=False: gas phase, zero virial.
+
+    max_force (eV/Å): raise ModelBreakdown when a force exceeds it; None or 0 switches the check off.
+    """
     numbers = np.asarray(numbers, dtype=np.int64)
 
     def compute(cells_bohr: np.ndarray, positions_bohr: np.ndarray) -> ComputeResult:
@@ -38,6 +64,7 @@ def make_compute(potential, numbers, *, periodic: bool = False, total_charge: fl
         results = potential.evaluate(np.broadcast_to(numbers, (count, natoms)), positions, cells,
                                      pbc=periodic, total_charge=total_charge,
                                      unpaired_electrons=unpaired_electrons)
+        check_forces(results.forces, numbers, max_force)
         energies = conversion.energies_to_hartree(results.energy)
         forces = conversion.forces_to_atomic(results.forces)
         if results.virial is not None:

@@ -140,6 +140,8 @@ class _Run:
             command += ["--dtype", a.dtype]
         if a.device:
             command += ["--device", a.device]
+        if getattr(a, "max_force", None) is not None:
+            command += ["--max-force", str(a.max_force)]
         return command + list(a.driver_option)
 
     def _start_drivers(self):
