@@ -13,6 +13,8 @@ MODEL=${MODEL:-default}
 OUT=${OUT:-runs/demo}
 .venv/bin/so3k info "$MODEL"
 .venv/bin/so3k eval "$MODEL" so3k_driver/data/Ac-Ala3-NHMe_ext.xyz
-rm -rf "$OUT"
+if [ "$OUT" = runs/demo ]; then
+  rm -rf "$OUT"  # the default demo folder is disposable; elsewhere the example moves an old run to run.bck.N
+fi
 .venv/bin/python examples/ala15_folding/run.py --quick --model "$MODEL" --out "$OUT" ${DEMO_STEPS:+--steps "$DEMO_STEPS"}
 echo "plots and summary: $OUT/run/analysis (summary.md, *.png)"

@@ -47,6 +47,14 @@ class SO3kDirectPES(Dummy_driver):
         return self._evaluate([np.asarray(pos)])[0]
 
     def compute(self, cell, pos):
-        if isinstance(cell, list):
-            return self._evaluate([np.asarray(p) for p in pos])
-        return self.compute_structure(cell, pos)
+        try:
+            if isinstance(cell, list):
+                return self._evaluate([np.asarray(p) for p in pos])
+            return self.compute_structure(cell, pos)
+        except Exception as error:
+            # i-PI calls this from its polling thread: an exception there only ends that thread and
+            # i-PI waits forever. Ask i-PI to stop instead (it writes RESTART and exits).
+            from ipi.utils.softexit import softexit
+
+            softexit.trigger(status="bad", message=f"so3k direct PES: {type(error).__name__}: {error}")
+            raise
