@@ -140,9 +140,7 @@ class _Run:
             command += ["--dtype", a.dtype]
         if a.device:
             command += ["--device", a.device]
-        if getattr(a, "max_force", None) is not None:
-            command += ["--max-force", str(a.max_force)]
-        return command + list(a.driver_option)
+        return command + ["--max-force", str(a.max_force)] + list(a.driver_option)
 
     def _start_drivers(self):
         for index in range(self.args.drivers):
