@@ -69,7 +69,7 @@ def main(argv=None) -> int:
         print(f"REMD+METAD: resuming {run_dir} from step {first_step} ({restart}), "
               f"to {args.steps or 'the planned'} total steps", flush=True)
         wall = sampling_run.run(run_dir, resume=True, total_steps=args.steps)
-        steps = (sampling_run.restart_step(run_dir / "RESTART") if (run_dir / "RESTART").exists() else 0) - first_step
+        steps = sampling_run.restart_step(sampling_run.latest_restart(run_dir)) - first_step
     else:
         md, metad = settings(args.quick, args.steps)
         backup = sampling_run.set_aside(run_dir)
