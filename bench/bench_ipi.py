@@ -30,7 +30,7 @@ DRIVER_PREFIX = os.environ.get("BENCH_DRIVER_PREFIX", "").split()
 
 def model_time(model: str, repeats: int = 20) -> float:
     from so3k_driver.ipi.structures import read_numbers
-    from so3k_driver.potential import Potential
+    from so3k_driver.evaluation.potential import Potential
 
     numbers = read_numbers(str(INPUTS / "ala3.xyz"))
     positions = np.loadtxt(INPUTS / "ala3.xyz", skiprows=2, usecols=(1, 2, 3))

@@ -63,11 +63,11 @@ def systems():
 
 
 def load(model: str, dtype: str):
-    from so3k_driver.potential import Potential
+    from so3k_driver.evaluation.potential import Potential
 
     if model == "so3lr":
         return Potential.load(f"so3lr:{SO3LR_DIR}", dtype=dtype)
-    from so3k_driver.config import ModelConfig
+    from so3k_driver.model.config import ModelConfig
     from so3k_driver.model.energy import initial_parameters
 
     config = ModelConfig()  # the paper configuration

@@ -21,7 +21,7 @@ from pathlib import Path
 import ase.io
 import numpy as np
 
-from so3k_driver.model_io import load_model, save_model
+from so3k_driver.io.model_files import load_model, save_model
 from so3k_driver.training.data import load_dataset, split_indices, write_extxyz
 from so3k_driver.training.testing import test_model
 

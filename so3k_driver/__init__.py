@@ -4,7 +4,7 @@ Importing the package has no side effects on JAX's global configuration; float64
 is enabled only inside the calls of a float64 model.
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["Potential", "ModelConfig", "__version__"]
 
@@ -12,11 +12,11 @@ __all__ = ["Potential", "ModelConfig", "__version__"]
 def __getattr__(name):
     # Lazy imports keep `import so3k_driver` cheap (JAX is imported on first use).
     if name == "Potential":
-        from .potential import Potential
+        from .evaluation.potential import Potential
 
         return Potential
     if name == "ModelConfig":
-        from .config import ModelConfig
+        from .model.config import ModelConfig
 
         return ModelConfig
     raise AttributeError(name)

@@ -27,21 +27,21 @@ def ala3_reference():
 
 @pytest.fixture(scope="session")
 def so3krates32():
-    from so3k_driver.potential import Potential
+    from so3k_driver.evaluation.potential import Potential
 
     return Potential.load(SO3KRATES_RANDOM, dtype="float32")
 
 
 @pytest.fixture(scope="session")
 def so3krates64():
-    from so3k_driver.potential import Potential
+    from so3k_driver.evaluation.potential import Potential
 
     return Potential.load(SO3KRATES_RANDOM, dtype="float64")
 
 
 @pytest.fixture(scope="session")
 def so3lr64():
-    from so3k_driver.potential import Potential
+    from so3k_driver.evaluation.potential import Potential
 
     return Potential.load(SO3LR, dtype="float64")
 

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.shared
 
 def test_calculator_matches_potential_and_stress_voigt(so3krates64):
     from ase import Atoms
-    from so3k_driver.ase_calculator import SO3kCalculator
+    from so3k_driver.evaluation.ase_calculator import SO3kCalculator
 
     numbers, positions, cell = periodic_test_system()
     atoms = Atoms(numbers=numbers, positions=positions, cell=cell, pbc=True)
@@ -25,7 +25,7 @@ def test_calculator_matches_potential_and_stress_voigt(so3krates64):
 def test_calculator_runs_velocity_verlet(ala3_reference):
     from ase import Atoms, units
     from ase.md.verlet import VelocityVerlet
-    from so3k_driver.ase_calculator import SO3kCalculator
+    from so3k_driver.evaluation.ase_calculator import SO3kCalculator
 
     atoms = Atoms(numbers=ala3_reference["numbers"], positions=ala3_reference["positions"])
     atoms.calc = SO3kCalculator(SO3KRATES_RANDOM, dtype="float64")

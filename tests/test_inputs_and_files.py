@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import REFERENCE, SO3KRATES_RANDOM, periodic_test_system
-from so3k_driver.validation import InputError
+from so3k_driver.evaluation.validation import InputError
 
 pytestmark = pytest.mark.shared
 
@@ -19,8 +19,8 @@ def small_species_potential(so3krates32):
     """The random reference weights restricted to H, C, N, O, as a trained model would be."""
     import dataclasses
 
-    from so3k_driver.model_io import load_model
-    from so3k_driver.potential import Potential
+    from so3k_driver.io.model_files import load_model
+    from so3k_driver.evaluation.potential import Potential
 
     config, params, _ = load_model(SO3KRATES_RANDOM)
     return Potential(dataclasses.replace(config, species=(1, 6, 7, 8)), params)
@@ -62,7 +62,7 @@ def test_degenerate_periodic_cell_is_refused(small_species_potential):
 
 
 def test_malicious_pickle_is_refused_and_not_executed(tmp_path):
-    from so3k_driver.model_io import ModelFileError, load_model
+    from so3k_driver.io.model_files import ModelFileError, load_model
 
     marker = tmp_path / "pwned"
 
@@ -82,8 +82,8 @@ def test_malicious_pickle_is_refused_and_not_executed(tmp_path):
 
 
 def test_own_format_roundtrip(tmp_path, so3krates32, ala3_reference):
-    from so3k_driver.model_io import load_model, save_model
-    from so3k_driver.potential import Potential
+    from so3k_driver.io.model_files import load_model, save_model
+    from so3k_driver.evaluation.potential import Potential
 
     config, params, _ = load_model(SO3KRATES_RANDOM)
     path = save_model(tmp_path / "model.so3k", config, params, metadata={"note": "test"})

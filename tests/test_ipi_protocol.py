@@ -154,7 +154,7 @@ def test_eof_stops_the_driver():
 
 
 def test_compute_error_closes_the_connection_cleanly():
-    from so3k_driver.validation import InputError
+    from so3k_driver.evaluation.validation import InputError
 
     def failing(cells, positions):
         raise InputError("non-finite position (NaN or inf) for atom 0 of structure 0")

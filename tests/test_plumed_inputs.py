@@ -6,8 +6,8 @@ import ase.io
 import numpy as np
 import pytest
 
-from so3k_driver import peptide, plumed_inputs
-from so3k_driver.plumed_inputs import bundled_structure
+from so3k_driver.sampling import peptide, plumed_inputs
+from so3k_driver.sampling.plumed_inputs import bundled_structure
 
 
 @pytest.mark.parametrize("name, first, last, distance", [
@@ -44,8 +44,8 @@ def test_plumed_inputs_state_units_nopbc_and_flush():
 
 
 def test_missing_plumed_kernel_names_the_variable(monkeypatch):
-    from so3k_driver.cli import UserError
-    from so3k_driver.plumed_kernel import find_plumed_kernel
+    from so3k_driver.errors import UserError
+    from so3k_driver.sampling.plumed_kernel import find_plumed_kernel
 
     monkeypatch.setitem(sys.modules, "plumed", None)  # import fails
     with pytest.raises(UserError, match="PLUMED_KERNEL") as error:
@@ -54,7 +54,7 @@ def test_missing_plumed_kernel_names_the_variable(monkeypatch):
 
 
 def test_hills_sum_is_minus_free_energy():
-    from so3k_driver.analysis.plumed_files import free_energy_from_hills
+    from so3k_driver.sampling.analysis.plumed_files import free_energy_from_hills
 
     hills = {"time": np.array([1.0, 2.0]), "e2e": np.array([10.0, 12.0]), "sigma_e2e": np.array([0.5, 0.5]),
              "height": np.array([2.0, 1.0]), "biasf": np.array([10.0, 10.0])}
@@ -66,8 +66,8 @@ def test_hills_sum_is_minus_free_energy():
 
 def test_hills_files_before_the_first_hill_are_read_as_empty(tmp_path):
     """PLUMED writes the FIELDS header with the first hill: a run shorter than PACE leaves empty files."""
-    from so3k_driver.analysis.plumed_files import read_plumed
-    from so3k_driver.analysis.report import free_energy_profiles
+    from so3k_driver.sampling.analysis.plumed_files import read_plumed
+    from so3k_driver.sampling.analysis.report import free_energy_profiles
 
     (tmp_path / "HILLS.T0").write_text("")
     (tmp_path / "HILLS.T1").write_text("#! FIELDS time e2e sigma_e2e height biasf\n1.0 20.0 0.5 1.1 10\n")
@@ -94,7 +94,7 @@ def test_so3k_run_makes_plumed_input_paths_absolute(tmp_path):
 
 
 def test_a_configuration_that_breaks_apart_is_found():
-    from so3k_driver.analysis.ipi_outputs import first_broken_frame, fragment_count
+    from so3k_driver.sampling.analysis.ipi_outputs import first_broken_frame, fragment_count
 
     atoms = ase.io.read(bundled_structure("Ac-Ala15-NHMe_ext.xyz"))
     symbols = atoms.get_chemical_symbols()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import SO3KRATES_RANDOM
-from so3k_driver import peptide, plumed_inputs, sampling_inputs, sampling_run
-from so3k_driver.analysis import ipi_outputs, plumed_files
+from so3k_driver.sampling import inputs as sampling_inputs, peptide, plumed_inputs, run as sampling_run
+from so3k_driver.sampling.analysis import ipi_outputs, plumed_files
 
 pytestmark = pytest.mark.shared
 PACE, STEPS = 5, 20

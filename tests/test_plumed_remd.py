@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import REPO
-from so3k_driver.analysis.report import PLOTS
+from so3k_driver.sampling.analysis.report import PLOTS
 
 
 def hill_lines(path):
@@ -53,7 +53,7 @@ def test_quick_remd_metad_folding_run(tmp_path):
 
 
 def test_a_new_run_sets_the_previous_one_aside(tmp_path):
-    from so3k_driver import sampling_run
+    from so3k_driver.sampling import run as sampling_run
 
     run_dir = tmp_path / "run"
     assert sampling_run.set_aside(run_dir) is None
@@ -76,7 +76,7 @@ def _prepared(run_dir):
 
 def test_an_ipi_that_stops_early_is_an_error_not_a_finished_run(tmp_path):
     """After an error in a force thread i-PI soft-exits with status 0: the step count tells."""
-    from so3k_driver import sampling_run
+    from so3k_driver.sampling import run as sampling_run
     from so3k_driver.errors import UserError
 
     (tmp_path / "input.xml").write_text("<simulation><total_steps> 100 </total_steps></simulation>")

@@ -67,7 +67,7 @@ def test_stress_is_finite_strain_derivative_in_triclinic_cell(so3krates64):
 
 
 def test_several_periodic_images_are_counted(so3krates64):
-    from so3k_driver.neighbors import half_pair_list
+    from so3k_driver.evaluation.neighbors import half_pair_list
 
     numbers, positions, cell = periodic_test_system()
     pairs = half_pair_list(positions, 5.0, cell, True)
@@ -117,7 +117,7 @@ def test_float64_request_leaves_global_jax_setting_alone(so3krates64, ala3):
 
 def test_short_md_compiles_once_per_bucket(ala3):
     from conftest import SO3KRATES_RANDOM
-    from so3k_driver.potential import Potential
+    from so3k_driver.evaluation.potential import Potential
 
     potential = Potential.load(SO3KRATES_RANDOM)
     numbers, positions = ala3
@@ -141,7 +141,7 @@ def test_short_md_compiles_once_per_bucket(ala3):
 
 def test_batches_split_into_calls_give_the_same_numbers(ala3):
     from conftest import SO3KRATES_RANDOM
-    from so3k_driver.potential import Potential
+    from so3k_driver.evaluation.potential import Potential
 
     numbers, positions = ala3
     rng = np.random.default_rng(6)
@@ -157,7 +157,7 @@ def test_batches_split_into_calls_give_the_same_numbers(ala3):
 def test_repeated_last_structures_are_evaluated_once(ala3):
     """i-PI pads a short batch by repeating its last structure: the copies cost no model time."""
     from conftest import SO3KRATES_RANDOM
-    from so3k_driver.potential import Potential
+    from so3k_driver.evaluation.potential import Potential
 
     numbers, positions = ala3
     rng = np.random.default_rng(7)

@@ -21,7 +21,7 @@ def test_float64_agrees_with_float32_reference(so3krates64, ala3_reference):
 
 
 def test_pair_list_matches_authors(ala3_reference):
-    from so3k_driver.neighbors import half_pair_list
+    from so3k_driver.evaluation.neighbors import half_pair_list
 
     ref = ala3_reference
     pairs = half_pair_list(ref["positions"], 5.0, None, False)

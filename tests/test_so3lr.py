@@ -10,7 +10,7 @@ pytestmark = pytest.mark.shared
 
 @pytest.fixture(scope="module")
 def so3lr32():
-    from so3k_driver.potential import Potential
+    from so3k_driver.evaluation.potential import Potential
 
     return Potential.load(SO3LR, dtype="float32")
 
@@ -81,7 +81,7 @@ def two_waters(separation):
 
 
 def test_no_energy_jump_when_a_pair_crosses_the_long_range_cutoff():
-    from so3k_driver.potential import Potential
+    from so3k_driver.evaluation.potential import Potential
 
     potential = Potential.load(SO3LR, dtype="float64", lr_cutoff=6.0)
     numbers, _ = two_waters(0.0)
@@ -98,7 +98,7 @@ def test_no_energy_jump_when_a_pair_crosses_the_long_range_cutoff():
 
 def test_stress_matches_finite_strain_in_periodic_water_box():
     from ase.build import molecule
-    from so3k_driver.potential import Potential
+    from so3k_driver.evaluation.potential import Potential
 
     potential = Potential.load(SO3LR, dtype="float64", lr_cutoff=8.0)
     rng = np.random.default_rng(0)

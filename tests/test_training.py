@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from so3k_driver.model_io import flatten, load_model
+from so3k_driver.io.model_files import flatten, load_model
 from so3k_driver.training.data import fit_energy_shifts, load_dataset
 from so3k_driver.training.settings import TrainSettings
 from so3k_driver.training.trainer import train

@@ -7,7 +7,7 @@ from importlib import resources
 
 import pytest
 
-from so3k_driver.model_io import load_model
+from so3k_driver.io.model_files import load_model
 
 DATA = resources.files("so3k_driver.data")
 pytestmark = pytest.mark.skipif(not DATA.joinpath("default.so3k").is_file(), reason="no bundled default model")

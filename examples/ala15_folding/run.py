@@ -4,7 +4,7 @@
     python examples/ala15_folding/run.py --resume [--steps TOTAL] [--out DIR]     # continue / extend a run
 
 Temperatures (K) are geometric between 300 and 450; each temperature has its own METAD on the
-end-to-end distance (carbonyl C of acetyl cap and of Ala15, Å), written by so3k_driver.plumed_inputs.
+end-to-end distance (carbonyl C of acetyl cap and of Ala15, Å), written by so3k_driver.sampling.plumed_inputs.
 Writes DIR/run (i-PI + PLUMED outputs) and DIR/run/analysis (PNG plots, summary.md).
 
 Modes (bundled default model, 162 atoms, 2 CPU cores):
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from so3k_driver import plumed_inputs, sampling_inputs, sampling_run
-from so3k_driver.analysis.report import analyze
+from so3k_driver.sampling import inputs as sampling_inputs, plumed_inputs, run as sampling_run
+from so3k_driver.sampling.analysis.report import analyze
 from so3k_driver.errors import UserError
 
 HERE = Path(__file__).resolve().parent

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import ase.io
 
-from so3k_driver import plumed_inputs, sampling_inputs, sampling_run
-from so3k_driver.analysis.report import analyze
+from so3k_driver.sampling import inputs as sampling_inputs, plumed_inputs, run as sampling_run
+from so3k_driver.sampling.analysis.report import analyze
 from so3k_driver.errors import UserError
 
 HERE = Path(__file__).resolve().parent

@@ -13,17 +13,12 @@ from typing import Callable
 import numpy as np
 
 from . import conversion
+from ..errors import ModelBreakdown, StructureMismatch
 
 ComputeResult = tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]
 Compute = Callable[[np.ndarray, np.ndarray], ComputeResult]
 
 
-class StructureMismatch(ValueError):
-    """i-PI sent a structure that does not match the driver's template (atom count)."""
-
-
-class ModelBreakdown(ValueError):
-    """A force beyond any physical value at MD temperatures: the structure left the model's domain."""
 
 
 DEFAULT_MAX_FORCE = 50.0  # eV/Å (≈ 1 Ha/bohr); thermal MD of molecules stays below ~10 eV/Å

@@ -5,10 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import xml.etree.ElementTree as ET
+from ..errors import IpiInputError
 
-
-class InputProblem(ValueError):
-    """The XML cannot be used as given; the message says what to change."""
 
 
 @dataclasses.dataclass
@@ -36,11 +34,11 @@ def load(path: str) -> ET.ElementTree:
     try:
         tree = ET.parse(path)
     except ET.ParseError as error:
-        raise InputProblem(f"{path} is not valid XML: {error}") from None
+        raise IpiInputError(f"{path} is not valid XML: {error}") from None
     except FileNotFoundError:
-        raise InputProblem(f"input file {path} not found") from None
+        raise IpiInputError(f"input file {path} not found") from None
     if tree.getroot().tag != "simulation":
-        raise InputProblem(f"{path}: root element is <{tree.getroot().tag}>, expected i-PI's <simulation>")
+        raise IpiInputError(f"{path}: root element is <{tree.getroot().tag}>, expected i-PI's <simulation>")
     return tree
 
 
@@ -68,7 +66,7 @@ def apply_overrides(root, *, input_dir: str, structure=None, steps=None, address
     sockets = root.findall("ffsocket")
     if address is not None or port is not None:
         if not sockets:
-            raise InputProblem("the input has no <ffsocket> whose address could be set")
+            raise IpiInputError("the input has no <ffsocket> whose address could be set")
         for ffsocket in sockets:
             if address is not None:
                 _child(ffsocket, "address").text = f" {address} "
@@ -76,7 +74,7 @@ def apply_overrides(root, *, input_dir: str, structure=None, steps=None, address
                 _child(ffsocket, "port").text = f" {port} "
     if temperature is not None:
         if root.find("system_template") is not None or len(root.findall("system")) != 1:
-            raise InputProblem("--temperature needs a single <system>; edit the temperatures of a REMD input in the XML")
+            raise IpiInputError("--temperature needs a single <system>; edit the temperatures of a REMD input in the XML")
         system = root.find("system")
         for element in [system.find("ensemble/temperature"), system.find("initialize/velocities")]:
             if element is not None:
@@ -92,13 +90,13 @@ def _child(parent, tag):
 def socket_settings(root) -> SocketSettings:
     sockets = root.findall("ffsocket")
     if not sockets:
-        raise InputProblem("the input has no <ffsocket>: so3k run serves models over i-PI sockets")
+        raise IpiInputError("the input has no <ffsocket>: so3k run serves models over i-PI sockets")
     if len(sockets) > 1:
-        raise InputProblem("the input has several <ffsocket>s; so3k run serves exactly one")
+        raise IpiInputError("the input has several <ffsocket>s; so3k run serves exactly one")
     ffsocket = sockets[0]
     mode = ffsocket.get("mode", "inet").strip().lower()
     if mode not in ("unix", "inet", "shm"):
-        raise InputProblem(f"ffsocket mode {mode!r} is not supported by so3k (unix, inet, shm)")
+        raise IpiInputError(f"ffsocket mode {mode!r} is not supported by so3k (unix, inet, shm)")
     return SocketSettings(
         mode=mode,
         address=_text(ffsocket.find("address"), "localhost"),

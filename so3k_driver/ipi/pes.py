@@ -28,7 +28,7 @@ class SO3kratesDriver(Dummy_driver):
                  total_charge="0", verbose=False, *args, **kwargs):
         if model is None or structure is None:
             raise ValueError("so3k PES needs model=... and structure=... (e.g. -o model=mlff:DIR,structure=ala3.xyz)")
-        from so3k_driver.potential import Potential
+        from so3k_driver.evaluation.potential import Potential
 
         lr = float(lr_cutoff)
         potential = Potential.load(model, dtype=dtype, device=device, lr_cutoff=None if lr == 0 else lr)

@@ -10,6 +10,7 @@ non-batched one, so one encoder serves both.
 from __future__ import annotations
 
 import numpy as np
+from ..errors import ProtocolError
 
 HEADER_LENGTH = 12
 STATUS, NEEDINIT, INIT, READY, HAVEDATA = "STATUS", "NEEDINIT", "INIT", "READY", "HAVEDATA"
@@ -20,9 +21,6 @@ SHM_SEGMENT_KINDS = ("pos", "h", "ih", "pot", "force", "vir")  # order i-PI send
 INT32 = np.dtype(np.int32)
 FLOAT64 = np.dtype(np.float64)
 
-
-class ProtocolError(RuntimeError):
-    """The peer sent something the protocol does not allow."""
 
 
 def header(name: str) -> bytes:

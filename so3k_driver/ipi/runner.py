@@ -16,14 +16,12 @@ import time
 from . import ipi_xml
 from .progress import ProgressReader, format_progress
 from .transport import remove_stale_unix_socket
+from ..errors import RunFailed, UserError
 
 SOCKET_WAIT_S = 60.0
 IPI_STOP_GRACE_S = 30.0
 DRIVER_STOP_GRACE_S = 10.0
 
-
-class RunFailed(RuntimeError):
-    """The run stopped abnormally; the message says which process failed and where its log is."""
 
 
 def ipi_command() -> list[str]:
@@ -38,21 +36,16 @@ def ipi_command() -> list[str]:
 
 
 def run_simulation(args) -> int:
-    from ..errors import UserError
-
     workdir = os.path.abspath(args.workdir)
     os.makedirs(workdir, exist_ok=True)
     input_path = os.path.abspath(args.input)
-    try:
-        tree = ipi_xml.load(input_path)
-        root = tree.getroot()
-        ipi_xml.apply_overrides(root, input_dir=os.path.dirname(input_path), structure=args.structure,
-                                steps=args.steps, address=args.address, port=args.port,
-                                temperature=args.temperature)
-        sockets = ipi_xml.socket_settings(root)
-        outputs = ipi_xml.output_settings(root)
-    except ipi_xml.InputProblem as error:
-        raise UserError(str(error)) from None
+    tree = ipi_xml.load(input_path)
+    root = tree.getroot()
+    ipi_xml.apply_overrides(root, input_dir=os.path.dirname(input_path), structure=args.structure,
+                            steps=args.steps, address=args.address, port=args.port,
+                            temperature=args.temperature)
+    sockets = ipi_xml.socket_settings(root)
+    outputs = ipi_xml.output_settings(root)
     periodic = args.pbc or ipi_xml.is_variable_cell(root)
     run_input = os.path.join(workdir, os.path.basename(input_path).removesuffix(".xml") + ".so3k.xml")
     tree.write(run_input)

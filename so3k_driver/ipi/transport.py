@@ -12,6 +12,7 @@ import socket
 import time
 
 import numpy as np
+from ..errors import Disconnected
 
 log = logging.getLogger("so3k.ipi")
 
@@ -19,9 +20,6 @@ DEFAULT_PREFIX = "/tmp/ipi_"
 CONNECT_TIMEOUT_S = 60.0  # total time spent retrying a connection
 MESSAGE_TIMEOUT_S = 120.0  # silence allowed inside a partially received message
 
-
-class Disconnected(ConnectionError):
-    """i-PI closed or reset the connection."""
 
 
 def unix_socket_path(address: str, prefix: str = DEFAULT_PREFIX) -> str:

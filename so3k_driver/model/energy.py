@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ..config import ModelConfig
+from .config import ModelConfig
 from . import so3lr
 from .so3krates import (
     NUM_ELEMENT_ROWS,

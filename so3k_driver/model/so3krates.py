@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..config import ModelConfig
+from .config import ModelConfig
 from . import basis
 
 NUM_ELEMENT_ROWS = 119  # embedding tables are indexed directly by Z (0..118)

@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from ..neighbors import half_pair_list
+from ..evaluation.neighbors import half_pair_list
 from .data import Dataset
 
 

@@ -2,7 +2,7 @@
 
 Units: energies eV after loading (``energy_unit`` declares the file's unit; forces are taken as
 ``energy_unit``/Å), lengths Å, times seconds. The ``model`` table overrides
-:class:`so3k_driver.config.ModelConfig` fields (species are taken from the data).
+:class:`so3k_driver.model.config.ModelConfig` fields (species are taken from the data).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ def predict_dataset(potential, data):
 
 def test_model(model: str, data_path: str, energy_unit: str = "eV", dtype: str | None = None,
                plot: str | None = None) -> dict:
-    from ..potential import Potential
+    from ..evaluation.potential import Potential
 
     potential = Potential.load(model, dtype=dtype)
     data = load_dataset(data_path, energy_unit)

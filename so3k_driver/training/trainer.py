@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..config import ModelConfig
+from ..model.config import ModelConfig
 from ..model.energy import EnergyModel
 from .batching import Capacities, PairCache, batch_order, make_batch
 from .checkpoints import Checkpoints
@@ -205,7 +205,7 @@ class Trainer:
         return {"params": {**params["params"], "observables_0": obs}}
 
     def _finish(self, state, stop_reason: str) -> dict:
-        from ..model_io import save_model
+        from ..io.model_files import save_model
 
         best = state["best"] if np.isfinite(float(state["best_loss"])) else state["ema"]
         valid = self.validate(best) if len(self.valid_data) else {}

@@ -120,7 +120,7 @@ def run_serve(args) -> int:
     except (StructureMismatch, ModelBreakdown) as error:
         raise UserError(f"{error}; closed the connection") from None
     except Exception as error:
-        from ..validation import InputError
+        from ..evaluation.validation import InputError
 
         if isinstance(error, InputError):
             raise UserError(f"bad structure from i-PI: {error}; closed the connection") from None

@@ -2,7 +2,7 @@
 
 i-PI writes REMD outputs per configuration (system ``T-k``), not per temperature: the column
 ``ensemble_temperature`` says which temperature a configuration had at each step. Properties and
-trajectories must share one stride (as the inputs written by so3k_driver.sampling_inputs do).
+trajectories must share one stride (as the inputs written by so3k_driver.sampling.inputs do).
 
 A configuration that breaks apart (a machine-learned potential outside its training data can let
 a molecule explode) is reported as a ``Breakage`` and its frames from then on are left out of

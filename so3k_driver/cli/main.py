@@ -1,8 +1,9 @@
 """The ``so3k`` command line. Each subcommand lives in its own module exposing
 ``add_parser(subparsers)`` (which sets ``func``); this file only assembles them.
 
-Errors the user can fix (bad model file, bad structure) are printed as one line on stderr and the
-command exits with status 2; anything else is a bug and keeps its traceback.
+Errors the user can fix (any ``so3k_driver.errors.So3kError``: bad model file, bad structure, bad
+option) are printed as one line on stderr and the command exits with status 2; anything else is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -11,20 +12,20 @@ import argparse
 import importlib
 import sys
 
-from .errors import UserError
+from ..errors import So3kError
 
 # Modules that register subcommands (each may register several).
 COMMAND_MODULES = [
-    "so3k_driver.commands.model_commands",
-    "so3k_driver.commands.ipi_commands",
-    "so3k_driver.commands.analyze_commands",
-    "so3k_driver.commands.train_commands",
-    "so3k_driver.commands.label_commands",
+    "so3k_driver.cli.model_commands",
+    "so3k_driver.cli.ipi_commands",
+    "so3k_driver.cli.analyze_commands",
+    "so3k_driver.cli.train_commands",
+    "so3k_driver.cli.label_commands",
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ..version import __version__
 
     parser = argparse.ArgumentParser(
         prog="so3k", description="SO3krates / SO3LR force fields for i-PI (units: Å, eV, eV/Å)"
@@ -37,13 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .model_io import ModelFileError
-    from .validation import InputError
-
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (UserError, InputError, ModelFileError, FileNotFoundError) as error:
+    except (So3kError, FileNotFoundError) as error:
         print(f"so3k {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

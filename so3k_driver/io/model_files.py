@@ -24,15 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .config import ModelConfig
+from ..version import __version__
+from ..model.config import ModelConfig
+from ..errors import ModelFileError
 
 SCHEMA_VERSION = 1
 UNITS = {"length": "angstrom", "energy": "eV", "forces": "eV/angstrom", "stress": "eV/angstrom^3"}
 
-
-class ModelFileError(ValueError):
-    """A model file is missing, malformed or unsafe."""
 
 
 # The globals a pickle of numpy arrays legitimately needs (numpy 1.x and 2.x module paths).

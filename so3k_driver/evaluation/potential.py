@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .config import ModelConfig
-from .model.energy import EnergyModel
-from .model.so3krates import Graph, mask_padded_pairs
+from ..model.config import ModelConfig
+from ..model.energy import EnergyModel
+from ..model.so3krates import Graph, mask_padded_pairs
 from .neighbors import CapacityKeeper, half_pair_list
 from .validation import InputError, check_close_contacts, check_structures
 
@@ -102,7 +102,7 @@ class Potential:
     @classmethod
     def load(cls, spec: str, dtype: str | None = None, **options) -> "Potential":
         """Load a model spec (file.so3k, mlff:DIR, so3lr:DIR, default); dtype None = the model's own."""
-        from .model_io import load_model
+        from ..io.model_files import load_model
 
         config, params, header = load_model(spec)
         return cls(config, params, dtype=dtype or header.get("dtype", "float32"), description=spec, **options)

@@ -37,7 +37,7 @@ def socket_forcefield(address: str, batch_size: int = 1) -> str:
 
 
 def direct_forcefield(pes_file: str, config_file: str, batch_size: int = 1) -> str:
-    """In-process force field (so3k_driver/ipi_direct_pes.py) configured by a JSON file."""
+    """In-process force field (so3k_driver/ipi/direct_pes.py) configured by a JSON file."""
     threaded = "true" if batch_size > 1 else "false"
     return (f"<ffdirect name='{MODEL_FORCEFIELD}' pbc='false' threaded='{threaded}'>\n"
             f"    <pes> custom </pes> <pes_path> {pes_file} </pes_path>\n"

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 from ase.data import chemical_symbols
+from ..errors import InputError
 
 MIN_DISTANCE = 0.1  # Å; closer atoms are certainly an input error (and blow up the model)
 
-
-class InputError(ValueError):
-    """A structure the model cannot evaluate; the message names the problem in one line."""
 
 
 def symbol(z: int) -> str:

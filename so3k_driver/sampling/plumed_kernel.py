@@ -11,7 +11,7 @@ INSTALL_HINT = ("install one with `pip install --no-deps hillclimber==0.1.8` (bu
 
 def find_plumed_kernel() -> Path:
     """Path to libplumedKernel; raises so3k_driver.errors.UserError naming PLUMED_KERNEL when none is usable."""
-    from .errors import UserError
+    from ..errors import UserError
 
     try:
         import plumed  # the hillclimber wheel sets PLUMED_KERNEL here if unset

@@ -14,7 +14,7 @@ def add_parser(subparsers) -> None:
 
 
 def run_analyze(args) -> int:
-    from ..analysis.report import analyze
+    from ..sampling.analysis.report import analyze
     from ..errors import UserError
 
     run_dir = Path(args.run_dir)

@@ -1,4 +1,4 @@
-"""ASE calculator over :class:`so3k_driver.potential.Potential` (energy eV, forces eV/Å, stress eV/Å^3)."""
+"""ASE calculator over :class:`so3k_driver.evaluation.potential.Potential` (energy eV, forces eV/Å, stress eV/Å^3)."""
 
 from __future__ import annotations
 

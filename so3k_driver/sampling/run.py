@@ -2,7 +2,7 @@
 
 Two backends: ``socket`` (default) writes an ``<ffsocket>`` input run by ``so3k run`` (i-PI plus
 ``so3k serve`` drivers); ``direct`` runs the model inside i-PI (``<ffdirect>`` with
-so3k_driver/ipi_direct_pes.py), one ``i-pi input.xml`` process and no socket.
+so3k_driver/ipi/direct_pes.py), one ``i-pi input.xml`` process and no socket.
 
 Long runs go in pieces: ``run(run_dir, resume=True)`` continues from the newest of i-PI's RESTART
 (written on a clean stop) and its periodic checkpoint ``sim.restart`` (what is left after a kill);
@@ -21,10 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import plumed_inputs, sampling_inputs
+from . import plumed_inputs, inputs as sampling_inputs
 from .plumed_kernel import find_plumed_kernel
 
-PES_FILE = Path(__file__).with_name("ipi_direct_pes.py")
+PES_FILE = Path(__file__).parents[1] / "ipi" / "direct_pes.py"
 
 
 def _write_common(run_dir: Path, structure, model: str, batch_size: int, dtype: str | None,
@@ -100,7 +100,7 @@ def latest_restart(run_dir: Path) -> Path | None:
 
 def _resume_input(run_dir: Path, total_steps: int | None) -> str:
     """Copy the newest restart to resume_from_step_N.xml (kept: RESTART is rewritten by the run)."""
-    from .errors import UserError
+    from ..errors import UserError
 
     restart = latest_restart(run_dir)
     if restart is None:
@@ -144,7 +144,7 @@ def run(run_dir: Path, timeout_s: float | None = None, resume: bool = False, tot
 def _check_finished(run_dir: Path, input_name: str) -> None:
     """i-PI also exits with status 0 when it stops early (a soft exit after an error in a force
     thread): compare the step it reached with the steps asked for."""
-    from .errors import UserError
+    from ..errors import UserError
 
     wanted = re.search(r"<total_steps>\s*(\d+)\s*</total_steps>", (run_dir / input_name).read_text())
     restart = latest_restart(run_dir)
@@ -166,7 +166,7 @@ def run_ipi(run_dir: Path, timeout_s: float | None = None, input_name: str = "in
     env = dict(os.environ, PLUMED_KERNEL=str(kernel))
     ipi = shutil.which("i-pi", path=str(Path(sys.executable).parent)) or shutil.which("i-pi")
     if ipi is None:
-        from .errors import UserError
+        from ..errors import UserError
 
         raise UserError("i-pi not found; install it with `pip install ipi`")
     return _run_logged([sys.executable, ipi, input_name], run_dir, "ipi.log", timeout_s, env)
@@ -189,7 +189,7 @@ def _run_logged(command, run_dir: Path, log_name: str, timeout_s, env) -> float:
                 process.wait()
             raise
     if code != 0:
-        from .errors import UserError
+        from ..errors import UserError
 
         tail = (run_dir / log_name).read_text()[-2000:]
         restart = latest_restart(run_dir)

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from ..validation import InputError
+from ..evaluation.validation import InputError
 
 
 def add_model_options(parser) -> None:
@@ -26,7 +26,7 @@ def add_model_options(parser) -> None:
 
 
 def load_potential(args):
-    from ..potential import Potential
+    from ..evaluation.potential import Potential
 
     return Potential.load(
         args.model,
@@ -50,11 +50,11 @@ def add_parser(subparsers) -> None:
 
 
 def run_info(args) -> int:
-    from ..model_io import load_model
-    from ..validation import symbol
+    from ..io.model_files import load_model
+    from ..evaluation.validation import symbol
 
     config, params, header = load_model(args.model)
-    from ..model_io import flatten
+    from ..io.model_files import flatten
 
     count = sum(int(np.prod(v.shape)) for v in flatten(params).values())
     print(f"model        {args.model}")

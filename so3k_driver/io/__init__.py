@@ -1,0 +1,1 @@
+"""Model files: the project format, the authors' layouts, a restricted unpickler."""
