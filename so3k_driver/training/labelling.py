@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .progress import ProgressBar
+from ..progress import Progress
 
 
 @dataclasses.dataclass
@@ -62,18 +62,17 @@ def sample_and_label(atoms, output: str | Path, settings: LabelSettings, calcula
         ZeroRotation(system)
         dynamics = Langevin(system, settings.timestep_fs * units.fs, temperature_K=temperature,
                             friction=settings.friction_per_fs / units.fs, rng=rng)
-        bar = ProgressBar(steps, label=f"{temperature:6.0f} K")
-        for step in range(1, steps + 1):
-            dynamics.run(1)
-            sampled = step > settings.equilibration_steps and (step - settings.equilibration_steps) % settings.sample_every == 0
-            if sampled:
-                frame = system.copy()
-                frame.calc = SinglePointCalculator(frame, energy=system.get_potential_energy(),
-                                                   forces=system.get_forces())
-                frame.info.update(temperature_K=temperature, md_step=step, method=settings.method)
-                ase.io.write(output, frame, format="extxyz", append=True)
-                written += 1
-            bar.update(1, T_K=system.get_temperature(), frames=written)
-        bar.close()
+        with Progress(steps, description=f"{temperature:.0f} K", unit="step") as bar:
+            for step in range(1, steps + 1):
+                dynamics.run(1)
+                sampled = step > settings.equilibration_steps and (step - settings.equilibration_steps) % settings.sample_every == 0
+                if sampled:
+                    frame = system.copy()
+                    frame.calc = SinglePointCalculator(frame, energy=system.get_potential_energy(),
+                                                       forces=system.get_forces())
+                    frame.info.update(temperature_K=temperature, md_step=step, method=settings.method)
+                    ase.io.write(output, frame, format="extxyz", append=True)
+                    written += 1
+                bar.update(step, T_K=system.get_temperature(), frames=written)
     log(f"wrote {written} labelled frames to {output} (energy eV, forces eV/Å, {settings.method})")
     return written

@@ -20,13 +20,13 @@ import numpy as np
 
 from ..model.config import ModelConfig
 from ..model.energy import EnergyModel
+from ..progress import Progress
 from .batching import Capacities, PairCache, batch_order, make_batch
 from .checkpoints import Checkpoints
 from .data import Dataset, fit_energy_shifts, load_dataset, split_indices, write_extxyz
 from .evaluation import error_metrics, format_metrics
 from .model_fn import batch_graph, energies_and_forces, loss_and_metrics
 from .optimizer import learning_rate_schedule, make_optimizer
-from .progress import ProgressBar
 from .settings import TrainSettings
 
 DEFAULT_SMALL_MODEL = {"num_layers": 2, "num_features": 48, "num_heads": 4, "energy_regression_dim": 48}
@@ -182,16 +182,16 @@ class Trainer:
     def _epoch(self, state, epoch: int):
         s = self.s
         chunks = batch_order(len(self.train_data), s.batch_size, seed=[s.seed, epoch])
-        bar = ProgressBar(len(chunks), label=f"epoch {epoch}/{s.epochs}") if s.progress else None
+        bar = Progress(len(chunks), description=f"epoch {epoch}/{s.epochs}", unit="batch") if s.progress else None
         totals = {"loss": 0.0, "energy_mse": 0.0, "force_mse": 0.0}
-        for chunk in chunks:
+        for done, chunk in enumerate(chunks, start=1):
             batch = make_batch(self.train_data, self.p.train_pairs, chunk, self.p.capacities)
             state, metrics = self._train_step(state, batch)
             metrics = {k: float(v) for k, v in metrics.items()}
             for k in totals:
                 totals[k] += metrics[k] / len(chunks)
             if bar:
-                bar.update(1, loss=metrics["loss"], F_rmse=np.sqrt(metrics["force_mse"]))
+                bar.update(done, loss=metrics["loss"], F_rmse=np.sqrt(metrics["force_mse"]))
         if bar:
             bar.close()
         return state, totals
