@@ -109,6 +109,12 @@ TREES = {name: ast.parse(path.read_text(), filename=str(path)) for name, path in
 IMPORTS = {name: imported_modules(name, tree) for name, tree in TREES.items()}
 
 
+def test_architecture_page_quotes_the_current_rule_table():
+    page = (REPO / "docs" / "architecture.md").read_text()
+    for name in ("ROOMS", "SHARED", "MODEL_FORBIDDEN", "ARGPARSE_ONLY_IN"):
+        assert f"{name} = {globals()[name]!r}" in page.replace('"', "'"), name
+
+
 def test_imports_are_resolved():
     # Relative, `from package import module` and in-function imports all land on module names.
     assert "so3k_driver.units" in IMPORTS["so3k_driver.model.so3lr"]  # from .. import units
