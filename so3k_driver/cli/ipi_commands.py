@@ -51,9 +51,10 @@ def add_parser(subparsers) -> None:
                     "size read from it, and show progress. Ctrl-C stops cleanly (i-PI writes RESTART); "
                     "'so3k run RESTART --model MODEL' resumes.")
     run.add_argument("input", metavar="INPUT", help="i-PI XML input or RESTART file")
-    run.add_argument("--model", required=True, help="model: FILE.so3k, mlff:DIR, so3lr:DIR or 'default'")
+    run.add_argument("--model", help="model served by the drivers: FILE.so3k, mlff:DIR, so3lr:DIR or 'default' "
+                                     "(required for an <ffsocket> input; an <ffdirect> input names its own)")
     run.add_argument("--structure", help="replace the <initialize><file> structures (xyz, Å)")
-    run.add_argument("--steps", type=int, help="replace <total_steps>")
+    run.add_argument("--steps", type=int, help="replace <total_steps> (MD steps counted from the start of the run; with a RESTART: the new total)")
     run.add_argument("--address", help="replace the ffsocket <address> (unix/shm: socket name; inet: host)")
     run.add_argument("--port", type=int, help="replace the ffsocket <port> (inet)")
     run.add_argument("--temperature", type=float, metavar="K",
@@ -70,66 +71,58 @@ def add_parser(subparsers) -> None:
     run.add_argument("--driver-option", action="append", default=[], metavar="OPT",
                      help="extra option passed to each 'so3k serve' (repeatable), e.g. --driver-option=--lr-cutoff=10")
     run.add_argument("--timeout", type=float, default=120.0, metavar="S",
-                     help="stop everything if i-PI makes no progress for S seconds (default 120)")
+                     help="stop everything if i-PI makes no progress for S seconds (default 120 s)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=run_run)
 
 
 def run_serve(args) -> int:
-    from ..errors import UserError
+    from ..errors import Disconnected
+    from ..ipi.serving import ServeOptions, serve_model
 
     for key, value in GPU_MEMORY_DEFAULTS.items():
-        os.environ.setdefault(key, value)  # before JAX is imported by load_potential
+        os.environ.setdefault(key, value)  # before JAX is imported by serve_model
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("so3k serve: %(message)s"))
     logger = logging.getLogger("so3k")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
-    from ..ipi.compute import ModelBreakdown, StructureMismatch, make_compute
-    from ..ipi.server import serve
-    from ..ipi.structures import read_numbers
-    from ..ipi.transport import Disconnected, connect
-
+    options = ServeOptions(
+        model=args.model, structure=args.structure, unix=args.unix, inet=args.inet, prefix=args.prefix,
+        shm=args.shm, connections=args.connections, pbc=args.pbc, dtype=args.dtype, device=args.device,
+        lr_cutoff=None if args.lr_cutoff == 0 else args.lr_cutoff, dispersion_damping=args.dispersion_damping,
+        total_charge=args.total_charge, unpaired_electrons=args.unpaired_electrons, max_force=args.max_force,
+        connect_timeout_s=args.connect_timeout)
     try:
-        numbers = read_numbers(args.structure)
-    except ValueError as error:
-        raise UserError(str(error)) from None
-    if args.shm and args.inet:
-        raise UserError("--shm needs a unix socket address (--unix), not --inet")
-    if args.connections < 1:
-        raise UserError("--connections must be >= 1")
-    inet = None
-    if args.inet:
-        host, _, port = args.inet.rpartition(":")
-        if not host or not port.isdigit():
-            raise UserError(f"--inet expects HOST:PORT, got {args.inet!r}")
-        inet = (host, int(port))
-    potential = load_potential(args)
-    compute = make_compute(potential, numbers, periodic=args.pbc, total_charge=args.total_charge,
-                           unpaired_electrons=args.unpaired_electrons, max_force=args.max_force)
-    try:
-        connections = [connect(unix=args.unix, inet=inet, prefix=args.prefix, timeout_s=args.connect_timeout)
-                       for _ in range(args.connections)]
-    except ConnectionError as error:
-        raise UserError(str(error)) from None
-    try:
-        answered = serve(connections, compute, use_shm=args.shm)
+        serve_model(options)
     except Disconnected as error:
         print(f"so3k serve: i-PI went away without EXIT ({error}); stopping", file=sys.stderr)
         return 1
-    except (StructureMismatch, ModelBreakdown) as error:
-        raise UserError(f"{error}; closed the connection") from None
-    except Exception as error:
-        from ..evaluation.validation import InputError
-
-        if isinstance(error, InputError):
-            raise UserError(f"bad structure from i-PI: {error}; closed the connection") from None
-        raise
-    logging.getLogger("so3k.ipi").info("done: %d requests, %d compilations", answered, potential.compile_count)
     return 0
 
 
+def run_options(args):
+    """RunOptions from the ``so3k run`` flags."""
+    from ..ipi.runner import RunOptions
+
+    return RunOptions(
+        input=args.input, model=args.model, workdir=args.workdir, structure=args.structure, steps=args.steps,
+        address=args.address, port=args.port, temperature=args.temperature, drivers=args.drivers,
+        connections=args.connections, dtype=args.dtype, device=args.device, pbc=args.pbc,
+        max_force=args.max_force, driver_options=tuple(args.driver_option), timeout_s=args.timeout,
+        quiet=args.quiet)
+
+
 def run_run(args) -> int:
+    from ..errors import RunFailed
     from ..ipi.runner import run_simulation
 
-    return run_simulation(args)
+    try:
+        result = run_simulation(run_options(args))
+    except RunFailed as error:
+        print(f"so3k run: error: {error}", file=sys.stderr)
+        return 1  # the run failed (a process died, no progress): not a usage error
+    if result.interrupted:
+        print(f"so3k run: stopped; resume with: so3k run {result.restart} --model {args.model}", file=sys.stderr)
+        return 130
+    return 0

@@ -18,6 +18,7 @@ from ..errors import So3kError
 COMMAND_MODULES = [
     "so3k_driver.cli.model_commands",
     "so3k_driver.cli.ipi_commands",
+    "so3k_driver.cli.sample_commands",
     "so3k_driver.cli.analyze_commands",
     "so3k_driver.cli.train_commands",
     "so3k_driver.cli.label_commands",

@@ -48,7 +48,9 @@ def _text(element, default=None):
 
 def apply_overrides(root, *, input_dir: str, structure=None, steps=None, address=None, port=None,
                     temperature=None) -> None:
-    """Fill the placeholders of an input from ``so3k run`` options; make file paths absolute."""
+    """Fill the placeholders of an input from ``so3k run`` options; make file paths absolute.
+
+    steps: the new <total_steps> (MD steps counted from the start of the first piece of a run)."""
     for file_element in root.iter("file"):
         if structure is not None:
             file_element.text = f" {os.path.abspath(structure)} "
@@ -119,3 +121,23 @@ def output_settings(root) -> OutputSettings:
 def is_variable_cell(root) -> bool:
     """NPT/NST dynamics or a cell optimisation: the driver must return the virial."""
     return any(d.get("mode") in ("npt", "nst") for d in root.iter("dynamics")) or root.find(".//barostat") is not None
+
+
+def uses_plumed(root) -> bool:
+    """The input has a PLUMED force field (<ffplumed>): the PLUMED kernel must be loadable."""
+    return root.find("ffplumed") is not None
+
+
+def has_direct_forcefield(root) -> bool:
+    """The model runs inside i-PI (<ffdirect>): no socket and no driver process."""
+    return root.find("ffdirect") is not None
+
+
+def step(path) -> int:
+    """The MD step an i-PI input or restart file starts from (its <step>; 0 when it has none)."""
+    return output_settings(load(str(path)).getroot()).start_step
+
+
+def total_steps(path) -> int | None:
+    """The <total_steps> of an i-PI input or restart file (None when it has none)."""
+    return output_settings(load(str(path)).getroot()).total_steps

@@ -1,30 +1,21 @@
-"""i-PI inputs for metadynamics and replica exchange + metadynamics (REMD+METAD) of a molecule.
+"""i-PI inputs of a sampling study: NVT at one temperature or replica exchange (REMD) over several,
+each optionally with well-tempered metadynamics through PLUMED. Units: K, fs, Å; outputs in Å, eV, ps.
 
 REMD+METAD layout (see the 3.3.1 notes): one ``<ffplumed>`` per temperature, every replica lists all
 of them under ``<bias>`` with one-hot ``<bias_weights>`` (weights travel with the temperature on an
 exchange, so each well-tempered METAD bias stays at its temperature), and inside
 ``<smotion mode='multi'>`` metad is listed BEFORE remd (the other order crashes i-PI 3.3.1 at the
-first accepted swap). Units: K, fs, Å; outputs in Å, eV, ps.
+first accepted swap). This module is the only place that layout is written: the shipped
+ipi_inputs/remd_metad.xml is generated from it (so3k_driver.sampling.bundled_inputs).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from .settings import StudySettings
 
 MODEL_FORCEFIELD = "so3k"
-
-
-@dataclass
-class SamplingSettings:
-    temperatures: list[float] = field(default_factory=lambda: [300.0, 340.0, 385.0, 435.0])  # K
-    steps: int = 200
-    timestep_fs: float = 0.5
-    thermostat_tau_fs: float = 100.0      # Langevin time constant
-    exchange_stride: int = 10             # steps between exchange attempts
-    output_stride: int = 10               # steps between trajectory frames / property lines
-    seed: int = 31415
-    init_file: str = "init.xyz"           # xyz with an i-PI CELL comment, Å
-    prefix: str = "sim"
+DEFAULT_PREFIX = "sim"
+DEFAULT_INIT_FILE = "init.xyz"
 
 
 def socket_forcefield(address: str, batch_size: int = 1) -> str:
@@ -50,94 +41,110 @@ def _plumed_forcefield(name: str, init_file: str, plumed_file: str) -> str:
             f"    <plumed_dat> {plumed_file} </plumed_dat>\n  </ffplumed>")
 
 
-def _output(s: SamplingSettings, extra_properties: str = "") -> str:
-    return (f"<output prefix='{s.prefix}'>\n"
+def _output(s: StudySettings, prefix: str) -> str:
+    return (f"<output prefix='{prefix}'>\n"
             f"    <properties stride='{s.output_stride}' filename='out'> [ step, time{{picosecond}}, "
             f"conserved{{electronvolt}}, temperature{{kelvin}}, ensemble_temperature{{kelvin}}, "
-            f"potential{{electronvolt}}, ensemble_bias{{electronvolt}}{extra_properties} ] </properties>\n"
+            f"potential{{electronvolt}}, ensemble_bias{{electronvolt}} ] </properties>\n"
             f"    <trajectory filename='pos' stride='{s.output_stride}' format='xyz'> positions{{angstrom}} </trajectory>\n"
             f"    <checkpoint stride='{max(s.output_stride, 100)}'/>\n  </output>")
 
 
-def _dynamics(s: SamplingSettings, temperature: str) -> str:
+def _dynamics(s: StudySettings) -> str:
     return (f"<motion mode='dynamics'>\n          <dynamics mode='nvt'>\n"
             f"            <timestep units='femtosecond'> {s.timestep_fs} </timestep>\n"
             f"            <thermostat mode='langevin'> <tau units='femtosecond'> {s.thermostat_tau_fs} </tau> </thermostat>\n"
             f"          </dynamics>\n        </motion>")
 
 
-def remd_metad_xml(s: SamplingSettings, forcefield: str, plumed_files: list[str]) -> str:
-    """REMD over s.temperatures with one METAD (plumed_files[k]) per temperature."""
-    if len(plumed_files) != len(s.temperatures):
-        raise ValueError("one PLUMED file per temperature is needed")
+def study_xml(s: StudySettings, forcefield: str, plumed_files: list[str] | None, *, prefix: str = DEFAULT_PREFIX,
+              init_file: str = DEFAULT_INIT_FILE, comment: str | None = None) -> str:
+    """The i-PI input of a study: REMD when s has several temperatures, else NVT at the one;
+    plumed_files: one PLUMED input per temperature (metadynamics), or None (no bias)."""
+    if plumed_files is not None and len(plumed_files) != len(s.temperatures):
+        raise ValueError(f"one PLUMED file per temperature is needed: {len(plumed_files)} files for "
+                         f"{len(s.temperatures)} temperatures")
+    head = f"<!-- {comment} -->\n" if comment else ""
+    if s.replica_exchange:
+        return head + _remd_xml(s, forcefield, plumed_files, prefix, init_file)
+    return head + _nvt_xml(s, forcefield, plumed_files, prefix, init_file)
+
+
+def _remd_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init_file: str) -> str:
     n = len(s.temperatures)
-    plumed_ffs = "\n  ".join(_plumed_forcefield(f"plumed{k}", s.init_file, f) for k, f in enumerate(plumed_files))
-    weights = [f"W{k}" for k in range(n)]
-    instances = "\n    ".join(
-        f"<instance> [ {k}, {t:g}, {', '.join('1' if j == k else '0' for j in range(n))} ] </instance>"
-        for k, t in enumerate(s.temperatures))
-    bias = "\n            ".join(f"<force forcefield='plumed{k}' nbeads='1'/>" for k in range(n))
-    metaff = ", ".join(f"plumed{k}" for k in range(n))
+    metad = plumed_files is not None
+    if metad:
+        plumed_ffs = "\n  " + "\n  ".join(_plumed_forcefield(f"plumed{k}", init_file, f)
+                                          for k, f in enumerate(plumed_files))
+        weights = [f"W{k}" for k in range(n)]
+        one_hot = [", " + ", ".join("1" if j == k else "0" for j in range(n)) for k in range(n)]
+        labels = "IDX, TEMP, " + ", ".join(weights)
+        forces = "\n            ".join(f"<force forcefield='plumed{k}' nbeads='1'/>" for k in range(n))
+        bias = (f"\n          <bias>\n            {forces}\n          </bias>\n"
+                f"          <bias_weights> [ {', '.join(weights)} ] </bias_weights>")
+        metaff = ", ".join(f"plumed{k}" for k in range(n))
+        title = "REMD + well-tempered metadynamics: one ffplumed per temperature, one-hot bias weights"
+        smotion_metad = (f"\n  <!-- i-PI 3.3.1: metad must come BEFORE remd, otherwise the first accepted swap crashes -->"
+                         f"\n  <smotion mode='multi'>\n    <smotion mode='metad'> <metad> <metaff> [ {metaff} ] </metaff> "
+                         f"</metad> </smotion>\n    ")
+        smotion_end = "\n  </smotion>"
+    else:
+        plumed_ffs, one_hot, labels, bias = "", [""] * n, "IDX, TEMP", ""
+        title = "replica exchange (REMD) over the temperatures"
+        smotion_metad, smotion_end = "\n  ", ""
+    instances = "\n    ".join(f"<instance> [ {k}, {t:g}{one_hot[k]} ] </instance>" for k, t in enumerate(s.temperatures))
     return f"""<simulation verbosity='low' safe_stride='{s.output_stride}'>
-  <!-- REMD + well-tempered metadynamics: one ffplumed per temperature, one-hot bias weights -->
-  {_output(s)}
+  <!-- {title} -->
+  {_output(s, prefix)}
   <total_steps> {s.steps} </total_steps>
   <prng> <seed> {s.seed} </seed> </prng>
-  {forcefield}
-  {plumed_ffs}
+  {forcefield}{plumed_ffs}
   <system_template>
-    <labels> [ IDX, TEMP, {', '.join(weights)} ] </labels>
+    <labels> [ {labels} ] </labels>
     {instances}
     <template>
       <system prefix='T-IDX'>
         <initialize nbeads='1'>
-          <file mode='xyz'> {s.init_file} </file>
+          <file mode='xyz'> {init_file} </file>
           <velocities mode='thermal' units='kelvin'> TEMP </velocities>
         </initialize>
         <forces> <force forcefield='{MODEL_FORCEFIELD}'/> </forces>
         <ensemble>
-          <temperature units='kelvin'> TEMP </temperature>
-          <bias>
-            {bias}
-          </bias>
-          <bias_weights> [ {', '.join(weights)} ] </bias_weights>
+          <temperature units='kelvin'> TEMP </temperature>{bias}
         </ensemble>
-        {_dynamics(s, 'TEMP')}
+        {_dynamics(s)}
       </system>
     </template>
-  </system_template>
-  <!-- i-PI 3.3.1: metad must come BEFORE remd, otherwise the first accepted swap crashes -->
-  <smotion mode='multi'>
-    <smotion mode='metad'> <metad> <metaff> [ {metaff} ] </metaff> </metad> </smotion>
-    <smotion mode='remd'> <remd> <stride> {s.exchange_stride} </stride> <krescale> true </krescale>
-      <swapfile> remd_idx </swapfile> </remd> </smotion>
-  </smotion>
+  </system_template>{smotion_metad}<smotion mode='remd'> <remd> <stride> {s.exchange_stride} </stride> <krescale> true </krescale>
+      <swapfile> remd_idx </swapfile> </remd> </smotion>{smotion_end}
 </simulation>
 """
 
 
-def metad_xml(s: SamplingSettings, forcefield: str, plumed_file: str) -> str:
-    """Single-temperature (s.temperatures[0]) metadynamics."""
+def _nvt_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init_file: str) -> str:
     t = s.temperatures[0]
+    if plumed_files is not None:
+        plumed_ff = "\n  " + _plumed_forcefield("plumed", init_file, plumed_files[0])
+        bias = "\n      <bias> <force forcefield='plumed' nbeads='1'/> </bias>"
+        smotion = "\n  <smotion mode='metad'> <metad> <metaff> [ plumed ] </metaff> </metad> </smotion>"
+    else:
+        plumed_ff = bias = smotion = ""
     return f"""<simulation verbosity='low' safe_stride='{s.output_stride}'>
-  {_output(s)}
+  {_output(s, prefix)}
   <total_steps> {s.steps} </total_steps>
   <prng> <seed> {s.seed} </seed> </prng>
-  {forcefield}
-  {_plumed_forcefield('plumed', s.init_file, plumed_file)}
+  {forcefield}{plumed_ff}
   <system>
     <initialize nbeads='1'>
-      <file mode='xyz'> {s.init_file} </file>
+      <file mode='xyz'> {init_file} </file>
       <velocities mode='thermal' units='kelvin'> {t:g} </velocities>
     </initialize>
     <forces> <force forcefield='{MODEL_FORCEFIELD}'/> </forces>
     <ensemble>
-      <temperature units='kelvin'> {t:g} </temperature>
-      <bias> <force forcefield='plumed' nbeads='1'/> </bias>
+      <temperature units='kelvin'> {t:g} </temperature>{bias}
     </ensemble>
-    {_dynamics(s, str(t))}
-  </system>
-  <smotion mode='metad'> <metad> <metaff> [ plumed ] </metaff> </metad> </smotion>
+    {_dynamics(s)}
+  </system>{smotion}
 </simulation>
 """
 

@@ -49,15 +49,35 @@ class Backbone:
         return [i for k in range(self.num_residues) for i in (self.n[k], self.ca[k], self.c[k])]
 
 
-def bond_graph(numbers, positions, scale: float = 1.2) -> list[set[int]]:
-    """Neighbour sets from covalent radii (Å)."""
+# Two bond criteria, both "distance < scale × (sum of covalent radii)", for two questions:
+# - topology (which atom is bonded to which in a sane structure): 1.2 keeps 1-3 neighbours apart
+#   (a C–H at 1.09 Å is bonded, H···H across a methyl at 1.78 Å is not);
+# - breakage (has a configuration fallen apart during MD): 1.6 tolerates thermal stretching
+#   (C–H up to 1.71 Å, C–C up to 2.43 Å), so only a bond that is truly gone splits a fragment.
+TOPOLOGY_BOND_SCALE = 1.2
+BREAKAGE_BOND_SCALE = 1.6
+
+
+def bond_matrix(numbers, positions, scale: float = TOPOLOGY_BOND_SCALE) -> np.ndarray:
+    """(N, N) booleans: atoms closer than scale × (sum of covalent radii, Å); no self-bonds."""
     from ase.data import covalent_radii
 
     positions = np.asarray(positions, float)
     radii = covalent_radii[np.asarray(numbers)]
     distance = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
-    bonded = (distance < scale * (radii[:, None] + radii[None])) & ~np.eye(len(radii), dtype=bool)
-    return [set(np.flatnonzero(row).tolist()) for row in bonded]
+    return (distance < scale * (radii[:, None] + radii[None])) & ~np.eye(len(radii), dtype=bool)
+
+
+def bond_graph(numbers, positions, scale: float = TOPOLOGY_BOND_SCALE) -> list[set[int]]:
+    """Neighbour sets (0-based) of bond_matrix."""
+    return [set(np.flatnonzero(row).tolist()) for row in bond_matrix(numbers, positions, scale)]
+
+
+def fragment_count(numbers, positions, scale: float = BREAKAGE_BOND_SCALE) -> int:
+    """Number of covalently bonded fragments (1 for an intact molecule); positions (N, 3) Å."""
+    from scipy.sparse.csgraph import connected_components
+
+    return int(connected_components(bond_matrix(numbers, positions, scale), directed=False)[0])
 
 
 def find_backbone(numbers, positions) -> Backbone:

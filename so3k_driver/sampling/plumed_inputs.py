@@ -5,30 +5,19 @@ are in Å, kJ/mol and radians (torsions). Under i-PI, PLUMED "time" counts force
 step), so PACE/STRIDE are in MD steps. All CVs use NOPBC: a gas-phase molecule in i-PI still carries
 a cell, and minimum-image distances would be wrong for an extended chain.
 
-``python -m so3k_driver.sampling.plumed_inputs`` regenerates the files in the top-level ``plumed/`` folder.
+Well-tempered METAD needs the temperature (i-PI does not pass kBT to PLUMED), so every writer takes
+it; a REMD study writes one file per temperature. ``python -m so3k_driver.sampling.bundled_inputs``
+regenerates the reference files in the top-level ``plumed/`` folder.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from .peptide import Backbone, find_backbone
+from .settings import MetadSettings
 
 UNITS_LINE = "UNITS LENGTH=A ENERGY=kj/mol TIME=ps"
-
-
-@dataclass
-class MetadSettings:
-    """Well-tempered metadynamics parameters (Å, kJ/mol, K, MD steps)."""
-
-    pace: int = 50               # steps between hills
-    height: float = 1.0          # initial hill height, kJ/mol
-    sigma: float = 0.5           # hill width, Å (distance CVs) or rad (torsions)
-    biasfactor: float = 10.0
-    temperature: float = 300.0   # K, needed by well-tempered METAD (i-PI does not pass kBT)
-    grid_max: float = 80.0       # upper grid bound for distance CVs, Å
-    colvar_stride: int = 10      # steps between COLVAR lines
 
 
 def _atoms(indices) -> str:
@@ -47,22 +36,24 @@ def _cv_lines(backbone: Backbone) -> list[str]:
     ]
 
 
-def end_to_end_metad(numbers, positions, settings: MetadSettings, suffix: str = "") -> str:
-    """Well-tempered metadynamics on the end-to-end distance; prints e2e, rg, bias to COLVAR{suffix}."""
+def end_to_end_metad(numbers, positions, settings: MetadSettings, temperature: float, suffix: str = "") -> str:
+    """Well-tempered metadynamics on the end-to-end distance at temperature (K); prints e2e, rg, bias to
+    COLVAR{suffix}, hills to HILLS{suffix}."""
     backbone = find_backbone(numbers, positions)
     s = settings
     lines = _header("well-tempered metadynamics on the peptide end-to-end distance") + _cv_lines(backbone) + [
-        f"metad: METAD ARG=e2e PACE={s.pace} HEIGHT={s.height} SIGMA={s.sigma} BIASFACTOR={s.biasfactor} "
-        f"TEMP={s.temperature} GRID_MIN=0 GRID_MAX={s.grid_max} FILE=HILLS{suffix}",
+        f"metad: METAD ARG=e2e PACE={s.pace} HEIGHT={s.height} SIGMA={s.sigma} BIASFACTOR={s.bias_factor} "
+        f"TEMP={temperature} GRID_MIN=0 GRID_MAX={s.grid_max} FILE=HILLS{suffix}",
         f"PRINT ARG=e2e,rg,metad.bias STRIDE={s.colvar_stride} FILE=COLVAR{suffix}",
         f"FLUSH STRIDE={s.colvar_stride}",
     ]
     return "\n".join(lines) + "\n"
 
 
-def backbone_torsion_metad(numbers, positions, settings: MetadSettings, residue: int | None = None,
-                           suffix: str = "") -> str:
-    """2D well-tempered metadynamics on phi/psi of one residue (default: the central one); prints all torsions (rad)."""
+def backbone_torsion_metad(numbers, positions, settings: MetadSettings, temperature: float,
+                           residue: int | None = None, suffix: str = "") -> str:
+    """2D well-tempered metadynamics on phi/psi of one residue (default: the central one) at temperature
+    (K); prints all torsions (rad)."""
     backbone = find_backbone(numbers, positions)
     residue = backbone.num_residues // 2 if residue is None else residue
     s = settings
@@ -74,7 +65,7 @@ def backbone_torsion_metad(numbers, positions, settings: MetadSettings, residue:
     r = residue + 1
     lines += [
         f"metad: METAD ARG=phi{r},psi{r} PACE={s.pace} HEIGHT={s.height} SIGMA={s.sigma},{s.sigma} "
-        f"BIASFACTOR={s.biasfactor} TEMP={s.temperature} GRID_MIN=-pi,-pi GRID_MAX=pi,pi FILE=HILLS{suffix}",
+        f"BIASFACTOR={s.bias_factor} TEMP={temperature} GRID_MIN=-pi,-pi GRID_MAX=pi,pi FILE=HILLS{suffix}",
         f"PRINT ARG={','.join(names)},metad.bias STRIDE={s.colvar_stride} FILE=COLVAR{suffix}",
         f"FLUSH STRIDE={s.colvar_stride}",
     ]
@@ -86,25 +77,10 @@ def bundled_structure(name: str) -> Path:
     return Path(__file__).resolve().parents[1] / "data" / name
 
 
-def write_bundled_inputs(folder: Path) -> list[Path]:
-    """(Re)write the reference inputs of the top-level plumed/ folder."""
-    import ase.io
-
-    folder.mkdir(parents=True, exist_ok=True)
-    ala15 = ase.io.read(bundled_structure("Ac-Ala15-NHMe_ext.xyz"))
-    ala3 = ase.io.read(bundled_structure("Ac-Ala3-NHMe_ext.xyz"))
-    files = {
-        "ala15_end_to_end_metad.dat": end_to_end_metad(ala15.numbers, ala15.positions, MetadSettings()),
-        "ala3_backbone_metad.dat": backbone_torsion_metad(
-            ala3.numbers, ala3.positions, MetadSettings(sigma=0.35, height=1.2, pace=20, colvar_stride=5)),
-    }
-    paths = []
-    for name, text in files.items():
-        (folder / name).write_text(text)
-        paths.append(folder / name)
-    return paths
-
-
-if __name__ == "__main__":
-    for path in write_bundled_inputs(Path(__file__).resolve().parents[2] / "plumed"):
-        print(path)
+def metad_input(numbers, positions, settings: MetadSettings, temperature: float, suffix: str = "") -> str:
+    """The PLUMED input for settings.cv ("end-to-end" or "backbone") at temperature (K)."""
+    if settings.cv == "end-to-end":
+        return end_to_end_metad(numbers, positions, settings, temperature, suffix)
+    if settings.cv == "backbone":
+        return backbone_torsion_metad(numbers, positions, settings, temperature, suffix=suffix)
+    raise ValueError(f"no PLUMED input for metadynamics cv {settings.cv!r}")

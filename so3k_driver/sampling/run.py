@@ -1,202 +1,194 @@
-"""Prepare and run an i-PI + PLUMED sampling job in a folder (metadynamics or REMD + metadynamics).
+"""Prepare a study folder and run it in pieces with i-PI (+ PLUMED), through the runner library.
 
-Two backends: ``socket`` (default) writes an ``<ffsocket>`` input run by ``so3k run`` (i-PI plus
-``so3k serve`` drivers); ``direct`` runs the model inside i-PI (``<ffdirect>`` with
-so3k_driver/ipi/direct_pes.py), one ``i-pi input.xml`` process and no socket.
+``prepare(folder, settings)`` writes study.json, init.xyz, the PLUMED inputs (plumed.dat, or
+plumed_T{k}.dat per REMD temperature) and input.xml; a non-empty folder is refused unless
+force=True, which moves it to FOLDER.bck.N (nothing is deleted).
 
-Long runs go in pieces: ``run(run_dir, resume=True)`` continues from the newest of i-PI's RESTART
-(written on a clean stop) and its periodic checkpoint ``sim.restart`` (what is left after a kill);
-i-PI appends to its outputs and PLUMED, told it is restarting, reads back and extends the HILLS.
-``set_aside`` moves a previous run out of the way instead of overwriting it.
+``run_study(folder)`` starts i-PI in the folder with so3k_driver.ipi.runner (socket backend: i-PI
+plus ``so3k serve`` drivers; direct backend: the model inside i-PI through ipi/direct_pes.py).
+When the folder holds a restart it continues from the newest of i-PI's RESTART (written on a
+clean stop) and its periodic checkpoint ``sim.restart`` (what is left after a kill); i-PI appends
+to its outputs and PLUMED, told it is restarting, reads back and extends the HILLS. i-PI exits
+with status 0 also when it stops early (a soft exit after an error in a force thread), so the
+step reached is compared with the steps asked for.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import re
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from . import plumed_inputs, inputs as sampling_inputs
-from .plumed_kernel import find_plumed_kernel
+from . import inputs as study_inputs
+from . import plumed_inputs
+from .settings import SETTINGS_FILE, StudySettings
+from ..errors import UserError
+from ..ipi import ipi_xml
 
 PES_FILE = Path(__file__).parents[1] / "ipi" / "direct_pes.py"
+PES_CONFIG = "so3k_pes.json"
+INPUT = "input.xml"
+CHECKPOINT = f"{study_inputs.DEFAULT_PREFIX}.restart"
+SOCKET_PLACEHOLDER = "so3k-study"  # replaced by a per-run address when the study runs
+NO_PROGRESS_TIMEOUT_S = 600.0  # first model compilation of a large batch can take minutes
 
 
-def _write_common(run_dir: Path, structure, model: str, batch_size: int, dtype: str | None,
-                  backend: str = "socket") -> str:
-    import ase.io
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atoms = ase.io.read(structure)
-    (run_dir / "init.xyz").write_text(sampling_inputs.ipi_xyz(atoms))
-    config = {"model": model, "template": str((run_dir / "init.xyz").resolve()), "batch_size": batch_size}
-    if dtype:
-        config["dtype"] = dtype
-    (run_dir / "so3k_pes.json").write_text(json.dumps(config, indent=1) + "\n")
-    (run_dir / "backend.json").write_text(json.dumps({"backend": backend, "model": model, "dtype": dtype}) + "\n")
-    if backend == "socket":
-        return sampling_inputs.socket_forcefield(f"so3k-{os.getpid()}-{run_dir.resolve().name}"[:60], batch_size)
-    return sampling_inputs.direct_forcefield(str(PES_FILE), str((run_dir / "so3k_pes.json").resolve()), batch_size)
-
-
-def prepare_remd_metad(run_dir: Path, structure, model: str, settings: sampling_inputs.SamplingSettings,
-                       metad: plumed_inputs.MetadSettings, batch_size: int = 1, dtype: str | None = None,
-                       backend: str = "socket") -> Path:
-    """Write init.xyz, plumed_T{k}.dat (end-to-end METAD at each temperature) and input.xml."""
-    import ase.io
-    from dataclasses import replace
-
-    forcefield = _write_common(run_dir, structure, model, batch_size, dtype, backend)
-    atoms = ase.io.read(structure)
-    files = []
-    for k, temperature in enumerate(settings.temperatures):
-        text = plumed_inputs.end_to_end_metad(atoms.numbers, atoms.positions, replace(metad, temperature=temperature),
-                                              suffix=f".T{k}")
-        (run_dir / f"plumed_T{k}.dat").write_text(text)
-        files.append(f"plumed_T{k}.dat")
-    (run_dir / "input.xml").write_text(sampling_inputs.remd_metad_xml(settings, forcefield, files))
-    (run_dir / "temperatures.json").write_text(json.dumps({"temperatures_K": settings.temperatures}) + "\n")
-    return run_dir / "input.xml"
-
-
-def prepare_metad(run_dir: Path, structure, model: str, settings: sampling_inputs.SamplingSettings,
-                  plumed_text: str, dtype: str | None = None, backend: str = "socket") -> Path:
-    """Single-temperature metadynamics with the given PLUMED input."""
-    forcefield = _write_common(run_dir, structure, model, 1, dtype, backend)
-    (run_dir / "plumed.dat").write_text(plumed_text)
-    (run_dir / "input.xml").write_text(sampling_inputs.metad_xml(settings, forcefield, "plumed.dat"))
-    (run_dir / "temperatures.json").write_text(json.dumps({"temperatures_K": settings.temperatures[:1]}) + "\n")
-    return run_dir / "input.xml"
-
-
-def set_aside(run_dir: Path) -> Path | None:
-    """Rename a non-empty run_dir to run_dir.bck.N (first free N) so a new run loses nothing; returns it."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir() or not any(run_dir.iterdir()):
+def set_aside(folder: Path) -> Path | None:
+    """Rename a non-empty folder to FOLDER.bck.N (first free N) so a new study loses nothing; returns it."""
+    folder = Path(folder)
+    if not folder.is_dir() or not any(folder.iterdir()):
         return None
     index = 0
-    while (backup := run_dir.with_name(f"{run_dir.name}.bck.{index}")).exists():
+    while (backup := folder.with_name(f"{folder.name}.bck.{index}")).exists():
         index += 1
-    run_dir.rename(backup)
+    folder.rename(backup)
     return backup
 
 
-def restart_step(path: Path) -> int:
-    """The MD step an i-PI restart file was written at (0 when it has no <step>)."""
-    found = re.search(r"<step>\s*(\d+)\s*</step>", Path(path).read_text())
-    return int(found.group(1)) if found else 0
+def prepare(folder, settings: StudySettings, force: bool = False) -> Path | None:
+    """Write a study into folder; returns where an older content was moved (force=True), else None."""
+    import ase.io
 
-
-def latest_restart(run_dir: Path) -> Path | None:
-    """RESTART or the checkpoint sim.restart, whichever was written at the later step; None if neither."""
-    candidates = [p for p in (run_dir / "RESTART", run_dir / "sim.restart") if p.is_file()]
-    return max(candidates, key=restart_step, default=None)
-
-
-def _resume_input(run_dir: Path, total_steps: int | None) -> str:
-    """Copy the newest restart to resume_from_step_N.xml (kept: RESTART is rewritten by the run)."""
-    from ..errors import UserError
-
-    restart = latest_restart(run_dir)
-    if restart is None:
-        raise UserError(f"nothing to resume in {run_dir}: neither RESTART nor the checkpoint sim.restart exists")
-    step = restart_step(restart)
-    text = restart.read_text()
-    if total_steps is not None:
-        if total_steps <= step:
-            raise UserError(f"{restart} is at step {step}; ask for more total steps than that (got {total_steps})")
-        text, count = re.subn(r"<total_steps>\s*\d+\s*</total_steps>", f"<total_steps>{total_steps}</total_steps>",
-                              text)
-        if count != 1:
-            raise UserError(f"{restart} has no single <total_steps> element to change")
-    name = f"resume_from_step_{step}.xml"
-    (run_dir / name).write_text(text)
-    return name
-
-
-def run(run_dir: Path, timeout_s: float | None = None, resume: bool = False, total_steps: int | None = None) -> float:
-    """Run a prepared folder with the backend it was prepared for; returns the wall time in s.
-
-    resume: continue from the newest restart in run_dir, up to total_steps if given (MD steps,
-    counted from the start of the first piece) or to the total the run was prepared with.
-    """
-    run_dir = Path(run_dir)
-    settings = json.loads((run_dir / "backend.json").read_text())
-    input_name = _resume_input(run_dir, total_steps) if resume else "input.xml"
-    if settings["backend"] == "direct":
-        wall = run_ipi(run_dir, timeout_s, input_name)
-    else:
-        find_plumed_kernel()
-        command = [sys.executable, "-m", "so3k_driver.cli", "run", input_name, "--model", settings["model"],
-                   "--workdir", ".", "--quiet", "--timeout", "600"]
-        if settings.get("dtype"):
-            command += ["--dtype", settings["dtype"]]
-        wall = _run_logged(command, run_dir, "so3k_run.log", timeout_s, os.environ)
-    _check_finished(run_dir, input_name)
-    return wall
-
-
-def _check_finished(run_dir: Path, input_name: str) -> None:
-    """i-PI also exits with status 0 when it stops early (a soft exit after an error in a force
-    thread): compare the step it reached with the steps asked for."""
-    from ..errors import UserError
-
-    wanted = re.search(r"<total_steps>\s*(\d+)\s*</total_steps>", (run_dir / input_name).read_text())
-    restart = latest_restart(run_dir)
-    if wanted is None or restart is None:
-        return
-    reached = restart_step(restart)
-    if reached < int(wanted.group(1)):
-        log = run_dir / "ipi.log"
-        reasons = [line.strip() for line in log.read_text().splitlines() if "SOFTEXIT" in line or "Error" in line][-3:] \
-            if log.exists() else []
-        raise UserError(f"i-PI stopped at step {reached} of {wanted.group(1)} in {run_dir}"
-                        + (": " + " | ".join(reasons) if reasons else "")
-                        + f"; {restart.name} is kept: continue with --resume once the cause is fixed")
-
-
-def run_ipi(run_dir: Path, timeout_s: float | None = None, input_name: str = "input.xml") -> float:
-    """Run ``i-pi INPUT`` in run_dir (log in run_dir/ipi.log); returns the wall time in s."""
-    kernel = find_plumed_kernel()
-    env = dict(os.environ, PLUMED_KERNEL=str(kernel))
-    ipi = shutil.which("i-pi", path=str(Path(sys.executable).parent)) or shutil.which("i-pi")
-    if ipi is None:
-        from ..errors import UserError
-
-        raise UserError("i-pi not found; install it with `pip install ipi`")
-    return _run_logged([sys.executable, ipi, input_name], run_dir, "ipi.log", timeout_s, env)
-
-
-def _run_logged(command, run_dir: Path, log_name: str, timeout_s, env) -> float:
-    for stale in ("RESTART", "EXIT"):
-        (run_dir / stale).unlink(missing_ok=True)
-    start = time.perf_counter()
-    with open(run_dir / log_name, "a") as log:  # appended: a resumed run keeps the earlier pieces' log
-        process = subprocess.Popen(command, cwd=run_dir, stdout=log, stderr=subprocess.STDOUT, env=env)
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not force:
+        raise UserError(f"{folder} is not empty; choose another folder or pass --force (moves it to "
+                        f"{folder.name}.bck.N, nothing is deleted)")
+    try:
+        atoms = ase.io.read(settings.structure)
+    except FileNotFoundError:
+        raise UserError(f"structure file {settings.structure!r} not found") from None
+    except Exception as error:  # noqa: BLE001 - ASE raises many kinds for unreadable files
+        raise UserError(f"cannot read structure file {settings.structure!r}: {error}") from None
+    plumed_texts = []
+    if settings.metad.enabled:
+        many = settings.replica_exchange
         try:
-            code = process.wait(timeout=timeout_s)
-        except BaseException:
-            process.terminate()  # so3k run / i-PI stop their children and write RESTART on SIGTERM
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            raise
-    if code != 0:
-        from ..errors import UserError
+            plumed_texts = [plumed_inputs.metad_input(atoms.numbers, atoms.positions, settings.metad, t,
+                                                      suffix=f".T{k}" if many else "")
+                            for k, t in enumerate(settings.temperatures)]
+        except ValueError as error:
+            raise UserError(f"{settings.structure}: metadynamics on {settings.metad.cv!r} needs a capped "
+                            f"peptide (Ac-(Xaa)n-NHMe): {error}") from None
+    backup = set_aside(folder) if force else None
+    folder.mkdir(parents=True, exist_ok=True)
+    settings.save(folder)
+    (folder / study_inputs.DEFAULT_INIT_FILE).write_text(study_inputs.ipi_xyz(atoms))
+    plumed_files = None
+    if plumed_texts:
+        plumed_files = ([f"plumed_T{k}.dat" for k in range(len(plumed_texts))] if settings.replica_exchange
+                        else ["plumed.dat"])
+        for name, text in zip(plumed_files, plumed_texts):
+            (folder / name).write_text(text)
+    (folder / INPUT).write_text(study_inputs.study_xml(settings, _forcefield(folder, settings), plumed_files))
+    return backup
 
-        tail = (run_dir / log_name).read_text()[-2000:]
-        restart = latest_restart(run_dir)
-        kept = (f"the restart {restart.name} (step {restart_step(restart)}) is kept: continue with --resume"
-                if restart else "no restart was written")
-        label = "so3k run" if "so3k_driver.cli" in command else "i-pi"
-        if code in (130, -2, -15, 143):  # interrupted (Ctrl-C / SIGTERM), not failed
-            raise UserError(f"{label} was stopped in {run_dir}; {kept}")
-        raise UserError(f"{label} failed with status {code} in {run_dir}; {kept}. End of {log_name}:\n{tail}")
-    return time.perf_counter() - start
+
+def _forcefield(folder: Path, settings: StudySettings) -> str:
+    batch_size = len(settings.temperatures)  # one driver call evaluates all replicas of a step
+    if settings.backend == "socket":
+        return study_inputs.socket_forcefield(SOCKET_PLACEHOLDER, batch_size)
+    config = {"model": settings.model, "template": str((folder / study_inputs.DEFAULT_INIT_FILE).resolve()),
+              "batch_size": batch_size}
+    if settings.dtype:
+        config["dtype"] = settings.dtype
+    (folder / PES_CONFIG).write_text(json.dumps(config, indent=1) + "\n")
+    return study_inputs.direct_forcefield(str(PES_FILE), str((folder / PES_CONFIG).resolve()), batch_size)
+
+
+def latest_restart(folder: Path) -> Path | None:
+    """RESTART or the checkpoint sim.restart, whichever was written at the later step; None if neither."""
+    candidates = [p for p in (Path(folder) / "RESTART", Path(folder) / CHECKPOINT) if p.is_file()]
+    return max(candidates, key=ipi_xml.step, default=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyRun:
+    """One piece of a study: MD steps first_step → last_step of total_steps; wall time in s."""
+
+    folder: Path
+    first_step: int
+    last_step: int
+    total_steps: int
+    interrupted: bool
+    wall_s: float
+    resumed_from: Path | None
+
+
+def planned_run(folder) -> tuple[StudySettings, Path | None, int]:
+    """(settings, restart to continue from or None, its step) of a study folder."""
+    settings = StudySettings.load(folder)
+    restart = latest_restart(Path(folder))
+    return settings, restart, ipi_xml.step(restart) if restart else 0
+
+
+def run_study(folder, total_steps: int | None = None, quiet: bool = True) -> StudyRun:
+    """Run (or continue) the study in folder up to total_steps MD steps (default: the settings' steps;
+    a larger total is saved in study.json). quiet=False shows progress on stderr.
+
+    Raises UserError when there is nothing left to run or i-PI stopped early, RunFailed when i-PI or
+    a driver failed (the newest restart stays: run again to continue).
+    """
+    from ..ipi.runner import RunOptions, run_simulation
+
+    folder = Path(folder).resolve()
+    settings, restart, first_step = planned_run(folder)
+    total = settings.steps if total_steps is None else total_steps
+    if total < 1:
+        raise UserError(f"total steps must be >= 1, got {total}")
+    if restart is not None and total <= first_step:
+        raise UserError(f"{folder} is already at step {first_step} of {settings.steps}; extend it with more "
+                        f"total steps (--steps TOTAL, got {total})")
+    if total != settings.steps:
+        settings = dataclasses.replace(settings, steps=total)
+        settings.save(folder)
+    input_file = folder / INPUT
+    if restart is not None:
+        input_file = folder / f"resume_from_step_{first_step}.xml"  # kept: RESTART is rewritten by the run
+        shutil.copyfile(restart, input_file)
+    socket = settings.backend == "socket"
+    options = RunOptions(
+        input=str(input_file), model=settings.model if socket else None, workdir=str(folder), steps=total,
+        address=f"so3k-{os.getpid()}-{folder.name}"[:60] if socket else None, dtype=settings.dtype,
+        timeout_s=NO_PROGRESS_TIMEOUT_S, quiet=quiet)
+    result = run_simulation(options, description=describe(settings, folder))
+    last = latest_restart(folder)
+    last_step = ipi_xml.step(last) if last else first_step
+    if not result.interrupted:
+        check_finished(folder, total)
+    return StudyRun(folder, first_step, last_step, total, result.interrupted, result.wall_s, restart)
+
+
+def describe(settings: StudySettings, folder) -> str:
+    """A short label, e.g. "REMD+METAD 8 × 162 atoms" or "MD 1 × 42 atoms"."""
+    from ..ipi.structures import read_numbers
+
+    try:
+        atoms = f"{len(read_numbers(str(Path(folder) / study_inputs.DEFAULT_INIT_FILE)))} atoms"
+    except (OSError, ValueError):
+        atoms = "atoms"
+    kind = ("REMD" if settings.replica_exchange else "MD") + ("+METAD" if settings.metad.enabled else "")
+    return f"{kind} {len(settings.temperatures)} × {atoms}"
+
+
+def check_finished(folder, total_steps: int) -> None:
+    """Raise UserError when the newest restart is before total_steps (i-PI soft-exited early)."""
+    folder = Path(folder)
+    restart = latest_restart(folder)
+    if restart is None:
+        return
+    reached = ipi_xml.step(restart)
+    if reached < total_steps:
+        log = folder / "ipi.log"
+        reasons = [line.strip() for line in log.read_text(errors="replace").splitlines()
+                   if "SOFTEXIT" in line or "Error" in line][-3:] if log.exists() else []
+        raise UserError(f"i-PI stopped at step {reached} of {total_steps} in {folder}"
+                        + (": " + " | ".join(reasons) if reasons else "")
+                        + f"; {restart.name} is kept: continue with `so3k sample run {folder}` once the cause is fixed")
+
+
+__all__ = ["prepare", "run_study", "set_aside", "latest_restart", "check_finished", "planned_run", "StudyRun",
+           "SETTINGS_FILE"]

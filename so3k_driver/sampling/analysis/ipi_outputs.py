@@ -1,4 +1,5 @@
-"""Readers for i-PI property files and xyz trajectories, and REMD demultiplexing by temperature.
+"""Readers for i-PI xyz trajectories, and REMD demultiplexing by temperature (properties files are
+read by so3k_driver.ipi.properties.read_properties, re-exported here).
 
 i-PI writes REMD outputs per configuration (system ``T-k``), not per temperature: the column
 ``ensemble_temperature`` says which temperature a configuration had at each step. Properties and
@@ -12,25 +13,13 @@ broken configuration was exchanged to.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-
-def read_properties(path) -> dict[str, np.ndarray]:
-    """Columns of an i-PI properties file by name (units stripped from the name: 'time{picosecond}' → 'time')."""
-    names = []
-    with open(path) as handle:
-        for line in handle:
-            match = re.match(r"#\s*(?:column|cols\.)\s+[\d-]+\s+-->\s+(\S+)", line)
-            if match:
-                names.append(match.group(1).split("{")[0].split("(")[0])
-            elif not line.startswith("#"):
-                break
-    data = np.loadtxt(path, comments="#", ndmin=2)
-    return {name: data[:, k] for k, name in enumerate(names[: data.shape[1]])}
+from .. import peptide
+from ...ipi.properties import read_properties
 
 
 def read_xyz_frames(path) -> tuple[list[str], np.ndarray]:
@@ -40,8 +29,8 @@ def read_xyz_frames(path) -> tuple[list[str], np.ndarray]:
     while i < len(lines) and lines[i].strip():
         n = int(lines[i])
         block = [line.split() for line in lines[i + 2: i + 2 + n]]
-        if len(block) < n:
-            break  # truncated last frame of a running job
+        if len(block) < n or any(len(b) < 4 for b in block):
+            break  # truncated last frame of a running or killed job
         if symbols is None:
             symbols = [b[0] for b in block]
         frames.append(np.array([[float(x) for x in b[1:4]] for b in block]))
@@ -83,18 +72,12 @@ class Breakage:
     excluded_frames: int  # frames left out of the per-temperature series
 
 
-BOND_SCALE = 1.6  # bonded: distance < 1.6 × (sum of covalent radii): C–H up to 1.71 Å, C–C up to 2.43 Å
-
-
 def fragment_count(symbols, positions) -> int:
-    """Number of covalently bonded fragments in one frame (positions (N, 3) Å)."""
-    from ase.data import atomic_numbers, covalent_radii
-    from scipy.sparse.csgraph import connected_components
+    """Number of covalently bonded fragments in one frame (positions (N, 3) Å), with the breakage
+    criterion of peptide.fragment_count (1.6 × covalent radii: thermal stretching is not a break)."""
+    from ase.data import atomic_numbers
 
-    radii = covalent_radii[[atomic_numbers[s] for s in symbols]]
-    distances = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
-    bonded = distances < BOND_SCALE * (radii[:, None] + radii[None])
-    return int(connected_components(bonded, directed=False)[0])
+    return peptide.fragment_count([atomic_numbers[s] for s in symbols], positions)
 
 
 def first_broken_frame(symbols, frames) -> tuple[int, int] | None:

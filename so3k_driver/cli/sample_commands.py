@@ -1,0 +1,125 @@
+"""``so3k sample init`` (prepare a study folder) and ``so3k sample run`` (run or continue it)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+
+def add_parser(subparsers) -> None:
+    from ..sampling.settings import BACKENDS, METAD_CVS, MetadSettings, StudySettings
+
+    study = StudySettings.__dataclass_fields__
+    metad = MetadSettings()
+    sample = subparsers.add_parser(
+        "sample", help="sampling studies: MD or replica exchange (REMD) with PLUMED metadynamics through i-PI",
+        description="Prepare a study folder with 'so3k sample init', run it (in pieces) with "
+                    "'so3k sample run', analyse it with 'so3k analyze'.")
+    commands = sample.add_subparsers(dest="sample_command", required=True, metavar="COMMAND")
+
+    init = commands.add_parser(
+        "init", help="prepare a study folder: study.json, init.xyz, PLUMED inputs, input.xml",
+        description="Write a study into --out: one temperature = NVT, several = replica exchange; "
+                    "--metad adds well-tempered metadynamics at each temperature.")
+    init.add_argument("structure", metavar="STRUCTURE", help="starting structure (any file ASE reads; Å)")
+    init.add_argument("--model", required=True, help="model: FILE.so3k, mlff:DIR, so3lr:DIR or 'default'")
+    init.add_argument("--temperatures", required=True, metavar="K",
+                      help="temperatures in K: 300 (NVT), 300,340,385 or 300:450:8 (8 geometric from 300 to 450 K; REMD)")
+    init.add_argument("--steps", type=int, required=True, metavar="N", help="total MD steps")
+    init.add_argument("--out", required=True, metavar="DIR", help="the study folder (must be empty unless --force)")
+    init.add_argument("--metad", choices=METAD_CVS, default="end-to-end",
+                      help="metadynamics CV: end-to-end (distance of the first and last carbonyl C, Å), "
+                           "backbone (phi/psi of the central residue, rad) or none (default end-to-end)")
+    init.add_argument("--timestep", type=float, default=study["timestep_fs"].default, metavar="FS",
+                      help="MD time step in fs (default %(default)s fs)")
+    init.add_argument("--thermostat-tau", type=float, default=study["thermostat_tau_fs"].default, metavar="FS",
+                      help="Langevin thermostat time constant in fs (default %(default)s fs)")
+    init.add_argument("--exchange-stride", type=int, default=study["exchange_stride"].default, metavar="N",
+                      help="MD steps between replica-exchange attempts (default %(default)s)")
+    init.add_argument("--output-stride", type=int, default=study["output_stride"].default, metavar="N",
+                      help="MD steps between trajectory frames and property lines (default %(default)s)")
+    init.add_argument("--metad-height", type=float, default=metad.height, metavar="KJ_PER_MOL",
+                      help="initial hill height in kJ/mol (default %(default)s kJ/mol)")
+    init.add_argument("--metad-sigma", type=float, default=None, metavar="WIDTH",
+                      help=f"hill width: Å for end-to-end, rad for backbone (default {metad.sigma} Å, 0.35 rad)")
+    init.add_argument("--metad-pace", type=int, default=metad.pace, metavar="N",
+                      help="MD steps between hills (default %(default)s)")
+    init.add_argument("--metad-bias-factor", type=float, default=metad.bias_factor, metavar="GAMMA",
+                      help="well-tempered bias factor, > 1 (default %(default)s)")
+    init.add_argument("--colvar-stride", type=int, default=None, metavar="N",
+                      help="MD steps between COLVAR lines (default: the output stride)")
+    init.add_argument("--backend", choices=BACKENDS, default="socket",
+                      help="socket: i-PI + so3k serve drivers; direct: the model inside i-PI (default socket)")
+    init.add_argument("--dtype", choices=["float32", "float64"], default=None,
+                      help="evaluation precision (default: the model's own)")
+    init.add_argument("--seed", type=int, default=study["seed"].default, help="i-PI random seed (default %(default)s)")
+    init.add_argument("--force", action="store_true",
+                      help="use --out even if it is not empty: the old content is moved to DIR.bck.N, never deleted")
+    init.set_defaults(func=run_init)
+
+    run = commands.add_parser(
+        "run", help="run a study folder, or continue it from its newest restart",
+        description="Run the study in DIR. When DIR holds a restart (RESTART or the checkpoint sim.restart) "
+                    "the run continues from the newer one; --steps TOTAL extends it. Ctrl-C stops cleanly "
+                    "(i-PI writes RESTART) and prints the command that continues.")
+    run.add_argument("folder", metavar="DIR", help="a folder prepared by 'so3k sample init'")
+    run.add_argument("--steps", type=int, default=None, metavar="TOTAL",
+                     help="total MD steps, counted from the start of the study (default: the planned total)")
+    run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.set_defaults(func=run_run)
+
+
+def study_settings(args):
+    """StudySettings from the 'so3k sample init' flags."""
+    import os
+
+    from ..sampling.settings import MetadSettings, StudySettings, parse_temperatures
+
+    sigma = args.metad_sigma if args.metad_sigma is not None else (0.35 if args.metad == "backbone" else 0.5)
+    metad = MetadSettings(cv=args.metad, height=args.metad_height, sigma=sigma, pace=args.metad_pace,
+                          bias_factor=args.metad_bias_factor,
+                          colvar_stride=args.colvar_stride if args.colvar_stride is not None else args.output_stride)
+    return StudySettings(
+        structure=os.path.abspath(args.structure), model=args.model, temperatures=parse_temperatures(args.temperatures),
+        steps=args.steps, timestep_fs=args.timestep, thermostat_tau_fs=args.thermostat_tau,
+        exchange_stride=args.exchange_stride, output_stride=args.output_stride, metad=metad, backend=args.backend,
+        dtype=args.dtype, seed=args.seed)
+
+
+def run_init(args) -> int:
+    from ..sampling.run import prepare
+
+    settings = study_settings(args)
+    backup = prepare(args.out, settings, force=args.force)
+    if backup is not None:
+        print(f"previous content of {args.out} moved to {backup}")
+    kind = "replica exchange" if settings.replica_exchange else "NVT"
+    bias = f", metadynamics on {settings.metad.cv}" if settings.metad.enabled else ""
+    print(f"prepared {args.out}: {kind} at {', '.join(f'{t:g}' for t in settings.temperatures)} K{bias}, "
+          f"{settings.steps} steps of {settings.timestep_fs:g} fs ({settings.backend} backend)")
+    print(f"run it with: so3k sample run {shlex.quote(args.out)}")
+    return 0
+
+
+def run_run(args) -> int:
+    from ..errors import RunFailed
+    from ..sampling.run import planned_run, run_study
+
+    settings, restart, step = planned_run(args.folder)
+    if restart is not None and (args.steps or settings.steps) > step:
+        print(f"continuing {args.folder} from step {step} ({restart.name}) to step {args.steps or settings.steps}",
+              file=sys.stderr, flush=True)
+    folder = shlex.quote(args.folder)
+    try:
+        piece = run_study(args.folder, total_steps=args.steps, quiet=args.quiet)
+    except RunFailed as error:
+        print(f"so3k sample run: error: {error}\ncontinue with: so3k sample run {folder}", file=sys.stderr)
+        return 1
+    if piece.interrupted:
+        print(f"stopped at step {piece.last_step} of {piece.total_steps}; continue with: so3k sample run {folder}",
+              file=sys.stderr)
+        return 130
+    steps = piece.last_step - piece.first_step
+    print(f"{args.folder}: steps {piece.first_step} → {piece.last_step} of {piece.total_steps} in {piece.wall_s:.0f} s "
+          f"({piece.wall_s / max(steps, 1):.3f} s/step); analyse with: so3k analyze {folder}")
+    return 0

@@ -1,0 +1,109 @@
+"""Serve a model to a running i-PI: load the potential, read the elements, connect, answer requests.
+
+``serve_model(ServeOptions(...))`` is ``so3k serve`` as a library call (the benchmark and any Python
+caller use it too). Everything on the wire is in atomic units; the potential works in Å and eV.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from .compute import DEFAULT_MAX_FORCE
+from .transport import CONNECT_TIMEOUT_S, DEFAULT_PREFIX
+from ..errors import InputError, ModelBreakdown, StructureMismatch, UserError
+
+log = logging.getLogger("so3k.ipi")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeOptions:
+    """model: FILE.so3k, mlff:DIR, so3lr:DIR or 'default'. structure: where the elements come from
+    (a structure file, or the i-PI XML input / RESTART), since i-PI sends positions only.
+    unix (socket address; the file is prefix + address) or inet ("HOST:PORT"); shm: i-PI's
+    shared-memory mode (unix only). connections: sockets opened by this process (requests that
+    arrive together are evaluated in one batch). pbc: use i-PI's cell and return the virial.
+    lr_cutoff Å (None = all pairs), dispersion_damping Å, total_charge e: SO3LR options.
+    max_force eV/Å: stop when a force exceeds it (0 = no check). connect_timeout_s: seconds of retries.
+    """
+
+    model: str
+    structure: str
+    unix: str | None = None
+    inet: str | None = None
+    prefix: str = DEFAULT_PREFIX
+    shm: bool = False
+    connections: int = 1
+    pbc: bool = False
+    dtype: str | None = None
+    device: str | None = None
+    lr_cutoff: float | None = 12.0
+    dispersion_damping: float = 2.0
+    total_charge: float = 0.0
+    unpaired_electrons: float = 0.0
+    max_force: float = DEFAULT_MAX_FORCE
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
+
+    def __post_init__(self):
+        if (self.unix is None) == (self.inet is None):
+            raise UserError(f"give exactly one of a unix address and an inet HOST:PORT "
+                            f"(got unix={self.unix!r}, inet={self.inet!r})")
+        if self.shm and self.inet is not None:
+            raise UserError(f"shared memory (shm) needs a unix socket address, not inet {self.inet!r}")
+        if self.inet is not None:
+            self.inet_address()  # checks the form
+        if self.connections < 1:
+            raise UserError(f"connections must be >= 1, got {self.connections}")
+        if self.dtype not in (None, "float32", "float64"):
+            raise UserError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.max_force < 0:
+            raise UserError(f"max_force must be >= 0 eV/Å (0 = no check), got {self.max_force}")
+        if not self.connect_timeout_s > 0:
+            raise UserError(f"connect_timeout_s must be > 0 s, got {self.connect_timeout_s}")
+
+    def inet_address(self) -> tuple[str, int] | None:
+        if self.inet is None:
+            return None
+        host, _, port = self.inet.rpartition(":")
+        if not host or not port.isdigit():
+            raise UserError(f"inet address must be HOST:PORT, got {self.inet!r}")
+        return host, int(port)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeResult:
+    requests: int      # force evaluations answered (one per structure and step)
+    compilations: int  # model traces/compilations (one per shape bucket)
+
+
+def serve_model(options: ServeOptions) -> ServeResult:
+    """Serve until i-PI sends EXIT. Raises Disconnected when i-PI goes away without EXIT,
+    StructureMismatch / ModelBreakdown / InputError for a structure the model cannot or must not
+    evaluate (the connection is closed first), UserError for unusable options or files."""
+    from .compute import make_compute
+    from .server import serve
+    from .structures import read_numbers
+    from .transport import connect
+    from ..evaluation.potential import Potential
+
+    try:
+        numbers = read_numbers(options.structure)
+    except (ValueError, FileNotFoundError) as error:
+        raise UserError(str(error)) from None
+    potential = Potential.load(options.model, dtype=options.dtype, device=options.device,
+                               lr_cutoff=options.lr_cutoff, dispersion_damping=options.dispersion_damping)
+    compute = make_compute(potential, numbers, periodic=options.pbc, total_charge=options.total_charge,
+                           unpaired_electrons=options.unpaired_electrons, max_force=options.max_force)
+    try:
+        connections = [connect(unix=options.unix, inet=options.inet_address(), prefix=options.prefix,
+                               timeout_s=options.connect_timeout_s) for _ in range(options.connections)]
+    except ConnectionError as error:
+        raise UserError(str(error)) from None
+    try:
+        answered = serve(connections, compute, use_shm=options.shm)
+    except (StructureMismatch, ModelBreakdown) as error:
+        raise type(error)(f"{error}; closed the connection") from None
+    except InputError as error:
+        raise InputError(f"bad structure from i-PI: {error}; closed the connection") from None
+    log.info("done: %d requests, %d compilations", answered, potential.compile_count)
+    return ServeResult(answered, potential.compile_count)

@@ -1,0 +1,173 @@
+"""The settings of a sampling study: validated, immutable, saved as DIR/study.json and read back.
+
+A study is thermostatted MD of one molecule at one temperature, or replica exchange (REMD) over
+several, optionally with well-tempered metadynamics (PLUMED METAD) at each temperature.
+Units: temperatures K, times fs, metadynamics heights kJ/mol, widths Å (end-to-end distance) or
+rad (backbone torsions), strides and paces in MD steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+from ..errors import UserError
+
+METAD_CVS = ("end-to-end", "backbone", "none")
+BACKENDS = ("socket", "direct")
+DTYPES = (None, "float32", "float64")
+SETTINGS_FILE = "study.json"
+
+
+def parse_temperatures(text: str) -> tuple[float, ...]:
+    """Temperatures in K from "300" (one), "300,340,385" (a list) or "300:450:8" (8 temperatures in
+    geometric progression from 300 to 450 K, rounded to 0.1 K: equal exchange acceptance between
+    neighbours when the heat capacity is constant)."""
+    text = str(text).strip()
+    try:
+        if ":" in text:
+            low, high, count = text.split(":")
+            low, high, count = float(low), float(high), int(count)
+            if count < 2 or not 0 < low < high:
+                raise ValueError
+            import numpy as np
+
+            return tuple(float(t) for t in np.round(np.geomspace(low, high, count), 1))
+        return tuple(float(value) for value in text.split(","))
+    except ValueError:
+        raise UserError(f"temperatures must be K, K1,K2,... or LOW:HIGH:COUNT (COUNT >= 2, 0 < LOW < HIGH), "
+                        f"got {text!r}") from None
+
+
+def _check(condition: bool, name: str, value, requirement: str) -> None:
+    if not condition:
+        raise UserError(f"{name} must be {requirement}, got {value!r}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class MetadSettings:
+    """Well-tempered metadynamics on a collective variable (cv), one METAD per temperature.
+
+    cv: "end-to-end" (distance between the first and last carbonyl C, Å), "backbone" (phi/psi of
+    the central residue, rad) or "none" (no bias). height: initial hill height, kJ/mol. sigma: hill
+    width in the CV's unit. pace: MD steps between hills. bias_factor: well-tempered γ (> 1).
+    grid_max: upper grid bound of the end-to-end distance, Å. colvar_stride: MD steps between COLVAR lines.
+    """
+
+    cv: str = "end-to-end"
+    height: float = 1.0
+    sigma: float = 0.5
+    pace: int = 50
+    bias_factor: float = 10.0
+    grid_max: float = 80.0
+    colvar_stride: int = 10
+
+    def __post_init__(self):
+        _check(self.cv in METAD_CVS, "metad cv", self.cv, "one of " + ", ".join(METAD_CVS))
+        _check(_is_number(self.height) and self.height > 0, "metad height (kJ/mol)", self.height, "> 0")
+        _check(_is_number(self.sigma) and self.sigma > 0, "metad sigma", self.sigma, "> 0")
+        _check(_is_int(self.pace) and self.pace >= 1, "metad pace (MD steps)", self.pace, "an integer >= 1")
+        _check(_is_number(self.bias_factor) and self.bias_factor > 1, "metad bias factor", self.bias_factor, "> 1")
+        _check(_is_number(self.grid_max) and self.grid_max > 0, "metad grid max (Å)", self.grid_max, "> 0")
+        _check(_is_int(self.colvar_stride) and self.colvar_stride >= 1, "COLVAR stride (MD steps)",
+               self.colvar_stride, "an integer >= 1")
+
+    @property
+    def enabled(self) -> bool:
+        return self.cv != "none"
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySettings:
+    """One study. structure: the starting structure file (Å) as given; model: FILE.so3k, mlff:DIR,
+    so3lr:DIR or 'default'; temperatures (K, ascending; several = REMD); steps: total MD steps;
+    timestep_fs; thermostat_tau_fs: Langevin time constant; exchange_stride: MD steps between REMD
+    exchange attempts; output_stride: MD steps between trajectory frames and property lines;
+    backend: "socket" (i-PI + so3k serve drivers) or "direct" (the model inside i-PI); dtype:
+    evaluation precision (None = the model's own); seed: i-PI's random seed."""
+
+    structure: str
+    model: str
+    temperatures: tuple[float, ...]
+    steps: int
+    timestep_fs: float = 0.5
+    thermostat_tau_fs: float = 100.0
+    exchange_stride: int = 10
+    output_stride: int = 10
+    metad: MetadSettings = MetadSettings()
+    backend: str = "socket"
+    dtype: str | None = None
+    seed: int = 31415
+
+    def __post_init__(self):
+        _check(isinstance(self.structure, str) and self.structure != "", "structure", self.structure, "a file name")
+        _check(isinstance(self.model, str) and self.model != "", "model", self.model, "a model spec")
+        temperatures = self.temperatures
+        if isinstance(temperatures, str):
+            temperatures = parse_temperatures(temperatures)
+        try:
+            temperatures = tuple(float(t) for t in temperatures)
+        except (TypeError, ValueError):
+            raise UserError(f"temperatures must be numbers in K, got {self.temperatures!r}") from None
+        _check(len(temperatures) >= 1 and all(math.isfinite(t) and t > 0 for t in temperatures),
+               "temperatures (K)", self.temperatures, "one or more values > 0")
+        _check(all(a < b for a, b in zip(temperatures, temperatures[1:])), "temperatures (K)", self.temperatures,
+               "in ascending order without repeats")
+        object.__setattr__(self, "temperatures", temperatures)
+        _check(_is_int(self.steps) and self.steps >= 1, "steps", self.steps, "an integer >= 1")
+        _check(_is_number(self.timestep_fs) and 0 < self.timestep_fs <= 10, "timestep (fs)", self.timestep_fs,
+               "in (0, 10] fs")
+        _check(_is_number(self.thermostat_tau_fs) and self.thermostat_tau_fs > 0, "thermostat tau (fs)",
+               self.thermostat_tau_fs, "> 0")
+        _check(_is_int(self.exchange_stride) and self.exchange_stride >= 1, "exchange stride (MD steps)",
+               self.exchange_stride, "an integer >= 1")
+        _check(_is_int(self.output_stride) and self.output_stride >= 1, "output stride (MD steps)",
+               self.output_stride, "an integer >= 1")
+        _check(isinstance(self.metad, MetadSettings), "metad", self.metad, "a MetadSettings")
+        _check(self.backend in BACKENDS, "backend", self.backend, "one of " + ", ".join(BACKENDS))
+        _check(self.dtype in DTYPES, "dtype", self.dtype, "float32, float64 or None (the model's own)")
+        _check(_is_int(self.seed) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
+
+    @property
+    def replica_exchange(self) -> bool:
+        return len(self.temperatures) > 1
+
+    def to_json(self) -> str:
+        record = dataclasses.asdict(self)
+        record["temperatures"] = list(self.temperatures)
+        record["units"] = {"temperatures": "K", "timestep_fs": "fs", "thermostat_tau_fs": "fs",
+                           "strides, steps, pace": "MD steps", "metad.height": "kJ/mol",
+                           "metad.sigma": "Å (end-to-end) or rad (backbone)", "metad.grid_max": "Å"}
+        return json.dumps(record, indent=1, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "study settings") -> "StudySettings":
+        try:
+            record = json.loads(text)
+            record.pop("units", None)
+            metad = MetadSettings(**record.pop("metad", {}))
+            return cls(metad=metad, **record)
+        except (json.JSONDecodeError, TypeError, AttributeError) as error:
+            raise UserError(f"{source} is not a valid study settings file: {error}") from None
+
+    def save(self, folder) -> Path:
+        path = Path(folder) / SETTINGS_FILE
+        path.write_text(self.to_json())
+        return path
+
+    @classmethod
+    def load(cls, folder) -> "StudySettings":
+        path = Path(folder) / SETTINGS_FILE
+        if not path.is_file():
+            raise UserError(f"{folder} is not a study folder: {path} is missing (prepare one with `so3k sample init`)")
+        return cls.from_json(path.read_text(), str(path))
