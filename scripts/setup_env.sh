@@ -8,9 +8,10 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import so3k_driver, jax, flax, e3x, vesin, ipi, plumed, pytest" 2>/dev/null; then
+if ! .venv/bin/python -c "import so3k_driver, jax, flax, e3x, vesin, ipi, plumed, pytest, rich" 2>/dev/null; then
   echo "[setup] installing so3k_driver and its dependencies (a few minutes the first time)"
   .venv/bin/python -m pip install --quiet --upgrade pip
+  # Editable, for development; tests/test_packaging.py checks the real (wheel) install.
   .venv/bin/python -m pip install --quiet -e ".[test]"
   # PLUMED 2.11 kernel + its Python module (sets PLUMED_KERNEL); --no-deps: it is only the kernel.
   .venv/bin/python -m pip install --quiet --no-deps hillclimber==0.1.8
