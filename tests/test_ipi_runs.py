@@ -1,7 +1,6 @@
 """End-to-end runs with real i-PI processes and the random-weights SO3krates model (few steps)."""
 
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, SO3KRATES_RANDOM
+from so3k_driver.ipi import ipi_xml
 
 pytest.importorskip("ipi", reason="i-PI is not installed (pip install ipi)")
 pytestmark = pytest.mark.shared
@@ -175,8 +175,7 @@ def test_killing_the_driver_stops_run_keeps_restart_and_resumes(tmp_path):
     if not restart.exists():  # i-PI hung on the reset and was killed: the last checkpoint remains
         restart = tmp_path / "nvt.restart"
     # Stopped mid-step, i-PI writes its last safe state (safe_stride); no <step> means step 0.
-    found = re.search(r"<step>\s*(\d+)", restart.read_text())
-    step = int(found.group(1)) if found else 0
+    step = ipi_xml.step(restart)
     resumed = so3k_run(restart, tmp_path, "--steps", str(step + 3))
     assert resumed.returncode == 0, resumed.stderr
     assert steps_done(tmp_path / "nvt.out") == step + 3
@@ -208,3 +207,50 @@ def test_remd_metad_input_runs_with_plumed(tmp_path):
         hills = [line for line in (tmp_path / f"HILLS.T{k}").read_text().splitlines() if not line.startswith("#")]
         assert len(hills) == 1  # PACE=100
     assert (tmp_path / "remd_metad.remd_idx").read_text().strip()
+
+
+def test_the_runner_is_a_library_call(tmp_path):
+    """run_simulation(RunOptions) from Python: no argparse, a result object, no output when quiet."""
+    from so3k_driver.ipi.runner import RunOptions, run_simulation
+
+    options = RunOptions(input=str(INPUTS / "nvt.xml"), model=SO3KRATES_RANDOM, workdir=str(tmp_path), steps=4,
+                         address=unique("library"), quiet=True)
+    result = run_simulation(options)
+    assert (result.interrupted, result.last_step) == (False, 4)
+    assert properties(tmp_path / "nvt.out")[-1, 0] == 4
+    assert ipi_xml.step(tmp_path / "RESTART") == 4
+
+
+@pytest.mark.parametrize("field, value, named", [
+    ("drivers", 0, "drivers"), ("steps", -3, "steps"), ("timeout_s", 0, "timeout_s"), ("dtype", "float16", "float16"),
+    ("input", "missing.xml", "missing.xml")])
+def test_run_options_name_the_bad_value(field, value, named):
+    from so3k_driver.errors import UserError
+    from so3k_driver.ipi.runner import RunOptions
+
+    arguments = {"input": str(INPUTS / "nvt.xml"), "model": "default", field: value}
+    with pytest.raises(UserError, match=named):
+        RunOptions(**arguments)
+
+
+def test_a_missing_plumed_kernel_stops_so3k_run_before_ipi_starts(tmp_path):
+    """One line, exit 2, and no i-PI started (no log written)."""
+    environment = dict(os.environ, PLUMED_KERNEL=str(tmp_path / "libplumedKernel.so"))
+    result = subprocess.run(SO3K + ["run", str(INPUTS / "remd_metad.xml"), "--model", "default", "--workdir",
+                                    str(tmp_path / "run")], capture_output=True, text=True, timeout=60, env=environment)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "PLUMED_KERNEL" in errors[0]
+    assert not (tmp_path / "run" / "ipi.log").exists()
+
+
+def test_so3k_serve_is_a_library_call_with_checked_options():
+    from so3k_driver.errors import UserError
+    from so3k_driver.ipi.serving import ServeOptions
+
+    with pytest.raises(UserError, match="HOST:PORT"):
+        ServeOptions(model="default", structure=str(INPUTS / "ala3.xyz"), inet="localhost")
+    with pytest.raises(UserError, match="exactly one"):
+        ServeOptions(model="default", structure=str(INPUTS / "ala3.xyz"))
+    with pytest.raises(UserError, match="shm"):
+        ServeOptions(model="default", structure=str(INPUTS / "ala3.xyz"), inet="localhost:1234", shm=True)

@@ -8,6 +8,7 @@ import pytest
 
 from so3k_driver.sampling import peptide, plumed_inputs
 from so3k_driver.sampling.plumed_inputs import bundled_structure
+from so3k_driver.sampling.settings import MetadSettings
 
 
 @pytest.mark.parametrize("name, first, last, distance", [
@@ -34,18 +35,18 @@ def test_helix_detected_only_in_folded_structure():
 
 def test_plumed_inputs_state_units_nopbc_and_flush():
     atoms = ase.io.read(bundled_structure("Ac-Ala15-NHMe_ext.xyz"))
-    text = plumed_inputs.end_to_end_metad(atoms.numbers, atoms.positions, plumed_inputs.MetadSettings(), ".T0")
+    text = plumed_inputs.end_to_end_metad(atoms.numbers, atoms.positions, MetadSettings(), 300.0, ".T0")
     assert plumed_inputs.UNITS_LINE in text and "FLUSH" in text and "TEMP=300" in text
     assert "DISTANCE ATOMS=5,151 NOPBC" in text and "FILE=HILLS.T0" in text
     assert all("NOPBC" in line for line in text.splitlines() if line.startswith(("e2e:", "rg:")))
     ala3 = ase.io.read(bundled_structure("Ac-Ala3-NHMe_ext.xyz"))
-    torsions = plumed_inputs.backbone_torsion_metad(ala3.numbers, ala3.positions, plumed_inputs.MetadSettings())
+    torsions = plumed_inputs.backbone_torsion_metad(ala3.numbers, ala3.positions, MetadSettings(cv="backbone"), 300.0)
     assert "phi2: TORSION ATOMS=11,17,19,21 NOPBC" in torsions and "ARG=phi2,psi2" in torsions
 
 
 def test_missing_plumed_kernel_names_the_variable(monkeypatch):
     from so3k_driver.errors import UserError
-    from so3k_driver.sampling.plumed_kernel import find_plumed_kernel
+    from so3k_driver.ipi.executables import find_plumed_kernel
 
     monkeypatch.setitem(sys.modules, "plumed", None)  # import fails
     with pytest.raises(UserError, match="PLUMED_KERNEL") as error:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import SO3KRATES_RANDOM
-from so3k_driver.sampling import inputs as sampling_inputs, peptide, plumed_inputs, run as sampling_run
+from so3k_driver.sampling import peptide, plumed_inputs, run as sampling_run
+from so3k_driver.sampling.settings import MetadSettings, StudySettings
 from so3k_driver.sampling.analysis import ipi_outputs, plumed_files
 
 pytestmark = pytest.mark.shared
@@ -23,11 +24,12 @@ def metad_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("metad")
     structure = plumed_inputs.bundled_structure("Ac-Ala15-NHMe_ext.xyz")
     atoms = ase.io.read(structure)
-    text = plumed_inputs.end_to_end_metad(
-        atoms.numbers, atoms.positions, plumed_inputs.MetadSettings(pace=PACE, colvar_stride=1, sigma=0.05, height=5.0))
-    settings = sampling_inputs.SamplingSettings(steps=STEPS, output_stride=1)
-    sampling_run.prepare_metad(run_dir, structure, SO3KRATES_RANDOM, settings, text, backend="direct")
-    sampling_run.run(run_dir, timeout_s=180)
+    settings = StudySettings(structure=str(structure), model=SO3KRATES_RANDOM, temperatures=(300.0,), steps=STEPS,
+                             output_stride=1, metad=MetadSettings(pace=PACE, colvar_stride=1, sigma=0.05, height=5.0),
+                             backend="direct")
+    sampling_run.prepare(run_dir, settings, force=True)
+    piece = sampling_run.run_study(run_dir)
+    assert (piece.first_step, piece.last_step, piece.interrupted) == (0, STEPS, False)
     backbone = peptide.find_backbone(atoms.numbers, atoms.positions)
     return run_dir, backbone
 

@@ -1,0 +1,126 @@
+"""Study settings (validated, immutable, saved and read back), the generated files' freshness,
+the one properties-file reader and the one bond graph."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from so3k_driver.errors import UserError
+from so3k_driver.sampling.settings import MetadSettings, StudySettings, parse_temperatures
+
+VALID = dict(structure="mol.xyz", model="default", temperatures=(300.0, 400.0), steps=100)
+
+
+def test_temperature_ranges_are_geometric_lists_or_one_value():
+    assert parse_temperatures("300:450:4") == (300.0, 343.4, 393.1, 450.0)  # K, rounded to 0.1 K
+    assert parse_temperatures("300:450:8")[1] == pytest.approx(300 * 1.5 ** (1 / 7), abs=0.05)
+    assert parse_temperatures("300,340,385") == (300.0, 340.0, 385.0)
+    assert parse_temperatures("310") == (310.0,)
+    for bad in ("300:450", "450:300:4", "300:450:1", "hot", "300:450:x"):
+        with pytest.raises(UserError, match=bad):
+            parse_temperatures(bad)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("structure", ""), ("model", ""), ("temperatures", ()), ("temperatures", (300.0, -1.0)),
+    ("temperatures", (400.0, 300.0)), ("temperatures", "300:200:3"), ("steps", 0), ("steps", 2.5),
+    ("timestep_fs", 0.0), ("timestep_fs", 50.0), ("thermostat_tau_fs", -1.0), ("exchange_stride", 0),
+    ("output_stride", 0), ("backend", "mpi"), ("dtype", "float16"), ("seed", -1)])
+def test_each_bad_study_field_is_a_user_error_naming_the_value(field, value):
+    with pytest.raises(UserError) as error:
+        StudySettings(**{**VALID, field: value})
+    message = str(error.value)
+    assert repr(value) in message or str(value) in message
+
+
+@pytest.mark.parametrize("field, value", [
+    ("cv", "rmsd"), ("height", 0.0), ("sigma", -0.5), ("pace", 0), ("bias_factor", 1.0), ("grid_max", 0.0),
+    ("colvar_stride", 0)])
+def test_each_bad_metadynamics_field_is_a_user_error_naming_the_value(field, value):
+    with pytest.raises(UserError, match=repr(value).replace(".", r"\.")):
+        MetadSettings(**{field: value})
+
+
+def test_settings_are_frozen_and_round_trip_through_study_json(tmp_path):
+    settings = StudySettings(**{**VALID, "temperatures": "300:450:3"}, metad=MetadSettings(cv="backbone", sigma=0.35))
+    assert settings.temperatures == (300.0, 367.4, 450.0) and settings.replica_exchange
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.steps = 5
+    settings.save(tmp_path)
+    assert StudySettings.load(tmp_path) == settings
+    assert '"temperatures": "K"' in (tmp_path / "study.json").read_text()  # units written beside the values
+    (tmp_path / "study.json").write_text((tmp_path / "study.json").read_text().replace('"steps": 100', '"steps": -4'))
+    with pytest.raises(UserError, match="-4"):
+        StudySettings.load(tmp_path)
+    with pytest.raises(UserError, match="study.json"):
+        StudySettings.load(tmp_path / "elsewhere")
+
+
+def test_committed_generated_files_match_their_generator():
+    from so3k_driver.sampling import bundled_inputs
+
+    assert bundled_inputs.stale(REPO) == [], "run: python -m so3k_driver.sampling.bundled_inputs"
+
+
+def test_a_stale_generated_file_is_reported(tmp_path):
+    from so3k_driver.sampling import bundled_inputs
+
+    bundled_inputs.write(tmp_path)
+    assert bundled_inputs.stale(tmp_path) == []
+    path = tmp_path / "plumed" / "ala15_end_to_end_metad.dat"
+    path.write_text(path.read_text().replace("PACE=50", "PACE=60"))
+    (tmp_path / "ipi_inputs" / "plumed_remd_T3.dat").unlink()
+    assert bundled_inputs.stale(tmp_path) == ["plumed/ala15_end_to_end_metad.dat", "ipi_inputs/plumed_remd_T3.dat"]
+    assert bundled_inputs.main(["--check", "--root", str(tmp_path)]) == 1
+
+
+def test_the_shipped_remd_metad_input_lists_metad_before_remd():
+    """The i-PI 3.3.1 workaround is written by the generator, so the shipped file has it too."""
+    text = (REPO / "ipi_inputs" / "remd_metad.xml").read_text()
+    assert text.index("<smotion mode='metad'>") < text.index("<smotion mode='remd'>")
+
+
+PROPERTIES_HEADER = """# column   1     --> step : The current simulation time step.
+# column   2     --> time{picosecond} : The elapsed simulation time.
+# cols.    3-5   --> kinetic_tens{electronvolt} : kinetic tensor diagonal.
+# column   6     --> temperature{kelvin} : The current temperature.
+"""
+
+
+def test_properties_reader_names_columns_and_drops_a_line_cut_by_a_kill(tmp_path):
+    from so3k_driver.ipi.properties import read_last_record, read_properties
+
+    path = tmp_path / "sim.out"
+    path.write_text(PROPERTIES_HEADER + "0 0.0 1 2 3 300.0\n10 0.005 4 5 6 310.0\n20 0.01 7 8")  # killed mid-line
+    columns = read_properties(path)
+    np.testing.assert_array_equal(columns["step"], [0, 10])
+    np.testing.assert_array_equal(columns["time"], [0.0, 0.005])  # ps, unit stripped from the name
+    np.testing.assert_array_equal(columns["kinetic_tens"], [[1, 2, 3], [4, 5, 6]])
+    np.testing.assert_array_equal(columns["temperature"], [300.0, 310.0])
+    assert read_last_record(path) == {"step": 10.0, "time": 0.005, "kinetic_tens": 4.0, "temperature": 310.0}
+    path.write_text(PROPERTIES_HEADER)
+    assert read_properties(path)["step"].shape == (0,) and read_last_record(path) is None
+    path.write_text("1 2 3\n")
+    with pytest.raises(ValueError, match="header"):
+        read_properties(path)
+
+
+def test_one_bond_graph_two_scales_topology_and_breakage():
+    import ase.io
+
+    from so3k_driver.sampling import peptide
+    from so3k_driver.sampling.plumed_inputs import bundled_structure
+
+    atoms = ase.io.read(bundled_structure("Ac-Ala3-NHMe_ext.xyz"))
+    topology = peptide.bond_matrix(atoms.numbers, atoms.positions)
+    assert peptide.TOPOLOGY_BOND_SCALE == 1.2 and peptide.BREAKAGE_BOND_SCALE == 1.6
+    assert topology.sum() // 2 == len(atoms) - 1  # an acyclic molecule: N - 1 bonds
+    stretched = atoms.positions.copy()
+    c, h = next((i, j) for i, j in zip(*np.nonzero(topology)) if atoms.numbers[i] == 6 and atoms.numbers[j] == 1)
+    stretched[h] = stretched[c] + 1.5 * (stretched[h] - stretched[c])  # C–H at ~1.64 Å: hot, not broken
+    assert peptide.fragment_count(atoms.numbers, stretched) == 1
+    assert not peptide.bond_matrix(atoms.numbers, stretched)[c, h]
+    stretched[h] = stretched[c] + 3.0 * (atoms.positions[h] - atoms.positions[c])
+    assert peptide.fragment_count(atoms.numbers, stretched) == 2
