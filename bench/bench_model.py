@@ -68,7 +68,7 @@ def load(model: str, dtype: str):
     if model == "so3lr":
         return Potential.load(f"so3lr:{SO3LR_DIR}", dtype=dtype)
     from so3k_driver.model.config import ModelConfig
-    from so3k_driver.model.energy import initial_parameters
+    from so3k_driver.model.forces import initial_parameters
 
     config = ModelConfig()  # the paper configuration
     return Potential(config, initial_parameters(config, seed=0), dtype=dtype)

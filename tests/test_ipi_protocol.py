@@ -31,9 +31,10 @@ def test_conversions_transpose_cell_and_virial():
 
 
 def fake_compute(calls):
-    """Energy = sum of x coordinates; force = -positions; extras carry the slot index."""
-    def compute(cells, positions):
-        calls.append(len(positions))
+    """Energy = sum of x coordinates; force = -positions; extras carry the slot index. ``calls``
+    records the batch size each call is sized for (the model's compiled shape)."""
+    def compute(cells, positions, pad_to=None):
+        calls.append(max(len(positions), pad_to or 0))
         energies = positions[:, :, 0].sum(axis=1)
         extras = [json.dumps({"slot": i}) for i in range(len(positions))]
         return energies, -positions, np.zeros((len(positions), 3, 3)), extras
@@ -156,7 +157,7 @@ def test_eof_stops_the_driver():
 def test_compute_error_closes_the_connection_cleanly():
     from so3k_driver.evaluation.validation import InputError
 
-    def failing(cells, positions):
+    def failing(cells, positions, pad_to=None):
         raise InputError("non-finite position (NaN or inf) for atom 0 of structure 0")
 
     ipi_side, driver_side = socket.socketpair()
@@ -195,7 +196,7 @@ def test_two_connections_share_one_batch():
         fake.send(P.header(P.EXIT))
     thread.join(5)
     assert outcome["answered"] == 2
-    assert all(n == 2 for n in calls)  # padded to the capacity of both connections: one shape
+    assert all(n == 2 for n in calls)  # sized for the capacity of both connections: one shape
 
 
 @pytest.mark.shared

@@ -16,7 +16,7 @@ from . import conversion
 from ..errors import ModelBreakdown, StructureMismatch
 
 ComputeResult = tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]
-Compute = Callable[[np.ndarray, np.ndarray], ComputeResult]
+Compute = Callable[..., ComputeResult]  # (cells_bohr, positions_bohr, pad_to=None) -> ComputeResult
 
 
 
@@ -48,7 +48,8 @@ def make_compute(potential, numbers, *, periodic: bool = False, total_charge: fl
     """
     numbers = np.asarray(numbers, dtype=np.int64)
 
-    def compute(cells_bohr: np.ndarray, positions_bohr: np.ndarray) -> ComputeResult:
+    def compute(cells_bohr: np.ndarray, positions_bohr: np.ndarray, pad_to: int | None = None) -> ComputeResult:
+        """cells (B, 3, 3) and positions (B, N, 3) in bohr; pad_to: see Potential.evaluate."""
         count, natoms = positions_bohr.shape[:2]
         if natoms != len(numbers):
             raise StructureMismatch(
@@ -58,7 +59,7 @@ def make_compute(potential, numbers, *, periodic: bool = False, total_charge: fl
         cells = conversion.cells_to_angstrom_rows(cells_bohr) if periodic else None
         results = potential.evaluate(np.broadcast_to(numbers, (count, natoms)), positions, cells,
                                      pbc=periodic, total_charge=total_charge,
-                                     unpaired_electrons=unpaired_electrons)
+                                     unpaired_electrons=unpaired_electrons, pad_to=pad_to)
         check_forces(results.forces, numbers, max_force)
         energies = conversion.energies_to_hartree(results.energy)
         forces = conversion.forces_to_atomic(results.forces)

@@ -25,11 +25,8 @@ class SO3kDirectPES(SO3kratesDriver):
 
     def compute(self, cell, pos):
         try:
-            if not isinstance(cell, list):
-                return super().compute(cell, pos)
-            count = len(cell)
-            missing = max(self.batch_size, count) - count  # a short batch is padded: one compiled shape
-            return super().compute(list(cell) + [cell[-1]] * missing, list(pos) + [pos[-1]] * missing)[:count]
+            # a short batch is evaluated in calls sized for batch_size: one compiled shape
+            return super().compute(cell, pos, pad_to=self.batch_size)
         except Exception as error:
             # i-PI calls this from its polling thread: an exception there only ends that thread and
             # i-PI waits forever. Ask i-PI to stop instead (it writes RESTART and exits).

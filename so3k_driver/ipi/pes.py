@@ -39,10 +39,10 @@ class SO3kratesDriver(Dummy_driver):
     def compute_structure(self, cell, pos):
         return self.compute(cell, pos)
 
-    def compute(self, cell, pos):
+    def compute(self, cell, pos, pad_to: int | None = None):
         batched = isinstance(cell, list)
         cells = np.asarray(cell if batched else [cell], dtype=np.float64).reshape(-1, 3, 3)
         positions = np.asarray(pos if batched else [pos], dtype=np.float64).reshape(len(cells), -1, 3)
-        energies, forces, virials, extras = self._compute(cells, positions)
+        energies, forces, virials, extras = self._compute(cells, positions, pad_to=pad_to)
         results = [(float(e), f, v, x) for e, f, v, x in zip(energies, forces, virials, extras)]
         return results if batched else results[0]

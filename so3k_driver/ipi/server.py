@@ -126,17 +126,13 @@ def compute_pending(sessions: list[ClientSession], compute) -> None:
     for session in sessions:
         if session.pending is not None:
             groups.setdefault(session.pending.positions.shape[1], []).append(session)
-    # Pad every call to the capacity of all connections so the jitted model always sees the same
-    # batch shape (one compilation) however many replicas happened to arrive together.
+    # Every call is sized for the capacity of all connections, so the jitted model keeps one batch
+    # shape (one compilation) however many replicas happened to arrive together.
     capacity = sum(s.batch_size for s in sessions)
     for members in groups.values():
         cells = np.concatenate([s.pending.cells for s in members])
         positions = np.concatenate([s.pending.positions for s in members])
-        padding = capacity - len(positions)
-        if padding > 0:
-            cells = np.concatenate([cells, np.repeat(cells[-1:], padding, axis=0)])
-            positions = np.concatenate([positions, np.repeat(positions[-1:], padding, axis=0)])
-        energies, forces, virials, extras = compute(cells, positions)
+        energies, forces, virials, extras = compute(cells, positions, pad_to=capacity)
         start = 0
         for session in members:
             stop = start + len(session.pending.positions)

@@ -148,24 +148,3 @@ class EnergyModel(nn.Module):
             outputs["hirshfeld_ratios"] = hirshfeld
         return outputs
 
-
-def initial_parameters(config: ModelConfig, seed: int = 0) -> dict:
-    """Freshly initialised parameters ``{'params': ...}`` for ``config`` (a two-atom dummy graph)."""
-    numbers = jnp.asarray([config.species[0]] * 2, jnp.int32)
-    pair = jnp.zeros(1, jnp.int32)
-    graph = Graph(
-        numbers=numbers,
-        atom_structure=jnp.zeros(2, jnp.int32),
-        positions=jnp.asarray([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]),
-        displacements=jnp.asarray([[1.0, 0.0, 0.0]]),
-        pair_first=pair,
-        pair_second=pair + 1,
-        pair_mask=jnp.ones(1, bool),
-        lr_displacements=jnp.asarray([[1.0, 0.0, 0.0]]),
-        lr_first=pair,
-        lr_second=pair + 1,
-        lr_mask=jnp.ones(1, bool),
-        total_charge=jnp.zeros(1),
-        unpaired_electrons=jnp.zeros(1),
-    )
-    return EnergyModel(config).init(jax.random.PRNGKey(seed), graph, 1)

@@ -1,0 +1,178 @@
+"""Host-side batching: B same-size structures -> padded :class:`~so3k_driver.model.forces.Batch` arrays
+for as few jitted calls of as few distinct shapes as possible, and the results back.
+
+Used by :class:`~so3k_driver.evaluation.potential.Potential` for every caller (CLI, ASE, the i-PI
+socket server and the in-process PES), so padding happens in this one place:
+
+- call sizing: on a CPU a batch is split into calls of about ``pairs_per_call`` pairs (per-pair
+  arrays that stay in cache run faster); the size is remembered per (B, N) so an MD run keeps one
+  compiled shape;
+- padding: the last call is filled up by repeating its last structure, and pair lists are padded to
+  capacity buckets (``neighbors.CapacityKeeper``), so pair counts that fluctuate do not recompile;
+- ``pad_to``: a caller whose batches are sometimes short (i-PI's dispatcher, a replica exchange
+  step that arrives in pieces) sizes the calls as for ``pad_to`` structures: one compiled shape,
+  and nothing is computed for the missing ones;
+- repeated structures: trailing exact copies of a structure (i-PI pads short batches that way) are
+  evaluated once and their results copied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator
+
+import numpy as np
+
+from ..model.forces import Batch, empty_long_range_pairs
+from .neighbors import CapacityKeeper, PairList
+
+PER_ATOM_EXTRAS = ("charges", "hirshfeld_ratios")
+
+
+@dataclasses.dataclass
+class StructureBatch:
+    """B structures of N atoms on the host: numbers (B, N) int, positions (B, N, 3) Å, total_charge and
+    unpaired_electrons (B,); short (and for SO3LR long) half pair lists of each structure."""
+
+    numbers: np.ndarray
+    positions: np.ndarray
+    total_charge: np.ndarray
+    unpaired_electrons: np.ndarray
+    short: list[PairList]
+    long: list[PairList] | None = None
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+
+@dataclasses.dataclass
+class Outputs:
+    """Per-structure host results: energy (B,) eV, forces (B, N, 3) eV/Å, strain_derivative (B, 3, 3) eV
+    or None, extras (B, ...) per key."""
+
+    energy: np.ndarray
+    forces: np.ndarray
+    strain_derivative: np.ndarray | None
+    extras: dict[str, np.ndarray]
+
+    def take(self, index) -> "Outputs":
+        return Outputs(self.energy[index], self.forces[index],
+                       None if self.strain_derivative is None else self.strain_derivative[index],
+                       {k: v[index] for k, v in self.extras.items()})
+
+    @classmethod
+    def concatenate(cls, parts: list["Outputs"]) -> "Outputs":
+        strain = None if parts[0].strain_derivative is None else np.concatenate([p.strain_derivative for p in parts])
+        return cls(np.concatenate([p.energy for p in parts]), np.concatenate([p.forces for p in parts]), strain,
+                   {k: np.concatenate([p.extras[k] for p in parts]) for k in parts[0].extras})
+
+
+def trailing_copies(numbers, positions, cells, charges, unpaired) -> int:
+    """How many structures at the end of the batch are exact copies of the one before them."""
+    B = len(positions)
+    copies = 0
+    while copies < B - 1:
+        b = B - 1 - copies
+        same = (np.array_equal(positions[b], positions[b - 1]) and np.array_equal(numbers[b], numbers[b - 1])
+                and charges[b] == charges[b - 1] and unpaired[b] == unpaired[b - 1]
+                and (cells is None or np.array_equal(cells[b], cells[b - 1])))
+        if not same:
+            break
+        copies += 1
+    return copies
+
+
+class Batcher:
+    """Packs :class:`StructureBatch` es into padded jitted-call inputs of dtype ``dtype``.
+
+    pairs_per_call: split batches into calls of about this many short-range pairs (None: one call).
+    """
+
+    def __init__(self, dtype, pairs_per_call: int | None):
+        if pairs_per_call is not None and pairs_per_call < 1:
+            raise ValueError(f"pairs_per_call must be >= 1 or None, got {pairs_per_call}")
+        self.dtype = np.dtype(dtype)
+        self.pairs_per_call = pairs_per_call
+        self.capacities = CapacityKeeper()
+        self._per_call: dict = {}
+
+    def structures_per_call(self, num_structures: int, num_atoms: int, pairs_per_structure: int) -> int:
+        """How many structures go into one jitted call: all of them, unless a pair budget is set.
+
+        The choice is remembered per (B, N), so an MD run keeps one compiled batch shape."""
+        if self.pairs_per_call is None:
+            return num_structures
+        key = (num_structures, num_atoms)
+        if key not in self._per_call:
+            self._per_call[key] = max(1, min(num_structures, self.pairs_per_call // max(1, pairs_per_structure)))
+        return self._per_call[key]
+
+    def calls(self, structures: StructureBatch, pad_to: int | None = None) -> Iterator[tuple[Batch, int]]:
+        """(inputs, count) for each jitted call: the first ``count`` structure slots are real.
+
+        All calls have ``per_call`` slots, sized as for ``max(B, pad_to)`` structures."""
+        B, N = structures.numbers.shape
+        planned = max(B, pad_to or 0)
+        per_call = self.structures_per_call(planned, N, max(len(p) for p in structures.short))
+        for first in range(0, B, per_call):
+            # the last call is padded by repeating its last structure: one compiled shape
+            index = np.minimum(np.arange(first, first + per_call), B - 1)
+            yield self.pack(structures, index), min(per_call, B - first)
+
+    def pack(self, structures: StructureBatch, index: np.ndarray) -> Batch:
+        """Host arrays for one jitted call over structures ``index``."""
+        S, N = len(index), structures.numbers.shape[1]
+        arrays = {
+            "numbers": structures.numbers[index].reshape(-1).astype(np.int32),
+            "atom_structure": np.repeat(np.arange(S, dtype=np.int32), N),
+            "positions": structures.positions[index].reshape(-1, 3).astype(self.dtype),
+            "total_charge": structures.total_charge[index].astype(self.dtype),
+            "unpaired_electrons": structures.unpaired_electrons[index].astype(self.dtype),
+        }
+        arrays.update(self._pair_arrays(structures.short, index, N, "pair"))
+        if structures.long is not None:
+            arrays.update(self._pair_arrays(structures.long, index, N, "lr"))
+        else:
+            arrays.update(empty_long_range_pairs(self.dtype))
+        return Batch(**arrays)
+
+    def _pair_arrays(self, lists: list[PairList], index, num_atoms: int, prefix: str) -> dict[str, np.ndarray]:
+        """Concatenate the half lists of structures ``index`` with atom offsets; pad to a capacity bucket."""
+        count = sum(len(lists[b]) for b in index)
+        capacity = self.capacities.capacity((prefix, (len(index), num_atoms)), count)
+        first = np.zeros(capacity, np.int32)
+        second = np.zeros(capacity, np.int32)
+        shifts = np.zeros((capacity, 3), self.dtype)
+        owner = np.zeros(capacity, np.int32)
+        start = 0
+        for slot, b in enumerate(index):
+            pairs = lists[b]
+            stop = start + len(pairs)
+            first[start:stop] = pairs.first + slot * num_atoms
+            second[start:stop] = pairs.second + slot * num_atoms
+            shifts[start:stop] = pairs.shifts
+            owner[start:stop] = slot
+            start = stop
+        return {f"{prefix}_first": first, f"{prefix}_second": second, f"{prefix}_shifts": shifts,
+                f"{prefix}_structure": owner, f"{prefix}_mask": np.arange(capacity) < count}
+
+    @staticmethod
+    def host_outputs(energies, forces, strain_derivative, extras, count: int, num_atoms: int) -> Outputs:
+        """The first ``count`` structures of one call's device outputs, as float64 host arrays."""
+        S = len(energies)
+        host = {k: np.asarray(v, dtype=np.float64) for k, v in extras.items()}
+        for key in PER_ATOM_EXTRAS:
+            if key in host:
+                host[key] = host[key].reshape(S, num_atoms)
+        outputs = Outputs(
+            np.asarray(energies, dtype=np.float64),
+            np.asarray(forces, dtype=np.float64).reshape(S, num_atoms, 3),
+            None if strain_derivative is None else np.asarray(strain_derivative, dtype=np.float64),
+            host,
+        )
+        return outputs.take(slice(0, count))
+
+
+def repeat_last(outputs: Outputs, count: int) -> Outputs:
+    """Extend per-structure outputs to ``count`` structures by repeating the last one."""
+    return outputs.take(np.minimum(np.arange(count), len(outputs.energy) - 1))
