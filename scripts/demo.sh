@@ -14,7 +14,12 @@ OUT=${OUT:-runs/demo}
 .venv/bin/so3k info "$MODEL"
 .venv/bin/so3k eval "$MODEL" so3k_driver/data/Ac-Ala3-NHMe_ext.xyz
 if [ "$OUT" = runs/demo ]; then
-  rm -rf "$OUT"  # the default demo folder is disposable; elsewhere the example moves an old run to run.bck.N
+  rm -rf "$OUT"  # the default demo folder is disposable; elsewhere --force moves an old study to OUT.bck.N
 fi
-.venv/bin/python examples/ala15_folding/run.py --quick --model "$MODEL" --out "$OUT" ${DEMO_STEPS:+--steps "$DEMO_STEPS"}
-echo "plots and summary: $OUT/run/analysis (summary.md, *.png)"
+# Quick mode: 4 replicas (geometric 300-450 K) x DEMO_STEPS steps of 0.5 fs, a hill every 10 steps.
+.venv/bin/so3k sample init so3k_driver/data/Ac-Ala15-NHMe_ext.xyz --model "$MODEL" --out "$OUT" --force \
+    --temperatures 300:450:4 --steps "${DEMO_STEPS:-100}" --timestep 0.5 --exchange-stride 10 --output-stride 5 \
+    --metad end-to-end --metad-pace 10 --metad-height 1.0
+.venv/bin/so3k sample run "$OUT"
+.venv/bin/so3k analyze "$OUT"
+echo "plots and summary: $OUT/analysis (summary.md, *.png); continue or extend with: so3k sample run $OUT --steps TOTAL"
