@@ -11,21 +11,32 @@ and JIT compilation are excluded.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from so3k_driver.ipi.executables import ipi_executable
+from so3k_driver.ipi.properties import read_last_record
+from so3k_driver.ipi.serving import ServeOptions, serve_model
+
 REPO = Path(__file__).resolve().parents[1]
 INPUTS = REPO / "ipi_inputs"
-SO3K = [sys.executable, "-m", "so3k_driver.cli"]
-# Optional command prefixes (e.g. "taskset -c 0") to pin i-PI and the driver to cores.
+# Optional pinning: a command prefix for i-PI (e.g. "taskset -c 0") and the driver's cores (e.g. "1").
 IPI_PREFIX = os.environ.get("BENCH_IPI_PREFIX", "").split()
-DRIVER_PREFIX = os.environ.get("BENCH_DRIVER_PREFIX", "").split()
+DRIVER_CORES = {int(c) for c in os.environ.get("BENCH_DRIVER_CORES", "").split(",") if c.strip()}
+
+
+def _serve(options: ServeOptions, cores: set[int]) -> None:
+    """The driver process: `so3k serve` as a library call, pinned to cores when given."""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # as so3k serve does, before JAX loads
+    if cores:
+        os.sched_setaffinity(0, cores)
+    serve_model(options)
 
 
 def model_time(model: str, repeats: int = 20) -> float:
@@ -46,10 +57,10 @@ def model_time(model: str, repeats: int = 20) -> float:
 
 def last_step(path: Path) -> int:
     try:
-        lines = [l for l in path.read_text().splitlines() if l.strip() and not l.startswith("#")]
-        return int(float(lines[-1].split()[0])) if lines else -1
+        record = read_last_record(path)
     except OSError:
         return -1
+    return int(record["step"]) if record else -1
 
 
 def ipi_rate(source: str, replacements, steps: int, warmup: int, model: str, label: str) -> float:
@@ -64,12 +75,13 @@ def ipi_rate(source: str, replacements, steps: int, warmup: int, model: str, lab
         (work / "in.xml").write_text(text)
         (work / "ala3.xyz").write_text((INPUTS / "ala3.xyz").read_text())
         prefix = "pimd" if "pimd" in source else "nvt"
-        ipi = subprocess.Popen(IPI_PREFIX + [str(Path(sys.executable).parent / "i-pi"), "in.xml"], cwd=work,
+        ipi = subprocess.Popen(IPI_PREFIX + [str(ipi_executable()), "in.xml"], cwd=work,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while not os.path.exists(f"/tmp/ipi_{address}"):
             time.sleep(0.05)
-        shm = ["--shm"] if "mode='shm'" in text else []
-        driver = subprocess.Popen(DRIVER_PREFIX + SO3K + ["serve", model, "--unix", address, "--structure", str(work / "in.xml")] + shm)
+        options = ServeOptions(model=model, structure=str(work / "in.xml"), unix=address, shm="mode='shm'" in text)
+        driver = multiprocessing.get_context("spawn").Process(target=_serve, args=(options, DRIVER_CORES))
+        driver.start()
         out = work / f"{prefix}.out"
         # Time from the warm-up step to the moment the last step is written, not to i-PI's exit:
         # its shutdown (RESTART, joining threads) takes up to a second and is not MD throughput.
@@ -82,7 +94,7 @@ def ipi_rate(source: str, replacements, steps: int, warmup: int, model: str, lab
                 t_end, final = time.perf_counter(), step
             time.sleep(0.002)
         ipi.wait(60)
-        driver.wait(30)
+        driver.join(30)
         if t_end is None or t_warm is None:
             raise RuntimeError(f"{label}: i-PI stopped before step {steps} (see its output in {work})")
     rate = (final - s_warm) / (t_end - t_warm)

@@ -11,7 +11,6 @@ repository root (a source checkout).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -78,20 +77,24 @@ def stale(root: Path = REPOSITORY) -> list[str]:
             if not (Path(root) / name).is_file() or (Path(root) / name).read_text() != text]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="write the generated PLUMED and i-PI inputs of the repository")
-    parser.add_argument("--check", action="store_true", help="only list files that differ from their generator")
-    parser.add_argument("--root", type=Path, default=REPOSITORY, help=f"repository root (default {REPOSITORY})")
-    args = parser.parse_args(argv)
-    if args.check:
-        outdated = stale(args.root)
+USAGE = "usage: python -m so3k_driver.sampling.bundled_inputs [--check]"
+
+
+def main(argv: list[str]) -> int:
+    """Write the files, or with ["--check"] list the stale ones (status 1 if any). One flag only,
+    so no argument parser: parsing options is the CLI's job."""
+    if argv not in ([], ["--check"]):
+        print(USAGE, file=sys.stderr)
+        return 2
+    if argv:
+        outdated = stale()
         for name in outdated:
             print(f"stale: {name} (regenerate with python -m so3k_driver.sampling.bundled_inputs)")
         return 1 if outdated else 0
-    for path in write(args.root):
+    for path in write():
         print(path)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
