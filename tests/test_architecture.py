@@ -34,11 +34,6 @@ KNOWN_BREACHES: dict[str, dict[str, str]] = {
         "so3k_driver.ipi.runner": "starts each driver as `python -m so3k_driver.cli serve`; ipi/serving.py "
                                   "has the library call, but a driver process still needs an entry point below the CLI",
     },
-    "cli_only": {
-        "so3k_driver.sampling.bundled_inputs": "has its own argparse main (`python -m "
-                                               "so3k_driver.sampling.bundled_inputs [--check]`); belongs in a "
-                                               "`so3k` subcommand or scripts/",
-    },
 }
 
 
