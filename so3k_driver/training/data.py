@@ -1,7 +1,10 @@
 """Labelled data sets: extxyz or npz (sGDML/MD17 and rMD17 keys), converted to eV and eV/Å once here.
 
 A :class:`Dataset` holds ragged structures as lists (numbers, positions Å) plus energies (eV) and
-forces (eV/Å). Forces in a file are assumed to be in ``energy_unit`` per Å.
+forces (eV/Å), and per structure a cell (Å, rows) with its periodicity, a stress label (eV/Å^3,
+NaN where the file has none), the total charge (e) and the number of unpaired electrons (SO3LR's
+inputs). Forces in a file are assumed to be in ``energy_unit`` per Å and stresses in
+``energy_unit`` per Å^3 (ASE's sign: stress = (1/V) dE/d(strain)).
 """
 
 from __future__ import annotations
@@ -23,13 +26,34 @@ NPZ_KEYS = {  # our name -> candidate keys, first found wins
 
 @dataclasses.dataclass
 class Dataset:
-    """numbers[i] (N_i,) int, positions[i] (N_i, 3) Å, energies (S,) eV, forces[i] (N_i, 3) eV/Å."""
+    """numbers[i] (N_i,) int, positions[i] (N_i, 3) Å, energies (S,) eV, forces[i] (N_i, 3) eV/Å.
+
+    cells (S, 3, 3) Å rows and pbc (S, 3) bool (default: gas phase, zero cell); stress (S, 3, 3) eV/Å^3,
+    NaN where unknown; total_charge (S,) e and unpaired_electrons (S,) (default 0).
+    """
 
     numbers: list[np.ndarray]
     positions: list[np.ndarray]
     energies: np.ndarray
     forces: list[np.ndarray]
     source: str = ""
+    cells: np.ndarray | None = None
+    pbc: np.ndarray | None = None
+    stress: np.ndarray | None = None
+    total_charge: np.ndarray | None = None
+    unpaired_electrons: np.ndarray | None = None
+
+    def __post_init__(self):
+        S = len(self.energies)
+        defaults = {"cells": np.zeros((S, 3, 3)), "pbc": np.zeros((S, 3), bool),
+                    "stress": np.full((S, 3, 3), np.nan), "total_charge": np.zeros(S),
+                    "unpaired_electrons": np.zeros(S)}
+        for name, default in defaults.items():
+            value = getattr(self, name)
+            value = default if value is None else np.asarray(value, default.dtype)
+            if value.shape != default.shape:
+                raise ValueError(f"{self.source or 'data'}: {name} must have shape {default.shape}, got {value.shape}")
+            setattr(self, name, value)
 
     def __len__(self) -> int:
         return len(self.energies)
@@ -37,7 +61,18 @@ class Dataset:
     def subset(self, indices) -> "Dataset":
         idx = [int(i) for i in indices]
         return Dataset([self.numbers[i] for i in idx], [self.positions[i] for i in idx],
-                       self.energies[idx].copy(), [self.forces[i] for i in idx], self.source)
+                       self.energies[idx].copy(), [self.forces[i] for i in idx], self.source,
+                       self.cells[idx], self.pbc[idx], self.stress[idx], self.total_charge[idx],
+                       self.unpaired_electrons[idx])
+
+    @property
+    def periodic(self) -> np.ndarray:
+        """(S,) bool: structures with at least one periodic direction."""
+        return self.pbc.any(axis=1)
+
+    @property
+    def has_stress(self) -> bool:
+        return bool(np.isfinite(self.stress).all(axis=(1, 2)).any())
 
     @property
     def species(self) -> tuple[int, ...]:
@@ -54,15 +89,17 @@ def load_dataset(path: str | Path, energy_unit: str = "eV", energy_key: str | No
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data file {path} not found")
+    extra = {}
     if path.suffix == ".npz":
         numbers, positions, energies, forces = _read_npz(path)
     else:
-        numbers, positions, energies, forces = _read_ase(path, energy_key, forces_key)
+        numbers, positions, energies, forces, extra = _read_ase(path, energy_key, forces_key)
+        extra["stress"] = energy_to_ev(extra["stress"], energy_unit)
     energies = energy_to_ev(np.asarray(energies, np.float64).reshape(-1), energy_unit)
     forces = [energy_to_ev(np.asarray(f, np.float64), energy_unit) for f in forces]
     if not (len(numbers) == len(positions) == len(energies) == len(forces)):
         raise ValueError(f"{path}: inconsistent numbers of structures, energies and forces")
-    return Dataset(numbers, positions, energies, forces, source=str(path))
+    return Dataset(numbers, positions, energies, forces, source=str(path), **extra)
 
 
 def _pick(archive, name: str, path: Path):
@@ -91,12 +128,18 @@ def _read_ase(path: Path, energy_key: str | None, forces_key: str | None):
 
     frames = ase.io.read(path, index=":")
     numbers, positions, energies, forces = [], [], [], []
+    extra = {"cells": [], "pbc": [], "stress": [], "total_charge": [], "unpaired_electrons": []}
     for i, atoms in enumerate(frames):
         numbers.append(atoms.numbers.astype(np.int64))
         positions.append(atoms.positions.astype(np.float64))
         energies.append(_frame_energy(atoms, energy_key, path, i))
         forces.append(_frame_forces(atoms, forces_key, path, i))
-    return numbers, positions, np.asarray(energies), forces
+        extra["cells"].append(atoms.cell.array if atoms.pbc.any() else np.zeros((3, 3)))
+        extra["pbc"].append(atoms.pbc.copy())
+        extra["stress"].append(_frame_stress(atoms))
+        extra["total_charge"].append(float(atoms.info.get("total_charge", atoms.info.get("charge", 0.0))))
+        extra["unpaired_electrons"].append(float(atoms.info.get("unpaired_electrons", 0.0)))
+    return numbers, positions, np.asarray(energies), forces, {k: np.asarray(v) for k, v in extra.items()}
 
 
 def _frame_energy(atoms, key, path, i) -> float:
@@ -119,6 +162,21 @@ def _frame_forces(atoms, key, path, i) -> np.ndarray:
         if name in atoms.arrays:
             return np.asarray(atoms.arrays[name], np.float64)
     raise ValueError(f"{path} frame {i}: no forces (give forces_key)")
+
+
+def _frame_stress(atoms) -> np.ndarray:
+    """(3, 3) stress in the file's energy unit per Å^3 (Voigt or full), NaN when the frame has none."""
+    from ase.stress import voigt_6_to_full_3x3_stress
+
+    value = None
+    if atoms.calc is not None and "stress" in atoms.calc.results:
+        value = atoms.calc.results["stress"]
+    elif "stress" in atoms.info:
+        value = atoms.info["stress"]
+    if value is None:
+        return np.full((3, 3), np.nan)
+    value = np.asarray(value, np.float64)
+    return voigt_6_to_full_3x3_stress(value) if value.shape == (6,) else value.reshape(3, 3)
 
 
 def split_indices(count: int, num_train: int, num_valid: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -151,15 +209,21 @@ def fit_energy_shifts(data: Dataset) -> np.ndarray:
 
 
 def write_extxyz(data: Dataset, path: str | Path) -> Path:
-    """Write ``data`` as extxyz with energies (eV) and forces (eV/Å) as calculator results."""
+    """Write ``data`` as extxyz: energies (eV), forces (eV/Å) and stress (eV/Å^3) as calculator results."""
     import ase.io
     from ase import Atoms
     from ase.calculators.singlepoint import SinglePointCalculator
 
     frames = []
-    for n, r, e, f in zip(data.numbers, data.positions, data.energies, data.forces):
-        atoms = Atoms(numbers=n, positions=r)
-        atoms.calc = SinglePointCalculator(atoms, energy=float(e), forces=np.asarray(f))
+    for s, (n, r, e, f) in enumerate(zip(data.numbers, data.positions, data.energies, data.forces)):
+        atoms = Atoms(numbers=n, positions=r, cell=data.cells[s], pbc=data.pbc[s])
+        results = {"energy": float(e), "forces": np.asarray(f)}
+        if np.isfinite(data.stress[s]).all():
+            results["stress"] = data.stress[s]
+        atoms.calc = SinglePointCalculator(atoms, **results)
+        if data.total_charge[s] or data.unpaired_electrons[s]:
+            atoms.info.update(total_charge=float(data.total_charge[s]),
+                              unpaired_electrons=float(data.unpaired_electrons[s]))
         frames.append(atoms)
     ase.io.write(path, frames, format="extxyz")
     return Path(path)

@@ -1,12 +1,15 @@
-"""Error metrics: energies per structure and per atom (eV, eV/atom), force components (eV/Å)."""
+"""Error metrics: energies per structure and per atom (eV, eV/atom), force components (eV/Å), stress
+components (eV/Å^3, structures with a stress label only)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 
-def error_metrics(pred_energies, ref_energies, atom_counts, pred_forces, ref_forces) -> dict[str, float]:
-    """MAE/RMSE of energies (eV per structure and eV per atom) and forces (eV/Å per component).
+def error_metrics(pred_energies, ref_energies, atom_counts, pred_forces, ref_forces,
+                  pred_stress=None, ref_stress=None) -> dict[str, float]:
+    """MAE/RMSE of energies (eV per structure and eV per atom), forces (eV/Å per component) and, when
+    given, stress ((S, 3, 3) eV/Å^3; reference NaN = no label, left out).
 
     pred_forces, ref_forces: lists of (N_i, 3) arrays or stacked arrays.
     """
@@ -22,10 +25,23 @@ def error_metrics(pred_energies, ref_energies, atom_counts, pred_forces, ref_for
         "forces_mae_eV_per_A": float(np.mean(np.abs(df))),
         "forces_rmse_eV_per_A": float(np.sqrt(np.mean(df ** 2))),
         "num_structures": int(len(de)),
-    }
+    } | _stress_metrics(pred_stress, ref_stress)
+
+
+def _stress_metrics(pred, ref) -> dict[str, float]:
+    if pred is None or ref is None:
+        return {}
+    ref = np.asarray(ref, np.float64)
+    labelled = np.isfinite(ref).all(axis=(1, 2))
+    if not labelled.any():
+        return {}
+    ds = (np.asarray(pred, np.float64)[labelled] - ref[labelled]).reshape(-1)
+    return {"stress_mae_eV_per_A3": float(np.mean(np.abs(ds))), "stress_rmse_eV_per_A3": float(np.sqrt(np.mean(ds ** 2)))}
 
 
 def format_metrics(m: dict[str, float]) -> str:
     return (f"energy MAE {m['energy_mae_eV'] * 1e3:.2f} meV (RMSE {m['energy_rmse_eV'] * 1e3:.2f} meV) per structure, "
             f"{m['energy_per_atom_mae_eV'] * 1e3:.3f} meV/atom; forces MAE {m['forces_mae_eV_per_A'] * 1e3:.2f} meV/Å "
-            f"(RMSE {m['forces_rmse_eV_per_A'] * 1e3:.2f} meV/Å) on {m['num_structures']} structures")
+            f"(RMSE {m['forces_rmse_eV_per_A'] * 1e3:.2f} meV/Å)"
+            + (f"; stress MAE {m['stress_mae_eV_per_A3'] * 1e3:.3f} meV/Å³" if "stress_mae_eV_per_A3" in m else "")
+            + f" on {m['num_structures']} structures")

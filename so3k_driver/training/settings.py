@@ -34,8 +34,11 @@ class TrainSettings:
     decay_steps: int = 10000           # exponential decay: lr * decay_rate ** (step / decay_steps)
     decay_rate: float = 0.1
     clip_norm: float | None = 10.0     # global gradient-norm clipping (None: off)
-    energy_weight: float = 0.01        # loss = w_E * MSE(E) [eV²] + w_F * MSE(F) [(eV/Å)²]
+    energy_weight: float = 0.01        # loss = w_E * MSE(E) [eV²] + w_F * MSE(F) [(eV/Å)²] + w_S * MSE(stress)
     force_weight: float = 1.0
+    stress_weight: float = 0.0         # w_S, per (eV/Å³)²; > 0 trains on the stress labels of periodic data
+    lr_cutoff: float | None = 12.0     # Å, long-range pairs of SO3LR-type models (None: all pairs, gas phase)
+    dispersion_damping: float = 2.0    # Å, SO3LR's dispersion switch-off width below lr_cutoff
     ema_decay: float = 0.99            # exponential moving average of the weights (0: off)
     patience: int | None = 20          # early stopping: epochs without validation improvement
     eval_every: int = 1                # epochs between validations
@@ -71,6 +74,11 @@ class TrainSettings:
             raise ValueError("batch_size and num_train must be >= 1 and epochs >= 0")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError("ema_decay must be in [0, 1)")
+        if min(self.energy_weight, self.force_weight, self.stress_weight) < 0:
+            raise ValueError("energy_weight, force_weight and stress_weight must be >= 0, got "
+                             f"{self.energy_weight}, {self.force_weight}, {self.stress_weight}")
+        if self.lr_cutoff is not None and self.lr_cutoff <= self.dispersion_damping:
+            raise ValueError(f"lr_cutoff ({self.lr_cutoff} Å) must exceed dispersion_damping ({self.dispersion_damping} Å)")
 
 
 def read_settings_file(path: str | Path) -> dict[str, Any]:

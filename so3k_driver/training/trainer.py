@@ -20,12 +20,13 @@ import numpy as np
 
 from ..model.config import ModelConfig
 from ..model.energy import EnergyModel
+from ..model.forces import initial_parameters
 from ..progress import Progress
 from .batching import Capacities, PairCache, batch_order, make_batch
 from .checkpoints import Checkpoints
 from .data import Dataset, fit_energy_shifts, load_dataset, split_indices, write_extxyz
 from .evaluation import error_metrics, format_metrics
-from .model_fn import batch_graph, energies_and_forces, loss_and_metrics
+from .loss import loss_and_metrics, predict
 from .optimizer import learning_rate_schedule, make_optimizer
 from .settings import TrainSettings
 
@@ -51,9 +52,11 @@ def prepare(s: TrainSettings) -> Prepared:
     model = {**s.model, "species": list(data.species), "learn_atomic_shifts": True}
     config = ModelConfig.from_dict(model)
     shifts = fit_energy_shifts(train)
-    train_pairs, valid_pairs = PairCache.build(train, config.cutoff), PairCache.build(valid, config.cutoff)
+    train_pairs, valid_pairs = (PairCache.build(part, config.cutoff, config.needs_long_range_pairs, s.lr_cutoff)
+                                for part in (train, valid))
     max_pairs = max(train_pairs.max_pairs, valid_pairs.max_pairs if len(valid) else 0)
-    capacities = Capacities.for_data(s.batch_size, data.max_atoms, max_pairs)
+    max_long = max(train_pairs.max_long_range_pairs, valid_pairs.max_long_range_pairs if len(valid) else 0)
+    capacities = Capacities.for_data(s.batch_size, data.max_atoms, max_pairs, max_long)
     return Prepared(config, train, valid, shifts, train_pairs, valid_pairs, capacities)
 
 
@@ -68,32 +71,35 @@ class Trainer:
         self.s = s
         self.log = log
         self.p = prepare(s)
-        self.module = EnergyModel(self.p.config)
-        self.cutoff = self.p.config.cutoff
+        self.module = EnergyModel(self.p.config, lr_cutoff=s.lr_cutoff, dispersion_damping=s.dispersion_damping)
+        self.with_stress = s.stress_weight > 0
+        if self.with_stress and not self.p.train.has_stress:
+            raise ValueError(f"stress_weight is {s.stress_weight} but no training structure in {s.data} has a "
+                             "stress label (periodic frames with a 'stress' result)")
+        periodic = bool(self.p.train.periodic.any() or self.p.valid.periodic.any())
         self.train_data = residual_energies(self.p.train, self.p.shifts)
         self.valid_data = residual_energies(self.p.valid, self.p.shifts)
         self.optimizer = make_optimizer(s)
         self.schedule = learning_rate_schedule(s)
         self._train_step = jax.jit(self._step)
-        self._predict = jax.jit(lambda params, batch: energies_and_forces(self.module, params, batch, self.cutoff))
+        self._predict = jax.jit(lambda params, batch, volume: predict(self.module, params, batch, volume, periodic))
         self.output = Path(s.output_dir)
         self.metrics_path = self.output / "metrics.jsonl"
 
     # --------------------------------------------------------------------------------------------
     def initial_state(self) -> dict:
-        batch = make_batch(self.train_data, self.p.train_pairs, [0], self.p.capacities)
-        graph = batch_graph(batch, jnp.asarray(batch["positions"]), self.cutoff)
-        params = self.module.init(jax.random.PRNGKey(self.s.seed), graph, self.s.batch_size + 1)
+        params = initial_parameters(self.p.config, self.s.seed, self.s.lr_cutoff)
         return {"params": params, "opt_state": self.optimizer.init(params), "ema": params, "best": params,
                 "step": jnp.zeros((), jnp.int32), "epoch": jnp.zeros((), jnp.int32),
                 "best_loss": jnp.asarray(np.inf, jnp.float32), "bad_epochs": jnp.zeros((), jnp.int32),
                 "train_time_s": jnp.zeros((), jnp.float32)}
 
-    def _step(self, state, batch):
+    def _step(self, state, batch, labels):
         s = self.s
 
         def loss_fn(params):
-            return loss_and_metrics(self.module, params, batch, self.cutoff, s.energy_weight, s.force_weight)
+            return loss_and_metrics(self.module, params, batch, labels, s.energy_weight, s.force_weight,
+                                    s.stress_weight)
 
         grads, metrics = jax.grad(loss_fn, has_aux=True)(state["params"])
         updates, opt_state = self.optimizer.update(grads, state["opt_state"], state["params"])
@@ -105,26 +111,31 @@ class Trainer:
 
     # --------------------------------------------------------------------------------------------
     def predict(self, params, data: Dataset, pairs: PairCache):
-        """Energies (S,) eV (residual, without shifts) and forces list of (N_i, 3) eV/Å."""
-        energies, forces = [], []
+        """Energies (S,) eV (residual, without shifts), forces list of (N_i, 3) eV/Å and stress
+        (S, 3, 3) eV/Å^3 (None when no training structure is periodic)."""
+        energies, forces, stresses = [], [], []
         for chunk in batch_order(len(data), self.s.batch_size, None):
-            batch = make_batch(data, pairs, chunk, self.p.capacities)
-            e, f = self._predict(params, batch)
+            batch, labels = make_batch(data, pairs, chunk, self.p.capacities)
+            e, f, stress = self._predict(params, batch, labels.volume)
             e, f = np.asarray(e, np.float64), np.asarray(f, np.float64)
             a0 = 0
             for slot, i in enumerate(chunk):
                 n = len(data.numbers[i])
                 energies.append(e[slot])
                 forces.append(f[a0:a0 + n])
+                if stress is not None:
+                    stresses.append(np.asarray(stress[slot], np.float64))
                 a0 += n
-        return np.asarray(energies), forces
+        return np.asarray(energies), forces, (np.asarray(stresses) if stresses else None)
 
     def validate(self, params) -> dict[str, float]:
         data = self.valid_data
-        energies, forces = self.predict(params, data, self.p.valid_pairs)
+        energies, forces, stress = self.predict(params, data, self.p.valid_pairs)
         counts = [len(n) for n in data.numbers]
-        m = error_metrics(energies, data.energies, counts, forces, data.forces)
+        m = error_metrics(energies, data.energies, counts, forces, data.forces, stress, data.stress)
         m["loss"] = self.s.energy_weight * m["energy_rmse_eV"] ** 2 + self.s.force_weight * m["forces_rmse_eV_per_A"] ** 2
+        if self.with_stress and "stress_rmse_eV_per_A3" in m:
+            m["loss"] += self.s.stress_weight * m["stress_rmse_eV_per_A3"] ** 2
         return m
 
     # --------------------------------------------------------------------------------------------
@@ -183,10 +194,10 @@ class Trainer:
         s = self.s
         chunks = batch_order(len(self.train_data), s.batch_size, seed=[s.seed, epoch])
         bar = Progress(len(chunks), description=f"epoch {epoch}/{s.epochs}", unit="batch") if s.progress else None
-        totals = {"loss": 0.0, "energy_mse": 0.0, "force_mse": 0.0}
+        totals = {"loss": 0.0, "energy_mse": 0.0, "force_mse": 0.0} | ({"stress_mse": 0.0} if self.with_stress else {})
         for done, chunk in enumerate(chunks, start=1):
-            batch = make_batch(self.train_data, self.p.train_pairs, chunk, self.p.capacities)
-            state, metrics = self._train_step(state, batch)
+            batch, labels = make_batch(self.train_data, self.p.train_pairs, chunk, self.p.capacities)
+            state, metrics = self._train_step(state, batch, labels)
             metrics = {k: float(v) for k, v in metrics.items()}
             for k in totals:
                 totals[k] += metrics[k] / len(chunks)
