@@ -86,7 +86,7 @@ def test_so3k_run_makes_plumed_input_paths_absolute(tmp_path):
 
     from so3k_driver.ipi import ipi_xml
 
-    inputs = Path(__file__).resolve().parents[1] / "ipi_inputs"
+    inputs = Path(__file__).resolve().parents[2] / "ipi_inputs"
     root = ipi_xml.load(str(inputs / "remd_metad.xml")).getroot()
     ipi_xml.apply_overrides(root, input_dir=str(inputs))
     paths = [element.text.strip() for element in root.iter("plumed_dat")]

@@ -14,7 +14,7 @@ from so3k_driver.training.settings import TrainSettings
 from so3k_driver.training.trainer import train
 from so3k_driver.units import KCAL_PER_MOL_IN_EV
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 ETHANOL = SHARED / "md17_ethanol.npz"
 pytestmark = pytest.mark.skipif(not ETHANOL.exists(), reason="needs ../shared/data")
 

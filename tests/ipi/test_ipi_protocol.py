@@ -237,7 +237,7 @@ def test_every_shipped_input_is_well_formed_xml():
     import xml.etree.ElementTree as ET
     from pathlib import Path
 
-    inputs = sorted((Path(__file__).resolve().parents[1] / "ipi_inputs").glob("*.xml"))
+    inputs = sorted((Path(__file__).resolve().parents[2] / "ipi_inputs").glob("*.xml"))
     assert len(inputs) >= 5
     for path in inputs:
         ET.parse(path)
