@@ -1,9 +1,10 @@
-"""Symmetries, derivatives and batching of the SO3krates potential (random paper-configuration weights)."""
+"""Potential behaviour beyond the shared physics suite (tests/physics_suite.py): periodic images,
+the float64 switch, compilation per bucket, batch splitting and repeated structures."""
 
 import numpy as np
 import pytest
 
-from conftest import periodic_test_system, random_rotation
+from conftest import periodic_test_system
 
 pytestmark = pytest.mark.shared
 
@@ -11,59 +12,6 @@ pytestmark = pytest.mark.shared
 @pytest.fixture(scope="module")
 def ala3(ala3_reference):
     return ala3_reference["numbers"], ala3_reference["positions"].astype(np.float64)
-
-
-def test_rotation_translation_invariance_and_force_equivariance(so3krates64, ala3):
-    numbers, positions = ala3
-    base = so3krates64.evaluate(numbers, positions)
-    rotation = random_rotation(1)
-    moved = positions @ rotation.T + np.array([3.0, -7.5, 12.25])
-    other = so3krates64.evaluate(numbers, moved)
-    assert abs(other.energy[0] - base.energy[0]) < 1e-10
-    np.testing.assert_allclose(other.forces[0], base.forces[0] @ rotation.T, atol=1e-10)
-
-
-def test_permutation_invariance(so3krates64, ala3):
-    numbers, positions = ala3
-    order = np.random.default_rng(2).permutation(len(numbers))
-    base = so3krates64.evaluate(numbers, positions)
-    permuted = so3krates64.evaluate(numbers[order], positions[order])
-    assert abs(permuted.energy[0] - base.energy[0]) < 1e-10
-    np.testing.assert_allclose(permuted.forces[0], base.forces[0][order], atol=1e-10)
-
-
-def test_forces_are_central_differences_of_energy(so3krates64, ala3):
-    numbers, positions = ala3
-    forces = so3krates64.evaluate(numbers, positions).forces[0]
-    h = 1e-4
-    rng = np.random.default_rng(3)
-    for atom, axis in zip(rng.choice(len(numbers), 6, replace=False), rng.integers(0, 3, 6)):
-        plus, minus = positions.copy(), positions.copy()
-        plus[atom, axis] += h
-        minus[atom, axis] -= h
-        e_plus = so3krates64.evaluate(numbers, plus).energy[0]
-        e_minus = so3krates64.evaluate(numbers, minus).energy[0]
-        numeric = -(e_plus - e_minus) / (2 * h)
-        assert numeric == pytest.approx(forces[atom, axis], abs=1e-8, rel=1e-5)
-
-
-def test_stress_is_finite_strain_derivative_in_triclinic_cell(so3krates64):
-    numbers, positions, cell = periodic_test_system()
-    results = so3krates64.evaluate(numbers, positions, cell)
-    volume = abs(np.linalg.det(cell))
-    h = 1e-5
-    for i, j in [(0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (0, 2)]:
-        strain = np.zeros((3, 3))
-        strain[i, j] = strain[j, i] = h / (2 if i != j else 1)
-        energies = []
-        for sign in (1, -1):
-            deform = np.eye(3) + sign * strain
-            energies.append(so3krates64.evaluate(numbers, positions @ deform, cell @ deform).energy[0])
-        # dE/d(eps_ij) for a symmetric perturbation of both (i, j) and (j, i)
-        numeric = (energies[0] - energies[1]) / (2 * h) / volume
-        assert numeric == pytest.approx(results.stress[0][i, j], abs=1e-8, rel=1e-5)
-    np.testing.assert_allclose(results.virial[0], -results.stress[0] * volume, atol=1e-12)
-    assert np.abs(results.stress[0]).max() > 1e-5  # the check above is not trivially zero
 
 
 def test_several_periodic_images_are_counted(so3krates64):
@@ -74,37 +22,6 @@ def test_several_periodic_images_are_counted(so3krates64):
     assert np.linalg.norm(pairs.shifts, axis=1).max() > 1.5 * np.linalg.norm(cell, axis=1).max()  # second images
     self_images = np.sum(pairs.first == pairs.second)
     assert self_images > 0  # an atom sees its own images: cutoff > half the cell
-
-
-def test_lattice_shift_invariance(so3krates64):
-    numbers, positions, cell = periodic_test_system()
-    base = so3krates64.evaluate(numbers, positions, cell)
-    shifted = positions.copy()
-    shifted[[0, 3]] += cell[1] - 2 * cell[2]
-    shifted[5] -= cell[0]
-    other = so3krates64.evaluate(numbers, shifted, cell)
-    assert abs(other.energy[0] - base.energy[0]) < 1e-9
-    np.testing.assert_allclose(other.forces[0], base.forces[0], atol=1e-9)
-    np.testing.assert_allclose(other.stress[0], base.stress[0], atol=1e-10)
-
-
-def test_batch_isolation(so3krates64, ala3):
-    numbers, positions = ala3
-    rng = np.random.default_rng(4)
-    structures = [positions + rng.normal(scale=0.05, size=positions.shape) for _ in range(3)]
-    batched = so3krates64.evaluate(numbers, np.stack(structures))
-    for b, structure in enumerate(structures):
-        single = so3krates64.evaluate(numbers, structure)
-        assert abs(batched.energy[b] - single.energy[0]) < 1e-10
-        np.testing.assert_allclose(batched.forces[b], single.forces[0], atol=1e-10)
-
-
-def test_float32_agrees_with_float64(so3krates32, so3krates64, ala3):
-    numbers, positions = ala3
-    r32 = so3krates32.evaluate(numbers, positions)
-    r64 = so3krates64.evaluate(numbers, positions)
-    assert abs(r32.energy[0] - r64.energy[0]) < 1e-5
-    assert np.abs(r32.forces[0] - r64.forces[0]).max() < 1e-6
 
 
 def test_float64_request_leaves_global_jax_setting_alone(so3krates64, ala3):
