@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import peptide
-from . import ipi_outputs, plumed_files
+from . import ipi_outputs, plumed_files, spectrum
 
 PLOTS = ("end_to_end.png", "radius_of_gyration.png", "helix_fraction.png", "free_energy.png", "ramachandran.png")
 
@@ -162,7 +162,11 @@ def analyze(run_dir: Path, out_dir: Path | None = None) -> Path:
     exchanges = ipi_outputs.exchange_acceptance(run_dir)
     hills = {p.name: len(plumed_files.read_plumed(p).get("height", ()))
              for p in plumed_files.temperature_files(run_dir, "HILLS")}
-    return _write_summary(out_dir, run_dir, data, exchanges, hills, breakages)
+    summary = _write_summary(out_dir, run_dir, data, exchanges, hills, breakages)
+    # Vibrational spectrum when velocities (or positions) are written often enough; one summary line either way.
+    with summary.open("a") as handle:
+        handle.write("\n" + spectrum.write_spectrum(run_dir, out_dir) + "\n")
+    return summary
 
 
 def _write_summary(out_dir, run_dir, data, exchanges, hills, breakages=()) -> Path:
