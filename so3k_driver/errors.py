@@ -48,3 +48,7 @@ class Disconnected(So3kError, ConnectionError):
 
 class RunFailed(So3kError, RuntimeError):
     """A supervised run stopped abnormally; the message says which process failed and where its log is."""
+
+
+class IpiCrashed(RunFailed):
+    """i-PI itself died (non-zero exit, killed); the runner may resume it from its newest checkpoint."""

@@ -6,12 +6,7 @@ import logging
 import os
 import sys
 
-from .model_commands import add_model_options, load_potential
-
-GPU_MEMORY_DEFAULTS = {
-    # Several driver processes may share one GPU: don't let the first grab 75 % of its memory.
-    "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
-}
+from .model_commands import add_model_options
 
 
 def add_parser(subparsers) -> None:
@@ -69,7 +64,15 @@ def add_parser(subparsers) -> None:
                      help=f"the drivers stop the run when a force exceeds this, eV/Å (default {DEFAULT_MAX_FORCE:g}; "
                           "0 = no check); RESTART is kept")
     run.add_argument("--driver-option", action="append", default=[], metavar="OPT",
-                     help="extra option passed to each 'so3k serve' (repeatable), e.g. --driver-option=--lr-cutoff=10")
+                     help="a model option for each driver (repeatable): --lr-cutoff, --dispersion-damping, "
+                          "--total-charge, --unpaired-electrons, e.g. --driver-option=--lr-cutoff=10")
+    run.add_argument("--driver-restarts", type=int, default=3, metavar="N",
+                     help="start a crashed driver again, at most N times per run (default 3; 0 = stop the run)")
+    run.add_argument("--auto-resume", type=int, default=0, metavar="N",
+                     help="when i-PI itself crashes, resume it from its newest checkpoint, at most N times "
+                          "(default 0: stop and print the command that resumes)")
+    run.add_argument("--keep-checkpoints", type=int, default=3, metavar="K",
+                     help="numbered checkpoints PREFIX.restart_N kept in the work directory (default 3)")
     run.add_argument("--timeout", type=float, default=120.0, metavar="S",
                      help="stop everything if i-PI makes no progress for S seconds (default 120 s)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -78,7 +81,7 @@ def add_parser(subparsers) -> None:
 
 def run_serve(args) -> int:
     from ..errors import Disconnected
-    from ..ipi.serving import ServeOptions, serve_model
+    from ..ipi.serving import GPU_MEMORY_DEFAULTS, ServeOptions, serve_model
 
     for key, value in GPU_MEMORY_DEFAULTS.items():
         os.environ.setdefault(key, value)  # before JAX is imported by serve_model
@@ -101,6 +104,28 @@ def run_serve(args) -> int:
     return 0
 
 
+def driver_settings(option_words: list[str]) -> dict:
+    """ServeOptions fields from ``--driver-option`` words (the model options of ``so3k serve``)."""
+    import argparse
+
+    from ..errors import UserError
+
+    parser = argparse.ArgumentParser(prog="--driver-option", add_help=False, exit_on_error=False)
+    add_model_options(parser)
+    try:
+        parsed, unknown = parser.parse_known_args(["MODEL", *option_words])
+    except argparse.ArgumentError as error:
+        raise UserError(f"--driver-option: {error}") from None
+    if unknown:
+        raise UserError(f"--driver-option: {' '.join(unknown)} is not a driver model option (--lr-cutoff, "
+                        "--dispersion-damping, --total-charge, --unpaired-electrons)")
+    given = {word.split("=")[0] for word in option_words}
+    fields = {"lr_cutoff": None if parsed.lr_cutoff == 0 else parsed.lr_cutoff,
+              "dispersion_damping": parsed.dispersion_damping, "total_charge": parsed.total_charge,
+              "unpaired_electrons": parsed.unpaired_electrons}
+    return {name: value for name, value in fields.items() if f"--{name.replace('_', '-')}" in given}
+
+
 def run_options(args):
     """RunOptions from the ``so3k run`` flags."""
     from ..ipi.runner import RunOptions
@@ -109,8 +134,9 @@ def run_options(args):
         input=args.input, model=args.model, workdir=args.workdir, structure=args.structure, steps=args.steps,
         address=args.address, port=args.port, temperature=args.temperature, drivers=args.drivers,
         connections=args.connections, dtype=args.dtype, device=args.device, pbc=args.pbc,
-        max_force=args.max_force, driver_options=tuple(args.driver_option), timeout_s=args.timeout,
-        quiet=args.quiet)
+        max_force=args.max_force, driver_options=driver_settings(args.driver_option), timeout_s=args.timeout,
+        quiet=args.quiet, max_driver_restarts=args.driver_restarts, auto_resume=args.auto_resume,
+        keep_checkpoints=args.keep_checkpoints)
 
 
 def run_run(args) -> int:
@@ -123,6 +149,6 @@ def run_run(args) -> int:
         print(f"so3k run: error: {error}", file=sys.stderr)
         return 1  # the run failed (a process died, no progress): not a usage error
     if result.interrupted:
-        print(f"so3k run: stopped; resume with: so3k run {result.restart} --model {args.model}", file=sys.stderr)
+        print(f"so3k run: stopped; resume with: {result.resume_command}", file=sys.stderr)
         return 130
     return 0

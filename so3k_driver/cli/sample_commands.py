@@ -59,13 +59,16 @@ def add_parser(subparsers) -> None:
 
     run = commands.add_parser(
         "run", help="run a study folder, or continue it from its newest restart",
-        description="Run the study in DIR. When DIR holds a restart (RESTART or the checkpoint sim.restart) "
-                    "the run continues from the newer one; --steps TOTAL extends it. Ctrl-C stops cleanly "
+        description="Run the study in DIR. When DIR holds a restart (RESTART or a numbered checkpoint "
+                    "sim.restart_N) the run continues from the newest one, outputs cut back to its step; "
+                    "--steps TOTAL extends it. Crashed drivers are started again; Ctrl-C stops cleanly "
                     "(i-PI writes RESTART) and prints the command that continues.")
     run.add_argument("folder", metavar="DIR", help="a folder prepared by 'so3k sample init'")
     run.add_argument("--steps", type=int, default=None, metavar="TOTAL",
                      help="total MD steps, counted from the start of the study (default: the planned total)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument("--auto-resume", type=int, default=0, metavar="N",
+                     help="when i-PI itself crashes, resume from the newest checkpoint, at most N times (default 0)")
     run.set_defaults(func=run_run)
 
 
@@ -111,7 +114,7 @@ def run_run(args) -> int:
               file=sys.stderr, flush=True)
     folder = shlex.quote(args.folder)
     try:
-        piece = run_study(args.folder, total_steps=args.steps, quiet=args.quiet)
+        piece = run_study(args.folder, total_steps=args.steps, quiet=args.quiet, auto_resume=args.auto_resume)
     except RunFailed as error:
         print(f"so3k sample run: error: {error}\ncontinue with: so3k sample run {folder}", file=sys.stderr)
         return 1

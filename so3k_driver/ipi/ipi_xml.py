@@ -118,6 +118,13 @@ def output_settings(root) -> OutputSettings:
                           total_steps=int(total) if total else None, start_step=int(step))
 
 
+def number_checkpoints(root) -> None:
+    """Make i-PI write each periodic checkpoint to its own file, PREFIX.restart_N (N counts writes),
+    instead of overwriting PREFIX.restart: the runner keeps the newest few (recovery.rotate_checkpoints)."""
+    for checkpoint in root.iter("checkpoint"):
+        checkpoint.set("overwrite", "false")
+
+
 def is_variable_cell(root) -> bool:
     """NPT/NST dynamics or a cell optimisation: the driver must return the virial."""
     return any(d.get("mode") in ("npt", "nst") for d in root.iter("dynamics")) or root.find(".//barostat") is not None

@@ -1,49 +1,76 @@
-"""Run i-PI on an input with so3k drivers as child processes: progress, clean stop, resume.
+"""Run i-PI on an input with so3k drivers as child processes: progress, clean stop, self-healing, resume.
 
 ``run_simulation(RunOptions(...))`` is what ``so3k run`` and sampling studies call. Children run
 in their own sessions, so a Ctrl-C in the terminal reaches only this process; it then sends
 SIGTERM to i-PI, which writes RESTART and sends EXIT to the drivers (soft exit).
 
-Two kinds of input: an ``<ffsocket>`` (i-PI plus ``so3k serve`` drivers, address, mode and batch
-size read from the XML) or an ``<ffdirect>`` (the model runs inside i-PI: no driver). An input
-with ``<ffplumed>`` needs the PLUMED kernel, which is located before i-PI starts.
+Two kinds of input: an ``<ffsocket>`` (i-PI plus driver processes, ``python -m
+so3k_driver.ipi.serving OPTIONS.json``, address, mode and batch size read from the XML) or an
+``<ffdirect>`` (the model runs inside i-PI: no driver). An input with ``<ffplumed>`` needs the
+PLUMED kernel, which is located before i-PI starts; the model's elements are checked against the
+structure before i-PI starts too.
+
+Healing (docs/reliability.md): a driver that crashes (signal, out of memory) is started again,
+at most ``max_driver_restarts`` times per run with a doubling pause; i-PI re-queues the request
+it was computing, so no step is lost or repeated. A driver that stops with an error that would
+recur (exit status 2: bad structure, force guard) is not restarted. i-PI itself crashing is
+resumed from the newest checkpoint when ``auto_resume`` > 0, after cutting the outputs back to it
+(recovery.truncate_outputs). Checkpoints are numbered (PREFIX.restart_N, the newest
+``keep_checkpoints`` kept), so a run stopped by the force guard can resume from one written
+before the first abnormal step.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
+import re
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 
-from . import ipi_xml
+from . import ipi_xml, recovery
 from .compute import DEFAULT_MAX_FORCE
 from .executables import find_plumed_kernel, ipi_executable
 from .progress import ProgressReader, StepProgress
+from .serving import EXIT_WOULD_RECUR, GPU_MEMORY_DEFAULTS, ServeOptions, write_options
 from .transport import remove_stale_unix_socket
-from ..errors import RunFailed, UserError
+from ..errors import InputError, IpiCrashed, RunFailed, UserError
 from ..progress import Progress
 
 SOCKET_WAIT_S = 60.0
 IPI_STOP_GRACE_S = 30.0
 DRIVER_STOP_GRACE_S = 10.0
 POLL_S = 0.25
+FIRST_RESTART_PAUSE_S = 1.0  # then 2, 4, ... s
+MAX_RESTART_PAUSE_S = 30.0
+DRIVER_OPTIONS_FILE = "so3k_driver.json"
+IPI_RESET_SIGNATURE = "ConnectionResetError"
+SERVE_FIELDS = {field.name for field in dataclasses.fields(ServeOptions)}
+# Chosen by the runner from the input and RunOptions; not overridable through driver_options.
+RUNNER_SERVE_FIELDS = {"model", "structure", "unix", "inet", "prefix", "shm", "connections", "pbc", "dtype",
+                       "device", "max_force"}
 
 
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
     """What to run and how. Lengths Å, temperatures K, forces eV/Å, times s.
 
-    input: i-PI XML input or RESTART file. model: the drivers' model spec (FILE.so3k, mlff:DIR,
-    so3lr:DIR, 'default'; unused for an <ffdirect> input). structure, steps, address, port,
-    temperature replace the input's placeholders (see ipi_xml.apply_overrides). drivers ×
-    connections: driver processes and connections per process. pbc: periodic (virial returned;
-    set automatically for NPT). max_force: the drivers stop the run above it (0 = no check).
-    driver_options: extra ``so3k serve`` options. timeout_s: stop when i-PI makes no progress
-    for this long. quiet: no messages and no progress display.
+    input: i-PI XML input or a checkpoint (RESTART, PREFIX.restart_N). model: the drivers' model
+    spec (FILE.so3k, mlff:DIR, so3lr:DIR, 'default'; unused for an <ffdirect> input). structure,
+    steps, address, port, temperature replace the input's placeholders (see
+    ipi_xml.apply_overrides). drivers × connections: driver processes and connections per process.
+    pbc: periodic (virial returned; set automatically for NPT). max_force: the drivers stop the run
+    above it (0 = no check). driver_options: further ServeOptions fields for the drivers, e.g.
+    {"lr_cutoff": 10.0}. timeout_s: stop when i-PI makes no progress for this long. quiet: no
+    messages and no progress display. max_driver_restarts: crashed drivers started again (per
+    run, all drivers together). auto_resume: times i-PI is resumed from its newest checkpoint
+    after it crashed (0 = stop and say how to resume). keep_checkpoints: numbered checkpoints kept.
     """
 
     input: str
@@ -60,16 +87,22 @@ class RunOptions:
     device: str | None = None
     pbc: bool = False
     max_force: float = DEFAULT_MAX_FORCE
-    driver_options: tuple[str, ...] = ()
+    driver_options: tuple = ()
     timeout_s: float = 120.0
     quiet: bool = False
+    max_driver_restarts: int = 3
+    auto_resume: int = 0
+    keep_checkpoints: int = 3
 
     def __post_init__(self):
         if not self.input or not os.path.isfile(self.input):
             raise UserError(f"i-PI input {self.input!r} not found")
-        for name in ("drivers", "connections"):
+        for name in ("drivers", "connections", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_driver_restarts", "auto_resume"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.steps is not None and self.steps < 1:
             raise UserError(f"steps must be >= 1, got {self.steps}")
         if self.port is not None and not 0 < self.port < 65536:
@@ -84,7 +117,12 @@ class RunOptions:
             raise UserError(f"timeout_s must be > 0 s, got {self.timeout_s}")
         if self.structure is not None and not os.path.isfile(self.structure):
             raise UserError(f"structure file {self.structure!r} not found")
-        object.__setattr__(self, "driver_options", tuple(self.driver_options))
+        extra = tuple(sorted(dict(self.driver_options).items()))
+        unknown = [name for name, _ in extra if name not in SERVE_FIELDS - RUNNER_SERVE_FIELDS]
+        if unknown:
+            raise UserError(f"driver_options: {', '.join(unknown)} cannot be set here (allowed: "
+                            f"{', '.join(sorted(SERVE_FIELDS - RUNNER_SERVE_FIELDS))})")
+        object.__setattr__(self, "driver_options", extra)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,29 +133,144 @@ class RunResult:
     workdir: str
     last_step: int | None  # from the properties file; None if i-PI wrote none
     wall_s: float
+    driver_restarts: int = 0
+    resumes: int = 0
+    model: str | None = None
 
     @property
     def restart(self) -> str:
-        return os.path.join(self.workdir, "RESTART")
+        return os.path.join(self.workdir, recovery.CLEAN_STOP_FILE)
+
+    @property
+    def resume_command(self) -> str:
+        return resume_command(self.restart, self.workdir, self.model)
+
+
+def resume_command(checkpoint: str, workdir: str, model: str | None) -> str:
+    """The one command that continues a run from checkpoint, writing into the same workdir."""
+    words = ["so3k", "run", checkpoint] + (["--model", model] if model else []) + ["--workdir", workdir]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def prepare_workdir(path: str) -> str:
+    """The absolute work directory, created if needed; UserError if it is a file or not writable."""
+    workdir = os.path.abspath(path)
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise UserError(f"work directory {path!r} is a file, not a folder")
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create work directory {path!r}: {error.strerror or error}") from None
+    if not os.access(workdir, os.W_OK | os.X_OK):
+        raise UserError(f"work directory {path!r} is not writable")
+    return workdir
+
+
+def check_port_free(host: str, port: int) -> None:
+    """UserError when something already listens on host:port (i-PI would fail after a long traceback)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind((host, port))
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise UserError(f"port {port} on {host} is already in use by another program; choose another "
+                            "(--port)") from None
+        raise UserError(f"cannot use address {host}:{port} for i-PI's socket: {error.strerror or error}") from None
+    finally:
+        probe.close()
+
+
+def check_model_elements(model: str, structure: str) -> None:
+    """InputError when the structure holds an element the model does not know (before i-PI starts)."""
+    from .structures import read_numbers
+    from ..evaluation.validation import symbol
+    from ..io.model_files import load_model
+
+    try:
+        numbers = read_numbers(structure)
+    except (ValueError, FileNotFoundError) as error:
+        raise UserError(str(error)) from None
+    config, _, _ = load_model(model)
+    unknown = sorted(set(numbers.tolist()) - set(config.species))
+    if unknown:
+        first = {z: int(list(numbers).index(z)) + 1 for z in unknown}
+        raise InputError(f"element(s) {', '.join(f'{symbol(z)} (first at atom {first[z]}, 1-based)' for z in unknown)} "
+                         f"unknown to model {model} (it knows {', '.join(symbol(z) for z in sorted(config.species))})")
 
 
 def run_simulation(options: RunOptions, description: str | None = None) -> RunResult:
     """Start i-PI (and the drivers), follow its progress until it exits, stop everything cleanly.
 
-    Raises RunFailed (i-PI or a driver failed, or no progress for options.timeout_s; RESTART or
-    the last checkpoint stays in the work directory), IpiInputError / UserError for unusable
-    inputs, a missing i-PI or a missing PLUMED kernel. Unless options.quiet, progress is shown
-    on stderr (so3k_driver.progress: a live bar on a terminal, a plain line every ~10 s in a log)
-    under description (default: the input's name).
+    Raises RunFailed (i-PI or a driver failed beyond what healing covers, or no progress for
+    options.timeout_s; the message names the checkpoint and the command that resumes),
+    IpiInputError / InputError / UserError / ModelFileError for unusable inputs, a missing i-PI or
+    a missing PLUMED kernel: all before i-PI starts. Unless options.quiet, progress is shown on
+    stderr (so3k_driver.progress) under description (default: the input's name).
     """
-    workdir = os.path.abspath(options.workdir)
-    os.makedirs(workdir, exist_ok=True)
+    workdir = prepare_workdir(options.workdir)
     input_path = os.path.abspath(options.input)
+    started = time.time()
+    resumes = driver_restarts = 0
+    display = None
+    try:
+        while True:
+            piece = _prepare_piece(options, input_path, workdir, resumed=resumes > 0)
+            if display is None:
+                display = None if options.quiet else Progress(
+                    total=piece.outputs.total_steps, description=description or os.path.basename(options.input),
+                    unit="step", completed=piece.outputs.start_step)
+            say = _Messages(display)
+            for line in piece.notes:
+                say(line)
+            run = _Run(options, workdir, piece, say, display, restarts_used=driver_restarts)
+            try:
+                interrupted = run.execute()
+            except IpiCrashed as crash:
+                driver_restarts += run.driver_restarts
+                checkpoint = recovery.latest_checkpoint(workdir, piece.outputs.prefix)
+                if checkpoint is None:
+                    raise RunFailed(f"{crash}; no checkpoint to resume from in {workdir}") from None
+                # Healing a driver crash that took i-PI down is part of the driver's restart budget.
+                healing = getattr(crash, "after_driver_crash", False) and driver_restarts <= options.max_driver_restarts
+                if not healing and resumes >= options.auto_resume:
+                    raise RunFailed(f"{crash}; resume with: {resume_command(checkpoint.path, workdir, options.model)}"
+                                    ) from None
+                resumes += 0 if healing else 1
+                cut = recovery.truncate_outputs(workdir, checkpoint.path)
+                say(f"{crash}; resuming from {checkpoint.path} (step {checkpoint.step})"
+                    + ("" if healing else f", resume {resumes} of {options.auto_resume}")
+                    + (f"; outputs cut back to that step: {', '.join(os.path.basename(p) for p in cut)}" if cut else ""))
+                input_path = checkpoint.path
+                continue
+            driver_restarts += run.driver_restarts
+            return RunResult(interrupted, workdir, run.last_step, time.time() - started, driver_restarts, resumes,
+                             options.model)
+    finally:
+        if display is not None:
+            display.close()
+
+
+@dataclasses.dataclass
+class _Piece:
+    """One start of i-PI: the command, environment and settings read from the (rewritten) input."""
+
+    ipi_command: list
+    environment: dict
+    sockets: ipi_xml.SocketSettings | None
+    outputs: ipi_xml.OutputSettings
+    periodic: bool
+    notes: list
+
+
+def _prepare_piece(options: RunOptions, input_path: str, workdir: str, resumed: bool) -> _Piece:
+    """Check everything that can be checked before i-PI starts and write the input it will run."""
     tree = ipi_xml.load(input_path)
     root = tree.getroot()
-    ipi_xml.apply_overrides(root, input_dir=os.path.dirname(input_path), structure=options.structure,
-                            steps=options.steps, address=options.address, port=options.port,
-                            temperature=options.temperature)
+    ipi_xml.apply_overrides(root, input_dir=os.path.dirname(input_path),
+                            structure=None if resumed else options.structure, steps=options.steps,
+                            address=options.address, port=options.port,
+                            temperature=None if resumed else options.temperature)
+    ipi_xml.number_checkpoints(root)
     direct = ipi_xml.has_direct_forcefield(root) and root.find("ffsocket") is None
     sockets = None if direct else ipi_xml.socket_settings(root)
     if sockets is not None and not options.model:
@@ -129,26 +282,31 @@ def run_simulation(options: RunOptions, description: str | None = None) -> RunRe
     outputs = ipi_xml.output_settings(root)
     periodic = options.pbc or ipi_xml.is_variable_cell(root)
     run_input = os.path.join(workdir, os.path.basename(input_path).removesuffix(".xml") + ".so3k.xml")
-    tree.write(run_input)
-    display = None if options.quiet else Progress(
-        total=outputs.total_steps, description=description or os.path.basename(input_path), unit="step",
-        completed=outputs.start_step)
-    say = _Messages(display)
+    try:
+        tree.write(run_input)
+    except OSError as error:
+        raise UserError(f"cannot write the run input {run_input}: {error.strerror or error}") from None
+    notes = []
+    if sockets is not None:
+        check_model_elements(options.model, run_input)
     if os.path.exists(os.path.join(workdir, "EXIT")):
         os.unlink(os.path.join(workdir, "EXIT"))  # i-PI would stop at its first step
-        say(f"removed a stale EXIT file from {workdir}")
+        notes.append(f"removed a stale EXIT file from {workdir}")
     if sockets is not None and sockets.mode in ("unix", "shm"):
         try:
             if remove_stale_unix_socket(sockets.unix_path):
-                say(f"removed stale socket file {sockets.unix_path}")
+                notes.append(f"removed stale socket file {sockets.unix_path}")
         except FileExistsError as error:
             raise UserError(str(error)) from None
-    run = _Run(options, workdir, command + [run_input], environment, sockets, outputs, periodic, say, display)
-    try:
-        return run.execute()
-    finally:
-        if display is not None:
-            display.close()
+    elif sockets is not None:
+        check_port_free(sockets.address, sockets.port)
+    if outputs.start_step > 0 and not resumed:
+        # Resuming by hand from a checkpoint: records after it would otherwise appear twice.
+        cut = recovery.truncate_outputs(workdir, input_path)
+        if cut:
+            notes.append(f"outputs cut back to step {outputs.start_step} of {os.path.basename(input_path)}: "
+                         + ", ".join(os.path.basename(p) for p in cut))
+    return _Piece(command + [run_input], environment, sockets, outputs, periodic, notes)
 
 
 class _Messages:
@@ -163,30 +321,35 @@ class _Messages:
 
 
 class _Run:
-    def __init__(self, options, workdir, ipi_command, environment, sockets, outputs, periodic, say, display):
-        self.options, self.workdir, self.ipi_command, self.environment = options, workdir, ipi_command, environment
-        self.sockets, self.outputs, self.periodic, self.say = sockets, outputs, periodic, say
-        self.display = display
-        self.run_input = ipi_command[-1]
+    """One start of i-PI and its drivers, followed until i-PI exits or a stop is requested."""
+
+    def __init__(self, options: RunOptions, workdir: str, piece: _Piece, say, display, restarts_used: int = 0):
+        self.options, self.workdir, self.piece, self.say, self.display = options, workdir, piece, say, display
+        self.sockets, self.outputs = piece.sockets, piece.outputs
+        self.run_input = piece.ipi_command[-1]
         self.ipi: subprocess.Popen | None = None
-        self.drivers: list[subprocess.Popen] = []
+        self.drivers: list[subprocess.Popen | None] = []
+        self.restart_at: dict[int, float] = {}  # driver index -> monotonic time of its restart
+        self.driver_restarts = 0  # in this piece; restarts_used were spent by earlier pieces
+        self.restarts_used = restarts_used
         self.logs: list = []
         self.stop_requested = False
         self.started = time.time()
         self.last_step: int | None = None
 
     # ---------------------------------------------------------------------------------------
-    def execute(self) -> RunResult:
+    def execute(self) -> bool:
+        """True when stopped on request (Ctrl-C, SIGTERM), False when i-PI finished."""
         catch = threading.current_thread() is threading.main_thread()  # signal handlers: main thread only
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if catch else {}
         try:
             self._start_ipi()
             self._wait_for_socket()
             self._start_drivers()
-            interrupted = self._monitor()
-            return RunResult(interrupted, self.workdir, self.last_step, time.time() - self.started)
+            return self._monitor()
         finally:
             self._stop_all()
+            recovery.rotate_checkpoints(self.workdir, self.outputs.prefix, self.options.keep_checkpoints)
             for s, handler in previous.items():
                 signal.signal(s, handler)
             for handle in self.logs:
@@ -202,8 +365,9 @@ class _Run:
 
     def _start_ipi(self):
         self.ipi_log_path = os.path.join(self.workdir, "ipi.log")
-        self.ipi = subprocess.Popen(self.ipi_command, cwd=self.workdir, stdout=self._log("ipi.log"),
-                                    stderr=subprocess.STDOUT, start_new_session=True, env=self.environment)
+        self.ipi_log_start = os.path.getsize(self.ipi_log_path) if os.path.exists(self.ipi_log_path) else 0
+        self.ipi = subprocess.Popen(self.piece.ipi_command, cwd=self.workdir, stdout=self._log("ipi.log"),
+                                    stderr=subprocess.STDOUT, start_new_session=True, env=self.piece.environment)
         s = self.sockets
         if s is None:
             where = "model inside i-PI (<ffdirect>)"
@@ -217,37 +381,44 @@ class _Run:
         deadline = time.monotonic() + SOCKET_WAIT_S
         while not os.path.exists(self.sockets.unix_path):
             if self.ipi.poll() is not None:
-                raise RunFailed(f"i-PI exited (status {self.ipi.returncode}) before opening its socket:\n"
-                                + _tail(self.ipi_log_path))
+                raise RunFailed(f"i-PI exited (status {self.ipi.returncode}) before opening its socket: "
+                                f"{_last_error(self.ipi_log_path)} (log {self.ipi_log_path})")
             if self.stop_requested:
                 raise RunFailed("interrupted before i-PI opened its socket")
             if time.monotonic() > deadline:
-                raise RunFailed(f"i-PI did not create {self.sockets.unix_path} within {SOCKET_WAIT_S:.0f} s")
+                raise RunFailed(f"i-PI did not create {self.sockets.unix_path} within {SOCKET_WAIT_S:.0f} s "
+                                f"(log {self.ipi_log_path})")
             time.sleep(0.1)
 
-    def driver_command(self) -> list[str]:
+    def serve_options(self) -> ServeOptions:
         o, s = self.options, self.sockets
-        command = [sys.executable, "-m", "so3k_driver.cli", "serve", o.model, "--structure", self.run_input,
-                   "--connections", str(o.connections)]
-        if s.mode == "inet":
-            command += ["--inet", f"{s.address}:{s.port}"]
-        else:
-            command += ["--unix", s.address, "--prefix", s.prefix] + (["--shm"] if s.mode == "shm" else [])
-        if self.periodic:
-            command.append("--pbc")
-        if o.dtype:
-            command += ["--dtype", o.dtype]
-        if o.device:
-            command += ["--device", o.device]
-        return command + ["--max-force", str(o.max_force)] + list(o.driver_options)
+        where = ({"inet": f"{s.address}:{s.port}"} if s.mode == "inet"
+                 else {"unix": s.address, "prefix": s.prefix, "shm": s.mode == "shm"})
+        return ServeOptions(model=o.model, structure=self.run_input, connections=o.connections, pbc=self.piece.periodic,
+                            dtype=o.dtype, device=o.device, max_force=o.max_force, **where, **dict(o.driver_options))
+
+    def driver_command(self) -> list[str]:
+        """The driver process: the serving module's entry point on a JSON file of ServeOptions."""
+        path = os.path.join(self.workdir, DRIVER_OPTIONS_FILE)
+        write_options(self.serve_options(), path)
+        return [sys.executable, "-m", "so3k_driver.ipi.serving", path]
 
     def _start_drivers(self):
         if self.sockets is None:
             return
-        for index in range(self.options.drivers):
-            self.drivers.append(subprocess.Popen(
-                self.driver_command(), cwd=self.workdir, stdout=self._log(f"so3k_driver_{index}.log"),
-                stderr=subprocess.STDOUT, start_new_session=True))
+        command = self.driver_command()
+        self.drivers = [self._start_driver(index, command) for index in range(self.options.drivers)]
+
+    def _start_driver(self, index: int, command: list[str] | None = None) -> subprocess.Popen:
+        environment = dict(os.environ)
+        for key, value in GPU_MEMORY_DEFAULTS.items():
+            environment.setdefault(key, value)
+        return subprocess.Popen(command or self.driver_command(), cwd=self.workdir,
+                                stdout=self._log(f"so3k_driver_{index}.log"), stderr=subprocess.STDOUT,
+                                start_new_session=True, env=environment)
+
+    def driver_log(self, index: int) -> str:
+        return os.path.join(self.workdir, f"so3k_driver_{index}.log")
 
     # ---------------------------------------------------------------------------------------
     def _show(self, progress: StepProgress) -> None:
@@ -270,17 +441,82 @@ class _Run:
             if self.ipi.poll() is not None:
                 self._finished()
                 return False
-            for index, driver in enumerate(self.drivers):
-                if driver.poll() not in (None, 0):
-                        raise RunFailed(f"driver {index} exited with status {driver.returncode}; i-PI stopped, "
-                                    f"RESTART kept in {self.workdir}.\n"
-                                    + _tail(os.path.join(self.workdir, f"so3k_driver_{index}.log")))
+            if self._heal_drivers():
+                last_change = time.monotonic()  # a restarted driver compiles the model again
+            if self.driver_restarts and self._ipi_socket_thread_died():
+                raise self._hung_by_reset()
             if self.stop_requested:
                 self.say("stopping; i-PI writes RESTART")
                 self._stop_all()
                 return True
+            recovery.rotate_checkpoints(self.workdir, self.outputs.prefix, self.options.keep_checkpoints)
             if time.monotonic() - last_change > timeout:
-                raise RunFailed(f"no progress for {timeout:.0f} s; stopped i-PI and the drivers")
+                raise RunFailed(f"no progress for {timeout:.0f} s after step {self.last_step}; stopped i-PI and the "
+                                f"drivers (logs in {self.workdir})")
+
+    def _heal_drivers(self) -> bool:
+        """Restart crashed drivers (bounded, with backoff); raise for errors that would recur. True if
+        a driver was started again."""
+        restarted = False
+        for index, driver in enumerate(self.drivers):
+            if index in self.restart_at:
+                if time.monotonic() >= self.restart_at[index]:
+                    del self.restart_at[index]
+                    self.drivers[index] = self._start_driver(index)
+                    restarted = True
+                continue
+            code = driver.poll()
+            if code in (None, 0):
+                continue
+            if code == EXIT_WOULD_RECUR:
+                raise self._driver_error(index)
+            used = self.restarts_used + self.driver_restarts
+            if used >= self.options.max_driver_restarts:
+                raise RunFailed(f"driver {index} exited with status {code} and {used} restarts are "
+                                f"used up (max_driver_restarts); i-PI stopped, RESTART kept in {self.workdir} "
+                                f"(log {self.driver_log(index)})")
+            pause = min(FIRST_RESTART_PAUSE_S * 2 ** used, MAX_RESTART_PAUSE_S)
+            self.driver_restarts += 1
+            self.restart_at[index] = time.monotonic() + pause
+            self.say(f"driver {index} exited with status {code} after step {self.last_step}; starting it again in "
+                     f"{pause:.0f} s (restart {used + 1} of {self.options.max_driver_restarts}); "
+                     "i-PI re-queues its request")
+        return restarted
+
+    def _ipi_socket_thread_died(self) -> bool:
+        """True when i-PI's log (this piece's part) shows its socket thread killed by a client's reset.
+
+        i-PI 3.3.1's consolidated poll thread does not catch ConnectionResetError (a driver killed
+        with bytes unread): the thread dies, i-PI waits for ever and a restarted driver never gets
+        its INIT. The only cure is to stop i-PI and resume it from its newest checkpoint.
+        """
+        try:
+            with open(self.ipi_log_path, errors="replace") as handle:
+                handle.seek(self.ipi_log_start)
+                return IPI_RESET_SIGNATURE in handle.read()
+        except OSError:
+            return False
+
+    def _hung_by_reset(self) -> IpiCrashed:
+        self.ipi.kill()  # a soft exit would wait on the dead thread; the checkpoints are what we resume from
+        self.ipi.wait()
+        crash = IpiCrashed(f"i-PI's socket thread died on a killed driver's connection reset after step "
+                           f"{self.last_step} (log {self.ipi_log_path})")
+        crash.after_driver_crash = True
+        return crash
+
+    def _driver_error(self, index: int) -> RunFailed:
+        """One line for a driver that stopped on an error that would recur, with where to resume."""
+        kind, message = _driver_error_line(self.driver_log(index))
+        text = f"driver {index} stopped: {message}"
+        if kind == "ModelBreakdown":
+            first_abnormal = (self.last_step or 0) + 1
+            checkpoint = recovery.latest_checkpoint(self.workdir, self.outputs.prefix, before_step=first_abnormal)
+            if checkpoint is not None and os.path.basename(checkpoint.path) != recovery.CLEAN_STOP_FILE:
+                text += (f"; the last checkpoint before step {first_abnormal} is {checkpoint.path} (step "
+                         f"{checkpoint.step}); resume from it with: "
+                         f"{resume_command(checkpoint.path, self.workdir, self.options.model)}")
+        return RunFailed(text + f" (log {self.driver_log(index)})")
 
     def _finished(self) -> None:
         rc = self.ipi.returncode
@@ -291,7 +527,8 @@ class _Run:
             except subprocess.TimeoutExpired:
                 pass
         if rc != 0:
-            raise RunFailed(f"i-PI exited with status {rc}:\n" + _tail(self.ipi_log_path))
+            raise IpiCrashed(f"i-PI exited with status {rc} after step {self.last_step}: "
+                             f"{_last_error(self.ipi_log_path)} (log {self.ipi_log_path})")
         self.say(f"done in {time.time() - self.started:.1f} s; outputs in {self.workdir}")
 
     def _stop_all(self):
@@ -310,6 +547,7 @@ class _Run:
                 except subprocess.TimeoutExpired:
                     driver.terminate()
                     driver.wait()
+        self.restart_at.clear()
         if self.sockets is not None and self.sockets.mode != "inet" and self.ipi is not None:
             try:
                 remove_stale_unix_socket(self.sockets.unix_path)
@@ -317,12 +555,35 @@ class _Run:
                 pass
 
 
-def _tail(path: str, lines: int = 15) -> str:
+DRIVER_ERROR = re.compile(r"so3k driver: error \((\w+)\): (.*)")
+
+
+def _driver_error_line(path: str) -> tuple[str | None, str]:
+    """(exception class, message) of the last error a driver logged; (None, last line) otherwise."""
     try:
         with open(path, errors="replace") as handle:
-            return "".join(handle.readlines()[-lines:]).rstrip()
+            lines = [line.rstrip() for line in handle if line.strip()]
+    except OSError:
+        return None, f"(no log at {path})"
+    for line in reversed(lines):
+        match = DRIVER_ERROR.match(line)
+        if match:
+            return match.group(1), match.group(2)
+    return None, lines[-1] if lines else "(empty log)"
+
+
+def _last_error(path: str) -> str:
+    """The line of i-PI's log that best says why it stopped: the last one naming an error, else the last."""
+    try:
+        with open(path, errors="replace") as handle:
+            lines = [line.strip() for line in handle if line.strip()]
     except OSError:
         return f"(no log at {path})"
+    for line in reversed(lines):
+        if "Error" in line or "error" in line or "SOFTEXIT" in line:
+            return line
+    return lines[-1] if lines else "(empty log)"
 
 
-__all__ = ["RunOptions", "RunResult", "run_simulation"]
+__all__ = ["RunOptions", "RunResult", "run_simulation", "resume_command", "prepare_workdir", "check_port_free",
+           "check_model_elements"]

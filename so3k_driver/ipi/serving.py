@@ -2,18 +2,36 @@
 
 ``serve_model(ServeOptions(...))`` is ``so3k serve`` as a library call (the benchmark and any Python
 caller use it too). Everything on the wire is in atomic units; the potential works in Å and eV.
+
+``python -m so3k_driver.ipi.serving OPTIONS.json`` is the driver process that ``so3k run`` starts
+(no argument parsing: the JSON holds the ServeOptions fields). Its exit status tells the runner
+whether starting it again can help: 0 i-PI sent EXIT, 2 an error that would happen again (bad
+model, unknown element, atom-count mismatch, NaN positions, force guard), 3 i-PI went away;
+anything else (a signal, an out-of-memory kill) is a crash worth a restart.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import os
+import sys
 
 from .compute import DEFAULT_MAX_FORCE
 from .transport import CONNECT_TIMEOUT_S, DEFAULT_PREFIX
-from ..errors import InputError, ModelBreakdown, StructureMismatch, UserError
+from ..errors import Disconnected, InputError, ModelBreakdown, So3kError, StructureMismatch, UserError
 
 log = logging.getLogger("so3k.ipi")
+
+EXIT_FINISHED = 0
+EXIT_WOULD_RECUR = 2  # a So3kError: the same input fails the same way again
+EXIT_DISCONNECTED = 3
+
+GPU_MEMORY_DEFAULTS = {
+    # Several driver processes may share one GPU: don't let the first grab 75 % of its memory.
+    "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,3 +125,50 @@ def serve_model(options: ServeOptions) -> ServeResult:
         raise InputError(f"bad structure from i-PI: {error}; closed the connection") from None
     log.info("done: %d requests, %d compilations", answered, potential.compile_count)
     return ServeResult(answered, potential.compile_count)
+
+
+def write_options(options: ServeOptions, path) -> None:
+    """Write options as the JSON file the driver entry point reads."""
+    with open(path, "w") as handle:
+        json.dump(dataclasses.asdict(options), handle, indent=1)
+
+
+def read_options(path) -> ServeOptions:
+    """ServeOptions from a JSON file of its fields; UserError naming the file when unusable."""
+    try:
+        with open(path) as handle:
+            fields = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read driver options {path}: {error}") from None
+    known = {field.name for field in dataclasses.fields(ServeOptions)}
+    if not isinstance(fields, dict) or set(fields) - known:
+        raise UserError(f"driver options {path}: unknown fields {sorted(set(fields) - known) if isinstance(fields, dict) else fields!r}")
+    return ServeOptions(**fields)
+
+
+def main(argv: list[str]) -> int:
+    """Driver process: serve the options in argv[0] (a JSON file); one log line per error, on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("so3k driver: %(message)s"))
+    logger = logging.getLogger("so3k")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    if len(argv) != 1:
+        log.error("usage: python -m so3k_driver.ipi.serving OPTIONS.json (got %d arguments)", len(argv))
+        return EXIT_WOULD_RECUR
+    for key, value in GPU_MEMORY_DEFAULTS.items():
+        os.environ.setdefault(key, value)  # before serve_model imports JAX
+    try:
+        serve_model(read_options(argv[0]))
+    except Disconnected as error:
+        log.error("i-PI went away without EXIT (%s); stopping", error)
+        return EXIT_DISCONNECTED
+    except (So3kError, FileNotFoundError) as error:
+        # One line the runner reads back: the class says whether a restart could help.
+        log.error("error (%s): %s", type(error).__name__, error)
+        return EXIT_WOULD_RECUR
+    return EXIT_FINISHED
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

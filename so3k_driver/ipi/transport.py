@@ -27,30 +27,42 @@ def unix_socket_path(address: str, prefix: str = DEFAULT_PREFIX) -> str:
 
 
 class Connection:
-    """One socket to i-PI with exact-size reads."""
+    """One socket to i-PI with exact-size reads, reading ahead whatever i-PI has already sent.
+
+    Why read ahead: i-PI sends POSDATA and the GETFORCE that follows it in one write. Left in the
+    kernel while the model computes, that GETFORCE turns the death of this process (SIGKILL, OOM)
+    into a connection *reset*, on which i-PI 3.3.1's consolidated poll thread dies and the run
+    hangs; with nothing unread the kernel sends a clean EOF, on which i-PI re-queues the request
+    for the next driver. Bytes held here are invisible to ``select`` on the socket, so
+    ``fileno()`` then returns an always-readable pipe instead.
+    """
+
+    READ_AHEAD_BYTES = 65536
 
     def __init__(self, sock: socket.socket, label: str):
         self.sock = sock
         self.label = label
+        self._buffer = bytearray()
+        self._ready_read, self._ready_write = os.pipe()
+        os.write(self._ready_write, b"!")  # never read: the pipe stays readable
 
     def fileno(self) -> int:
-        return self.sock.fileno()
+        return self._ready_read if self._buffer else self.sock.fileno()
 
     def recv_exact(self, size: int) -> bytes:
-        buffer = bytearray(size)
-        view = memoryview(buffer)
-        received = 0
-        while received < size:
+        while len(self._buffer) < size:
             try:
-                count = self.sock.recv_into(view[received:], size - received)
+                chunk = self.sock.recv(max(size - len(self._buffer), self.READ_AHEAD_BYTES))
             except socket.timeout:
                 raise Disconnected(f"{self.label}: i-PI silent for {MESSAGE_TIMEOUT_S:.0f} s inside a message") from None
             except OSError as error:  # reset, broken pipe
                 raise Disconnected(f"{self.label}: connection lost ({error})") from None
-            if count == 0:
+            if not chunk:
                 raise Disconnected(f"{self.label}: i-PI closed the connection")
-            received += count
-        return bytes(buffer)
+            self._buffer += chunk
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
 
     def send(self, data: bytes) -> None:
         try:
@@ -65,6 +77,12 @@ class Connection:
         except OSError:
             pass
         self.sock.close()
+        for descriptor in (self._ready_read, self._ready_write):
+            try:
+                os.close(descriptor)
+            except OSError:
+                pass
+        self._ready_read = self._ready_write = -1
 
 
 def connect(*, unix: str | None = None, inet: tuple[str, int] | None = None, prefix: str = DEFAULT_PREFIX,

@@ -7,8 +7,10 @@ force=True, which moves it to FOLDER.bck.N (nothing is deleted).
 ``run_study(folder)`` starts i-PI in the folder with so3k_driver.ipi.runner (socket backend: i-PI
 plus ``so3k serve`` drivers; direct backend: the model inside i-PI through ipi/direct_pes.py).
 When the folder holds a restart it continues from the newest of i-PI's RESTART (written on a
-clean stop) and its periodic checkpoint ``sim.restart`` (what is left after a kill); i-PI appends
-to its outputs and PLUMED, told it is restarting, reads back and extends the HILLS. i-PI exits
+clean stop) and its numbered periodic checkpoints ``sim.restart_N`` (what is left after a kill);
+the outputs are cut back to that step (no step twice), i-PI appends to them and PLUMED, told it
+is restarting, reads back and extends the HILLS. Crashed drivers are restarted and a crashed
+i-PI is resumed by the runner (see ipi/runner.py and docs/reliability.md). i-PI exits
 with status 0 also when it stops early (a soft exit after an error in a force thread), so the
 step reached is compared with the steps asked for.
 """
@@ -25,12 +27,11 @@ from . import inputs as study_inputs
 from . import plumed_inputs
 from .settings import SETTINGS_FILE, StudySettings
 from ..errors import UserError
-from ..ipi import ipi_xml
+from ..ipi import ipi_xml, recovery
 
 PES_FILE = Path(__file__).parents[1] / "ipi" / "direct_pes.py"
 PES_CONFIG = "so3k_pes.json"
 INPUT = "input.xml"
-CHECKPOINT = f"{study_inputs.DEFAULT_PREFIX}.restart"
 SOCKET_PLACEHOLDER = "so3k-study"  # replaced by a per-run address when the study runs
 NO_PROGRESS_TIMEOUT_S = 600.0  # first model compilation of a large batch can take minutes
 
@@ -100,9 +101,10 @@ def _forcefield(folder: Path, settings: StudySettings) -> str:
 
 
 def latest_restart(folder: Path) -> Path | None:
-    """RESTART or the checkpoint sim.restart, whichever was written at the later step; None if neither."""
-    candidates = [p for p in (Path(folder) / "RESTART", Path(folder) / CHECKPOINT) if p.is_file()]
-    return max(candidates, key=ipi_xml.step, default=None)
+    """RESTART or a checkpoint sim.restart_N (or an older study's sim.restart), whichever was written at
+    the latest step; None if there is none."""
+    checkpoint = recovery.latest_checkpoint(str(folder), study_inputs.DEFAULT_PREFIX)
+    return Path(checkpoint.path) if checkpoint else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,9 +127,10 @@ def planned_run(folder) -> tuple[StudySettings, Path | None, int]:
     return settings, restart, ipi_xml.step(restart) if restart else 0
 
 
-def run_study(folder, total_steps: int | None = None, quiet: bool = True) -> StudyRun:
+def run_study(folder, total_steps: int | None = None, quiet: bool = True, auto_resume: int = 0) -> StudyRun:
     """Run (or continue) the study in folder up to total_steps MD steps (default: the settings' steps;
-    a larger total is saved in study.json). quiet=False shows progress on stderr.
+    a larger total is saved in study.json). quiet=False shows progress on stderr. auto_resume: times
+    a crashed i-PI is resumed from its newest checkpoint without asking.
 
     Raises UserError when there is nothing left to run or i-PI stopped early, RunFailed when i-PI or
     a driver failed (the newest restart stays: run again to continue).
@@ -153,7 +156,7 @@ def run_study(folder, total_steps: int | None = None, quiet: bool = True) -> Stu
     options = RunOptions(
         input=str(input_file), model=settings.model if socket else None, workdir=str(folder), steps=total,
         address=f"so3k-{os.getpid()}-{folder.name}"[:60] if socket else None, dtype=settings.dtype,
-        timeout_s=NO_PROGRESS_TIMEOUT_S, quiet=quiet)
+        timeout_s=NO_PROGRESS_TIMEOUT_S, quiet=quiet, auto_resume=auto_resume)
     result = run_simulation(options, description=describe(settings, folder))
     last = latest_restart(folder)
     last_step = ipi_xml.step(last) if last else first_step
