@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import socket
 import time
 
@@ -111,9 +112,40 @@ def connect(*, unix: str | None = None, inet: tuple[str, int] | None = None, pre
             delay = min(2 * delay, 5.0)
     if family == socket.AF_INET:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        _check_ipi_greeting(sock, label, silence_s=max(1.0, deadline - time.monotonic()) if family == socket.AF_INET else None)
+    except ConnectionError:
+        sock.close()
+        raise
     sock.settimeout(MESSAGE_TIMEOUT_S)
     log.info("connected to i-PI at %s", label)
     return Connection(sock, label)
+
+
+def _check_ipi_greeting(sock: socket.socket, label: str, silence_s: float | None) -> None:
+    """Refuse a peer that is not i-PI: i-PI greets a new client with a STATUS header.
+
+    Something else listening on the port (a web server, ssh) either sends bytes that are no i-PI
+    header (refused at once) or nothing: after silence_s seconds (None: wait; a unix socket of
+    i-PI's may be busy with other clients) that is an error too, instead of a silent hang.
+    """
+    from .protocol import HEADER_LENGTH, KNOWN_HEADERS
+
+    if silence_s is not None and not select.select([sock], [], [], silence_s)[0]:
+        raise ConnectionError(f"connected to {label}, but nothing there spoke i-PI's protocol within {silence_s:.0f} s: "
+                              "is something other than i-PI listening on this address?")
+    sock.settimeout(silence_s)
+    try:
+        greeting = sock.recv(HEADER_LENGTH, socket.MSG_PEEK)
+    except OSError as error:
+        raise ConnectionError(f"connected to {label}, but it failed at once ({error}); is i-PI listening there?") from None
+    finally:
+        sock.settimeout(None)
+    if not greeting:
+        raise ConnectionError(f"connected to {label}, but it closed the connection at once: not an i-PI socket")
+    if not any(name.ljust(HEADER_LENGTH).encode("ascii").startswith(greeting) for name in KNOWN_HEADERS):
+        raise ConnectionError(f"connected to {label}, but it sent {greeting!r}, which is not i-PI's protocol: "
+                              "something other than i-PI listens on this address")
 
 
 class SharedArrays:
