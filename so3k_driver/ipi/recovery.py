@@ -21,6 +21,7 @@ from .properties import parse_header
 CLEAN_STOP_FILE = "RESTART"  # what i-PI writes on a soft exit (Ctrl-C, SIGTERM, end of run)
 XYZ_STEP = re.compile(r"\bStep:\s*(\d+)")
 PLUMED_FILE = re.compile(r"\bFILE=(\S+)")
+DEFAULT_OUTPUT_NAMES = {"properties": "out", "trajectory": "traj"}  # i-PI's defaults for filename=
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,9 +180,9 @@ def truncate_outputs(workdir: str, checkpoint: str) -> list[str]:
     output = root.find("output")
     prefix = settings.prefix
     for element in (list(output) if output is not None else []):
-        name = element.get("filename")
-        if element.tag not in ("properties", "trajectory") or not name:
+        if element.tag not in DEFAULT_OUTPUT_NAMES:
             continue
+        name = element.get("filename") or DEFAULT_OUTPUT_NAMES[element.tag]  # checkpoints omit defaults
         for path in glob.glob(os.path.join(workdir, f"*{glob.escape(prefix)}.{glob.escape(name)}*")):
             if element.tag == "properties" and truncate_properties(path, step):
                 changed.append(path)
