@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "so3k_driver.cli.analyze_commands",
     "so3k_driver.cli.train_commands",
     "so3k_driver.cli.label_commands",
+    "so3k_driver.cli.minima_commands",
 ]
 
 

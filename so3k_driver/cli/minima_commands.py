@@ -1,0 +1,67 @@
+"""``so3k minima MODEL FRAMES... --out DIR``: quench trajectory frames and count the distinct minima."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .model_commands import add_model_options, load_potential
+
+
+def add_parser(subparsers) -> None:
+    from ..evaluation.minimise import FireSettings
+    from ..sampling.minima import DuplicateTolerances
+
+    fire, tolerances = FireSettings(), DuplicateTolerances()
+    parser = subparsers.add_parser(
+        "minima", help="minimise many trajectory frames at once (batched FIRE) and count the distinct minima",
+        description="Minimise every frame of FRAMES (gas phase) with a batched FIRE optimiser, remove "
+                    "duplicates (energy and backbone phi/psi for peptides, sorted distances otherwise) and "
+                    "write DIR/summary.json, DIR/minima.extxyz (sorted by energy, eV) and plots (PNG).")
+    add_model_options(parser)
+    parser.add_argument("frames", nargs="+", metavar="FRAMES",
+                        help="trajectory files, any format ASE reads (i-PI *.pos_*.xyz included; Å)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
+    parser.add_argument("--fmax", type=float, default=fire.fmax, metavar="EV_PER_A",
+                        help="converged when every atomic force is below this, in eV/Å (default %(default)s eV/Å)")
+    parser.add_argument("--max-steps", type=int, default=fire.max_steps, metavar="N",
+                        help="FIRE steps per structure before giving up (default %(default)s)")
+    parser.add_argument("--max-step", type=float, default=fire.max_step, metavar="A",
+                        help="largest move of one atom per FIRE step in Å (default %(default)s Å)")
+    parser.add_argument("--structures-per-call", type=int, default=fire.structures_per_call, metavar="S",
+                        help="structures advanced together by one jitted call (default %(default)s)")
+    parser.add_argument("--steps-per-call", type=int, default=fire.steps_per_call, metavar="K",
+                        help="most FIRE steps inside one jitted call between pair-list rebuilds (default %(default)s)")
+    parser.add_argument("--skin", type=float, default=fire.skin, metavar="A",
+                        help="Verlet skin in Å: lists hold pairs within cutoff + skin and are rebuilt when an "
+                             "atom has moved skin/2 (default %(default)s Å)")
+    parser.add_argument("--energy-tolerance", type=float, default=tolerances.energy, metavar="EV",
+                        help="minima closer than this in energy (eV) may be the same (default %(default)s eV)")
+    parser.add_argument("--angle-tolerance", type=float, default=tolerances.angle, metavar="DEG",
+                        help="peptides: same minimum when every phi/psi agrees within this, in degrees "
+                             "(default %(default)s°)")
+    parser.add_argument("--distance-tolerance", type=float, default=tolerances.distance, metavar="A",
+                        help="other molecules: same minimum when the sorted interatomic distances agree within "
+                             "this RMS, in Å (default %(default)s Å)")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.set_defaults(func=run_minima_command)
+
+
+def run_minima_command(args) -> int:
+    from ..evaluation.minimise import FireSettings
+    from ..sampling.minima import DuplicateTolerances, run_minima
+
+    settings = FireSettings(fmax=args.fmax, max_steps=args.max_steps, max_step=args.max_step, skin=args.skin,
+                            steps_per_call=args.steps_per_call, structures_per_call=args.structures_per_call)
+    tolerances = DuplicateTolerances(energy=args.energy_tolerance, angle=args.angle_tolerance,
+                                     distance=args.distance_tolerance)
+    potential = load_potential(args)
+    summary = run_minima(potential, args.frames, Path(args.out), settings, tolerances, show_progress=not args.quiet,
+                         total_charge=args.total_charge, unpaired_electrons=args.unpaired_electrons)
+    print(f"{summary['frames']} frames, {summary['converged']} converged (fmax < {summary['fmax_eV_per_A']} eV/Å), "
+          f"{summary['distinct_minima']} distinct minima in {summary['wall_time_s']:.1f} s "
+          f"({summary['frames_per_minute']:.0f} frames/min minimising)")
+    if summary["distinct_minima"]:
+        print(f"lowest energy {summary['lowest_energy_eV']:.4f} eV; highest minimum "
+              f"+{summary['relative_energies_eV'][-1]:.4f} eV above it")
+    print(f"summary, minima and plots in {args.out}")
+    return 0
