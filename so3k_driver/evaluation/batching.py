@@ -26,7 +26,7 @@ import numpy as np
 from ..model.forces import Batch, empty_long_range_pairs
 from .neighbors import CapacityKeeper, PairList
 
-PER_ATOM_EXTRAS = ("charges", "hirshfeld_ratios")
+PER_ATOM_EXTRAS = ("charges", "hirshfeld_ratios", "committee_forces")  # (A, ...) in a call -> (S, N, ...)
 
 
 @dataclasses.dataclass
@@ -163,7 +163,7 @@ class Batcher:
         host = {k: np.asarray(v, dtype=np.float64) for k, v in extras.items()}
         for key in PER_ATOM_EXTRAS:
             if key in host:
-                host[key] = host[key].reshape(S, num_atoms)
+                host[key] = host[key].reshape(S, num_atoms, *host[key].shape[1:])
         outputs = Outputs(
             np.asarray(energies, dtype=np.float64),
             np.asarray(forces, dtype=np.float64).reshape(S, num_atoms, 3),

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import InputError
 from ..model.config import ModelConfig
 from ..model.energy import EnergyModel
-from ..model.forces import energy_and_derivatives
+from ..model.forces import committee_energy_and_derivatives, energy_and_derivatives
 from .batching import Batcher, Outputs, StructureBatch, repeat_last, trailing_copies
 from .neighbors import PairList, half_pair_list
 from .validation import check_close_contacts, check_structures
@@ -55,17 +55,22 @@ class Potential:
     device: None (JAX default), or e.g. 'cpu', 'gpu', 'gpu:1'.
     pairs_per_call: split batches into jitted calls of about this many pairs (None: one call);
     'auto' = CPU_PAIRS_PER_CALL on a CPU, one call on an accelerator.
+    committee_size: M for a committee (every parameter leaf has a leading axis M): results are the
+    committee mean, with the members and their spread in ``Results.extras`` (see ``evaluate``).
     """
 
     def __init__(self, config: ModelConfig, params: dict, *, dtype: str = "float32",
                  lr_cutoff: float | None = 12.0, dispersion_damping: float = 2.0,
                  device: str | None = None, pairs_per_call: int | None | str = "auto",
-                 description: str = ""):
+                 description: str = "", committee_size: int | None = None):
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
         if lr_cutoff is not None and lr_cutoff <= dispersion_damping:
             raise ValueError(f"lr_cutoff ({lr_cutoff} Å) must exceed the dispersion damping width ({dispersion_damping} Å)")
+        if committee_size is not None and committee_size < 2:
+            raise ValueError(f"committee_size must be >= 2 (or None for a single model), got {committee_size}")
         self.config = config
+        self.committee_size = committee_size
         self.dtype = dtype
         self.description = description
         self.lr_cutoff = lr_cutoff if config.needs_long_range_pairs else None
@@ -81,9 +86,11 @@ class Potential:
             params = jax.tree.map(lambda a: jnp.asarray(np.asarray(a, DTYPES[dtype])), params)
             self._params = jax.device_put(params, self._device) if self._device else params
 
+        derivatives = committee_energy_and_derivatives if committee_size else energy_and_derivatives
+
         def traced(batch, num_structures, with_stress):
             self._compile_count += 1  # runs only while tracing, i.e. once per compiled shape
-            return energy_and_derivatives(self.model, self._params, batch, num_structures, with_stress)
+            return derivatives(self.model, self._params, batch, num_structures, with_stress)
 
         # Parameters are closed over, i.e. compiled in as constants: no per-call pytree handling of
         # ~130 arrays, and XLA folds the weight-only work (block-diagonal q/k/v, fused kernels).
@@ -96,7 +103,8 @@ class Potential:
         from ..io.model_files import load_model
 
         config, params, header = load_model(spec)
-        return cls(config, params, dtype=dtype or header.get("dtype", "float32"), description=spec, **options)
+        return cls(config, params, dtype=dtype or header.get("dtype", "float32"), description=spec,
+                   committee_size=header.get("committee_size"), **options)
 
     @property
     def compile_count(self) -> int:
@@ -128,6 +136,11 @@ class Potential:
         is given). total_charge, unpaired_electrons: scalars or (B,) (SO3LR models only).
         pad_to: size the jitted calls as for this many structures (callers whose batches are
         sometimes short keep one compiled shape; nothing is computed for the missing ones).
+
+        A committee returns its mean, and in ``extras``: committee_energies (B, M) eV,
+        committee_forces (B, N, M, 3) eV/Å, energy_uncertainty (B,) eV (sample standard deviation over
+        the members, as i-PI's committee), force_uncertainty (B, N) eV/Å (per atom, sqrt of the summed
+        sample variance of the three components) and, when periodic, committee_virials (B, M, 3, 3) eV.
         """
         start = time.perf_counter()
         numbers, positions, cells, pbc = normalise_structures(numbers, positions, cell, pbc)
@@ -158,10 +171,12 @@ class Potential:
         outputs = repeat_last(Outputs.concatenate(parts), B)
         results = Results(energy=outputs.energy, forces=outputs.forces, extras=outputs.extras)
         if with_stress:
-            derivative = 0.5 * (outputs.strain_derivative + np.swapaxes(outputs.strain_derivative, 1, 2))
+            derivative = _symmetric(outputs.strain_derivative)
             volume = np.abs(np.linalg.det(cells))
             results.virial = -derivative
             results.stress = derivative / volume[:, None, None]
+        if self.committee_size:
+            _committee_spread(results.extras)
         results.wall_time = time.perf_counter() - start
         return results
 
@@ -188,6 +203,20 @@ class Potential:
         with self._precision():
             derivatives = self._jitted(batch, num_structures=len(batch.total_charge), with_stress=with_stress)
             return self._batcher.host_outputs(*derivatives, count=count, num_atoms=num_atoms)
+
+
+def _symmetric(matrices: np.ndarray) -> np.ndarray:
+    return 0.5 * (matrices + np.swapaxes(matrices, -1, -2))
+
+
+def _committee_spread(extras: dict) -> None:
+    """Add the members' spread and virials to a committee's extras (in place); see ``evaluate``."""
+    # sample variances (ddof = 1), the convention of i-PI's <ffcommittee> uncertainty
+    extras["energy_uncertainty"] = extras["committee_energies"].std(axis=1, ddof=1)
+    extras["force_uncertainty"] = np.sqrt(extras["committee_forces"].var(axis=2, ddof=1).sum(axis=-1))
+    strain = extras.pop("committee_strain_derivatives", None)
+    if strain is not None:
+        extras["committee_virials"] = -_symmetric(strain)
 
 
 def normalise_structures(numbers, positions, cell, pbc):

@@ -101,8 +101,11 @@ def unflatten(flat: dict[str, np.ndarray]) -> dict:
 
 
 def save_model(path: str | Path, config: ModelConfig, params: dict, dtype: str = "float32",
-               metadata: dict | None = None) -> Path:
-    """Write ``params`` (a Flax parameter tree, ``{'params': ...}``) and ``config`` to a ``.so3k`` file."""
+               metadata: dict | None = None, committee_size: int | None = None) -> Path:
+    """Write ``params`` (a Flax parameter tree, ``{'params': ...}``) and ``config`` to a ``.so3k`` file.
+
+    committee_size: M when ``params`` is a committee (every leaf stacked along a leading axis M;
+    see :func:`save_committee`); the header records it and ``Potential.load`` evaluates all M at once."""
     path = Path(path)
     header = {
         "schema_version": SCHEMA_VERSION,
@@ -115,6 +118,8 @@ def save_model(path: str | Path, config: ModelConfig, params: dict, dtype: str =
         "units": UNITS,
         "metadata": metadata or {},
     }
+    if committee_size is not None:
+        header["committee_size"] = int(committee_size)
     buffer = io.BytesIO()
     np.savez(buffer, **{k: np.asarray(v, np.float32) for k, v in flatten(params).items()})
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -123,6 +128,25 @@ def save_model(path: str | Path, config: ModelConfig, params: dict, dtype: str =
         archive.writestr("params.npz", buffer.getvalue())
     tmp.replace(path)  # never leave a half-written model under the real name
     return path
+
+
+def save_committee(path: str | Path, specs: list[str], metadata: dict | None = None) -> Path:
+    """Write the models ``specs`` (same architecture and species; e.g. trained with different seeds)
+    as one committee file: one jitted call evaluates all members (``Potential``)."""
+    from ..model.forces import stack_parameters
+
+    loaded = [load_model(spec) for spec in specs]
+    configs = {json.dumps(config.to_dict(), sort_keys=True) for config, _, _ in loaded}
+    if len(configs) != 1:
+        raise ModelFileError(f"committee members must share one configuration; {', '.join(specs)} differ")
+    if any("committee_size" in header for _, _, header in loaded):
+        raise ModelFileError("a committee member is itself a committee; give single models")
+    try:
+        params = stack_parameters([p for _, p, _ in loaded])
+    except ValueError as error:
+        raise ModelFileError(str(error)) from None
+    members = {"members": list(map(str, specs)), **(metadata or {})}
+    return save_model(path, loaded[0][0], params, metadata=members, committee_size=len(specs))
 
 
 def _read_own_format(path: Path) -> tuple[ModelConfig, dict, dict]:

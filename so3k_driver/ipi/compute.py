@@ -72,19 +72,32 @@ def make_compute(potential, numbers, *, periodic: bool = False, total_charge: fl
     return compute
 
 
+# Per-structure extras sent to i-PI converted to atomic units; the committee members go in the keys
+# i-PI's <ffcommittee parse_json="true"> reads. Keys not listed are sent as they are.
+WIRE_EXTRAS = {
+    "dipole": ("dipole", conversion.dipoles_to_atomic),
+    "committee_energies": ("committee_pot", conversion.energies_to_hartree),
+    "committee_forces": ("committee_force",
+                         lambda f: conversion.forces_to_atomic(np.swapaxes(f, 0, 1)).reshape(f.shape[1], -1)),
+    "committee_virials": ("committee_virial", lambda v: conversion.virials_to_hartree(v).reshape(len(v), -1)),
+    "energy_uncertainty": ("energy_uncertainty", conversion.energies_to_hartree),
+    "force_uncertainty": ("force_uncertainty", conversion.forces_to_atomic),
+}
+
+
 def extras_json(results, count: int) -> list[str]:
     """One JSON string per structure: evaluation time and whatever the model predicts besides energy.
 
     Units: time_s seconds (the whole batched call), charges e, hirshfeld_ratios dimensionless,
-    dipole e·bohr (atomic units, like everything on the wire).
+    dipole e·bohr, and for a committee committee_pot (M,) hartree, committee_force (M, 3N)
+    hartree/bohr, committee_virial (M, 9) hartree (i-PI's <ffcommittee> layout), energy_uncertainty
+    hartree, force_uncertainty (N,) hartree/bohr: atomic units, like everything on the wire.
     """
     texts = []
     for index in range(count):
         record = {"time_s": results.wall_time, "batch": count}
         for key, values in results.extras.items():
-            value = values[index]
-            if key == "dipole":
-                value = conversion.dipoles_to_atomic(value)
-            record[key] = np.asarray(value).tolist()
+            name, convert = WIRE_EXTRAS.get(key, (key, np.asarray))
+            record[name] = np.asarray(convert(values[index])).tolist()
         texts.append(json.dumps(record))
     return texts
