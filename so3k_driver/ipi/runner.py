@@ -510,7 +510,8 @@ class _Run:
         kind, message = _driver_error_line(self.driver_log(index))
         text = f"driver {index} stopped: {message}"
         if kind == "ModelBreakdown":
-            first_abnormal = (self.last_step or 0) + 1
+            reached = self.last_step if self.last_step is not None else self.outputs.start_step
+            first_abnormal = reached + 1
             checkpoint = recovery.latest_checkpoint(self.workdir, self.outputs.prefix, before_step=first_abnormal)
             if checkpoint is not None and os.path.basename(checkpoint.path) != recovery.CLEAN_STOP_FILE:
                 text += (f"; the last checkpoint before step {first_abnormal} is {checkpoint.path} (step "
