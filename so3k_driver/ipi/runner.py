@@ -512,8 +512,11 @@ class _Run:
         if kind == "ModelBreakdown":
             reached = self.last_step if self.last_step is not None else self.outputs.start_step
             first_abnormal = reached + 1
-            checkpoint = recovery.latest_checkpoint(self.workdir, self.outputs.prefix, before_step=first_abnormal)
-            if checkpoint is not None and os.path.basename(checkpoint.path) != recovery.CLEAN_STOP_FILE:
+            # Numbered checkpoints only: the RESTART of the soft exit is written after the guard tripped.
+            earlier = [c for c in recovery.numbered_checkpoints(self.workdir, self.outputs.prefix)
+                       if c.step < first_abnormal]
+            checkpoint = earlier[-1] if earlier else None
+            if checkpoint is not None:
                 text += (f"; the last checkpoint before step {first_abnormal} is {checkpoint.path} (step "
                          f"{checkpoint.step}); resume from it with: "
                          f"{resume_command(checkpoint.path, self.workdir, self.options.model)}")

@@ -131,6 +131,7 @@ def steps_done(path):
         return -1
 
 
+# A killed driver (restarted, no step lost) and a killed i-PI (resumed) are in test_faults.py.
 def test_killing_ipi_stops_the_driver_within_seconds(tmp_path):
     address = unique("kill-ipi")
     xml = write_variant(tmp_path, "nvt.xml", [("so3k-nvt", address), ("> 100 <", "> 100000 <")], "long.xml")
@@ -152,33 +153,6 @@ def test_killing_ipi_stops_the_driver_within_seconds(tmp_path):
                 process.kill()
         if os.path.exists(f"/tmp/ipi_{address}"):
             os.unlink(f"/tmp/ipi_{address}")
-
-
-def test_killing_the_driver_stops_run_keeps_restart_and_resumes(tmp_path):
-    address = unique("kill-driver")
-    xml = write_variant(tmp_path, "nvt.xml", [("so3k-nvt", address), ("> 100 <", "> 100000 <"),
-                                               ("<checkpoint stride='10'/>", "<checkpoint stride='5'/>")], "long.xml")
-    run = subprocess.Popen(SO3K + ["run", str(xml), "--model", SO3KRATES_RANDOM, "--workdir", str(tmp_path), "--quiet"],
-                           stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: steps_done(tmp_path / "nvt.out") >= 6, 60, "MD steps")
-        ps = subprocess.run(["pgrep", "-f", f"serve.*--unix {address}"], capture_output=True, text=True)
-        driver_pid = int(ps.stdout.split()[0])
-        os.kill(driver_pid, signal.SIGKILL)
-        _, stderr = run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:
-            run.kill()
-    assert run.returncode != 0
-    assert "driver 0 exited" in stderr
-    restart = tmp_path / "RESTART"
-    if not restart.exists():  # i-PI hung on the reset and was killed: the last checkpoint remains
-        restart = tmp_path / "nvt.restart"
-    # Stopped mid-step, i-PI writes its last safe state (safe_stride); no <step> means step 0.
-    step = ipi_xml.step(restart)
-    resumed = so3k_run(restart, tmp_path, "--steps", str(step + 3))
-    assert resumed.returncode == 0, resumed.stderr
-    assert steps_done(tmp_path / "nvt.out") == step + 3
 
 
 def test_remd_metad_input_runs_with_plumed(tmp_path):
