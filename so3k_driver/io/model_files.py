@@ -18,6 +18,7 @@ import io
 import json
 import pickle
 import zipfile
+import zlib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ from ..model.config import ModelConfig
 from ..errors import ModelFileError
 
 SCHEMA_VERSION = 1
+# Architecture keys a .so3k configuration must state (the others have defaults that cannot change shapes
+# silently: a shape they change is caught by check_parameters).
+REQUIRED_CONFIG_KEYS = ("num_layers", "num_features", "num_heads", "degrees", "cutoff", "species")
 UNITS = {"length": "angstrom", "energy": "eV", "forces": "eV/angstrom", "stress": "eV/angstrom^3"}
 
 
@@ -160,13 +164,78 @@ def _read_own_format(path: Path) -> tuple[ModelConfig, dict, dict]:
                 header = json.loads(archive.read("config.json"))
                 arrays = np.load(io.BytesIO(archive.read("params.npz")), allow_pickle=False)
                 flat = {k: arrays[k] for k in arrays.files}
-    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, ValueError) as error:
-        raise ModelFileError(f"{path} is not a readable so3k model file: {error}") from error
+    except (OSError, KeyError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, json.JSONDecodeError,
+            UnicodeDecodeError, ValueError, NotImplementedError, RuntimeError, zlib.error) as error:
+        # RuntimeError/NotImplementedError: zipfile's answers to encrypted or unknown compression
+        raise ModelFileError(f"{path} is not a readable so3k model file (truncated or corrupted?): {error}") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path}: config.json does not hold a JSON object")
     version = header.get("schema_version")
     if version != SCHEMA_VERSION:
         raise ModelFileError(f"{path}: schema version {version} is not supported (this code reads {SCHEMA_VERSION})")
-    config = ModelConfig.from_dict(header["model"])
-    return config, unflatten(flat), header
+    model = header.get("model")
+    if not isinstance(model, dict):
+        raise ModelFileError(f"{path}: config.json lacks the 'model' configuration")
+    lacking = [key for key in REQUIRED_CONFIG_KEYS if key not in model]
+    if lacking:
+        raise ModelFileError(f"{path}: the model configuration lacks {', '.join(map(repr, lacking))}")
+    config = _config(lambda: ModelConfig.from_dict(model), path)
+    if "species" in header and tuple(header["species"]) != tuple(config.species):
+        raise ModelFileError(f"{path}: its 'species' field {header['species']} differs from the configuration's "
+                             f"{list(config.species)}")
+    if "cutoff_angstrom" in header and float(header["cutoff_angstrom"]) != float(config.cutoff):
+        raise ModelFileError(f"{path}: its 'cutoff_angstrom' field {header['cutoff_angstrom']} differs from the "
+                             f"configuration's cutoff {config.cutoff} Å")
+    params = unflatten(flat)
+    check_parameters(config, params, path, committee_size=header.get("committee_size"))
+    return config, params, header
+
+
+def _config(build, source) -> ModelConfig:
+    """ModelConfig from build(); a missing key or an invalid value is a ModelFileError naming source."""
+    try:
+        return build()
+    except KeyError as error:
+        raise ModelFileError(f"{source}: the model configuration lacks {error}") from None
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"{source}: invalid model configuration: {error}") from None
+
+
+def _shapes(tree, prefix: str = "") -> dict[str, tuple]:
+    found = {}
+    for key, value in tree.items():
+        name = f"{prefix}/{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            found.update(_shapes(value, name))
+        else:
+            found[name] = tuple(getattr(value, "shape", np.shape(value)))
+    return found
+
+
+def check_parameters(config: ModelConfig, params: dict, source, committee_size: int | None = None) -> None:
+    """ModelFileError unless params holds every array the configuration needs, with its shape.
+
+    The expected shapes come from tracing the model's initialisation (jax.eval_shape: no numbers
+    are computed). Extra arrays are allowed (the authors' files carry heads a configuration may
+    not use). A committee of M members has every shape prefixed by M.
+    """
+    import jax
+
+    from ..model.forces import initial_parameters
+
+    expected = _shapes(jax.eval_shape(lambda: initial_parameters(config)))
+    actual = _shapes(params)
+    lead = (int(committee_size),) if committee_size else ()
+    missing = sorted(set(expected) - set(actual))
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise ModelFileError(f"{source}: parameter array(s) {', '.join(missing[:3])}{more} missing for this "
+                             "configuration")
+    for name, shape in expected.items():
+        if actual[name] != lead + shape:
+            raise ModelFileError(f"{source}: parameter {name} has shape {actual[name]}, the configuration "
+                                 f"({'species, ' if 'embed' in name.lower() else ''}features, layers) expects "
+                                 f"{lead + shape}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,13 +288,17 @@ def _read_authors_layout(directory: Path, hparams_name: str) -> tuple[ModelConfi
         raise ModelFileError(f"{directory} lacks {', '.join(missing)}")
     try:
         hparams = json.loads((directory / hparams_name).read_text())
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ModelFileError(f"{directory / hparams_name}: invalid JSON: {error}") from error
-    config = config_from_mlff_hparams(hparams)
+    if not isinstance(hparams, dict):
+        raise ModelFileError(f"{directory / hparams_name}: not a JSON object")
+    config = _config(lambda: config_from_mlff_hparams(hparams), directory / hparams_name)
     tree = restricted_load_pickle(directory / "params.pkl")
-    if not isinstance(tree, dict) or "params" not in tree:
+    if not isinstance(tree, dict) or not isinstance(tree.get("params"), dict):
         raise ModelFileError(f"{directory / 'params.pkl'} does not hold a {{'params': ...}} parameter tree")
-    return config, {"params": tree["params"]}, {"source": str(directory), "hparams": hparams}
+    params = {"params": tree["params"]}
+    check_parameters(config, params, directory / "params.pkl")
+    return config, params, {"source": str(directory), "hparams": hparams}
 
 
 def load_model(spec: str) -> tuple[ModelConfig, dict, dict]:
