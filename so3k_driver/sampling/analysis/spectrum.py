@@ -384,6 +384,8 @@ def _spectrum_plot(path, total: Spectrum, bonds: dict, bond_peaks: dict, kind: s
     top.plot(f, total.intensity[shown], color="black", lw=1.0, label="all atoms")
     for element, share in total.partial.items():
         top.plot(f, share[shown], lw=0.7, label=element)
+    vibrations = shown & (total.frequency_cm1 >= 2.0 * total.resolution_cm1)  # not the zero-frequency drift spike
+    top.set_ylim(0, 1.15 * total.intensity[vibrations].max())
     top.set(ylabel="VDOS (cm, normalised)", title=f"VDOS from {kind}: {total.frames} frames × {total.frame_interval_fs:g} fs, "
             f"resolution {total.resolution_cm1:.1f} cm$^{{-1}}$")
     top.legend(fontsize=8, loc="upper left")
