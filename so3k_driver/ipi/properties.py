@@ -34,14 +34,30 @@ def parse_header(lines) -> dict[str, slice]:
     return columns
 
 
-def _complete_records(text: str, width: int | None) -> list[list[float]]:
-    """Numeric rows of ``text``; a last line without its newline or with missing numbers is dropped."""
+def complete_lines(text: str) -> list[str]:
+    """The lines of ``text`` that end with a newline: a last line cut by a kill is not one yet."""
     lines = text.split("\n")
-    if lines and lines[-1] != "":
-        lines = lines[:-1]  # cut mid-line by a kill: not a record yet
+    return lines[:-1]
+
+
+def complete_rows(path, width: int | None = None, comments: str = "#") -> np.ndarray:
+    """(R, width) numbers of a whitespace-separated text file written by a process that may have been
+    killed: comment lines, a last line cut mid-line and rows of another width are dropped."""
+    with open(path, errors="replace") as handle:
+        text = handle.read()
+    rows = _complete_records(text, width, comments)
+    if width is None:
+        width = len(rows[0]) if rows else 0
+        rows = [row for row in rows if len(row) == width]
+    return np.array(rows, dtype=float).reshape(-1, width)
+
+
+def _complete_records(text: str, width: int | None, comments: str = "#") -> list[list[float]]:
+    """Numeric rows of ``text``; a last line without its newline or with missing numbers is dropped."""
+    lines = complete_lines(text)
     rows = []
     for line in lines:
-        if not line.strip() or line.lstrip().startswith("#"):
+        if not line.strip() or line.lstrip().startswith(comments):
             continue
         try:
             row = [float(value) for value in line.split()]

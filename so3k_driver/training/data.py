@@ -10,10 +10,12 @@ inputs). Forces in a file are assumed to be in ``energy_unit`` per Å and stress
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
 from ..units import energy_to_ev
 
 NPZ_KEYS = {  # our name -> candidate keys, first found wins
@@ -90,16 +92,54 @@ def load_dataset(path: str | Path, energy_unit: str = "eV", energy_key: str | No
     if not path.exists():
         raise FileNotFoundError(f"data file {path} not found")
     extra = {}
-    if path.suffix == ".npz":
-        numbers, positions, energies, forces = _read_npz(path)
-    else:
-        numbers, positions, energies, forces, extra = _read_ase(path, energy_key, forces_key)
-        extra["stress"] = energy_to_ev(extra["stress"], energy_unit)
+    try:
+        if path.suffix == ".npz":
+            numbers, positions, energies, forces = _read_npz(path)
+        else:
+            if path.suffix in XYZ_SUFFIXES:
+                check_xyz_layout(path)
+            numbers, positions, energies, forces, extra = _read_ase(path, energy_key, forces_key)
+            extra["stress"] = energy_to_ev(extra["stress"], energy_unit)
+    except UserError:
+        raise
+    except (ValueError, KeyError, IndexError, EOFError, OSError, zipfile.BadZipFile) as error:
+        # Readers (numpy, ASE) raise many kinds for a malformed file: one line naming the file.
+        text = str(error)
+        raise UserError(text if str(path) in text else f"{path}: malformed training data ({type(error).__name__}: "
+                        f"{text})") from None
     energies = energy_to_ev(np.asarray(energies, np.float64).reshape(-1), energy_unit)
     forces = [energy_to_ev(np.asarray(f, np.float64), energy_unit) for f in forces]
     if not (len(numbers) == len(positions) == len(energies) == len(forces)):
         raise ValueError(f"{path}: inconsistent numbers of structures, energies and forces")
     return Dataset(numbers, positions, energies, forces, source=str(path), **extra)
+
+
+XYZ_SUFFIXES = (".xyz", ".extxyz")
+
+
+def check_xyz_layout(path: Path) -> None:
+    """UserError naming the frame and line (both 1-based) where an xyz file's atom-count line does not
+    match the lines that follow it: the mistake ASE reports only as a bare parse error."""
+    with open(path, errors="replace") as handle:
+        lines = handle.read().splitlines()
+    index, frame = 0, 1
+    while index < len(lines):
+        if not lines[index].strip():
+            index += 1
+            continue
+        try:
+            count = int(lines[index].split()[0])
+        except ValueError:
+            raise UserError(f"{path}: line {index + 1} (1-based) should be the atom count of frame {frame}, got "
+                            f"{lines[index][:40]!r}") from None
+        atoms = lines[index + 2:index + 2 + count]
+        short = next((k for k, line in enumerate(atoms) if len(line.split()) < 4 or not line.split()[0].isalpha()), None)
+        if len(atoms) < count or short is not None:
+            found = short if short is not None else len(atoms)
+            raise UserError(f"{path}: frame {frame} (1-based) says {count} atoms on line {index + 1}, but only "
+                            f"{found} atom lines follow; fix that atom-count line or the atom lines")
+        index += count + 2
+        frame += 1
 
 
 def _pick(archive, name: str, path: Path):

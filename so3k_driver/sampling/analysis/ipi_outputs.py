@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from .. import peptide
-from ...ipi.properties import read_properties
+from ...ipi.properties import complete_lines, complete_rows, read_properties
 
 
 def read_xyz_frames(path) -> tuple[list[str], np.ndarray]:
     """Symbols and positions (F, N, 3) in the file's units (Å for positions{angstrom})."""
-    lines = Path(path).read_text().splitlines()
+    lines = complete_lines(Path(path).read_text(errors="replace"))  # a killed run can leave its last line cut
     symbols, frames, i = None, [], 0
     while i < len(lines) and lines[i].strip():
         n = int(lines[i])
@@ -130,7 +130,7 @@ def exchange_acceptance(run_dir: Path) -> tuple[int, int] | None:
     files = sorted(run_dir.glob("*.remd_idx"))
     if not files:
         return None
-    rows = np.loadtxt(files[0], ndmin=2)
+    rows = complete_rows(files[0])  # a killed run can leave its last line cut
     if len(rows) == 0:
         return 0, 0
     permutations = rows[:, 1:]

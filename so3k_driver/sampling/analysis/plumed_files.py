@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ...ipi.properties import complete_rows
+
 
 def read_plumed(path) -> dict[str, np.ndarray]:
     """Columns of a PLUMED COLVAR/HILLS file by FIELDS name; {} for a file PLUMED has not written to yet.
@@ -28,8 +30,7 @@ def read_plumed(path) -> dict[str, np.ndarray]:
                 break
     if names is None:
         raise ValueError(f"{path}: no '#! FIELDS' header")
-    data = np.loadtxt(path, comments="#", ndmin=2)
-    data = data.reshape(-1, len(names)) if data.size else np.zeros((0, len(names)))
+    data = complete_rows(path, len(names))  # a killed run can leave its last line cut
     return {name: data[:, k] for k, name in enumerate(names)}
 
 

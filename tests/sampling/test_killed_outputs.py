@@ -1,0 +1,26 @@
+"""What a killed run leaves (last lines cut mid-way) is read without the cut line, never a traceback."""
+
+import numpy as np
+
+from so3k_driver.ipi.properties import read_properties
+from so3k_driver.sampling.analysis.ipi_outputs import exchange_acceptance, read_xyz_frames
+from so3k_driver.sampling.analysis.plumed_files import read_plumed
+
+PROPERTIES = ("# column   1     --> step : The current simulation time step.\n"
+              "# column   2     --> potential{electronvolt} : The physical system potential energy.\n"
+              "0 -1.5\n1 -1.25\n2 -1.")
+
+
+def test_properties_hills_exchanges_and_trajectories_cut_mid_line(tmp_path):
+    (tmp_path / "sim.out").write_text(PROPERTIES)
+    assert read_properties(tmp_path / "sim.out")["step"].tolist() == [0, 1]
+    (tmp_path / "HILLS").write_text("#! FIELDS time e2e sigma_e2e height biasf\n"
+                                    "100 10.0 0.5 1.0 10\n200 11.0 0.5 0.9 10\n300 1")
+    assert read_plumed(tmp_path / "HILLS")["time"].tolist() == [100, 200]
+    (tmp_path / "sim.remd_idx").write_text("2 0 1\n4 1 0\n6 1")
+    assert exchange_acceptance(tmp_path) == (2, 1)
+    frame = "2\n# Step: {step}\nC 0.0 0.0 0.0\nH 1.0 0.0 0.0\n"
+    (tmp_path / "sim.pos_0.xyz").write_text(frame.format(step=0) + frame.format(step=1)[:-8])
+    symbols, frames = read_xyz_frames(tmp_path / "sim.pos_0.xyz")
+    assert symbols == ["C", "H"] and frames.shape == (1, 2, 3)
+    np.testing.assert_allclose(frames[0, 1], [1.0, 0.0, 0.0])
