@@ -127,10 +127,12 @@ def planned_run(folder) -> tuple[StudySettings, Path | None, int]:
     return settings, restart, ipi_xml.step(restart) if restart else 0
 
 
-def run_study(folder, total_steps: int | None = None, quiet: bool = True, auto_resume: int = 0) -> StudyRun:
+def run_study(folder, total_steps: int | None = None, quiet: bool = True, auto_resume: int = 0,
+              driver_restarts: int = 3) -> StudyRun:
     """Run (or continue) the study in folder up to total_steps MD steps (default: the settings' steps;
     a larger total is saved in study.json). quiet=False shows progress on stderr. auto_resume: times
-    a crashed i-PI is resumed from its newest checkpoint without asking.
+    a crashed i-PI is resumed from its newest checkpoint without asking; driver_restarts: times a
+    crashed driver is started again.
 
     Raises UserError when there is nothing left to run or i-PI stopped early, RunFailed when i-PI or
     a driver failed (the newest restart stays: run again to continue).
@@ -156,7 +158,8 @@ def run_study(folder, total_steps: int | None = None, quiet: bool = True, auto_r
     options = RunOptions(
         input=str(input_file), model=settings.model if socket else None, workdir=str(folder), steps=total,
         address=f"so3k-{os.getpid()}-{folder.name}"[:60] if socket else None, dtype=settings.dtype,
-        timeout_s=NO_PROGRESS_TIMEOUT_S, quiet=quiet, auto_resume=auto_resume)
+        timeout_s=NO_PROGRESS_TIMEOUT_S, quiet=quiet, auto_resume=auto_resume,
+        max_driver_restarts=driver_restarts)
     result = run_simulation(options, description=describe(settings, folder))
     last = latest_restart(folder)
     last_step = ipi_xml.step(last) if last else first_step
