@@ -24,6 +24,8 @@ class TrainSettings:
     split_seed: int = 0
     seed: int = 0                      # parameter init and batch order
     model: dict = dataclasses.field(default_factory=dict)
+    init_from: str | None = None       # fine-tune: start from this MODEL spec (e.g. so3lr:DIR); ignores 'model'
+    train_last_layers: int | None = None  # fine-tune only the last N message-passing layers + readouts (None: all)
     batch_size: int = 4
     epochs: int = 100
     max_steps: int | None = None       # stop after this many optimiser steps (None: no limit)
@@ -77,6 +79,10 @@ class TrainSettings:
         if min(self.energy_weight, self.force_weight, self.stress_weight) < 0:
             raise ValueError("energy_weight, force_weight and stress_weight must be >= 0, got "
                              f"{self.energy_weight}, {self.force_weight}, {self.stress_weight}")
+        if self.train_last_layers is not None and self.train_last_layers < 0:
+            raise ValueError(f"train_last_layers must be >= 0 (or None for all), got {self.train_last_layers}")
+        if self.init_from and self.model:
+            raise ValueError("give either 'init_from' (fine-tune a model as it is) or 'model' (a new architecture), not both")
         if self.lr_cutoff is not None and self.lr_cutoff <= self.dispersion_damping:
             raise ValueError(f"lr_cutoff ({self.lr_cutoff} Å) must exceed dispersion_damping ({self.dispersion_damping} Å)")
 

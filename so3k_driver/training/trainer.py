@@ -27,7 +27,7 @@ from .checkpoints import Checkpoints
 from .data import Dataset, fit_energy_shifts, load_dataset, split_indices, write_extxyz
 from .evaluation import error_metrics, format_metrics
 from .loss import loss_and_metrics, predict
-from .optimizer import learning_rate_schedule, make_optimizer
+from .optimizer import learning_rate_schedule, make_optimizer, trainable_mask
 from .settings import TrainSettings
 
 DEFAULT_SMALL_MODEL = {"num_layers": 2, "num_features": 48, "num_heads": 4, "energy_regression_dim": 48}
@@ -42,22 +42,61 @@ class Prepared:
     train_pairs: PairCache
     valid_pairs: PairCache
     capacities: Capacities
+    initial_params: dict | None = None  # fine-tuning: the starting model's parameters
 
 
 def prepare(s: TrainSettings) -> Prepared:
-    """Load data (converted to eV), split, fit shifts, build pair lists and capacities."""
+    """Load data (converted to eV), split, fit shifts, build pair lists and capacities.
+
+    Fine-tuning (``init_from``): the configuration and parameters are the starting model's, and the
+    per-element shifts are fitted to what it gets wrong (E_data - E_model), so a model already on the
+    data's energy reference keeps its offsets and one on another reference is moved onto it."""
     data = load_dataset(s.data, s.energy_unit, s.energy_key, s.forces_key)
     train_idx, valid_idx = split_indices(len(data), s.num_train, s.num_valid, s.split_seed)
     train, valid = data.subset(train_idx), data.subset(valid_idx)
-    model = {**s.model, "species": list(data.species), "learn_atomic_shifts": True}
-    config = ModelConfig.from_dict(model)
-    shifts = fit_energy_shifts(train)
+    initial_params = None
+    if s.init_from:
+        config, initial_params = _starting_model(s, data)
+        shifts = fit_energy_shifts(dataclasses.replace(train, energies=train.energies - _model_energies(
+            config, initial_params, train, s)))
+    else:
+        model = {**s.model, "species": list(data.species), "learn_atomic_shifts": True}
+        config = ModelConfig.from_dict(model)
+        shifts = fit_energy_shifts(train)
     train_pairs, valid_pairs = (PairCache.build(part, config.cutoff, config.needs_long_range_pairs, s.lr_cutoff)
                                 for part in (train, valid))
     max_pairs = max(train_pairs.max_pairs, valid_pairs.max_pairs if len(valid) else 0)
     max_long = max(train_pairs.max_long_range_pairs, valid_pairs.max_long_range_pairs if len(valid) else 0)
     capacities = Capacities.for_data(s.batch_size, data.max_atoms, max_pairs, max_long)
-    return Prepared(config, train, valid, shifts, train_pairs, valid_pairs, capacities)
+    return Prepared(config, train, valid, shifts, train_pairs, valid_pairs, capacities, initial_params)
+
+
+def _starting_model(s: TrainSettings, data: Dataset) -> tuple[ModelConfig, dict]:
+    from ..io.model_files import load_model
+
+    config, params, header = load_model(s.init_from)
+    if header.get("committee_size"):
+        raise ValueError(f"init_from {s.init_from} is a committee; fine-tune its members one by one")
+    missing = sorted(set(data.species) - set(config.species))
+    if missing:
+        raise ValueError(f"{s.data} has elements {missing} (atomic numbers) that {s.init_from} does not know")
+    if "energy_offset" not in params["params"].get("observables_0", {}):
+        raise ValueError(f"{s.init_from} has no per-element energy offsets (learn_atomic_shifts): it cannot be "
+                         "moved onto the data's energy reference")
+    return config, jax.tree.map(lambda a: np.asarray(a, np.float32), params)
+
+
+def _model_energies(config: ModelConfig, params: dict, data: Dataset, s: TrainSettings) -> np.ndarray:
+    """Energies (eV) of the starting model on ``data``, with the run-time options training uses."""
+    from ..evaluation.potential import Potential
+
+    potential = Potential(config, params, dtype="float64", lr_cutoff=s.lr_cutoff,
+                          dispersion_damping=s.dispersion_damping)
+    return np.array([potential.evaluate(data.numbers[i], data.positions[i],
+                                        data.cells[i] if data.pbc[i].any() else None, data.pbc[i],
+                                        total_charge=data.total_charge[i],
+                                        unpaired_electrons=data.unpaired_electrons[i]).energy[0]
+                     for i in range(len(data))])
 
 
 def residual_energies(data: Dataset, shifts: np.ndarray) -> Dataset:
@@ -79,7 +118,11 @@ class Trainer:
         periodic = bool(self.p.train.periodic.any() or self.p.valid.periodic.any())
         self.train_data = residual_energies(self.p.train, self.p.shifts)
         self.valid_data = residual_energies(self.p.valid, self.p.shifts)
-        self.optimizer = make_optimizer(s)
+        self.trainable = None
+        if s.train_last_layers is not None:  # the mask needs the parameter tree's layout
+            start = self.p.initial_params or initial_parameters(self.p.config, s.seed, s.lr_cutoff)
+            self.trainable = trainable_mask(start, s.train_last_layers)
+        self.optimizer = make_optimizer(s, self.trainable)
         self.schedule = learning_rate_schedule(s)
         self._train_step = jax.jit(self._step)
         self._predict = jax.jit(lambda params, batch, volume: predict(self.module, params, batch, volume, periodic))
@@ -88,7 +131,10 @@ class Trainer:
 
     # --------------------------------------------------------------------------------------------
     def initial_state(self) -> dict:
-        params = initial_parameters(self.p.config, self.s.seed, self.s.lr_cutoff)
+        if self.p.initial_params is not None:
+            params = jax.tree.map(jnp.asarray, self.p.initial_params)
+        else:
+            params = initial_parameters(self.p.config, self.s.seed, self.s.lr_cutoff)
         return {"params": params, "opt_state": self.optimizer.init(params), "ema": params, "best": params,
                 "step": jnp.zeros((), jnp.int32), "epoch": jnp.zeros((), jnp.int32),
                 "best_loss": jnp.asarray(np.inf, jnp.float32), "bad_epochs": jnp.zeros((), jnp.int32),
@@ -212,7 +258,8 @@ class Trainer:
         """Parameters with the fitted per-element shifts added to the energy offsets (eV)."""
         params = jax.tree.map(np.asarray, params)
         obs = dict(params["params"]["observables_0"])
-        obs["energy_offset"] = obs["energy_offset"].astype(np.float64) + self.p.shifts
+        offset = obs["energy_offset"].astype(np.float64)
+        obs["energy_offset"] = offset + self.p.shifts[:len(offset)]
         return {"params": {**params["params"], "observables_0": obs}}
 
     def _finish(self, state, stop_reason: str) -> dict:

@@ -1,0 +1,71 @@
+"""Fine-tuning the published SO3LR: a zero learning rate keeps the authors' reference numbers, a positive
+one changes them, and only the chosen layers move."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import REFERENCE, SO3LR
+
+from so3k_driver.io.model_files import flatten, load_model
+from so3k_driver.training.settings import TrainSettings
+from so3k_driver.training.trainer import train
+
+pytestmark = pytest.mark.shared
+MD22 = REFERENCE.parent / "data" / "md22_Ac-Ala3-NHMe_5frames.xyz"
+
+
+def finetune(tmp_path, name, data=MD22, energy_unit="kcal/mol", **options):
+    settings = TrainSettings(data=str(data), energy_unit=energy_unit, num_train=4, num_valid=1, batch_size=4,
+                             epochs=1, init_from=SO3LR, output_dir=str(tmp_path / name), progress=False,
+                             plot=False, patience=None, **options)
+    return train(settings, log=lambda *_: None)
+
+
+def reference_errors(model_path):
+    from so3k_driver.evaluation.potential import Potential
+
+    ref = np.load(REFERENCE / "so3lr_ala3_float32.npz")
+    result = Potential.load(str(model_path), dtype="float32").evaluate(ref["numbers"], ref["positions"])
+    n = len(ref["numbers"])
+    return abs(result.energy[0] - float(ref["energy"])) / n, np.abs(result.forces[0] - ref["forces"]).max()
+
+
+def so3lr_labelled_frames(path):
+    """The MD22 geometries labelled by SO3LR itself (float64, 12 Å long-range cutoff as in training)."""
+    import ase.io
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from so3k_driver.evaluation.potential import Potential
+
+    so3lr = Potential.load(SO3LR, dtype="float64")
+    frames = ase.io.read(MD22, index=":")
+    for atoms in frames:
+        result = so3lr.evaluate(atoms.numbers, atoms.positions)
+        atoms.calc = SinglePointCalculator(atoms, energy=result.energy[0], forces=result.forces[0])
+    ase.io.write(path, frames)
+    return path
+
+
+def test_zero_learning_rate_keeps_the_reference_numbers(tmp_path):
+    data = so3lr_labelled_frames(tmp_path / "so3lr_labels.extxyz")
+    result = finetune(tmp_path, "lr0", data=data, energy_unit="eV", learning_rate=0.0)
+    energy_per_atom, forces = reference_errors(result["model"])
+    assert energy_per_atom <= 1e-4 and forces <= 2e-4  # the tolerances of the float32 reference test
+    before = flatten(load_model(SO3LR)[1])
+    after = flatten(load_model(result["model"])[1])
+    for key in before:  # only the energy offsets may move, by the (vanishing) fitted shifts
+        atol = 1e-4 if key == "params/observables_0/energy_offset" else 0.0
+        np.testing.assert_allclose(after[key], np.asarray(before[key], np.float32), rtol=0, atol=atol, err_msg=key)
+
+
+def test_training_the_last_layer_changes_only_it(tmp_path):
+    result = finetune(tmp_path, "last", learning_rate=1e-3, train_last_layers=1)
+    _, forces = reference_errors(result["model"])
+    assert forces > 1e-3  # the model moved towards the PBE+MBD labels
+    before = flatten(load_model(SO3LR)[1])
+    after = flatten(load_model(result["model"])[1])
+    moved = {k.split("/")[1] for k in before if not np.array_equal(np.asarray(before[k], np.float32), after[k])}
+    assert "layers_2" in moved
+    assert moved <= {"layers_2", "observables_0", "observables_2"}
+    assert not any(k.startswith(("layers_0", "layers_1", "feature_embeddings")) for k in moved)
