@@ -268,6 +268,8 @@ def _frames_and_interval(files, time_step_fs: float) -> tuple[list[np.ndarray], 
         steps = steps[:len(frames)]
         keep = np.concatenate([[True], steps[1:] > np.maximum.accumulate(steps)[:-1]]) if len(steps) else steps
         steps, frames = steps[keep], frames[:len(steps)][keep]
+        if len(steps) < 2:
+            raise ValueError(f"{path.name}: fewer than 2 frames")
         strides = np.unique(np.diff(steps))
         if len(strides) != 1:
             raise ValueError(f"{path.name}: frames are not evenly spaced (step strides {strides.tolist()[:5]})")
@@ -323,10 +325,14 @@ def spectrum_of_run(run_dir: Path) -> RunSpectrum | str:
     masses = atomic_masses[[atomic_numbers[s] for s in symbols]]
     velocities = trajectories if source.kind == "velocities" else [
         velocities_from_positions(t, interval) for t in trajectories]
-    bond_types = bonds_by_type(symbols, positions[0][0]) if positions is not None else {}
-    bonds = bond_stretch_spectra(positions, bond_types, interval,
-                                 velocities if source.kind == "velocities" else None) if bond_types else {}
-    return RunSpectrum(vdos(velocities, masses, interval, symbols), bonds,
+    try:
+        total = vdos(velocities, masses, interval, symbols)
+        bond_types = bonds_by_type(symbols, positions[0][0]) if positions is not None else {}
+        bonds = bond_stretch_spectra(positions, bond_types, interval,
+                                     velocities if source.kind == "velocities" else None) if bond_types else {}
+    except ValueError as error:  # e.g. systems with different atoms in one folder
+        return f"no spectrum: {error}"
+    return RunSpectrum(total, bonds,
                        {name: len(pairs) for name, pairs in bond_types.items()}, source.kind, time_step, len(files))
 
 
