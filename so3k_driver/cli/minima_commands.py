@@ -48,14 +48,15 @@ def add_parser(subparsers) -> None:
 
 def run_minima_command(args) -> int:
     from ..evaluation.minimise import FireSettings
-    from ..sampling.minima import DuplicateTolerances, run_minima
+    from ..sampling.minima import DuplicateTolerances, read_frames, run_minima
 
     settings = FireSettings(fmax=args.fmax, max_steps=args.max_steps, max_step=args.max_step, skin=args.skin,
                             steps_per_call=args.steps_per_call, structures_per_call=args.structures_per_call)
     tolerances = DuplicateTolerances(energy=args.energy_tolerance, angle=args.angle_tolerance,
                                      distance=args.distance_tolerance)
+    frames = read_frames(args.frames)  # bad files fail before the model is loaded
     potential = load_potential(args)
-    summary = run_minima(potential, args.frames, Path(args.out), settings, tolerances, show_progress=not args.quiet,
+    summary = run_minima(potential, frames, args.frames, Path(args.out), settings, tolerances, show_progress=not args.quiet,
                          total_charge=args.total_charge, unpaired_electrons=args.unpaired_electrons)
     print(f"{summary['frames']} frames, {summary['converged']} converged (fmax < {summary['fmax_eV_per_A']} eV/Å), "
           f"{summary['distinct_minima']} distinct minima in {summary['wall_time_s']:.1f} s "

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import weakref
 from typing import Callable, NamedTuple
 
 import jax
@@ -140,7 +141,8 @@ def fire_update(settings: FireSettings, state: FireState, forces: jax.Array, act
 
 
 def make_fire_call(model, params, settings: FireSettings, num_structures: int, num_atoms: int) -> Callable:
-    """A jitted ``call(batch, state, stop_on_convergence) -> (state, iterations)``.
+    """A jitted ``call(batch, state, stop_on_convergence, fmax, max_steps) -> (state, iterations)``
+    (fmax in eV/Å and max_steps are arguments, not compiled in: one compilation serves any criterion).
 
     Runs until every slot is done, ``settings.steps_per_call`` iterations have passed, an atom has
     moved more than skin/2 from ``batch.positions`` (the list's reference), or, when
@@ -154,7 +156,7 @@ def make_fire_call(model, params, settings: FireSettings, num_structures: int, n
         derivatives = energy_and_derivatives(model, params, batch._replace(positions=positions.reshape(S * N, 3)), S)
         return derivatives.energies, derivatives.forces.reshape(S, N, 3)
 
-    def call(batch, state: FireState, stop_on_convergence):
+    def call(batch, state: FireState, stop_on_convergence, fmax_criterion, max_steps):
         reference = batch.positions.reshape(S, N, 3)
 
         def keep_going(carry):
@@ -168,7 +170,7 @@ def make_fire_call(model, params, settings: FireSettings, num_structures: int, n
             state, iterations, _ = carry
             energy, forces = evaluate(batch, state.positions)
             fmax = jnp.sqrt(jnp.max(jnp.sum(forces * forces, axis=-1), axis=1))
-            finished = ~state.done & ((fmax < settings.fmax) | (state.steps >= settings.max_steps)
+            finished = ~state.done & ((fmax < fmax_criterion) | (state.steps >= max_steps)
                                       | ~jnp.isfinite(energy) | ~jnp.isfinite(fmax))
             state = state._replace(
                 energy=jnp.where(state.done, state.energy, energy),
@@ -182,6 +184,20 @@ def make_fire_call(model, params, settings: FireSettings, num_structures: int, n
         return state, iterations
 
     return jax.jit(call)
+
+
+# Compiled FIRE calls per potential, by (settings, S, N): repeated minimisations reuse them.
+_FIRE_CALLS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def fire_call_for(potential, settings: FireSettings, num_structures: int, num_atoms: int) -> Callable:
+    """:func:`make_fire_call` on ``potential``'s model and parameters (already cast to its dtype and
+    placed on its device), made once per potential, settings and shape."""
+    calls = _FIRE_CALLS.setdefault(potential, {})
+    key = (dataclasses.replace(settings, fmax=1.0, max_steps=1), num_structures, num_atoms)
+    if key not in calls:
+        calls[key] = make_fire_call(potential.model, potential._params, settings, num_structures, num_atoms)
+    return calls[key]
 
 
 def _pair_list(positions: np.ndarray, cutoff: float | None) -> PairList:
@@ -217,8 +233,7 @@ def minimise(potential, numbers, positions, settings: FireSettings = FireSetting
     long_cutoff = None if potential.lr_cutoff is None else potential.lr_cutoff + settings.skin
     needs_long = potential.config.needs_long_range_pairs
     batcher = Batcher(dtype, pairs_per_call=None)
-    # The Potential's parameters, already cast to its dtype (and on its device).
-    fire_call = make_fire_call(potential.model, potential._params, settings, S, N)
+    fire_call = fire_call_for(potential, settings, S, N)
 
     out = MinimisationResult(positions.copy(), np.full(B, np.nan), np.zeros_like(positions), np.full(B, np.inf),
                              np.zeros(B, bool), np.zeros(B, np.int64), 0, 0, 0.0)
@@ -261,7 +276,8 @@ def minimise(potential, numbers, positions, settings: FireSettings = FireSetting
             batch = batcher.pack(structures, np.arange(S))
             state = FireState(**{k: np.asarray(v, dtype) if np.asarray(v).dtype.kind == "f" else v
                                  for k, v in host.items()})
-            state, iterations = fire_call(batch, state, next_frame < B)
+            state, iterations = fire_call(batch, state, next_frame < B, dtype(settings.fmax),
+                                          np.int32(settings.max_steps))
             host = {k: np.array(v, np.float64 if np.asarray(v).dtype.kind == "f" else np.asarray(v).dtype)
                     for k, v in state._asdict().items()}
             out.force_evaluations += int(iterations) * S

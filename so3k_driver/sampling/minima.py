@@ -79,6 +79,8 @@ def read_frames(paths) -> list:
         path = Path(path)
         if not path.is_file():
             raise UserError(f"trajectory file {path} not found")
+        if path.stat().st_size == 0:
+            raise UserError(f"no frames in {path}: the file is empty")
         try:
             read = ase.io.read(path, index=":")
         except Exception as error:  # ASE raises many kinds for unreadable files
@@ -126,15 +128,18 @@ def distinct_minima(energies, fingerprints, angles: bool, tolerances: DuplicateT
     order = np.argsort(energies, kind="stable")
     groups: list[list[int]] = []
     for i in order:
+        match = None
         for group in reversed(groups):  # leaders are sorted by energy: scan back while within tolerance
             leader = group[0]
             if energies[i] - energies[leader] >= tolerances.energy:
                 break
             if same_fingerprint(fingerprints[i], fingerprints[leader], angles, tolerances):
-                group.append(int(i))
+                match = group
                 break
-        else:
+        if match is None:
             groups.append([int(i)])
+        else:
+            match.append(int(i))
     return groups
 
 
@@ -249,14 +254,13 @@ def plot_ramachandran(path: Path, minima: list[Minimum]) -> None:
     plt.close(fig)
 
 
-def run_minima(potential, paths, out_dir: Path, settings: FireSettings = FireSettings(),
+def run_minima(potential, frames, inputs, out_dir: Path, settings: FireSettings = FireSettings(),
                tolerances: DuplicateTolerances = DuplicateTolerances(), show_progress: bool = True,
                **charges) -> dict:
-    """Read, minimise, deduplicate and write ``out_dir`` (summary.json, minima.extxyz, plots).
-    ``charges``: total_charge (e), unpaired_electrons (SO3LR). Returns the summary (also written to
-    summary.json)."""
+    """Minimise ``frames`` (ase.Atoms, from :func:`read_frames` of the files ``inputs``), deduplicate and
+    write ``out_dir`` (summary.json, minima.extxyz, plots). ``charges``: total_charge (e),
+    unpaired_electrons (SO3LR). Returns the summary (also written to summary.json)."""
     start = time.perf_counter()
-    frames = read_frames(paths)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     display = Progress(total=len(frames), description="minimising", unit="frame") if show_progress else None
@@ -275,7 +279,7 @@ def run_minima(potential, paths, out_dir: Path, settings: FireSettings = FireSet
     steps = np.asarray(stats["steps"])
     summary = {
         "frames": len(frames),
-        "inputs": [str(p) for p in paths],
+        "inputs": [str(p) for p in inputs],
         "model": potential.description,
         "converged": stats["converged"],
         "not_converged": len(frames) - stats["converged"],

@@ -1,0 +1,85 @@
+"""``so3k minima``: deduplication of minima, the end-to-end command and its one-line errors."""
+
+import json
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pytest
+
+from so3k_driver.cli.main import main
+from so3k_driver.sampling.minima import DuplicateTolerances, distance_fingerprints, distinct_minima
+
+DATA = Path(__file__).resolve().parents[2] / "so3k_driver" / "data"
+TOLERANCES = DuplicateTolerances(energy=0.01, angle=10.0, distance=0.02)
+
+
+def test_torsion_fingerprints_wrap_around_and_energy_decides_too():
+    energies = np.array([-1.000, -0.995, -1.002, -0.5])
+    torsions = np.array([[179.0, -60.0], [-178.0, -62.0], [60.0, -60.0], [179.0, -60.0]])
+    # 0 and 1 are one minimum (179° and -178° are 3° apart); 2 differs in phi; 3 in energy
+    groups = distinct_minima(energies, torsions, angles=True, tolerances=TOLERANCES)
+    assert groups == [[2], [0, 1], [3]]
+
+
+def test_distance_fingerprints_ignore_rotation_and_atom_order():
+    rng = np.random.default_rng(0)
+    positions = rng.normal(scale=2.0, size=(1, 6, 3))
+    rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    moved = (positions[0] @ rotation.T + 1.5)[rng.permutation(6)][None]
+    other = positions + rng.normal(scale=0.3, size=positions.shape)
+    fingerprints = distance_fingerprints(np.concatenate([positions, moved, other]))
+    groups = distinct_minima(np.zeros(3), fingerprints, angles=False, tolerances=TOLERANCES)
+    assert groups == [[0, 1], [2]]
+
+
+@pytest.fixture(scope="module")
+def minima_run(tmp_path_factory):
+    """The command on four Ac-Ala3-NHMe frames: an MD frame twice, a slightly displaced copy of it,
+    and another MD frame."""
+    folder = tmp_path_factory.mktemp("minima")
+    first, other = (ase.io.read(DATA / "default_validation.xyz", index=i) for i in (0, 5))
+    displaced = first.copy()
+    displaced.positions += np.random.default_rng(1).normal(scale=0.02, size=displaced.positions.shape)
+    ase.io.write(folder / "a.xyz", [first, first, displaced])
+    ase.io.write(folder / "b.extxyz", [other])
+    out = folder / "out"
+    code = main(["minima", "default", str(folder / "a.xyz"), str(folder / "b.extxyz"), "--out", str(out),
+                 "--structures-per-call", "2", "--quiet"])
+    return code, out
+
+
+def test_the_command_writes_summary_and_sorted_minima(minima_run):
+    code, out = minima_run
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 4 and summary["converged"] == 4
+    # the frame given twice and its displaced copy are one minimum, counted once
+    assert summary["distinct_minima"] == 2
+    assert sorted(summary["frames_per_minimum"]) == [1, 3]
+    assert summary["wall_time_s"] > 0 and summary["fmax_eV_per_A"] == 0.05
+    assert summary["energies_eV"] == sorted(summary["energies_eV"]) and summary["relative_energies_eV"][0] == 0
+    assert len(summary["phi_deg"][0]) == len(summary["psi_deg"][0]) == 3  # Ala3: three residues
+    minima = ase.io.read(out / "minima.extxyz", index=":")
+    assert len(minima) == 2
+    energies = [atoms.get_potential_energy() for atoms in minima]
+    np.testing.assert_allclose(energies, summary["energies_eV"], atol=1e-6)
+    assert all(np.linalg.norm(atoms.get_forces(), axis=1).max() < 0.05 for atoms in minima)
+    for plot in ("relative_energies.png", "ramachandran.png"):
+        assert 1000 < (out / plot).stat().st_size < 300_000
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "not found"),
+    ("", "no frames"),
+    ("this is not\na structure\n", "cannot read"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, message):
+    path = tmp_path / "frames.xyz"
+    if content is not None:
+        path.write_text(content)
+    code = main(["minima", "default", str(path), "--out", str(tmp_path / "out")])
+    error = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(error.splitlines()) == 1 and error.startswith("so3k minima: error:") and message in error
+    assert not (tmp_path / "out").exists()
