@@ -1,8 +1,16 @@
-"""Sample configurations with Langevin MD driven by GFN2-xTB (``tblite``) and label them.
+"""Sample configurations and label them for training: with GFN2-xTB or with any model (a teacher).
 
-The workflow a user needs for a new molecule: one starting structure -> MD at several
-temperatures -> frames with GFN2-xTB energies (eV) and forces (eV/Å) in an extxyz file that
-``so3k train`` reads directly. ``tblite`` is imported only when labelling runs.
+The workflow a user needs for a new molecule or a new student model:
+starting structure(s) -> MD at several temperatures -> frames with energies (eV) and forces (eV/Å) in
+an extxyz file that ``so3k train`` reads directly.
+
+- Sampling: with an xTB method, Langevin MD in ASE (no model needed, the way to start from nothing);
+  with a MODEL spec, an i-PI study per starting structure (``sampling.run``: MD at one temperature or
+  replica exchange at several, optionally with metadynamics), whose replica trajectories are read back.
+- Labelling: with an xTB method, frame by frame (tblite); with a MODEL spec (for example
+  ``so3lr:DIR`` with all pairs), in batches of same-size structures through ``Potential``.
+
+``tblite`` is imported only when xTB runs.
 """
 
 from __future__ import annotations
@@ -12,12 +20,21 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
 from ..progress import Progress
 
+XTB_METHODS = ("GFN2-xTB", "GFN1-xTB", "IPEA1-xTB")
 
-@dataclasses.dataclass
+
+def is_xtb(spec: str) -> bool:
+    """Whether a labeller/sampler name is a tblite method rather than a MODEL spec."""
+    return spec.lower() in {m.lower() for m in XTB_METHODS}
+
+
+@dataclasses.dataclass(frozen=True)
 class LabelSettings:
-    """temperatures in K, timestep in fs, friction in 1/fs; steps per temperature."""
+    """temperatures in K, timestep in fs, friction in 1/fs (xTB Langevin); per temperature:
+    ``equilibration_steps`` dropped, then ``frames_per_temperature`` frames every ``sample_every`` steps."""
 
     temperatures: tuple[float, ...] = (300.0, 600.0, 900.0, 1200.0)
     frames_per_temperature: int = 100
@@ -28,51 +45,199 @@ class LabelSettings:
     method: str = "GFN2-xTB"
     seed: int = 0
 
+    def __post_init__(self):
+        if self.frames_per_temperature < 1 or self.sample_every < 1 or self.timestep_fs <= 0:
+            raise UserError(f"frames per temperature ({self.frames_per_temperature}) and sample-every "
+                            f"({self.sample_every}) must be >= 1 and the timestep ({self.timestep_fs} fs) > 0")
+        if self.equilibration_steps < 0:
+            raise UserError(f"equilibration steps must be >= 0, got {self.equilibration_steps}")
+
+    @property
+    def steps(self) -> int:
+        """MD steps per temperature."""
+        return self.equilibration_steps + self.frames_per_temperature * self.sample_every
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelLabeller:
+    """A MODEL spec as labeller, with its run-time options: dtype, lr_cutoff (Å; None = all pairs, gas
+    phase), dispersion_damping (Å), total_charge (e), unpaired_electrons; batch_size structures per call."""
+
+    spec: str
+    dtype: str = "float64"
+    lr_cutoff: float | None = None
+    dispersion_damping: float = 2.0
+    total_charge: float = 0.0
+    unpaired_electrons: float = 0.0
+    batch_size: int = 16
+
 
 def xtb_calculator(method: str = "GFN2-xTB", charge: float = 0.0):
     try:
         from tblite.ase import TBLite
     except ImportError:
-        raise ImportError("labelling needs tblite: pip install tblite") from None
+        raise UserError("xTB labelling or sampling needs tblite: pip install tblite") from None
     return TBLite(method=method, charge=charge, verbosity=0)
 
 
-def sample_and_label(atoms, output: str | Path, settings: LabelSettings, calculator=None, log=print) -> int:
-    """Run Langevin MD at each temperature, write sampled labelled frames to ``output`` (extxyz).
+# --------------------------------------------------------------------------------------------------
+# Labelling
 
-    Returns the number of frames written. Each frame's info holds ``temperature_K``, ``md_step``
-    and the method; energies are eV, forces eV/Å.
-    """
-    import ase.io
-    from ase import units
+
+def label_with_model(frames: list, labeller: ModelLabeller, quiet: bool = False) -> list:
+    """Copies of ``frames`` (ase.Atoms) carrying the labeller's energy (eV), forces (eV/Å) and, for
+    periodic frames, stress (eV/Å^3); same-size structures are evaluated together, ``batch_size`` at a time."""
     from ase.calculators.singlepoint import SinglePointCalculator
+
+    from ..evaluation.potential import Potential
+
+    potential = Potential.load(labeller.spec, dtype=labeller.dtype, lr_cutoff=labeller.lr_cutoff,
+                               dispersion_damping=labeller.dispersion_damping)
+    groups: dict = {}
+    for index, atoms in enumerate(frames):
+        periodic = bool(atoms.pbc.any())
+        key = (tuple(atoms.numbers), tuple(atoms.pbc), periodic)
+        groups.setdefault(key, []).append(index)
+    labelled = [None] * len(frames)
+    with Progress(len(frames), description=f"labelling with {labeller.spec}", unit="frame",
+                  stream=None if not quiet else _NullStream()) as bar:
+        done = 0
+        for (numbers, pbc, periodic), indices in groups.items():
+            for start in range(0, len(indices), labeller.batch_size):
+                chunk = indices[start:start + labeller.batch_size]
+                positions = np.stack([frames[i].positions for i in chunk])
+                cells = np.stack([frames[i].cell.array for i in chunk]) if periodic else None
+                result = potential.evaluate(np.asarray(numbers), positions, cells, pbc if periodic else False,
+                                            total_charge=labeller.total_charge,
+                                            unpaired_electrons=labeller.unpaired_electrons)
+                for slot, i in enumerate(chunk):
+                    atoms = frames[i].copy()
+                    values = {"energy": float(result.energy[slot]), "forces": result.forces[slot]}
+                    if result.stress is not None:
+                        values["stress"] = result.stress[slot]
+                    atoms.calc = SinglePointCalculator(atoms, **values)
+                    atoms.info["labeller"] = labeller.spec
+                    labelled[i] = atoms
+                done += len(chunk)
+                bar.update(done)
+    return labelled
+
+
+def label_with_xtb(frames: list, method: str, charge: float = 0.0, quiet: bool = False) -> list:
+    """Copies of ``frames`` labelled by a tblite method (energies eV, forces eV/Å), one at a time."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    calculator = xtb_calculator(method, charge)
+    labelled = []
+    with Progress(len(frames), description=f"labelling with {method}", unit="frame",
+                  stream=None if not quiet else _NullStream()) as bar:
+        for index, frame in enumerate(frames):
+            atoms = frame.copy()
+            atoms.calc = calculator
+            values = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
+            atoms.calc = SinglePointCalculator(atoms, **values)
+            atoms.info["labeller"] = method
+            labelled.append(atoms)
+            bar.update(index + 1)
+    return labelled
+
+
+# --------------------------------------------------------------------------------------------------
+# Sampling
+
+
+def sample_with_xtb(atoms, settings: LabelSettings) -> list:
+    """Langevin MD with the xTB method at each temperature; the sampled frames (unlabelled copies,
+    ``info``: temperature_K, md_step)."""
+    from ase import units
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
 
-    output = Path(output)
-    output.unlink(missing_ok=True)
-    written = 0
-    steps = settings.equilibration_steps + settings.frames_per_temperature * settings.sample_every
+    frames = []
     for index, temperature in enumerate(settings.temperatures):
         system = atoms.copy()
-        system.calc = calculator or xtb_calculator(settings.method)
+        system.calc = xtb_calculator(settings.method)
         rng = np.random.default_rng([settings.seed, index])
         MaxwellBoltzmannDistribution(system, temperature_K=temperature, rng=rng)
         Stationary(system)
         ZeroRotation(system)
         dynamics = Langevin(system, settings.timestep_fs * units.fs, temperature_K=temperature,
                             friction=settings.friction_per_fs / units.fs, rng=rng)
-        with Progress(steps, description=f"{temperature:.0f} K", unit="step") as bar:
-            for step in range(1, steps + 1):
+        with Progress(settings.steps, description=f"xTB MD {temperature:.0f} K", unit="step") as bar:
+            for step in range(1, settings.steps + 1):
                 dynamics.run(1)
-                sampled = step > settings.equilibration_steps and (step - settings.equilibration_steps) % settings.sample_every == 0
-                if sampled:
+                after = step - settings.equilibration_steps
+                if after > 0 and after % settings.sample_every == 0:
                     frame = system.copy()
-                    frame.calc = SinglePointCalculator(frame, energy=system.get_potential_energy(),
-                                                       forces=system.get_forces())
-                    frame.info.update(temperature_K=temperature, md_step=step, method=settings.method)
-                    ase.io.write(output, frame, format="extxyz", append=True)
-                    written += 1
-                bar.update(step, T_K=system.get_temperature(), frames=written)
-    log(f"wrote {written} labelled frames to {output} (energy eV, forces eV/Å, {settings.method})")
-    return written
+                    frame.calc = None
+                    frame.info.update(temperature_K=temperature, md_step=step)
+                    frames.append(frame)
+                bar.update(step, T_K=system.get_temperature(), frames=len(frames))
+    return frames
+
+
+def sample_with_model(structures: list[str], sampler: str, settings: LabelSettings, workdir: Path,
+                      metad_cv: str = "none", dtype: str | None = None, quiet: bool = False) -> list:
+    """One i-PI study per starting structure with the model ``sampler`` (replica exchange when there are
+    several temperatures, optional metadynamics on ``metad_cv``), run in ``workdir/sample_k``; returns
+    the frames of every replica after equilibration (``info``: temperature_K, md_step, source)."""
+    import ase.io
+    from ase import Atoms
+
+    from ..sampling.analysis.ipi_outputs import find_systems, read_xyz_frames
+    from ..sampling.run import prepare, run_study
+    from ..sampling.settings import MetadSettings, StudySettings
+
+    frames = []
+    for k, structure in enumerate(structures):
+        folder = Path(workdir) / f"sample_{k}"
+        study = StudySettings(structure=str(Path(structure).resolve()), model=sampler,
+                              temperatures=settings.temperatures, steps=settings.steps,
+                              timestep_fs=settings.timestep_fs, output_stride=settings.sample_every,
+                              metad=MetadSettings(cv=metad_cv), dtype=dtype, seed=settings.seed + k)
+        prepare(folder, study)
+        run_study(folder, quiet=quiet)
+        start = ase.io.read(structure, index=0)
+        for _, trajectory in find_systems(folder):
+            _, positions = read_xyz_frames(trajectory)
+            temperature = _temperature_of(trajectory.name, settings.temperatures)
+            for f, frame in enumerate(positions):
+                step = f * settings.sample_every
+                if step <= settings.equilibration_steps:
+                    continue
+                atoms = Atoms(numbers=start.numbers, positions=frame)
+                atoms.info.update(temperature_K=temperature, md_step=step, source=str(structure))
+                frames.append(atoms)
+    return frames
+
+
+def _temperature_of(name: str, temperatures) -> float:
+    """REMD trajectories are named 'T-k_<prefix>...': the k-th temperature; a single system: the only one."""
+    if name.startswith("T-"):
+        return float(temperatures[int(name[2:].split("_")[0])])
+    return float(temperatures[0])
+
+
+def write_frames(frames: list, output: str | Path) -> Path:
+    """Write labelled frames as extxyz (energy eV, forces eV/Å; stress eV/Å^3 where present)."""
+    import ase.io
+
+    output = Path(output)
+    if not frames:
+        raise UserError("no frames to write: the sampling produced none (more steps, fewer equilibration steps?)")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    ase.io.write(output, frames, format="extxyz")
+    return output
+
+
+class _NullStream:
+    """A stream that swallows progress output (quiet mode)."""
+
+    def write(self, text):
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
