@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "so3k_driver.cli.train_commands",
     "so3k_driver.cli.label_commands",
     "so3k_driver.cli.minima_commands",
+    "so3k_driver.cli.committee_commands",
 ]
 
 

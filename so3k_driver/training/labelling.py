@@ -16,6 +16,7 @@ an extxyz file that ``so3k train`` reads directly.
 from __future__ import annotations
 
 import dataclasses
+import io
 from pathlib import Path
 
 import numpy as np
@@ -89,37 +90,23 @@ def label_with_model(frames: list, labeller: ModelLabeller, quiet: bool = False)
     periodic frames, stress (eV/Å^3); same-size structures are evaluated together, ``batch_size`` at a time."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
+    from ..evaluation.frames import evaluate_frames
     from ..evaluation.potential import Potential
 
     potential = Potential.load(labeller.spec, dtype=labeller.dtype, lr_cutoff=labeller.lr_cutoff,
                                dispersion_damping=labeller.dispersion_damping)
-    groups: dict = {}
-    for index, atoms in enumerate(frames):
-        periodic = bool(atoms.pbc.any())
-        key = (tuple(atoms.numbers), tuple(atoms.pbc), periodic)
-        groups.setdefault(key, []).append(index)
     labelled = [None] * len(frames)
-    with Progress(len(frames), description=f"labelling with {labeller.spec}", unit="frame",
-                  stream=None if not quiet else _NullStream()) as bar:
-        done = 0
-        for (numbers, pbc, periodic), indices in groups.items():
-            for start in range(0, len(indices), labeller.batch_size):
-                chunk = indices[start:start + labeller.batch_size]
-                positions = np.stack([frames[i].positions for i in chunk])
-                cells = np.stack([frames[i].cell.array for i in chunk]) if periodic else None
-                result = potential.evaluate(np.asarray(numbers), positions, cells, pbc if periodic else False,
-                                            total_charge=labeller.total_charge,
-                                            unpaired_electrons=labeller.unpaired_electrons)
-                for slot, i in enumerate(chunk):
-                    atoms = frames[i].copy()
-                    values = {"energy": float(result.energy[slot]), "forces": result.forces[slot]}
-                    if result.stress is not None:
-                        values["stress"] = result.stress[slot]
-                    atoms.calc = SinglePointCalculator(atoms, **values)
-                    atoms.info["labeller"] = labeller.spec
-                    labelled[i] = atoms
-                done += len(chunk)
-                bar.update(done)
+    for chunk, result in evaluate_frames(potential, frames, labeller.batch_size, f"labelling with {labeller.spec}",
+                                         quiet, total_charge=labeller.total_charge,
+                                         unpaired_electrons=labeller.unpaired_electrons):
+        for slot, i in enumerate(chunk):
+            atoms = frames[i].copy()
+            values = {"energy": float(result.energy[slot]), "forces": result.forces[slot]}
+            if result.stress is not None:
+                values["stress"] = result.stress[slot]
+            atoms.calc = SinglePointCalculator(atoms, **values)
+            atoms.info["labeller"] = labeller.spec
+            labelled[i] = atoms
     return labelled
 
 
@@ -130,7 +117,7 @@ def label_with_xtb(frames: list, method: str, charge: float = 0.0, quiet: bool =
     calculator = xtb_calculator(method, charge)
     labelled = []
     with Progress(len(frames), description=f"labelling with {method}", unit="frame",
-                  stream=None if not quiet else _NullStream()) as bar:
+                  stream=io.StringIO() if quiet else None) as bar:
         for index, frame in enumerate(frames):
             atoms = frame.copy()
             atoms.calc = calculator
@@ -229,15 +216,3 @@ def write_frames(frames: list, output: str | Path) -> Path:
     ase.io.write(output, frames, format="extxyz")
     return output
 
-
-class _NullStream:
-    """A stream that swallows progress output (quiet mode)."""
-
-    def write(self, text):
-        return len(text)
-
-    def flush(self):
-        pass
-
-    def isatty(self):
-        return False
