@@ -47,4 +47,17 @@ def test_cli_user_errors_are_one_line_under_python_m():
     """`python -m so3k_driver.cli` runs cli.py as __main__: user errors must still be caught."""
     result = run_cli("run", "/nonexistent/input.xml", "--model", "default")
     assert result.returncode == 2
-    assert result.stderr.strip() == "so3k run: error: input file /nonexistent/input.xml not found"
+    assert result.stderr.strip() == "so3k run: error: i-PI input '/nonexistent/input.xml' not found"
+
+
+def test_driver_options_become_serve_fields_and_bad_ones_are_one_line():
+    from so3k_driver.cli.ipi_commands import driver_settings
+    from so3k_driver.errors import UserError
+
+    assert driver_settings(["--lr-cutoff=10", "--total-charge", "1"]) == {"lr_cutoff": 10.0, "total_charge": 1.0}
+    assert driver_settings(["--lr-cutoff=0"]) == {"lr_cutoff": None}  # 0 = all pairs
+    assert driver_settings([]) == {}
+    with pytest.raises(UserError, match="--max-steps"):
+        driver_settings(["--max-steps=3"])
+    result = run_cli("run", "/nonexistent/input.xml", "--model", "default", "--driver-option=--bogus")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--bogus" in result.stderr

@@ -135,7 +135,9 @@ def test_a_killed_driver_is_restarted_and_no_step_is_lost_or_repeated(tmp_path, 
 def test_a_crashed_ipi_resumes_from_its_checkpoint_and_plumed_extends_its_hills(tmp_path, reaper):
     pytest.importorskip("plumed")
     reaper(tmp_path)
-    pace, total = 3, 30
+    # PLUMED never deposits at the first update after a (re)start: a checkpoint at step S loses the
+    # hill due at S+1 when S+1 is a multiple of PACE. Checkpoints every 4 steps and PACE 4 never do.
+    pace, total = 4, 30
     xml = nvt_variant(tmp_path, "metad.xml", unique("resume"), steps=total, metad_pace=pace)
     run = start_run(xml, tmp_path, "--auto-resume", "1")
     try:
@@ -158,6 +160,7 @@ def test_a_crashed_ipi_resumes_from_its_checkpoint_and_plumed_extends_its_hills(
     assert 1 <= len(numbered) <= 3  # the newest K=3 numbered checkpoints
 
 
+@pytest.mark.slow  # two runs; the default suite covers resuming through the auto-resume test
 def test_without_auto_resume_a_crashed_ipi_names_its_checkpoint_and_the_resume_command(tmp_path, reaper):
     reaper(tmp_path)
     xml = nvt_variant(tmp_path, "long.xml", unique("crash"))
