@@ -86,13 +86,17 @@ class Batcher:
     """Packs :class:`StructureBatch` es into padded jitted-call inputs of dtype ``dtype``.
 
     pairs_per_call: split batches into calls of about this many short-range pairs (None: one call).
+    min_calls: split every batch into at least this many calls (one per device sharing it).
     """
 
-    def __init__(self, dtype, pairs_per_call: int | None):
+    def __init__(self, dtype, pairs_per_call: int | None, min_calls: int = 1):
         if pairs_per_call is not None and pairs_per_call < 1:
             raise ValueError(f"pairs_per_call must be >= 1 or None, got {pairs_per_call}")
+        if min_calls < 1:
+            raise ValueError(f"min_calls must be >= 1, got {min_calls}")
         self.dtype = np.dtype(dtype)
         self.pairs_per_call = pairs_per_call
+        self.min_calls = min_calls
         self.capacities = CapacityKeeper()
         self._per_call: dict = {}
 
@@ -100,11 +104,12 @@ class Batcher:
         """How many structures go into one jitted call: all of them, unless a pair budget is set.
 
         The choice is remembered per (B, N), so an MD run keeps one compiled batch shape."""
-        if self.pairs_per_call is None:
-            return num_structures
         key = (num_structures, num_atoms)
         if key not in self._per_call:
-            self._per_call[key] = max(1, min(num_structures, self.pairs_per_call // max(1, pairs_per_structure)))
+            per_call = -(-num_structures // self.min_calls)  # ceil: every device gets a share
+            if self.pairs_per_call is not None:
+                per_call = min(per_call, self.pairs_per_call // max(1, pairs_per_structure))
+            self._per_call[key] = max(1, per_call)
         return self._per_call[key]
 
     def calls(self, structures: StructureBatch, pad_to: int | None = None) -> Iterator[tuple[Batch, int]]:

@@ -11,6 +11,7 @@ bucket; ``compile_count`` counts the traces.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 
 import jax
@@ -52,7 +53,8 @@ class Potential:
     config, params: the model (params: ``{'params': tree}`` in the authors' layout).
     dtype: 'float32' (default) or 'float64'; float64 switches JAX's x64 mode on only inside calls.
     lr_cutoff (Å, None = all pairs, gas phase only) and dispersion_damping (Å): SO3LR run-time options.
-    device: None (JAX default), or e.g. 'cpu', 'gpu', 'gpu:1'.
+    device: None (JAX default), one device ('cpu', 'gpu', 'gpu:1'), or several that share each batch
+    ('gpu:all', 'gpu:0,1'): the batch is split into one call per device, dispatched together.
     pairs_per_call: split batches into jitted calls of about this many pairs (None: one call);
     'auto' = CPU_PAIRS_PER_CALL on a CPU, one call on an accelerator.
     committee_size: M for a committee (every parameter leaf has a leading axis M): results are the
@@ -75,26 +77,30 @@ class Potential:
         self.description = description
         self.lr_cutoff = lr_cutoff if config.needs_long_range_pairs else None
         self.model = EnergyModel(config, lr_cutoff=self.lr_cutoff, dispersion_damping=dispersion_damping)
-        self._device = _resolve_device(device)
+        self._devices = _resolve_devices(device)
         if pairs_per_call == "auto":
-            platform = (self._device or jax.devices()[0]).platform
+            platform = (self._devices[0] or jax.devices()[0]).platform
             bytes_per_float = np.dtype(DTYPES[dtype]).itemsize
             pairs_per_call = CPU_PAIRS_PER_CALL * 4 // bytes_per_float if platform == "cpu" else None
-        self._batcher = Batcher(DTYPES[dtype], pairs_per_call)
+        self._batcher = Batcher(DTYPES[dtype], pairs_per_call, min_calls=len(self._devices))
         self._compile_count = 0
-        with self._precision():
-            params = jax.tree.map(lambda a: jnp.asarray(np.asarray(a, DTYPES[dtype])), params)
-            self._params = jax.device_put(params, self._device) if self._device else params
-
         derivatives = committee_energy_and_derivatives if committee_size else energy_and_derivatives
 
-        def traced(batch, num_structures, with_stress):
-            self._compile_count += 1  # runs only while tracing, i.e. once per compiled shape
-            return derivatives(self.model, self._params, batch, num_structures, with_stress)
+        def traced(params, batch, num_structures, with_stress):
+            self._compile_count += 1  # runs only while tracing, i.e. once per compiled shape and device
+            return derivatives(self.model, params, batch, num_structures, with_stress)
 
         # Parameters are closed over, i.e. compiled in as constants: no per-call pytree handling of
         # ~130 arrays, and XLA folds the weight-only work (block-diagonal q/k/v, fused kernels).
-        self._jitted = jax.jit(traced, static_argnames=("num_structures", "with_stress"))
+        # Several devices: one copy of the parameters and one jitted function on each.
+        self._jitted = []
+        with self._precision():
+            params = jax.tree.map(lambda a: jnp.asarray(np.asarray(a, DTYPES[dtype])), params)
+            for target in self._devices:
+                on_device = jax.device_put(params, target) if target is not None else params
+                self._jitted.append(jax.jit(functools.partial(traced, on_device),
+                                            static_argnames=("num_structures", "with_stress")))
+        self._params = params
 
     # ------------------------------------------------------------------------------------------
     @classmethod
@@ -166,8 +172,11 @@ class Potential:
         )
         # Calls are sized for the full B (or pad_to), not for how many are distinct, so the
         # compiled shape does not change when i-PI's batches are more or less full.
-        parts = [self._call(batch, count, N, with_stress)
-                 for batch, count in self._batcher.calls(structures, pad_to=max(B, pad_to or 0))]
+        calls = list(self._batcher.calls(structures, pad_to=max(B, pad_to or 0)))
+        with self._precision():
+            # every call is dispatched before any result is fetched: several devices run together
+            pending = [(self._dispatch(k, batch, with_stress), count) for k, (batch, count) in enumerate(calls)]
+            parts = [self._batcher.host_outputs(*out, count=count, num_atoms=N) for out, count in pending]
         outputs = repeat_last(Outputs.concatenate(parts), B)
         results = Results(energy=outputs.energy, forces=outputs.forces, extras=outputs.extras)
         if with_stress:
@@ -198,11 +207,18 @@ class Potential:
             check_close_contacts(b, pairs.first, pairs.second, distances)
         return pairs
 
-    def _call(self, batch, count: int, num_atoms: int, with_stress: bool) -> Outputs:
-        """Run the jitted model on one packed call; the first ``count`` structures as host arrays."""
-        with self._precision():
-            derivatives = self._jitted(batch, num_structures=len(batch.total_charge), with_stress=with_stress)
-            return self._batcher.host_outputs(*derivatives, count=count, num_atoms=num_atoms)
+    @property
+    def devices(self) -> list:
+        """The JAX devices a batch is spread over (``[None]``: JAX's default device)."""
+        return list(self._devices)
+
+    def _dispatch(self, index: int, batch, with_stress: bool):
+        """Start the jitted model on call ``index`` of a batch (device ``index mod D``); returns device arrays."""
+        slot = index % len(self._devices)
+        target = self._devices[slot]
+        if target is not None:
+            batch = jax.device_put(batch, target)
+        return self._jitted[slot](batch, num_structures=len(batch.total_charge), with_stress=with_stress)
 
 
 def _symmetric(matrices: np.ndarray) -> np.ndarray:
@@ -243,15 +259,22 @@ def normalise_structures(numbers, positions, cell, pbc):
     return numbers, positions, cells, pbc
 
 
-def _resolve_device(device: str | None):
+def _resolve_devices(device: str | None) -> list:
+    """'gpu', 'gpu:1', 'gpu:0,1', 'gpu:all' (likewise cpu) -> JAX devices; None -> [None] (JAX's default)."""
     if device is None:
-        return None
+        return [None]
     kind, _, index = device.partition(":")
     try:
-        devices = jax.devices(kind)
+        available = jax.devices(kind)
     except RuntimeError as error:
         raise ValueError(f"no JAX device of kind {kind!r} available ({error})") from None
-    i = int(index or 0)
-    if i >= len(devices):
-        raise ValueError(f"device {device!r} requested but only {len(devices)} {kind} device(s) present")
-    return devices[i]
+    if index == "all":
+        return list(available)
+    try:
+        chosen = [int(i) for i in (index or "0").split(",")]
+    except ValueError:
+        raise ValueError(f"device must look like 'gpu', 'gpu:1', 'gpu:0,1' or 'gpu:all', got {device!r}") from None
+    missing = [i for i in chosen if not 0 <= i < len(available)]
+    if missing:
+        raise ValueError(f"device {device!r} requested but only {len(available)} {kind} device(s) present")
+    return [available[i] for i in chosen]

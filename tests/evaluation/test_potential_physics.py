@@ -82,13 +82,13 @@ def test_repeated_last_structures_are_evaluated_once(ala3):
     padded = np.concatenate([distinct, np.repeat(distinct[-1:], 3, axis=0)])  # 6 slots, 3 distinct
     potential = Potential.load(SO3KRATES_RANDOM, dtype="float64", pairs_per_call=1000)  # 2 per call
     structures_computed = []
-    original_call = potential._call
+    original_dispatch = potential._dispatch
 
-    def counting_call(batch, *args):
+    def counting_dispatch(index, batch, *args):
         structures_computed.append(len(batch.total_charge))  # structure slots of the call
-        return original_call(batch, *args)
+        return original_dispatch(index, batch, *args)
 
-    potential._call = counting_call
+    potential._dispatch = counting_dispatch
     result = potential.evaluate(numbers, padded)
     assert structures_computed == [2, 2]  # structures 0-1, then 2 (+ its call padding); not 3 calls
     single = Potential.load(SO3KRATES_RANDOM, dtype="float64", pairs_per_call=None).evaluate(numbers, distinct)
