@@ -115,7 +115,8 @@ def serve_model(options: ServeOptions) -> ServeResult:
                            unpaired_electrons=options.unpaired_electrons, max_force=options.max_force)
     try:
         connections = [connect(unix=options.unix, inet=options.inet_address(), prefix=options.prefix,
-                               timeout_s=options.connect_timeout_s) for _ in range(options.connections)]
+                               timeout_s=options.connect_timeout_s, verify_peer=index == 0)
+                       for index in range(options.connections)]
     except ConnectionError as error:
         raise UserError(str(error)) from None
     try:

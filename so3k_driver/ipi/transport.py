@@ -87,8 +87,13 @@ class Connection:
 
 
 def connect(*, unix: str | None = None, inet: tuple[str, int] | None = None, prefix: str = DEFAULT_PREFIX,
-            timeout_s: float = CONNECT_TIMEOUT_S) -> Connection:
-    """Connect to i-PI, retrying with exponential backoff for at most ``timeout_s`` seconds."""
+            timeout_s: float = CONNECT_TIMEOUT_S, verify_peer: bool = True) -> Connection:
+    """Connect to i-PI, retrying with exponential backoff for at most ``timeout_s`` seconds.
+
+    verify_peer: wait for i-PI's greeting and refuse a peer that is not i-PI. Only for the first
+    connection of a process: i-PI greets one new client at a time and waits for its answer, which
+    this process gives only once all its connections are open.
+    """
     if unix is not None:
         path = unix_socket_path(unix, prefix)
         family, target, label = socket.AF_UNIX, path, f"unix socket {path}"
@@ -112,11 +117,12 @@ def connect(*, unix: str | None = None, inet: tuple[str, int] | None = None, pre
             delay = min(2 * delay, 5.0)
     if family == socket.AF_INET:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        _check_ipi_greeting(sock, label, silence_s=max(1.0, deadline - time.monotonic()) if family == socket.AF_INET else None)
-    except ConnectionError:
-        sock.close()
-        raise
+    if verify_peer:
+        try:
+            _check_ipi_greeting(sock, label, max(1.0, deadline - time.monotonic()) if family == socket.AF_INET else None)
+        except ConnectionError:
+            sock.close()
+            raise
     sock.settimeout(MESSAGE_TIMEOUT_S)
     log.info("connected to i-PI at %s", label)
     return Connection(sock, label)
