@@ -39,8 +39,8 @@ def calibration_seconds() -> float:
     return time.perf_counter() - start
 
 
-def call_seconds(function, repeats: int) -> tuple[float, float]:
-    """(best, median) seconds per call after compilation."""
+def call_times(function, repeats: int) -> list[float]:
+    """Seconds of each of ``repeats`` calls, after two calls that compile and warm up."""
     function()  # compile
     function()
     times = []
@@ -48,6 +48,12 @@ def call_seconds(function, repeats: int) -> tuple[float, float]:
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)
+    return times
+
+
+def call_seconds(function, repeats: int) -> tuple[float, float]:
+    """(best, median) seconds per call after compilation."""
+    times = call_times(function, repeats)
     return min(times), statistics.median(times)
 
 

@@ -42,14 +42,9 @@ def systems():
 
 
 def time_calls(function, repeats: int) -> dict:
-    function()  # compile
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    times_ms = np.array(times) * 1e3
+    from bench_model import call_times  # bench/ is on the path when this script runs
+
+    times_ms = np.array(call_times(function, repeats)) * 1e3
     return {"median_ms": float(np.median(times_ms)), "min_ms": float(times_ms.min()),
             "p90_ms": float(np.percentile(times_ms, 90)), "repeats": repeats}
 
