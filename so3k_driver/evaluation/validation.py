@@ -31,7 +31,7 @@ def check_structures(numbers: np.ndarray, positions: np.ndarray, cells: np.ndarr
     bad = ~np.isfinite(positions)
     if bad.any():
         b, i, _ = np.argwhere(bad)[0]
-        raise InputError(f"non-finite position (NaN or inf) for atom {i} of structure {b}")
+        raise InputError(f"non-finite position (NaN or inf) for atom {i + 1} of structure {b + 1} (both 1-based)")
     if cells is not None:
         if cells.shape[1:] != (3, 3):
             raise InputError(f"cell must be 3x3 (lattice vectors as rows), got {cells.shape[1:]}")
@@ -49,6 +49,6 @@ def check_close_contacts(structure: int, first: np.ndarray, second: np.ndarray, 
     if len(distances) and distances.min() < MIN_DISTANCE:
         k = int(np.argmin(distances))
         raise InputError(
-            f"atoms {first[k]} and {second[k]} of structure {structure} are {distances[k]:.3g} Å apart "
+            f"atoms {first[k] + 1} and {second[k] + 1} of structure {structure + 1} (1-based) are {distances[k]:.3g} Å apart "
             f"(< {MIN_DISTANCE} Å): overlapping atoms or a cell too small for them"
         )

@@ -78,15 +78,18 @@ def restricted_load_pickle(path: Path) -> Any:
         raise ModelFileError(f"cannot read parameter pickle {path}: {error}") from error
 
 
-def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
-    flat = {}
+def leaves(tree: dict, prefix: str = ""):
+    """(path, leaf) pairs of a nested parameter dict, paths joined with '/'."""
     for key, value in tree.items():
         name = f"{prefix}/{key}" if prefix else str(key)
         if isinstance(value, dict):
-            flat.update(flatten(value, name))
+            yield from leaves(value, name)
         else:
-            flat[name] = np.asarray(value)
-    return flat
+            yield name, value
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
+    return {name: np.asarray(value) for name, value in leaves(tree, prefix)}
 
 
 def unflatten(flat: dict[str, np.ndarray]) -> dict:
@@ -202,14 +205,7 @@ def _config(build, source) -> ModelConfig:
 
 
 def _shapes(tree, prefix: str = "") -> dict[str, tuple]:
-    found = {}
-    for key, value in tree.items():
-        name = f"{prefix}/{key}" if prefix else str(key)
-        if isinstance(value, dict):
-            found.update(_shapes(value, name))
-        else:
-            found[name] = tuple(getattr(value, "shape", np.shape(value)))
-    return found
+    return {name: tuple(getattr(value, "shape", np.shape(value))) for name, value in leaves(tree, prefix)}
 
 
 def check_parameters(config: ModelConfig, params: dict, source, committee_size: int | None = None) -> None:

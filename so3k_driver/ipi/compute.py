@@ -33,7 +33,7 @@ def check_forces(forces, numbers, max_force: float | None) -> None:
     largest = magnitudes[structure, atom]
     if largest > max_force:
         raise ModelBreakdown(
-            f"force of {largest:.1f} eV/Å on atom {atom} (Z={numbers[atom]}) of structure {structure} in this "
+            f"force of {largest:.1f} eV/Å on atom {atom + 1} (1-based; Z={numbers[atom]}) of structure {structure + 1} in this "
             f"request, above the limit of {max_force:g} eV/Å (--max-force): the structure has left the region "
             "the model describes (it is typically about to fly apart). Stopped rather than integrate it; "
             "resume from an earlier checkpoint with a smaller time step or lower temperature, or use a model "

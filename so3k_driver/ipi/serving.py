@@ -16,7 +16,6 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import sys
 
 from .compute import DEFAULT_MAX_FORCE
@@ -122,19 +121,11 @@ def serve_model(options: ServeOptions) -> ServeResult:
     try:
         answered = serve(connections, compute, use_shm=options.shm)
     except (StructureMismatch, ModelBreakdown) as error:
-        raise type(error)(f"{one_based_atoms(str(error))}; closed the connection") from None
+        raise type(error)(f"{error}; closed the connection") from None
     except InputError as error:
         raise InputError(f"bad structure from i-PI: {error}; closed the connection") from None
     log.info("done: %d requests, %d compilations", answered, potential.compile_count)
     return ServeResult(answered, potential.compile_count)
-
-
-def one_based_atoms(message: str) -> str:
-    """'atom 6' (an index counted from 0 by the compute layer) → 'atom 7 (1-based)', as i-PI and
-    PLUMED users count atoms; messages that already say which count they use are left alone."""
-    if "based" in message:
-        return message
-    return re.sub(r"\batom (\d+)\b", lambda m: f"atom {int(m.group(1)) + 1} (1-based)", message)
 
 
 def write_options(options: ServeOptions, path) -> None:

@@ -158,7 +158,7 @@ def test_compute_error_closes_the_connection_cleanly():
     from so3k_driver.evaluation.validation import InputError
 
     def failing(cells, positions, pad_to=None):
-        raise InputError("non-finite position (NaN or inf) for atom 0 of structure 0")
+        raise InputError("non-finite position (NaN or inf) for atom 1 of structure 1 (both 1-based)")
 
     ipi_side, driver_side = socket.socketpair()
     thread, outcome = run_driver([driver_side], failing)
@@ -228,7 +228,7 @@ def test_a_force_beyond_the_limit_stops_the_driver_with_a_clear_error(so3krates3
     cell = np.eye(3)[None] * 50
     make_compute(so3krates32, numbers, max_force=1.01 * largest.max())(cell, positions_bohr[None])  # passes
     make_compute(so3krates32, numbers, max_force=0)(cell, positions_bohr[None])  # check switched off
-    with pytest.raises(ModelBreakdown, match=rf"on atom {largest.argmax()} .*--max-force"):
+    with pytest.raises(ModelBreakdown, match=rf"on atom {largest.argmax() + 1} \(1-based.*--max-force"):
         make_compute(so3krates32, numbers, max_force=0.99 * largest.max())(cell, positions_bohr[None])
 
 
