@@ -1,1 +1,1 @@
-"""Pure-JAX host code around the model: the potential, batching, neighbour lists, input checks."""
+"""Host code around the pure-JAX model: the Potential, batching, neighbour lists, input checks, minimiser."""
