@@ -22,7 +22,8 @@ def add_parser(subparsers) -> None:
                         help="trajectory files, any format ASE reads (i-PI *.pos_*.xyz included; Å)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
     parser.add_argument("--fmax", type=float, default=fire.fmax, metavar="EV_PER_A",
-                        help="converged when every atomic force is below this, in eV/Å (default %(default)s eV/Å)")
+                        help="converged when every atomic force is below this, in eV/Å (default %(default)s eV/Å, "
+                             "a quench; to count minima use 0.01: looser criteria stop FIRE on flat slopes)")
     parser.add_argument("--max-steps", type=int, default=fire.max_steps, metavar="N",
                         help="FIRE steps per structure before giving up (default %(default)s)")
     parser.add_argument("--max-step", type=float, default=fire.max_step, metavar="A",
