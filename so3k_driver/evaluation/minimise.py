@@ -198,7 +198,7 @@ def fire_call_for(potential, settings: FireSettings, num_structures: int, num_at
     calls = _FIRE_CALLS.setdefault(potential, {})
     key = (dataclasses.replace(settings, fmax=1.0, max_steps=1), num_structures, num_atoms)
     if key not in calls:
-        calls[key] = make_fire_call(potential.model, potential._params, settings, num_structures, num_atoms)
+        calls[key] = make_fire_call(potential.model, potential.params, settings, num_structures, num_atoms)
     return calls[key]
 
 

@@ -208,6 +208,11 @@ class Potential:
         return pairs
 
     @property
+    def params(self) -> dict:
+        """The parameters in the evaluation dtype (host-side JAX arrays; committees stacked along axis 0)."""
+        return self._params
+
+    @property
     def devices(self) -> list:
         """The JAX devices a batch is spread over (``[None]``: JAX's default device)."""
         return list(self._devices)

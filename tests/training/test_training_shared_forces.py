@@ -29,7 +29,7 @@ def training_predictions(potential, data: Dataset, lr_cutoff, batch_size: int):
     capacities = Capacities.for_data(batch_size, data.max_atoms, pairs.max_pairs, pairs.max_long_range_pairs)
     batch, labels = make_batch(data, pairs, list(range(len(data))), capacities)
     model = EnergyModel(config, lr_cutoff=lr_cutoff)
-    params = {"params": potential._params["params"]}
+    params = {"params": potential.params["params"]}
     energies, forces, stress = predict(model, params, batch, jnp.asarray(labels.volume), bool(data.pbc.any()))
     n = len(data.numbers[0])
     return (np.asarray(energies)[:len(data)], np.asarray(forces)[:len(data) * n].reshape(len(data), n, 3),
