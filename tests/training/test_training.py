@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from so3k_driver.errors import UserError
 from so3k_driver.io.model_files import flatten, load_model
 from so3k_driver.training.data import fit_energy_shifts, load_dataset
 from so3k_driver.training.settings import TrainSettings
@@ -91,7 +92,7 @@ def test_loaders_convert_units_and_reject_inconsistent_files(tmp_path):
     assert md22.energies[0] == pytest.approx(-620726.002662 * KCAL_PER_MOL_IN_EV)
     benzene = SHARED / "rmd17_benzene_10frames.npz"
     if benzene.exists():  # 10 nuclear charges for 12-atom structures: must be refused
-        with pytest.raises(ValueError, match="atomic numbers"):
+        with pytest.raises(UserError, match="atomic numbers"):  # one line, like every malformed data file
             load_dataset(benzene, "kcal/mol")
     shifts = fit_energy_shifts(md22)
     residual = md22.energies - np.array([shifts[n].sum() for n in md22.numbers])
