@@ -173,10 +173,16 @@ class Potential:
         # Calls are sized for the full B (or pad_to), not for how many are distinct, so the
         # compiled shape does not change when i-PI's batches are more or less full.
         calls = list(self._batcher.calls(structures, pad_to=max(B, pad_to or 0)))
+        D = len(self._devices)
+        parts = []
         with self._precision():
-            # every call is dispatched before any result is fetched: several devices run together
-            pending = [(self._dispatch(k, batch, with_stress), count) for k, (batch, count) in enumerate(calls)]
-            parts = [self._batcher.host_outputs(*out, count=count, num_atoms=N) for out, count in pending]
+            # Calls go out in rounds of one per device, each round fetched before the next is sent:
+            # several devices run together, while on one CPU a call keeps the cores (and their
+            # caches) to itself (two calls at once measured 6-10 % slower for 32 x 42 atoms).
+            for first in range(0, len(calls), D):
+                round_ = [(self._dispatch(k, batch, with_stress), count)
+                          for k, (batch, count) in enumerate(calls[first:first + D], start=first)]
+                parts += [self._batcher.host_outputs(*out, count=count, num_atoms=N) for out, count in round_]
         outputs = repeat_last(Outputs.concatenate(parts), B)
         results = Results(energy=outputs.energy, forces=outputs.forces, extras=outputs.extras)
         if with_stress:
