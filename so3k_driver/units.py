@@ -14,6 +14,10 @@ COULOMB_EV_ANGSTROM = HARTREE_IN_EV * BOHR_IN_ANGSTROM
 KCAL_PER_MOL_IN_EV = 0.04336410390059322
 KJ_PER_MOL_IN_EV = 0.010364269574711572
 BOLTZMANN_EV_PER_K = 8.617330337217213e-05
+SPEED_OF_LIGHT_CM_PER_PS = 2.99792458e-2  # a frequency of 1/ps is 33.356 cm^-1
+# i-PI's time units in ps (its atomic unit of time is hbar/hartree).
+PICOSECONDS_PER_TIME_UNIT = {"picosecond": 1.0, "femtosecond": 1e-3, "nanosecond": 1e3,
+                             "atomic_unit": 2.4188843265857e-5}
 
 ANGSTROM_IN_BOHR = 1.0 / BOHR_IN_ANGSTROM
 EV_IN_HARTREE = 1.0 / HARTREE_IN_EV

@@ -36,11 +36,9 @@ import numpy as np
 
 from .. import peptide
 from ...ipi.properties import read_properties
+from ...units import PICOSECONDS_PER_TIME_UNIT, SPEED_OF_LIGHT_CM_PER_PS
 from .ipi_outputs import read_xyz_frames
 
-SPEED_OF_LIGHT_CM_PER_PS = 2.99792458e-2  # 1/ps = 33.356 cm^-1
-PICOSECONDS_PER_TIME_UNIT = {"picosecond": 1.0, "femtosecond": 1e-3, "nanosecond": 1e3,
-                             "atomic_unit": 2.4188843265857e-5}
 # X-H stretches reach ~3700 cm^-1: frames further apart than this alias them (Nyquist 1/(2Δt) < 4000 cm^-1).
 MIN_NYQUIST_CM1 = 4000.0
 MIN_FRAMES = 32
