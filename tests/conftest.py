@@ -68,3 +68,11 @@ def periodic_test_system(seed: int = 0):
         distances = atoms.get_all_distances(mic=True)[np.triu_indices(len(numbers), 1)]
         if distances.min() > 1.0:
             return numbers, positions, cell
+
+
+def tiny_model_config():
+    """A one-layer H/C/N/O model small enough to build committees of in a test (random weights)."""
+    from so3k_driver.model.config import ModelConfig
+
+    return ModelConfig(num_layers=1, num_features=16, num_heads=2, degrees=(1, 2), energy_regression_dim=16,
+                       num_radial=8, species=(1, 6, 7, 8))

@@ -7,15 +7,14 @@ import json
 
 import numpy as np
 import pytest
-from conftest import periodic_test_system
+from conftest import periodic_test_system, tiny_model_config
 from physics_suite import bundled_molecule
 
 from so3k_driver.evaluation.potential import Potential
 from so3k_driver.model.config import ModelConfig
 from so3k_driver.model.forces import initial_parameters, stack_parameters
 
-CONFIG = ModelConfig(num_layers=1, num_features=16, num_heads=2, degrees=(1, 2), energy_regression_dim=16,
-                     num_radial=8, species=(1, 6, 7, 8))
+CONFIG = tiny_model_config()
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +68,8 @@ def test_committee_file_round_trip(tmp_path, members, committee):
     numbers, positions = bundled_molecule()
     np.testing.assert_allclose(loaded.evaluate(numbers, positions).energy,
                                committee.evaluate(numbers, positions).energy, atol=1e-6)  # stored as float32
-    other = save_model(tmp_path / "other.so3k", CONFIG.__class__(**{**CONFIG.to_dict(), "num_features": 8,
-                                                                     "energy_regression_dim": 8}),
-                       initial_parameters(ModelConfig(**{**CONFIG.to_dict(), "num_features": 8,
-                                                         "energy_regression_dim": 8}), 0))
+    narrower = ModelConfig(**{**CONFIG.to_dict(), "num_features": 8, "energy_regression_dim": 8})
+    other = save_model(tmp_path / "other.so3k", narrower, initial_parameters(narrower, 0))
     with pytest.raises(ModelFileError, match="share one configuration"):
         save_committee(tmp_path / "bad.so3k", [str(paths[0]), str(other)])
 

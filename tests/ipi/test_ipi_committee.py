@@ -8,15 +8,13 @@ import sys
 import time
 
 import pytest
-from conftest import REPO
+from conftest import REPO, tiny_model_config
 
 from so3k_driver.evaluation.potential import Potential
-from so3k_driver.model.config import ModelConfig
 from so3k_driver.model.forces import initial_parameters
 
 pytest.importorskip("ipi", reason="i-PI is not installed (pip install ipi)")
-CONFIG = ModelConfig(num_layers=1, num_features=16, num_heads=2, degrees=(1, 2), energy_regression_dim=16,
-                     num_radial=8, species=(1, 6, 7, 8))
+CONFIG = tiny_model_config()
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,14 @@ import sys
 import ase.io
 import numpy as np
 from ase import Atoms
+from conftest import tiny_model_config
 from physics_suite import bundled_molecule
 
 from so3k_driver.evaluation.potential import Potential
 from so3k_driver.io.model_files import save_model
-from so3k_driver.model.config import ModelConfig
 from so3k_driver.model.forces import initial_parameters
 
-CONFIG = ModelConfig(num_layers=1, num_features=16, num_heads=2, degrees=(1, 2), energy_regression_dim=16,
-                     num_radial=8, species=(1, 6, 7, 8))
+CONFIG = tiny_model_config()
 
 
 def so3k(*args, cwd):
