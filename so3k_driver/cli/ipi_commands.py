@@ -54,6 +54,9 @@ def add_parser(subparsers) -> None:
     run.add_argument("--port", type=int, help="replace the ffsocket <port> (inet)")
     run.add_argument("--temperature", type=float, metavar="K",
                      help="replace the ensemble temperature and thermal velocities, in kelvin (single system only)")
+    run.add_argument("--hydrogen-mass", type=float, default=None, metavar="AMU",
+                     help="give every hydrogen this mass in amu (e.g. 4 for 2 fs steps; default: natural masses). "
+                          "Configurational averages do not change, dynamics do (docs/ipi.md)")
     run.add_argument("--drivers", type=int, default=1, metavar="N", help="driver processes to start (default 1)")
     run.add_argument("--connections", type=int, default=1, metavar="N", help="connections per driver (default 1)")
     run.add_argument("--workdir", default=".", help="where i-PI runs and writes its outputs (default: here)")
@@ -132,7 +135,8 @@ def run_options(args):
 
     return RunOptions(
         input=args.input, model=args.model, workdir=args.workdir, structure=args.structure, steps=args.steps,
-        address=args.address, port=args.port, temperature=args.temperature, drivers=args.drivers,
+        address=args.address, port=args.port, temperature=args.temperature,
+        hydrogen_mass=args.hydrogen_mass, drivers=args.drivers,
         connections=args.connections, dtype=args.dtype, device=args.device, pbc=args.pbc,
         max_force=args.max_force, driver_options=driver_settings(args.driver_option), timeout_s=args.timeout,
         quiet=args.quiet, max_driver_restarts=args.driver_restarts, auto_resume=args.auto_resume,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import xml.etree.ElementTree as ET
+
 from ..errors import IpiInputError
 
-
+HYDROGEN = 1
 
 @dataclasses.dataclass
 class SocketSettings:
@@ -47,10 +48,11 @@ def _text(element, default=None):
 
 
 def apply_overrides(root, *, input_dir: str, structure=None, steps=None, address=None, port=None,
-                    temperature=None) -> None:
+                    temperature=None, hydrogen_mass=None) -> None:
     """Fill the placeholders of an input from ``so3k run`` options; make file paths absolute.
 
-    steps: the new <total_steps> (MD steps counted from the start of the first piece of a run)."""
+    steps: the new <total_steps> (MD steps counted from the start of the first piece of a run).
+    hydrogen_mass: amu given to every hydrogen of every <initialize> (see set_hydrogen_masses)."""
     for file_element in root.iter("file"):
         if structure is not None:
             file_element.text = f" {os.path.abspath(structure)} "
@@ -82,6 +84,58 @@ def apply_overrides(root, *, input_dir: str, structure=None, steps=None, address
             if element is not None:
                 element.text = f" {temperature} "
                 element.set("units", "kelvin")
+    if hydrogen_mass is not None:
+        set_hydrogen_masses(root, hydrogen_mass)
+
+
+def atom_masses(numbers, hydrogen_mass: float | None = None):
+    """Masses (N,) in dalton (amu): standard atomic weights (ASE's table), hydrogens set to
+    hydrogen_mass when given. The total mass changes; nothing is taken from the bonded heavy atom."""
+    import numpy as np
+    from ase.data import atomic_masses
+
+    numbers = np.asarray(numbers, dtype=int)
+    masses = atomic_masses[numbers].astype(float)
+    if hydrogen_mass is not None:
+        masses[numbers == HYDROGEN] = hydrogen_mass
+    return masses
+
+
+def masses_element(numbers, hydrogen_mass: float) -> str:
+    """i-PI's per-atom masses for an <initialize>, hydrogens at hydrogen_mass amu (see atom_masses).
+
+    Goes after <file> and before <velocities>: i-PI builds thermal momenta from the masses it has."""
+    values = ", ".join(f"{m:.6g}" for m in atom_masses(numbers, hydrogen_mass))
+    return f"<masses mode='manual' units='dalton'> [ {values} ] </masses>"
+
+
+def set_hydrogen_masses(root, hydrogen_mass: float) -> None:
+    """Give every hydrogen hydrogen_mass amu in each <initialize> of an input (elements read from its
+    <file>); IpiInputError for a checkpoint (it keeps the masses it started with) or an input that
+    already sets masses."""
+    from .structures import read_numbers
+
+    if not hydrogen_mass > 0:
+        raise IpiInputError(f"hydrogen mass must be > 0 amu, got {hydrogen_mass}")
+    initializers = list(root.iter("initialize"))
+    if not initializers:
+        raise IpiInputError("hydrogen masses: the input has no <initialize> (a checkpoint keeps the masses "
+                            "it was started with)")
+    for initialize in initializers:
+        if initialize.find("masses") is not None:
+            raise IpiInputError("hydrogen masses: the input already sets <masses>; edit them there")
+        children = list(initialize)
+        files = [index for index, child in enumerate(children) if child.tag == "file"]
+        if not files:
+            raise IpiInputError("hydrogen masses: an <initialize> has no <file> to read the elements from")
+        path = _text(children[files[0]])
+        try:
+            numbers = read_numbers(path)
+        except (ValueError, OSError) as error:
+            raise IpiInputError(f"hydrogen masses: cannot read the elements of {path}: {error}") from None
+        masses = ET.fromstring(masses_element(numbers, hydrogen_mass))
+        masses.tail = children[files[0]].tail
+        initialize.insert(files[0] + 1, masses)
 
 
 def _child(parent, tag):

@@ -64,7 +64,8 @@ class RunOptions:
     input: i-PI XML input or a checkpoint (RESTART, PREFIX.restart_N). model: the drivers' model
     spec (FILE.so3k, mlff:DIR, so3lr:DIR, 'default'; unused for an <ffdirect> input). structure,
     steps, address, port, temperature replace the input's placeholders (see
-    ipi_xml.apply_overrides). drivers × connections: driver processes and connections per process.
+    ipi_xml.apply_overrides). hydrogen_mass: amu of every hydrogen (None: natural masses; an input
+    only, a checkpoint keeps its masses). drivers × connections: driver processes and connections per process.
     pbc: periodic (virial returned; set automatically for NPT). max_force: the drivers stop the run
     above it (0 = no check). driver_options: further ServeOptions fields for the drivers, e.g.
     {"lr_cutoff": 10.0}. timeout_s: stop when i-PI makes no progress for this long. quiet: no
@@ -81,6 +82,7 @@ class RunOptions:
     address: str | None = None
     port: int | None = None
     temperature: float | None = None
+    hydrogen_mass: float | None = None
     drivers: int = 1
     connections: int = 1
     dtype: str | None = None
@@ -109,6 +111,8 @@ class RunOptions:
             raise UserError(f"port must be in 1..65535, got {self.port}")
         if self.temperature is not None and not self.temperature > 0:
             raise UserError(f"temperature must be > 0 K, got {self.temperature}")
+        if self.hydrogen_mass is not None and not self.hydrogen_mass > 0:
+            raise UserError(f"hydrogen mass must be > 0 amu, got {self.hydrogen_mass}")
         if self.dtype not in (None, "float32", "float64"):
             raise UserError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if self.max_force < 0:
@@ -269,7 +273,8 @@ def _prepare_piece(options: RunOptions, input_path: str, workdir: str, resumed: 
     ipi_xml.apply_overrides(root, input_dir=os.path.dirname(input_path),
                             structure=None if resumed else options.structure, steps=options.steps,
                             address=options.address, port=options.port,
-                            temperature=None if resumed else options.temperature)
+                            temperature=None if resumed else options.temperature,
+                            hydrogen_mass=None if resumed else options.hydrogen_mass)
     ipi_xml.number_checkpoints(root)
     direct = ipi_xml.has_direct_forcefield(root) and root.find("ffsocket") is None
     sockets = None if direct else ipi_xml.socket_settings(root)

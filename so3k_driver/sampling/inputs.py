@@ -12,6 +12,7 @@ ipi_inputs/remd_metad.xml is generated from it (so3k_driver.sampling.bundled_inp
 from __future__ import annotations
 
 from .settings import StudySettings
+from ..ipi.ipi_xml import masses_element
 
 MODEL_FORCEFIELD = "so3k"
 DEFAULT_PREFIX = "sim"
@@ -58,19 +59,29 @@ def _dynamics(s: StudySettings) -> str:
 
 
 def study_xml(s: StudySettings, forcefield: str, plumed_files: list[str] | None, *, prefix: str = DEFAULT_PREFIX,
-              init_file: str = DEFAULT_INIT_FILE, comment: str | None = None) -> str:
+              init_file: str = DEFAULT_INIT_FILE, comment: str | None = None, numbers=None) -> str:
     """The i-PI input of a study: REMD when s has several temperatures, else NVT at the one;
-    plumed_files: one PLUMED input per temperature (metadynamics), or None (no bias)."""
+    plumed_files: one PLUMED input per temperature (metadynamics), or None (no bias); numbers (N,):
+    the atomic numbers of init_file, needed when s.hydrogen_mass is set (i-PI masses per atom)."""
     if plumed_files is not None and len(plumed_files) != len(s.temperatures):
         raise ValueError(f"one PLUMED file per temperature is needed: {len(plumed_files)} files for "
                          f"{len(s.temperatures)} temperatures")
     head = f"<!-- {comment} -->\n" if comment else ""
+    masses = ""
+    if s.hydrogen_mass is not None:
+        if numbers is None:
+            raise ValueError("hydrogen_mass is set: study_xml needs the atomic numbers of the structure")
+        masses = masses_element(numbers, s.hydrogen_mass)
     if s.replica_exchange:
-        return head + _remd_xml(s, forcefield, plumed_files, prefix, init_file)
-    return head + _nvt_xml(s, forcefield, plumed_files, prefix, init_file)
+        return head + _remd_xml(s, forcefield, plumed_files, prefix, init_file, _on_new_line(masses, 10))
+    return head + _nvt_xml(s, forcefield, plumed_files, prefix, init_file, _on_new_line(masses, 6))
 
 
-def _remd_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init_file: str) -> str:
+def _on_new_line(element: str, indent: int) -> str:
+    return f"\n{' ' * indent}{element}" if element else ""
+
+
+def _remd_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init_file: str, masses: str) -> str:
     n = len(s.temperatures)
     metad = plumed_files is not None
     if metad:
@@ -105,7 +116,7 @@ def _remd_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init
     <template>
       <system prefix='T-IDX'>
         <initialize nbeads='1'>
-          <file mode='xyz'> {init_file} </file>
+          <file mode='xyz'> {init_file} </file>{masses}
           <velocities mode='thermal' units='kelvin'> TEMP </velocities>
         </initialize>
         <forces> <force forcefield='{MODEL_FORCEFIELD}'/> </forces>
@@ -121,7 +132,7 @@ def _remd_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init
 """
 
 
-def _nvt_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init_file: str) -> str:
+def _nvt_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init_file: str, masses: str) -> str:
     t = s.temperatures[0]
     if plumed_files is not None:
         plumed_ff = "\n  " + _plumed_forcefield("plumed", init_file, plumed_files[0])
@@ -136,7 +147,7 @@ def _nvt_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init_
   {forcefield}{plumed_ff}
   <system>
     <initialize nbeads='1'>
-      <file mode='xyz'> {init_file} </file>
+      <file mode='xyz'> {init_file} </file>{masses}
       <velocities mode='thermal' units='kelvin'> {t:g} </velocities>
     </initialize>
     <forces> <force forcefield='{MODEL_FORCEFIELD}'/> </forces>

@@ -84,7 +84,8 @@ def prepare(folder, settings: StudySettings, force: bool = False) -> Path | None
                         else ["plumed.dat"])
         for name, text in zip(plumed_files, plumed_texts):
             (folder / name).write_text(text)
-    (folder / INPUT).write_text(study_inputs.study_xml(settings, _forcefield(folder, settings), plumed_files))
+    xml = study_inputs.study_xml(settings, _forcefield(folder, settings), plumed_files, numbers=atoms.numbers)
+    (folder / INPUT).write_text(xml)
     return backup
 
 

@@ -94,7 +94,9 @@ class StudySettings:
     timestep_fs; thermostat_tau_fs: Langevin time constant; exchange_stride: MD steps between REMD
     exchange attempts; output_stride: MD steps between trajectory frames and property lines;
     backend: "socket" (i-PI + so3k serve drivers) or "direct" (the model inside i-PI); dtype:
-    evaluation precision (None = the model's own); seed: i-PI's random seed."""
+    evaluation precision (None = the model's own); seed: i-PI's random seed; hydrogen_mass: amu of
+    every hydrogen (None = natural masses; e.g. 4 allows 2 fs steps; the total mass grows, the other
+    atoms keep theirs; configurational averages do not depend on masses, dynamics do)."""
 
     structure: str
     model: str
@@ -108,6 +110,7 @@ class StudySettings:
     backend: str = "socket"
     dtype: str | None = None
     seed: int = 31415
+    hydrogen_mass: float | None = None
 
     def __post_init__(self):
         _check(isinstance(self.structure, str) and self.structure != "", "structure", self.structure, "a file name")
@@ -137,6 +140,8 @@ class StudySettings:
         _check(self.backend in BACKENDS, "backend", self.backend, "one of " + ", ".join(BACKENDS))
         _check(self.dtype in DTYPES, "dtype", self.dtype, "float32, float64 or None (the model's own)")
         _check(_is_int(self.seed) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        _check(self.hydrogen_mass is None or (_is_number(self.hydrogen_mass) and self.hydrogen_mass > 0),
+               "hydrogen mass (amu)", self.hydrogen_mass, "> 0 amu or None (natural masses)")
 
     @property
     def replica_exchange(self) -> bool:
@@ -147,7 +152,8 @@ class StudySettings:
         record["temperatures"] = list(self.temperatures)
         record["units"] = {"temperatures": "K", "timestep_fs": "fs", "thermostat_tau_fs": "fs",
                            "strides, steps, pace": "MD steps", "metad.height": "kJ/mol",
-                           "metad.sigma": "Å (end-to-end) or rad (backbone)", "metad.grid_max": "Å"}
+                           "metad.sigma": "Å (end-to-end) or rad (backbone)", "metad.grid_max": "Å",
+                           "hydrogen_mass": "amu"}
         return json.dumps(record, indent=1, ensure_ascii=False) + "\n"
 
     @classmethod
