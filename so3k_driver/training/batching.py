@@ -22,7 +22,8 @@ from .data import Dataset
 
 class Labels(NamedTuple):
     """Targets of a padded batch: energies (S,) eV, forces (A, 3) eV/Å, stress (S, 3, 3) eV/Å^3;
-    masks say which slots are scored; volume (S,) Å^3 (1 for gas-phase and padding slots)."""
+    masks say which slots are scored; volume (S,) Å^3 (1 for gas-phase and padding slots).
+    atom_targets: per-atom teacher outputs by name -> (values (A,), mask (A,) bool), e.g. partial charges."""
 
     energies: np.ndarray
     structure_mask: np.ndarray
@@ -31,6 +32,7 @@ class Labels(NamedTuple):
     stress: np.ndarray
     stress_mask: np.ndarray
     volume: np.ndarray
+    atom_targets: dict = {}
 
 
 @dataclasses.dataclass
@@ -118,6 +120,7 @@ def make_batch(data: Dataset, pairs: PairCache, indices, cap: Capacities) -> tup
     volume = np.ones(B + 1, np.float32)
     total_charge = np.zeros(B + 1, np.float32)
     unpaired = np.zeros(B + 1, np.float32)
+    targets = {name: (np.zeros(cap.atoms, np.float32), np.zeros(cap.atoms, bool)) for name in data.atom_targets}
     offsets = []
     a0 = 0
     for slot, i in enumerate(indices):
@@ -136,6 +139,10 @@ def make_batch(data: Dataset, pairs: PairCache, indices, cap: Capacities) -> tup
                 stress_mask[slot] = True
         total_charge[slot] = data.total_charge[i]
         unpaired[slot] = data.unpaired_electrons[i]
+        for name, (values, mask) in targets.items():
+            labelled = np.isfinite(data.atom_targets[name][i])
+            values[a0:a0 + n] = np.where(labelled, data.atom_targets[name][i], 0.0)
+            mask[a0:a0 + n] = labelled
         offsets.append(a0)
         a0 += n
     short = _pair_slots(pairs.short, indices, offsets, cap.pairs)
@@ -145,7 +152,7 @@ def make_batch(data: Dataset, pairs: PairCache, indices, cap: Capacities) -> tup
         **{f"pair_{k}": v for k, v in short.items()}, **{f"lr_{k}": v for k, v in long.items()},
         total_charge=total_charge, unpaired_electrons=unpaired,
     )
-    return batch, Labels(energies, structure_mask, forces, atom_mask, stress, stress_mask, volume)
+    return batch, Labels(energies, structure_mask, forces, atom_mask, stress, stress_mask, volume, targets)
 
 
 def batch_order(count: int, batch_size: int, seed: int | None) -> list[np.ndarray]:

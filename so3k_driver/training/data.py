@@ -3,7 +3,8 @@
 A :class:`Dataset` holds ragged structures as lists (numbers, positions Å) plus energies (eV) and
 forces (eV/Å), and per structure a cell (Å, rows) with its periodicity, a stress label (eV/Å^3,
 NaN where the file has none), the total charge (e) and the number of unpaired electrons (SO3LR's
-inputs). Forces in a file are assumed to be in ``energy_unit`` per Å and stresses in
+inputs). Per atom, optional teacher targets for SO3LR-type students: partial charges (e, extxyz array
+``partial_charges``) and Hirshfeld volume ratios (``hirshfeld_ratios``), NaN where the file has none. Forces in a file are assumed to be in ``energy_unit`` per Å and stresses in
 ``energy_unit`` per Å^3 (ASE's sign: stress = (1/V) dE/d(strain)).
 """
 
@@ -17,6 +18,9 @@ import numpy as np
 
 from ..errors import UserError
 from ..units import energy_to_ev
+
+# Per-atom teacher outputs a student can be trained on: extxyz array name = model output name.
+ATOM_TARGETS = ("partial_charges", "hirshfeld_ratios")
 
 NPZ_KEYS = {  # our name -> candidate keys, first found wins
     "numbers": ("z", "nuclear_charges", "numbers"),
@@ -44,6 +48,7 @@ class Dataset:
     stress: np.ndarray | None = None
     total_charge: np.ndarray | None = None
     unpaired_electrons: np.ndarray | None = None
+    atom_targets: dict[str, list[np.ndarray]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         S = len(self.energies)
@@ -56,6 +61,15 @@ class Dataset:
             if value.shape != default.shape:
                 raise ValueError(f"{self.source or 'data'}: {name} must have shape {default.shape}, got {value.shape}")
             setattr(self, name, value)
+        for name, values in self.atom_targets.items():
+            if name not in ATOM_TARGETS:
+                raise ValueError(f"unknown per-atom target {name!r} (known: {ATOM_TARGETS})")
+            if len(values) != S or any(len(v) != len(n) for v, n in zip(values, self.numbers)):
+                raise ValueError(f"{self.source or 'data'}: {name} needs one value per atom of every structure")
+
+    def has_atom_target(self, name: str) -> bool:
+        """Whether any atom carries a finite ``name`` label."""
+        return name in self.atom_targets and any(np.isfinite(v).any() for v in self.atom_targets[name])
 
     def __len__(self) -> int:
         return len(self.energies)
@@ -65,7 +79,8 @@ class Dataset:
         return Dataset([self.numbers[i] for i in idx], [self.positions[i] for i in idx],
                        self.energies[idx].copy(), [self.forces[i] for i in idx], self.source,
                        self.cells[idx], self.pbc[idx], self.stress[idx], self.total_charge[idx],
-                       self.unpaired_electrons[idx])
+                       self.unpaired_electrons[idx],
+                       {k: [v[i] for i in idx] for k, v in self.atom_targets.items()})
 
     @property
     def periodic(self) -> np.ndarray:
@@ -179,7 +194,11 @@ def _read_ase(path: Path, energy_key: str | None, forces_key: str | None):
         extra["stress"].append(_frame_stress(atoms))
         extra["total_charge"].append(float(atoms.info.get("total_charge", atoms.info.get("charge", 0.0))))
         extra["unpaired_electrons"].append(float(atoms.info.get("unpaired_electrons", 0.0)))
-    return numbers, positions, np.asarray(energies), forces, {k: np.asarray(v) for k, v in extra.items()}
+    extra = {k: np.asarray(v) for k, v in extra.items()}
+    targets = {name: [np.asarray(a.arrays[name], np.float64).reshape(-1) if name in a.arrays
+                      else np.full(len(a), np.nan) for a in frames]
+               for name in ATOM_TARGETS if any(name in a.arrays for a in frames)}
+    return numbers, positions, np.asarray(energies), forces, {**extra, "atom_targets": targets}
 
 
 def _frame_energy(atoms, key, path, i) -> float:
@@ -264,6 +283,8 @@ def write_extxyz(data: Dataset, path: str | Path) -> Path:
         if data.total_charge[s] or data.unpaired_electrons[s]:
             atoms.info.update(total_charge=float(data.total_charge[s]),
                               unpaired_electrons=float(data.unpaired_electrons[s]))
+        for name, values in data.atom_targets.items():
+            atoms.arrays[name] = np.asarray(values[s], np.float64)
         frames.append(atoms)
     ase.io.write(path, frames, format="extxyz")
     return Path(path)

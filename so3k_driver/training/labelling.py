@@ -85,9 +85,15 @@ def xtb_calculator(method: str = "GFN2-xTB", charge: float = 0.0):
 # Labelling
 
 
+# Per-atom outputs of a SO3LR-type labeller -> extxyz array names that training reads as targets.
+TEACHER_ATOM_OUTPUTS = {"charges": "partial_charges", "hirshfeld_ratios": "hirshfeld_ratios"}
+
+
 def label_with_model(frames: list, labeller: ModelLabeller, quiet: bool = False) -> list:
     """Copies of ``frames`` (ase.Atoms) carrying the labeller's energy (eV), forces (eV/Å) and, for
-    periodic frames, stress (eV/Å^3); same-size structures are evaluated together, ``batch_size`` at a time."""
+    periodic frames, stress (eV/Å^3); same-size structures are evaluated together, ``batch_size`` at a time.
+    A SO3LR-type labeller also writes its partial charges (e) and Hirshfeld ratios as per-atom arrays
+    ``partial_charges`` and ``hirshfeld_ratios`` (targets for ``charge_weight``/``hirshfeld_weight``)."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
     from ..evaluation.frames import evaluate_frames
@@ -106,6 +112,9 @@ def label_with_model(frames: list, labeller: ModelLabeller, quiet: bool = False)
                 values["stress"] = result.stress[slot]
             atoms.calc = SinglePointCalculator(atoms, **values)
             atoms.info["labeller"] = labeller.spec
+            for output, target in TEACHER_ATOM_OUTPUTS.items():  # SO3LR-type teachers: for distillation
+                if output in result.extras:
+                    atoms.arrays[target] = np.asarray(result.extras[output][slot], np.float64)
             labelled[i] = atoms
     return labelled
 

@@ -39,6 +39,8 @@ class TrainSettings:
     energy_weight: float = 0.01        # loss = w_E * MSE(E) [eV²] + w_F * MSE(F) [(eV/Å)²] + w_S * MSE(stress)
     force_weight: float = 1.0
     stress_weight: float = 0.0         # w_S, per (eV/Å³)²; > 0 trains on the stress labels of periodic data
+    charge_weight: float = 0.0         # per e²: distil the teacher's partial charges (extxyz 'partial_charges')
+    hirshfeld_weight: float = 0.0      # distil the teacher's Hirshfeld ratios (extxyz 'hirshfeld_ratios')
     lr_cutoff: float | None = 12.0     # Å, long-range pairs of SO3LR-type models (None: all pairs, gas phase)
     dispersion_damping: float = 2.0    # Å, SO3LR's dispersion switch-off width below lr_cutoff
     ema_decay: float = 0.99            # exponential moving average of the weights (0: off)
@@ -50,6 +52,11 @@ class TrainSettings:
     resume: bool = True                # continue from the latest checkpoint in OUTPUT_DIR
     progress: bool = True
     plot: bool = True
+
+    @property
+    def target_weights(self) -> dict[str, float]:
+        """Loss weights of the per-atom targets (names as in the data), zero ones included."""
+        return {"partial_charges": self.charge_weight, "hirshfeld_ratios": self.hirshfeld_weight}
 
     def export_path(self) -> Path:
         return Path(self.export) if self.export else Path(self.output_dir) / "model.so3k"
@@ -76,9 +83,12 @@ class TrainSettings:
             raise ValueError("batch_size and num_train must be >= 1 and epochs >= 0")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError("ema_decay must be in [0, 1)")
-        if min(self.energy_weight, self.force_weight, self.stress_weight) < 0:
-            raise ValueError("energy_weight, force_weight and stress_weight must be >= 0, got "
-                             f"{self.energy_weight}, {self.force_weight}, {self.stress_weight}")
+        weights = {"energy_weight": self.energy_weight, "force_weight": self.force_weight,
+                   "stress_weight": self.stress_weight, "charge_weight": self.charge_weight,
+                   "hirshfeld_weight": self.hirshfeld_weight}
+        negative = {k: v for k, v in weights.items() if v < 0}
+        if negative:
+            raise ValueError(f"loss weights must be >= 0, got {negative}")
         if self.train_last_layers is not None and self.train_last_layers < 0:
             raise ValueError(f"train_last_layers must be >= 0 (or None for all), got {self.train_last_layers}")
         if self.init_from and self.model:

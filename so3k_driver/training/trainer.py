@@ -115,6 +115,11 @@ class Trainer:
         if self.with_stress and not self.p.train.has_stress:
             raise ValueError(f"stress_weight is {s.stress_weight} but no training structure in {s.data} has a "
                              "stress label (periodic frames with a 'stress' result)")
+        self.target_weights = {k: w for k, w in s.target_weights.items() if w > 0}
+        for name in self.target_weights:
+            if not self.p.train.has_atom_target(name):
+                raise ValueError(f"a {name} loss weight is set but no training structure in {s.data} has "
+                                 f"'{name}' per-atom labels (so3k label with a SO3LR-type teacher writes them)")
         periodic = bool(self.p.train.periodic.any() or self.p.valid.periodic.any())
         self.train_data = residual_energies(self.p.train, self.p.shifts)
         self.valid_data = residual_energies(self.p.valid, self.p.shifts)
@@ -145,7 +150,7 @@ class Trainer:
 
         def loss_fn(params):
             return loss_and_metrics(self.module, params, batch, labels, s.energy_weight, s.force_weight,
-                                    s.stress_weight)
+                                    s.stress_weight, self.target_weights)
 
         grads, metrics = jax.grad(loss_fn, has_aux=True)(state["params"])
         updates, opt_state = self.optimizer.update(grads, state["opt_state"], state["params"])
@@ -241,6 +246,7 @@ class Trainer:
         chunks = batch_order(len(self.train_data), s.batch_size, seed=[s.seed, epoch])
         bar = Progress(len(chunks), description=f"epoch {epoch}/{s.epochs}", unit="batch") if s.progress else None
         totals = {"loss": 0.0, "energy_mse": 0.0, "force_mse": 0.0} | ({"stress_mse": 0.0} if self.with_stress else {})
+        totals |= {f"{name}_mse": 0.0 for name in self.target_weights}
         for done, chunk in enumerate(chunks, start=1):
             batch, labels = make_batch(self.train_data, self.p.train_pairs, chunk, self.p.capacities)
             state, metrics = self._train_step(state, batch, labels)
