@@ -134,6 +134,26 @@ def truncate_xyz(path: str, step: int) -> bool:
     return _rewrite_kept_prefix(path, kept)
 
 
+def truncate_extras(path: str, step: int) -> bool:
+    """Keep the records of an i-PI extras trajectory (a '#EXTRAS(...)# Step: k' header and its data
+    lines) with k <= ``step``; a record cut by a kill is dropped."""
+    with open(path, "rb") as handle:
+        lines = handle.read().splitlines(keepends=True)
+    kept = record = 0
+    for line in lines:
+        if not line.endswith(b"\n"):
+            break
+        if line.lstrip().startswith(b"#"):  # a header ends the record before it
+            kept, record = kept + record, 0
+            match = XYZ_STEP.search(line.decode(errors="replace"))
+            if match is None or int(match.group(1)) > step:
+                break
+        record += len(line)
+    else:
+        kept += record
+    return _rewrite_kept_prefix(path, kept)
+
+
 def truncate_timed_lines(path: str, last_time: float) -> bool:
     """PLUMED files (HILLS, COLVAR): keep comment lines and lines whose first column is <= last_time."""
     with open(path, "rb") as handle:
@@ -186,6 +206,9 @@ def truncate_outputs(workdir: str, checkpoint: str) -> list[str]:
         for path in glob.glob(os.path.join(workdir, f"*{glob.escape(prefix)}.{glob.escape(name)}*")):
             if element.tag == "properties" and truncate_properties(path, step):
                 changed.append(path)
+            elif element.tag == "trajectory" and (element.text or "").strip().startswith("extras"):
+                if truncate_extras(path, step):  # i-PI writes extras in their own layout, whatever format says
+                    changed.append(path)
             elif element.tag == "trajectory" and element.get("format", "xyz") == "xyz" and truncate_xyz(path, step):
                 changed.append(path)
     for path, plumed_step in plumed_outputs(root, workdir):

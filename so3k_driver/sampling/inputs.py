@@ -42,12 +42,37 @@ def _plumed_forcefield(name: str, init_file: str, plumed_file: str) -> str:
             f"    <plumed_dat> {plumed_file} </plumed_dat>\n  </ffplumed>")
 
 
+UNCERTAINTY_OUTPUT = "uncertainty"  # <prefix>.uncertainty_0 (REMD: T-k_<prefix>.uncertainty_0)
+UNCERTAINTY_EXTRAS = "energy_uncertainty,force_uncertainty"  # the committee extras so3k serves (atomic units)
+
+
+def is_committee(model: str) -> bool:
+    """True when the model spec is a committee file (its header has committee_size); an unreadable
+    model is not one here (the run reports it)."""
+    from ..errors import ModelFileError
+    from ..io.model_files import load_model
+
+    try:
+        return bool(load_model(model)[2].get("committee_size"))
+    except ModelFileError:
+        return False
+
+
+def uncertainty_trajectory(stride: int) -> str:
+    """i-PI output of a committee's per-structure spread, one record per stride: a header
+    '#EXTRAS(energy_uncertainty,force_uncertainty)# Step: k' and one line with the energy spread
+    (hartree) then the per-atom force spreads (N values, hartree/bohr), as the driver sent them."""
+    return (f"<trajectory filename='{UNCERTAINTY_OUTPUT}' stride='{stride}' "
+            f"extra_type='{UNCERTAINTY_EXTRAS}'> extras </trajectory>")
+
+
 def _output(s: StudySettings, prefix: str) -> str:
+    uncertainty = f"\n    {uncertainty_trajectory(s.output_stride)}" if is_committee(s.model) else ""
     return (f"<output prefix='{prefix}'>\n"
             f"    <properties stride='{s.output_stride}' filename='out'> [ step, time{{picosecond}}, "
             f"conserved{{electronvolt}}, temperature{{kelvin}}, ensemble_temperature{{kelvin}}, "
             f"potential{{electronvolt}}, ensemble_bias{{electronvolt}} ] </properties>\n"
-            f"    <trajectory filename='pos' stride='{s.output_stride}' format='xyz'> positions{{angstrom}} </trajectory>\n"
+            f"    <trajectory filename='pos' stride='{s.output_stride}' format='xyz'> positions{{angstrom}} </trajectory>{uncertainty}\n"
             f"    <checkpoint stride='{max(s.output_stride, 100)}'/>\n  </output>")
 
 
