@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 
 from .model_commands import add_model_options
@@ -46,8 +47,10 @@ def add_parser(subparsers) -> None:
                     "size read from it, and show progress. Ctrl-C stops cleanly (i-PI writes RESTART); "
                     "'so3k run RESTART --model MODEL' resumes.")
     run.add_argument("input", metavar="INPUT", help="i-PI XML input or RESTART file")
-    run.add_argument("--model", help="model served by the drivers: FILE.so3k, mlff:DIR, so3lr:DIR or 'default' "
-                                     "(required for an <ffsocket> input; an <ffdirect> input names its own)")
+    run.add_argument("--model", action="append", default=[], metavar="[NAME=]SPEC",
+                     help="model served by the drivers: FILE.so3k, mlff:DIR, so3lr:DIR or 'default' (required for an "
+                          "<ffsocket> input; an <ffdirect> input names its own). Repeatable: NAME=SPEC serves the "
+                          "<ffsocket name='NAME'>, a plain SPEC every ffsocket not named")
     run.add_argument("--structure", help="replace the <initialize><file> structures (xyz, Å)")
     run.add_argument("--steps", type=int, help="replace <total_steps> (MD steps counted from the start of the run; with a RESTART: the new total)")
     run.add_argument("--address", help="replace the ffsocket <address> (unix/shm: socket name; inet: host)")
@@ -66,9 +69,10 @@ def add_parser(subparsers) -> None:
     run.add_argument("--max-force", type=float, default=DEFAULT_MAX_FORCE, metavar="EV_PER_A",
                      help=f"the drivers stop the run when a force exceeds this, eV/Å (default {DEFAULT_MAX_FORCE:g}; "
                           "0 = no check); RESTART is kept")
-    run.add_argument("--driver-option", action="append", default=[], metavar="OPT",
+    run.add_argument("--driver-option", action="append", default=[], metavar="[NAME:]OPT",
                      help="a model option for each driver (repeatable): --lr-cutoff, --dispersion-damping, "
-                          "--total-charge, --unpaired-electrons, e.g. --driver-option=--lr-cutoff=10")
+                          "--total-charge, --unpaired-electrons, e.g. --driver-option=--lr-cutoff=10; NAME:OPT only "
+                          "for the drivers of <ffsocket name='NAME'>, which may also set --dtype and --device")
     run.add_argument("--driver-restarts", type=int, default=3, metavar="N",
                      help="start a crashed driver again, at most N times per run (default 3; 0 = stop the run)")
     run.add_argument("--auto-resume", type=int, default=0, metavar="N",
@@ -107,8 +111,9 @@ def run_serve(args) -> int:
     return 0
 
 
-def driver_settings(option_words: list[str]) -> dict:
-    """ServeOptions fields from ``--driver-option`` words (the model options of ``so3k serve``)."""
+def driver_settings(option_words: list[str], per_forcefield: bool = False) -> dict:
+    """ServeOptions fields from ``--driver-option`` words (the model options of ``so3k serve``;
+    per_forcefield: --dtype and --device too)."""
     import argparse
 
     from ..errors import UserError
@@ -119,26 +124,66 @@ def driver_settings(option_words: list[str]) -> dict:
         parsed, unknown = parser.parse_known_args(["MODEL", *option_words])
     except argparse.ArgumentError as error:
         raise UserError(f"--driver-option: {error}") from None
-    if unknown:
-        raise UserError(f"--driver-option: {' '.join(unknown)} is not a driver model option (--lr-cutoff, "
-                        "--dispersion-damping, --total-charge, --unpaired-electrons)")
+    names = "--lr-cutoff, --dispersion-damping, --total-charge, --unpaired-electrons"
     given = {word.split("=")[0] for word in option_words}
+    local = {"--dtype", "--device"} & given
+    if unknown or (local and not per_forcefield):
+        bad = " ".join(unknown) or ", ".join(sorted(local))
+        raise UserError(f"--driver-option: {bad} is not a driver model option ({names}"
+                        + ("; --dtype and --device as NAME:OPT for one forcefield" if not per_forcefield else
+                           ", --dtype, --device") + ")")
     fields = {"lr_cutoff": None if parsed.lr_cutoff == 0 else parsed.lr_cutoff,
               "dispersion_damping": parsed.dispersion_damping, "total_charge": parsed.total_charge,
-              "unpaired_electrons": parsed.unpaired_electrons}
+              "unpaired_electrons": parsed.unpaired_electrons, "dtype": parsed.dtype, "device": parsed.device}
     return {name: value for name, value in fields.items() if f"--{name.replace('_', '-')}" in given}
+
+
+FORCEFIELD_PREFIX = re.compile(r"^(?P<name>[A-Za-z_][\w.-]*)(?P<separator>[=:])(?P<rest>.+)$")
+
+
+def forcefield_models(values: list[str]) -> tuple[str | None, dict]:
+    """(common model, {forcefield name: model}) from ``--model`` values: NAME=SPEC or SPEC."""
+    from ..errors import UserError
+
+    common, named = None, {}
+    for value in values:
+        match = FORCEFIELD_PREFIX.match(value)
+        if match and match["separator"] == "=":
+            if match["name"] in named:
+                raise UserError(f"--model: forcefield {match['name']!r} given twice")
+            named[match["name"]] = match["rest"]
+        elif common is not None:
+            raise UserError(f"--model: two models for every forcefield ({common}, {value}); name one with NAME=SPEC")
+        else:
+            common = value
+    return common, named
+
+
+def forcefield_driver_options(words: list[str]) -> tuple[dict, dict]:
+    """(common driver options, {forcefield name: its driver options}) from ``--driver-option`` words."""
+    common, named = [], {}
+    for word in words:
+        match = FORCEFIELD_PREFIX.match(word)
+        if match and match["separator"] == ":" and match["rest"].startswith("-"):
+            named.setdefault(match["name"], []).append(match["rest"])
+        else:
+            common.append(word)
+    return driver_settings(common), {name: driver_settings(own, per_forcefield=True) for name, own in named.items()}
 
 
 def run_options(args):
     """RunOptions from the ``so3k run`` flags."""
     from ..ipi.runner import RunOptions
 
+    model, models = forcefield_models(args.model)
+    driver_options, forcefield_options = forcefield_driver_options(args.driver_option)
     return RunOptions(
-        input=args.input, model=args.model, workdir=args.workdir, structure=args.structure, steps=args.steps,
+        input=args.input, model=model, models=models, workdir=args.workdir, structure=args.structure, steps=args.steps,
         address=args.address, port=args.port, temperature=args.temperature,
         hydrogen_mass=args.hydrogen_mass, drivers=args.drivers,
         connections=args.connections, dtype=args.dtype, device=args.device, pbc=args.pbc,
-        max_force=args.max_force, driver_options=driver_settings(args.driver_option), timeout_s=args.timeout,
+        max_force=args.max_force, driver_options=driver_options, forcefield_options=forcefield_options,
+        timeout_s=args.timeout,
         quiet=args.quiet, max_driver_restarts=args.driver_restarts, auto_resume=args.auto_resume,
         keep_checkpoints=args.keep_checkpoints)
 

@@ -12,6 +12,9 @@ HYDROGEN = 1
 
 @dataclasses.dataclass
 class SocketSettings:
+    """One <ffsocket>: its name (what <force forcefield='...'> refers to) and where it listens."""
+
+    name: str
     mode: str  # unix | inet | shm
     address: str
     port: int
@@ -71,11 +74,14 @@ def apply_overrides(root, *, input_dir: str, structure=None, steps=None, address
     if address is not None or port is not None:
         if not sockets:
             raise IpiInputError("the input has no <ffsocket> whose address could be set")
-        for ffsocket in sockets:
+        several = len(sockets) > 1
+        # Each ffsocket needs its own socket: unix/shm ADDRESS-<forcefield name>, inet PORT+k.
+        for index, ffsocket in enumerate(sockets):
             if address is not None:
-                _child(ffsocket, "address").text = f" {address} "
+                own = several and ffsocket.get("mode", "inet").strip().lower() != "inet"
+                _child(ffsocket, "address").text = f" {address}-{ffsocket.get('name', index)} " if own else f" {address} "
             if port is not None:
-                _child(ffsocket, "port").text = f" {port} "
+                _child(ffsocket, "port").text = f" {port + index} "
     if temperature is not None:
         if root.find("system_template") is not None or len(root.findall("system")) != 1:
             raise IpiInputError("--temperature needs a single <system>; edit the temperatures of a REMD input in the XML")
@@ -143,23 +149,31 @@ def _child(parent, tag):
     return element if element is not None else ET.SubElement(parent, tag)
 
 
-def socket_settings(root) -> SocketSettings:
-    sockets = root.findall("ffsocket")
-    if not sockets:
-        raise IpiInputError("the input has no <ffsocket>: so3k run serves models over i-PI sockets")
-    if len(sockets) > 1:
-        raise IpiInputError("the input has several <ffsocket>s; so3k run serves exactly one")
-    ffsocket = sockets[0]
-    mode = ffsocket.get("mode", "inet").strip().lower()
-    if mode not in ("unix", "inet", "shm"):
-        raise IpiInputError(f"ffsocket mode {mode!r} is not supported by so3k (unix, inet, shm)")
-    return SocketSettings(
-        mode=mode,
-        address=_text(ffsocket.find("address"), "localhost"),
-        port=int(_text(ffsocket.find("port"), "65535")),
-        batch_size=int(_text(ffsocket.find("batch_size"), "1")),
-        prefix=root.get("sockets_prefix", "/tmp/ipi_"),
-    )
+def socket_settings(root) -> list[SocketSettings]:
+    """Every top-level <ffsocket> of an input, in input order (empty when there is none).
+
+    IpiInputError for an unsupported mode, two with one name, or two listening at one address."""
+    settings = []
+    for index, ffsocket in enumerate(root.findall("ffsocket")):
+        name = ffsocket.get("name", "").strip() or f"ffsocket{index}"
+        mode = ffsocket.get("mode", "inet").strip().lower()
+        if mode not in ("unix", "inet", "shm"):
+            raise IpiInputError(f"ffsocket {name!r}: mode {mode!r} is not supported by so3k (unix, inet, shm)")
+        try:
+            port = int(_text(ffsocket.find("port"), "65535"))
+            batch_size = int(_text(ffsocket.find("batch_size"), "1"))
+        except ValueError as error:
+            raise IpiInputError(f"ffsocket {name!r}: {error}") from None
+        settings.append(SocketSettings(name=name, mode=mode, address=_text(ffsocket.find("address"), "localhost"),
+                                       port=port, batch_size=batch_size, prefix=root.get("sockets_prefix", "/tmp/ipi_")))
+    names = [s.name for s in settings]
+    if len(set(names)) < len(names):
+        raise IpiInputError(f"the input has several <ffsocket>s named alike ({', '.join(names)})")
+    places = [s.unix_path if s.mode != "inet" else f"{s.address}:{s.port}" for s in settings]
+    if len(set(places)) < len(places):
+        raise IpiInputError(f"ffsockets {', '.join(names)} listen at {', '.join(places)}: each needs its own address "
+                            "(or port); --address NAME gives them NAME-<forcefield>")
+    return settings
 
 
 def output_settings(root) -> OutputSettings:

@@ -40,7 +40,7 @@ from .executables import find_plumed_kernel, ipi_executable
 from .progress import ProgressReader, StepProgress
 from .serving import EXIT_WOULD_RECUR, GPU_MEMORY_DEFAULTS, ServeOptions, write_options
 from .transport import remove_stale_unix_socket
-from ..errors import InputError, IpiCrashed, RunFailed, UserError
+from ..errors import InputError, IpiCrashed, IpiInputError, RunFailed, UserError
 from ..progress import Progress
 
 SOCKET_WAIT_S = 60.0
@@ -55,6 +55,8 @@ SERVE_FIELDS = {field.name for field in dataclasses.fields(ServeOptions)}
 # Chosen by the runner from the input and RunOptions; not overridable through driver_options.
 RUNNER_SERVE_FIELDS = {"model", "structure", "unix", "inet", "prefix", "shm", "connections", "pbc", "dtype",
                        "device", "max_force"}
+# What one forcefield's drivers may set for themselves (RunOptions.forcefield_options).
+FORCEFIELD_SERVE_FIELDS = (SERVE_FIELDS - RUNNER_SERVE_FIELDS) | {"dtype", "device"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +64,10 @@ class RunOptions:
     """What to run and how. Lengths Å, temperatures K, forces eV/Å, times s.
 
     input: i-PI XML input or a checkpoint (RESTART, PREFIX.restart_N). model: the drivers' model
-    spec (FILE.so3k, mlff:DIR, so3lr:DIR, 'default'; unused for an <ffdirect> input). structure,
+    spec (FILE.so3k, mlff:DIR, so3lr:DIR, 'default'; unused for an <ffdirect> input), for every
+    <ffsocket> not named in models. models: {forcefield name: model spec}, each <ffsocket> served by
+    its own drivers at its own address. forcefield_options: {forcefield name: {ServeOptions field:
+    value}} for that forcefield's drivers only (driver_options fields, dtype, device). structure,
     steps, address, port, temperature replace the input's placeholders (see
     ipi_xml.apply_overrides). hydrogen_mass: amu of every hydrogen (None: natural masses; an input
     only, a checkpoint keeps its masses). drivers × connections: driver processes and connections per process.
@@ -90,6 +95,8 @@ class RunOptions:
     pbc: bool = False
     max_force: float = DEFAULT_MAX_FORCE
     driver_options: tuple = ()
+    models: tuple = ()
+    forcefield_options: tuple = ()
     timeout_s: float = 120.0
     quiet: bool = False
     max_driver_restarts: int = 3
@@ -127,6 +134,22 @@ class RunOptions:
             raise UserError(f"driver_options: {', '.join(unknown)} cannot be set here (allowed: "
                             f"{', '.join(sorted(SERVE_FIELDS - RUNNER_SERVE_FIELDS))})")
         object.__setattr__(self, "driver_options", extra)
+        models = tuple(sorted(dict(self.models).items()))
+        if any(not name or not spec for name, spec in models):
+            raise UserError(f"models: each forcefield needs a name and a model spec, got {dict(models)}")
+        object.__setattr__(self, "models", models)
+        own = tuple(sorted((name, tuple(sorted(dict(fields).items())))
+                           for name, fields in dict(self.forcefield_options).items()))
+        for name, fields in own:
+            unknown = [field for field, _ in fields if field not in FORCEFIELD_SERVE_FIELDS]
+            if unknown:
+                raise UserError(f"options of forcefield {name!r}: {', '.join(unknown)} cannot be set per forcefield "
+                                f"(allowed: {', '.join(sorted(FORCEFIELD_SERVE_FIELDS))})")
+        object.__setattr__(self, "forcefield_options", own)
+
+    def model_for(self, forcefield: str) -> str | None:
+        """The model spec served to one <ffsocket> (its own, else the common one)."""
+        return dict(self.models).get(forcefield, self.model)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +163,7 @@ class RunResult:
     driver_restarts: int = 0
     resumes: int = 0
     model: str | None = None
+    models: tuple = ()  # (forcefield name, model spec) pairs
 
     @property
     def restart(self) -> str:
@@ -147,13 +171,16 @@ class RunResult:
 
     @property
     def resume_command(self) -> str:
-        return resume_command(self.restart, self.workdir, self.model)
+        return resume_command(self.restart, self.workdir, self.model, self.models)
 
 
-def resume_command(checkpoint: str, workdir: str, model: str | None) -> str:
-    """The one command that continues a run from checkpoint, writing into the same workdir."""
-    words = ["so3k", "run", checkpoint] + (["--model", model] if model else []) + ["--workdir", workdir]
-    return " ".join(shlex.quote(word) for word in words)
+def resume_command(checkpoint: str, workdir: str, model: str | None, models=()) -> str:
+    """The one command that continues a run from checkpoint, writing into the same workdir
+    (models: (forcefield name, spec) pairs, written as --model NAME=SPEC)."""
+    words = ["so3k", "run", checkpoint] + (["--model", model] if model else [])
+    for name, spec in models:
+        words += ["--model", f"{name}={spec}"]
+    return " ".join(shlex.quote(word) for word in words + ["--workdir", workdir])
 
 
 def prepare_workdir(path: str) -> str:
@@ -237,8 +264,8 @@ def run_simulation(options: RunOptions, description: str | None = None) -> RunRe
                 # Healing a driver crash that took i-PI down is part of the driver's restart budget.
                 healing = getattr(crash, "after_driver_crash", False) and driver_restarts <= options.max_driver_restarts
                 if not healing and resumes >= options.auto_resume:
-                    raise RunFailed(f"{crash}; resume with: {resume_command(checkpoint.path, workdir, options.model)}"
-                                    ) from None
+                    raise RunFailed(f"{crash}; resume with: "
+                                    f"{resume_command(checkpoint.path, workdir, options.model, options.models)}") from None
                 resumes += 0 if healing else 1
                 cut = recovery.truncate_outputs(workdir, checkpoint.path)
                 say(f"{crash}; resuming from {checkpoint.path} (step {checkpoint.step})"
@@ -248,7 +275,7 @@ def run_simulation(options: RunOptions, description: str | None = None) -> RunRe
                 continue
             driver_restarts += run.driver_restarts
             return RunResult(interrupted, workdir, run.last_step, time.time() - started, driver_restarts, resumes,
-                             options.model)
+                             options.model, options.models)
     finally:
         if display is not None:
             display.close()
@@ -260,7 +287,7 @@ class _Piece:
 
     ipi_command: list
     environment: dict
-    sockets: ipi_xml.SocketSettings | None
+    sockets: list  # ipi_xml.SocketSettings, one per <ffsocket> (none: the model runs inside i-PI)
     outputs: ipi_xml.OutputSettings
     periodic: bool
     notes: list
@@ -276,10 +303,10 @@ def _prepare_piece(options: RunOptions, input_path: str, workdir: str, resumed: 
                             temperature=None if resumed else options.temperature,
                             hydrogen_mass=None if resumed else options.hydrogen_mass)
     ipi_xml.number_checkpoints(root)
-    direct = ipi_xml.has_direct_forcefield(root) and root.find("ffsocket") is None
-    sockets = None if direct else ipi_xml.socket_settings(root)
-    if sockets is not None and not options.model:
-        raise UserError("the input serves the model over an <ffsocket>: a model is needed (--model)")
+    sockets = ipi_xml.socket_settings(root)
+    if not sockets and not ipi_xml.has_direct_forcefield(root):
+        raise IpiInputError("the input has no <ffsocket> (nor <ffdirect>): so3k run serves models over i-PI sockets")
+    _check_forcefield_models(options, [s.name for s in sockets])
     environment = dict(os.environ)
     if ipi_xml.uses_plumed(root):
         environment["PLUMED_KERNEL"] = str(find_plumed_kernel())
@@ -292,19 +319,20 @@ def _prepare_piece(options: RunOptions, input_path: str, workdir: str, resumed: 
     except OSError as error:
         raise UserError(f"cannot write the run input {run_input}: {error.strerror or error}") from None
     notes = []
-    if sockets is not None:
-        check_model_elements(options.model, run_input)
+    for model in sorted({options.model_for(s.name) for s in sockets}):
+        check_model_elements(model, run_input)
     if os.path.exists(os.path.join(workdir, "EXIT")):
         os.unlink(os.path.join(workdir, "EXIT"))  # i-PI would stop at its first step
         notes.append(f"removed a stale EXIT file from {workdir}")
-    if sockets is not None and sockets.mode in ("unix", "shm"):
-        try:
-            if remove_stale_unix_socket(sockets.unix_path):
-                notes.append(f"removed stale socket file {sockets.unix_path}")
-        except FileExistsError as error:
-            raise UserError(str(error)) from None
-    elif sockets is not None:
-        check_port_free(sockets.address, sockets.port)
+    for s in sockets:
+        if s.mode in ("unix", "shm"):
+            try:
+                if remove_stale_unix_socket(s.unix_path):
+                    notes.append(f"removed stale socket file {s.unix_path}")
+            except FileExistsError as error:
+                raise UserError(str(error)) from None
+        else:
+            check_port_free(s.address, s.port)
     if outputs.start_step > 0 and not resumed:
         # Resuming by hand from a checkpoint: records after it would otherwise appear twice.
         cut = recovery.truncate_outputs(workdir, input_path)
@@ -312,6 +340,19 @@ def _prepare_piece(options: RunOptions, input_path: str, workdir: str, resumed: 
             notes.append(f"outputs cut back to step {outputs.start_step} of {os.path.basename(input_path)}: "
                          + ", ".join(os.path.basename(p) for p in cut))
     return _Piece(command + [run_input], environment, sockets, outputs, periodic, notes)
+
+
+def _check_forcefield_models(options: RunOptions, names: list[str]) -> None:
+    """UserError unless every <ffsocket> has a model and every named forcefield is one of the input's."""
+    named = {name for name, _ in options.models} | {name for name, _ in options.forcefield_options}
+    unknown = sorted(named - set(names))
+    if unknown:
+        raise UserError(f"forcefield(s) {', '.join(unknown)} given a model or options, but the input's <ffsocket>s "
+                        f"are {', '.join(names) or 'none'}")
+    missing = [name for name in names if not options.model_for(name)]
+    if missing:
+        which = "the input's <ffsocket>" if len(names) == 1 else f"forcefield(s) {', '.join(missing)}"
+        raise UserError(f"{which} need(s) a model: --model SPEC (every ffsocket) or --model NAME=SPEC (one)")
 
 
 class _Messages:
@@ -333,6 +374,8 @@ class _Run:
         self.sockets, self.outputs = piece.sockets, piece.outputs
         self.run_input = piece.ipi_command[-1]
         self.ipi: subprocess.Popen | None = None
+        # One driver slot per (ffsocket, k < options.drivers); drivers[i] runs slots[i].
+        self.slots = [(s, k) for s in self.sockets for k in range(options.drivers)]
         self.drivers: list[subprocess.Popen | None] = []
         self.restart_at: dict[int, float] = {}  # driver index -> monotonic time of its restart
         self.driver_restarts = 0  # in this piece; restarts_used were spent by earlier pieces
@@ -373,57 +416,68 @@ class _Run:
         self.ipi_log_start = os.path.getsize(self.ipi_log_path) if os.path.exists(self.ipi_log_path) else 0
         self.ipi = subprocess.Popen(self.piece.ipi_command, cwd=self.workdir, stdout=self._log("ipi.log"),
                                     stderr=subprocess.STDOUT, start_new_session=True, env=self.piece.environment)
-        s = self.sockets
-        if s is None:
-            where = "model inside i-PI (<ffdirect>)"
-        else:
-            where = f"{s.mode} {s.unix_path if s.mode != 'inet' else f'{s.address}:{s.port}'}, batch size {s.batch_size}"
+        places = [f"{s.name}: {s.mode} {s.unix_path if s.mode != 'inet' else f'{s.address}:{s.port}'}, batch size "
+                  f"{s.batch_size}" for s in self.sockets]
+        where = "; ".join(places) if places else "model inside i-PI (<ffdirect>)"
         self.say(f"i-PI started (pid {self.ipi.pid}, {where}); log {self.ipi_log_path}")
 
     def _wait_for_socket(self):
-        if self.sockets is None or self.sockets.mode == "inet":
-            return  # no socket, or the driver retries its TCP connection with backoff
+        # inet: the driver retries its TCP connection with backoff
+        paths = [s.unix_path for s in self.sockets if s.mode != "inet"]
         deadline = time.monotonic() + SOCKET_WAIT_S
-        while not os.path.exists(self.sockets.unix_path):
+        while not all(os.path.exists(path) for path in paths):
             if self.ipi.poll() is not None:
                 raise RunFailed(f"i-PI exited (status {self.ipi.returncode}) before opening its socket: "
                                 f"{_last_error(self.ipi_log_path)} (log {self.ipi_log_path})")
             if self.stop_requested:
                 raise RunFailed("interrupted before i-PI opened its socket")
             if time.monotonic() > deadline:
-                raise RunFailed(f"i-PI did not create {self.sockets.unix_path} within {SOCKET_WAIT_S:.0f} s "
+                raise RunFailed(f"i-PI did not create {' and '.join(paths)} within {SOCKET_WAIT_S:.0f} s "
                                 f"(log {self.ipi_log_path})")
             time.sleep(0.1)
 
-    def serve_options(self) -> ServeOptions:
-        o, s = self.options, self.sockets
+    def serve_options(self, socket: ipi_xml.SocketSettings) -> ServeOptions:
+        """The drivers of one <ffsocket>: its model and address, common then its own options."""
+        o, s = self.options, socket
         where = ({"inet": f"{s.address}:{s.port}"} if s.mode == "inet"
                  else {"unix": s.address, "prefix": s.prefix, "shm": s.mode == "shm"})
-        return ServeOptions(model=o.model, structure=self.run_input, connections=o.connections, pbc=self.piece.periodic,
-                            dtype=o.dtype, device=o.device, max_force=o.max_force, **where, **dict(o.driver_options))
+        fields = {"dtype": o.dtype, "device": o.device, **dict(o.driver_options),
+                  **dict(dict(o.forcefield_options).get(s.name, ()))}
+        return ServeOptions(model=o.model_for(s.name), structure=self.run_input, connections=o.connections,
+                            pbc=self.piece.periodic, max_force=o.max_force, **where, **fields)
 
-    def driver_command(self) -> list[str]:
-        """The driver process: the serving module's entry point on a JSON file of ServeOptions."""
-        path = os.path.join(self.workdir, DRIVER_OPTIONS_FILE)
-        write_options(self.serve_options(), path)
+    def _several(self) -> bool:
+        return len(self.sockets) > 1
+
+    def driver_command(self, socket: ipi_xml.SocketSettings) -> list[str]:
+        """A driver process: the serving module's entry point on a JSON file of ServeOptions."""
+        name = f"so3k_driver_{socket.name}.json" if self._several() else DRIVER_OPTIONS_FILE
+        path = os.path.join(self.workdir, name)
+        write_options(self.serve_options(socket), path)
         return [sys.executable, "-m", "so3k_driver.ipi.serving", path]
 
     def _start_drivers(self):
-        if self.sockets is None:
-            return
-        command = self.driver_command()
-        self.drivers = [self._start_driver(index, command) for index in range(self.options.drivers)]
+        commands = {s.name: self.driver_command(s) for s in self.sockets}
+        self.drivers = [self._start_driver(index, commands[s.name]) for index, (s, _) in enumerate(self.slots)]
 
     def _start_driver(self, index: int, command: list[str] | None = None) -> subprocess.Popen:
         environment = dict(os.environ)
         for key, value in GPU_MEMORY_DEFAULTS.items():
             environment.setdefault(key, value)
-        return subprocess.Popen(command or self.driver_command(), cwd=self.workdir,
-                                stdout=self._log(f"so3k_driver_{index}.log"), stderr=subprocess.STDOUT,
+        socket, _ = self.slots[index]
+        return subprocess.Popen(command or self.driver_command(socket), cwd=self.workdir,
+                                stdout=self._log(os.path.basename(self.driver_log(index))), stderr=subprocess.STDOUT,
                                 start_new_session=True, env=environment)
 
+    def driver_name(self, index: int) -> str:
+        socket, k = self.slots[index]
+        return f"driver {k} of forcefield {socket.name}" if self._several() else f"driver {k}"
+
     def driver_log(self, index: int) -> str:
-        return os.path.join(self.workdir, f"so3k_driver_{index}.log")
+        """so3k_driver_K.log, or so3k_driver_<forcefield>_K.log when the input has several ffsockets."""
+        socket, k = self.slots[index]
+        name = f"so3k_driver_{socket.name}_{k}.log" if self._several() else f"so3k_driver_{k}.log"
+        return os.path.join(self.workdir, name)
 
     # ---------------------------------------------------------------------------------------
     def _show(self, progress: StepProgress) -> None:
@@ -477,13 +531,13 @@ class _Run:
                 raise self._driver_error(index)
             used = self.restarts_used + self.driver_restarts
             if used >= self.options.max_driver_restarts:
-                raise RunFailed(f"driver {index} exited with status {code} and {used} restarts are "
+                raise RunFailed(f"{self.driver_name(index)} exited with status {code} and {used} restarts are "
                                 f"used up (max_driver_restarts); i-PI stopped, RESTART kept in {self.workdir} "
                                 f"(log {self.driver_log(index)})")
             pause = min(FIRST_RESTART_PAUSE_S * 2 ** used, MAX_RESTART_PAUSE_S)
             self.driver_restarts += 1
             self.restart_at[index] = time.monotonic() + pause
-            self.say(f"driver {index} exited with status {code} after step {self.last_step}; starting it again in "
+            self.say(f"{self.driver_name(index)} exited with status {code} after step {self.last_step}; starting it again in "
                      f"{pause:.0f} s (restart {used + 1} of {self.options.max_driver_restarts}); "
                      "i-PI re-queues its request")
         return restarted
@@ -513,7 +567,7 @@ class _Run:
     def _driver_error(self, index: int) -> RunFailed:
         """One line for a driver that stopped on an error that would recur, with where to resume."""
         kind, message = _driver_error_line(self.driver_log(index))
-        text = f"driver {index} stopped: {message}"
+        text = f"{self.driver_name(index)} stopped: {message}"
         if kind == "ModelBreakdown":
             reached = self.last_step if self.last_step is not None else self.outputs.start_step
             first_abnormal = reached + 1
@@ -524,7 +578,7 @@ class _Run:
             if checkpoint is not None:
                 text += (f"; the last checkpoint before step {first_abnormal} is {checkpoint.path} (step "
                          f"{checkpoint.step}); resume from it with: "
-                         f"{resume_command(checkpoint.path, self.workdir, self.options.model)}")
+                         f"{resume_command(checkpoint.path, self.workdir, self.options.model, self.options.models)}")
         return RunFailed(text + f" (log {self.driver_log(index)})")
 
     def _finished(self) -> None:
@@ -557,9 +611,11 @@ class _Run:
                     driver.terminate()
                     driver.wait()
         self.restart_at.clear()
-        if self.sockets is not None and self.sockets.mode != "inet" and self.ipi is not None:
+        for s in self.sockets if self.ipi is not None else ():
+            if s.mode == "inet":
+                continue
             try:
-                remove_stale_unix_socket(self.sockets.unix_path)
+                remove_stale_unix_socket(s.unix_path)
             except (FileExistsError, OSError):
                 pass
 
