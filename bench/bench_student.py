@@ -1,7 +1,7 @@
 """The goals of issue #11 for a distilled student, measured in one run: a table on stdout, OUT.json.
 
-    python bench/bench_student.py STUDENT --test TEST.extxyz --out OUT.json \
-        [--teacher so3lr:DIR] [--committee COMMITTEE.so3k] [--skip relax,speed] [--skip-teacher-relax -1.47]
+    python bench/bench_student.py STUDENT --test TEST.extxyz --out OUT.json
+        [--teacher so3lr:DIR] [--committee COMMITTEE.so3k] [--skip relax,speed] [--skip-teacher-relax -1.558]
 
 Parts (each one function; ``--skip`` leaves any out):
 
