@@ -6,10 +6,16 @@ from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
+    from ..sampling.analysis.uncertainty import DEFAULT_THRESHOLD_MEV_PER_A
+
     parser = subparsers.add_parser(
-        "analyze", help="demultiplex REMD, end-to-end distance, Rg, helix fraction, FES from HILLS, Ramachandran")
+        "analyze", help="demultiplex REMD, end-to-end distance, Rg, helix fraction, FES from HILLS, Ramachandran, "
+                        "committee uncertainty")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="folder with i-PI outputs (*.out, *.pos_0.xyz) and HILLS/COLVAR")
     parser.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis)")
+    parser.add_argument("--uncertainty-threshold", type=float, default=DEFAULT_THRESHOLD_MEV_PER_A, metavar="MEV_PER_A",
+                        help="committee runs: flag frames whose largest per-atom force spread exceeds this, in meV/Å "
+                             "(default %(default)g meV/Å)")
     parser.set_defaults(func=run_analyze)
 
 
@@ -20,7 +26,7 @@ def run_analyze(args) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} is not a folder")
-    summary = analyze(run_dir, Path(args.out) if args.out else None)
+    summary = analyze(run_dir, Path(args.out) if args.out else None, args.uncertainty_threshold)
     print(summary.read_text())
     print(f"plots and summary in {summary.parent}")
     return 0

@@ -3,7 +3,7 @@
 Observables (from the demultiplexed trajectories): end-to-end distance (Å; carbonyl C of the acetyl
 cap and of the last residue), backbone radius of gyration (Å), helix fraction (residues in the
 α basin of the Ramachandran plot, and formed i→i+4 hydrogen bonds), phi/psi (degrees); free
-energy from HILLS (kJ/mol).
+energy from HILLS (kJ/mol); for a committee model, its uncertainty over time (uncertainty.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import peptide
-from . import ipi_outputs, plumed_files, spectrum
+from . import ipi_outputs, plumed_files, spectrum, uncertainty
 
 PLOTS = ("end_to_end.png", "radius_of_gyration.png", "helix_fraction.png", "free_energy.png", "ramachandran.png")
 
@@ -146,8 +146,13 @@ def _free_energy_plot(path, profiles):
     plt.close(fig)
 
 
-def analyze(run_dir: Path, out_dir: Path | None = None) -> Path:
-    """Write the plots and summary.md into out_dir (default run_dir/analysis); returns the summary path."""
+def analyze(run_dir: Path, out_dir: Path | None = None,
+            uncertainty_threshold: float = uncertainty.DEFAULT_THRESHOLD_MEV_PER_A) -> Path:
+    """Write the plots and summary.md into out_dir (default run_dir/analysis); returns the summary path.
+
+    uncertainty_threshold (meV/Å): a committee run's frames whose largest per-atom force spread
+    exceeds it are flagged (plot and summary); a run without committee uncertainty gets neither."""
+    threshold = uncertainty.check_threshold(uncertainty_threshold)
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir else run_dir / "analysis"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -162,14 +167,18 @@ def analyze(run_dir: Path, out_dir: Path | None = None) -> Path:
     exchanges = ipi_outputs.exchange_acceptance(run_dir)
     hills = {p.name: len(plumed_files.read_plumed(p).get("height", ()))
              for p in plumed_files.temperature_files(run_dir, "HILLS")}
-    summary = _write_summary(out_dir, run_dir, data, exchanges, hills, breakages)
+    replicas = uncertainty.replica_uncertainties(run_dir)
+    committee = uncertainty.summary(replicas, threshold) if replicas else None
+    if replicas:
+        uncertainty.plot(out_dir / uncertainty.PLOT, replicas, threshold)
+    summary = _write_summary(out_dir, run_dir, data, exchanges, hills, breakages, committee)
     # Vibrational spectrum when velocities (or positions) are written often enough; one summary line either way.
     with summary.open("a") as handle:
         handle.write("\n" + spectrum.write_spectrum(run_dir, out_dir) + "\n")
     return summary
 
 
-def _write_summary(out_dir, run_dir, data, exchanges, hills, breakages=()) -> Path:
+def _write_summary(out_dir, run_dir, data, exchanges, hills, breakages=(), committee=None) -> Path:
     lines = [f"# Sampling analysis of `{run_dir}`", "",
              f"Frames per temperature: {', '.join(str(len(d.time)) for d in data)}; "
              f"simulated time per replica: {data[0].time[-1]:.3f} ps.", ""]
@@ -196,9 +205,12 @@ def _write_summary(out_dir, run_dir, data, exchanges, hills, breakages=()) -> Pa
     lines += ["", "Helix: residue with φ in [-100, -30]° and ψ in [-80, -5]°; H-bond: O(i)···H–N(i+4) < 2.5 Å.",
               "Free energy from HILLS: F(s) = -Σ hills (well-tempered heights as written by PLUMED), kJ/mol.", "",
               "Plots: " + ", ".join(f"[{p}]({p})" for p in PLOTS), ""]
+    if committee is not None:
+        lines += uncertainty.markdown(committee)
     broken = [vars(b) for b in breakages]
     (out_dir / "summary.json").write_text(json.dumps({"temperatures": summary, "exchanges": exchanges, "hills": hills,
-                                                      "broken_configurations": broken}, indent=1) + "\n")
+                                                      "broken_configurations": broken,
+                                                      "committee_uncertainty": committee}, indent=1) + "\n")
     path = out_dir / "summary.md"
     path.write_text("\n".join(lines))
     return path
