@@ -10,6 +10,7 @@ resumed run repeats the uninterrupted one step for step.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -125,8 +126,7 @@ class Trainer:
         self.valid_data = residual_energies(self.p.valid, self.p.shifts)
         self.trainable = None
         if s.train_last_layers is not None:  # the mask needs the parameter tree's layout
-            start = self.p.initial_params or initial_parameters(self.p.config, s.seed, s.lr_cutoff)
-            self.trainable = trainable_mask(start, s.train_last_layers)
+            self.trainable = trainable_mask(self.starting_parameters(), s.train_last_layers)
         self.optimizer = make_optimizer(s, self.trainable)
         self.schedule = learning_rate_schedule(s)
         self._train_step = jax.jit(self._step)
@@ -135,11 +135,18 @@ class Trainer:
         self.metrics_path = self.output / "metrics.jsonl"
 
     # --------------------------------------------------------------------------------------------
-    def initial_state(self) -> dict:
+    @functools.cached_property
+    def _fresh_parameters(self) -> dict:
+        return initial_parameters(self.p.config, self.s.seed, self.s.lr_cutoff)
+
+    def starting_parameters(self) -> dict:
+        """The fine-tuned model's parameters, or fresh ones (built once) for a new model."""
         if self.p.initial_params is not None:
-            params = jax.tree.map(jnp.asarray, self.p.initial_params)
-        else:
-            params = initial_parameters(self.p.config, self.s.seed, self.s.lr_cutoff)
+            return self.p.initial_params
+        return self._fresh_parameters
+
+    def initial_state(self) -> dict:
+        params = jax.tree.map(jnp.asarray, self.starting_parameters())
         return {"params": params, "opt_state": self.optimizer.init(params), "ema": params, "best": params,
                 "step": jnp.zeros((), jnp.int32), "epoch": jnp.zeros((), jnp.int32),
                 "best_loss": jnp.asarray(np.inf, jnp.float32), "bad_epochs": jnp.zeros((), jnp.int32),
@@ -219,7 +226,11 @@ class Trainer:
             if s.time_limit_s is not None and time.perf_counter() - wall_start >= s.time_limit_s:
                 stop_reason = f"time limit {s.time_limit_s} s"
                 break
-            state, train_metrics = self._epoch(state, epoch)
+            try:
+                state, train_metrics = self._epoch(state, epoch)
+            except KeyboardInterrupt:  # Ctrl-C: keep what the finished epochs learnt
+                stop_reason = f"interrupted during epoch {epoch}"
+                break
             row = {"epoch": epoch, "step": int(state["step"]), "lr": float(self.schedule(int(state["step"]))),
                    **{f"train_{k}": v for k, v in train_metrics.items()}}
             if epoch % s.eval_every == 0 or epoch == s.epochs:

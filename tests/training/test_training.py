@@ -78,6 +78,24 @@ def test_resume_reproduces_uninterrupted_run(ethanol_files, reference_run, tmp_p
     assert [r["epoch"] for r in rows] == [1, 2]
 
 
+def test_ctrl_c_exports_the_finished_epochs(ethanol_files, tmp_path, monkeypatch):
+    """Ctrl-C during epoch 2 writes the model of epoch 1 (its EMA weights) instead of losing the run."""
+    from so3k_driver.training.trainer import Trainer
+
+    original = Trainer._epoch
+
+    def interrupted(self, state, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, state, epoch)
+
+    monkeypatch.setattr(Trainer, "_epoch", interrupted)
+    train(settings(ethanol_files[0], "kcal/mol", tmp_path, epochs=3), log=lambda *_: None)
+    metadata = load_model(str(tmp_path / "model.so3k"))[2]["metadata"]
+    assert metadata["epochs_trained"] == 1
+    assert metadata["stop_reason"] == "interrupted during epoch 2"
+
+
 def test_kcal_and_ev_inputs_give_the_same_model(ethanol_files, reference_run, tmp_path):
     out, _ = reference_run
     train(settings(ethanol_files[1], "eV", tmp_path), log=lambda *_: None)
