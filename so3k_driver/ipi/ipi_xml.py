@@ -176,6 +176,31 @@ def socket_settings(root) -> list[SocketSettings]:
     return settings
 
 
+def structures_per_evaluation(root, forcefield: str) -> int | None:
+    """How many structures i-PI asks forcefield for at once: beads (or the contracted nbeads of its
+    <force>) summed over the systems that use it, a <system_template> counting once per <instance>.
+    None when the input does not say (e.g. a checkpoint whose systems are not templated)."""
+    total = 0
+    template = root.find("system_template")
+    systems = [(system, 1) for system in root.findall("system")]
+    if template is not None:
+        systems += [(system, len(template.findall("instance"))) for system in template.iter("system")]
+    for system, copies in systems:
+        initialize = system.find("initialize")
+        beads_element = system.find("beads")
+        if initialize is not None:
+            beads = int(initialize.get("nbeads", "1"))
+        elif beads_element is not None:
+            beads = int(beads_element.get("nbeads", "1"))
+        else:
+            return None
+        for force in system.iter("force"):
+            if force.get("forcefield") == forcefield and float(force.get("weight", "1")) != 0:
+                contracted = int(force.get("nbeads", "0"))
+                total += copies * (contracted if contracted > 0 else beads)
+    return total or None
+
+
 def output_settings(root) -> OutputSettings:
     output = root.find("output")
     prefix = output.get("prefix", "i-pi") if output is not None else "i-pi"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import json
 import os
 import re
 import shlex
@@ -54,7 +55,7 @@ IPI_RESET_SIGNATURE = "ConnectionResetError"
 SERVE_FIELDS = {field.name for field in dataclasses.fields(ServeOptions)}
 # Chosen by the runner from the input and RunOptions; not overridable through driver_options.
 RUNNER_SERVE_FIELDS = {"model", "structure", "unix", "inet", "prefix", "shm", "connections", "pbc", "dtype",
-                       "device", "max_force"}
+                       "device", "max_force", "structures_per_step", "stats_file"}
 # What one forcefield's drivers may set for themselves (RunOptions.forcefield_options).
 FORCEFIELD_SERVE_FIELDS = (SERVE_FIELDS - RUNNER_SERVE_FIELDS) | {"dtype", "device"}
 
@@ -164,6 +165,7 @@ class RunResult:
     resumes: int = 0
     model: str | None = None
     models: tuple = ()  # (forcefield name, model spec) pairs
+    calls: dict = dataclasses.field(default_factory=dict)  # forcefield name -> server.CallCounter.summary()
 
     @property
     def restart(self) -> str:
@@ -275,7 +277,7 @@ def run_simulation(options: RunOptions, description: str | None = None) -> RunRe
                 continue
             driver_restarts += run.driver_restarts
             return RunResult(interrupted, workdir, run.last_step, time.time() - started, driver_restarts, resumes,
-                             options.model, options.models)
+                             options.model, options.models, run.call_counts())
     finally:
         if display is not None:
             display.close()
@@ -291,6 +293,7 @@ class _Piece:
     outputs: ipi_xml.OutputSettings
     periodic: bool
     notes: list
+    per_step: dict  # forcefield name -> structures it is asked for per MD step (None: unknown)
 
 
 def _prepare_piece(options: RunOptions, input_path: str, workdir: str, resumed: bool) -> _Piece:
@@ -339,7 +342,8 @@ def _prepare_piece(options: RunOptions, input_path: str, workdir: str, resumed: 
         if cut:
             notes.append(f"outputs cut back to step {outputs.start_step} of {os.path.basename(input_path)}: "
                          + ", ".join(os.path.basename(p) for p in cut))
-    return _Piece(command + [run_input], environment, sockets, outputs, periodic, notes)
+    per_step = {s.name: ipi_xml.structures_per_evaluation(root, s.name) for s in sockets}
+    return _Piece(command + [run_input], environment, sockets, outputs, periodic, notes, per_step)
 
 
 def _check_forcefield_models(options: RunOptions, names: list[str]) -> None:
@@ -443,8 +447,25 @@ class _Run:
                  else {"unix": s.address, "prefix": s.prefix, "shm": s.mode == "shm"})
         fields = {"dtype": o.dtype, "device": o.device, **dict(o.driver_options),
                   **dict(dict(o.forcefield_options).get(s.name, ()))}
+        if o.drivers == 1:  # the one process gets the whole step: it can count (and wait for) it
+            fields.update(structures_per_step=self.piece.per_step.get(s.name), stats_file=self.stats_file(s))
         return ServeOptions(model=o.model_for(s.name), structure=self.run_input, connections=o.connections,
                             pbc=self.piece.periodic, max_force=o.max_force, **where, **fields)
+
+    def stats_file(self, socket: ipi_xml.SocketSettings) -> str:
+        name = f"so3k_driver_{socket.name}_calls.json" if self._several() else "so3k_driver_calls.json"
+        return os.path.join(self.workdir, name)
+
+    def call_counts(self) -> dict:
+        """Forcefield name -> the model call counts its driver wrote (server.CallCounter.summary())."""
+        counts = {}
+        for s in self.sockets if self.options.drivers == 1 else ():
+            try:
+                with open(self.stats_file(s)) as handle:
+                    counts[s.name] = json.load(handle)
+            except (OSError, ValueError):
+                pass
+        return counts
 
     def _several(self) -> bool:
         return len(self.sockets) > 1
@@ -592,7 +613,9 @@ class _Run:
         if rc != 0:
             raise IpiCrashed(f"i-PI exited with status {rc} after step {self.last_step}: "
                              f"{_last_error(self.ipi_log_path)} (log {self.ipi_log_path})")
-        self.say(f"done in {time.time() - self.started:.1f} s; outputs in {self.workdir}")
+        calls = [f"{name}: {c['calls_per_step']:.2f}" for name, c in self.call_counts().items() if c.get("calls_per_step")]
+        self.say(f"done in {time.time() - self.started:.1f} s; outputs in {self.workdir}"
+                 + (f"; model calls per step {', '.join(calls)}" if calls else ""))
 
     def _stop_all(self):
         if self.ipi is not None and self.ipi.poll() is None:

@@ -2,13 +2,20 @@
 
 Physics lives in the ``compute`` callable (see compute.py); this module only moves messages.
 Requests that arrive together on several connections with the same atom count are evaluated in
-one ``compute`` call.
+one ``compute`` call. When the driver knows how many structures a step brings (``per_step``: the
+replicas/beads that use its forcefield) and some of its connections are still idle, it waits up
+to ``GATHER_TIMEOUT_S`` for the rest of the step before computing, and stops waiting once waits
+bring nothing: i-PI sends a forcefield's next requests only after all it has sent are answered,
+so the rest of a step that i-PI dispatched in two rounds (a batch of 5, then one of 3 of 8)
+cannot be waited for. ``CallCounter`` counts model calls per step (``ServeResult``, driver log).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import select
+import time
 
 import numpy as np
 
@@ -17,6 +24,63 @@ from .transport import Connection, Disconnected, SharedArrays
 
 log = logging.getLogger("so3k.ipi")
 SELECT_TIMEOUT_S = 5.0
+GATHER_TIMEOUT_S = 0.002  # i-PI hands a step's requests to its free clients within microseconds
+FRUITLESS_WAITS = 20  # consecutive waits that brought nothing before the driver stops waiting
+
+
+@dataclasses.dataclass
+class CallCounter:
+    """Model calls against the structures they evaluated.
+
+    per_step: structures each MD step brings (replicas × beads using this forcefield; None when
+    unknown). slots: structures received, i-PI's padding included (a short batch is filled up by
+    repeating its last structure); distinct: without that padding. calls_per_step needs per_step;
+    identical replicas (all of them at step 0) count once, so the first step reads as fewer.
+    """
+
+    per_step: int | None = None
+    gather_timeout_s: float = GATHER_TIMEOUT_S
+    calls: int = 0
+    slots: int = 0
+    distinct: int = 0
+    waits: int = 0  # waits for the rest of a step
+    fruitful_waits: int = 0  # ... that brought more requests
+    fruitless_in_a_row: int = 0
+
+    def record_call(self, requests: list["Request"]) -> None:
+        self.calls += 1
+        for request in requests:
+            self.slots += len(request.positions)
+            self.distinct += len(request.positions) - padding_slots(request)
+
+    @property
+    def steps(self) -> float | None:
+        return self.distinct / self.per_step if self.per_step else None
+
+    @property
+    def calls_per_step(self) -> float | None:
+        return self.calls / self.steps if self.steps else None
+
+    @property
+    def waiting(self) -> bool:
+        return self.per_step is not None and self.fruitless_in_a_row < FRUITLESS_WAITS
+
+    def summary(self) -> dict:
+        """JSON-ready counts; calls_per_step and steps are None when per_step is unknown."""
+        record = dataclasses.asdict(self)
+        record.pop("fruitless_in_a_row")
+        record["steps"] = self.steps
+        record["calls_per_step"] = self.calls_per_step
+        return record
+
+
+def padding_slots(request: "Request") -> int:
+    """Trailing slots of a batched request that repeat the slot before (i-PI's padding)."""
+    copies, last = 0, len(request.positions) - 1
+    while copies < last and np.array_equal(request.positions[last - copies], request.positions[last - copies - 1]) \
+            and np.array_equal(request.cells[last - copies], request.cells[last - copies - 1]):
+        copies += 1
+    return copies
 
 
 class Request:
@@ -120,7 +184,7 @@ class ClientSession:
         self.connection.close()
 
 
-def compute_pending(sessions: list[ClientSession], compute) -> None:
+def compute_pending(sessions: list[ClientSession], compute, counter: CallCounter | None = None) -> None:
     """Evaluate all pending requests, grouped by atom count, one compute call per group."""
     groups: dict[int, list[ClientSession]] = {}
     for session in sessions:
@@ -133,6 +197,8 @@ def compute_pending(sessions: list[ClientSession], compute) -> None:
         cells = np.concatenate([s.pending.cells for s in members])
         positions = np.concatenate([s.pending.positions for s in members])
         energies, forces, virials, extras = compute(cells, positions, pad_to=capacity)
+        if counter is not None:
+            counter.record_call([s.pending for s in members])
         start = 0
         for session in members:
             stop = start + len(session.pending.positions)
@@ -140,13 +206,15 @@ def compute_pending(sessions: list[ClientSession], compute) -> None:
             start = stop
 
 
-def serve(connections: list[Connection], compute, use_shm: bool = False) -> int:
+def serve(connections: list[Connection], compute, use_shm: bool = False, counter: CallCounter | None = None) -> int:
     """Serve i-PI until every connection got EXIT. Returns the number of force evaluations answered.
 
+    counter: counts model calls (and, with its per_step set, waits for the rest of a step).
     Raises Disconnected when i-PI goes away without EXIT, and whatever ``compute`` raises
     (e.g. InputError for NaN positions); connections are closed in every case.
     """
     sessions = [ClientSession(c, use_shm) for c in connections]
+    counter = counter if counter is not None else CallCounter()
     answered = 0
     try:
         while True:
@@ -157,8 +225,9 @@ def serve(connections: list[Connection], compute, use_shm: bool = False) -> int:
             for session in readable:
                 session.handle_message()
             _gather_more(active)
+            _wait_for_step(active, counter)
             # Requests that arrived in this round, on any connection, go out as one batch.
-            compute_pending(active, compute)
+            compute_pending(active, compute, counter)
             answered = sum(s.exchanges for s in sessions)
     except BaseException:
         # Drain what i-PI already sent (the GETFORCE following a POSDATA) so that closing sends a
@@ -182,6 +251,32 @@ def _gather_more(active: list[ClientSession]) -> None:
             session.handle_message()
 
 
+def _wait_for_step(active: list[ClientSession], counter: CallCounter) -> None:
+    """Wait up to counter.gather_timeout_s for the rest of a step on idle connections (see the module doc)."""
+    pending = [s for s in active if s.pending is not None]
+    idle = [s for s in active if s.pending is None and not s.finished]
+    if not pending or not idle or not counter.waiting:
+        return  # with every connection busy, i-PI sends nothing more before we answer
+    received = sum(len(s.pending.positions) - padding_slots(s.pending) for s in pending)
+    if received >= counter.per_step:
+        return
+    deadline = time.monotonic() + counter.gather_timeout_s
+    counter.waits += 1
+    gained = False
+    while received < counter.per_step:
+        idle = [s for s in active if s.pending is None and not s.finished]
+        remaining = deadline - time.monotonic()
+        if not idle or remaining <= 0:
+            break
+        for session in select.select(idle, [], [], remaining)[0]:
+            session.handle_message()
+            if session.pending is not None:
+                received += len(session.pending.positions) - padding_slots(session.pending)
+                gained = True
+    counter.fruitful_waits += gained
+    counter.fruitless_in_a_row = 0 if gained else counter.fruitless_in_a_row + 1
+
+
 def _drain(session: ClientSession) -> None:
     sock = session.connection.sock
     try:
@@ -192,4 +287,4 @@ def _drain(session: ClientSession) -> None:
         pass
 
 
-__all__ = ["serve", "ClientSession", "Disconnected", "compute_pending"]
+__all__ = ["serve", "ClientSession", "Disconnected", "compute_pending", "CallCounter"]

@@ -43,6 +43,9 @@ class ServeOptions:
     arrive together are evaluated in one batch). pbc: use i-PI's cell and return the virial.
     lr_cutoff Å (None = all pairs), dispersion_damping Å, total_charge e: SO3LR options.
     max_force eV/Å: stop when a force exceeds it (0 = no check). connect_timeout_s: seconds of retries.
+    structures_per_step: structures i-PI asks this process for per MD step (replicas × beads; None =
+    unknown): the driver then counts model calls per step and waits briefly for the rest of a step
+    on idle connections (server.CallCounter). stats_file: where the call counts go as JSON at the end.
     """
 
     model: str
@@ -61,6 +64,8 @@ class ServeOptions:
     unpaired_electrons: float = 0.0
     max_force: float = DEFAULT_MAX_FORCE
     connect_timeout_s: float = CONNECT_TIMEOUT_S
+    structures_per_step: int | None = None
+    stats_file: str | None = None
 
     def __post_init__(self):
         if (self.unix is None) == (self.inet is None):
@@ -78,6 +83,8 @@ class ServeOptions:
             raise UserError(f"max_force must be >= 0 eV/Å (0 = no check), got {self.max_force}")
         if not self.connect_timeout_s > 0:
             raise UserError(f"connect_timeout_s must be > 0 s, got {self.connect_timeout_s}")
+        if self.structures_per_step is not None and self.structures_per_step < 1:
+            raise UserError(f"structures_per_step must be >= 1 or None, got {self.structures_per_step}")
 
     def inet_address(self) -> tuple[str, int] | None:
         if self.inet is None:
@@ -92,6 +99,7 @@ class ServeOptions:
 class ServeResult:
     requests: int      # force evaluations answered (one per structure and step)
     compilations: int  # model traces/compilations (one per shape bucket)
+    calls: dict = dataclasses.field(default_factory=dict)  # server.CallCounter.summary()
 
 
 def serve_model(options: ServeOptions) -> ServeResult:
@@ -99,7 +107,7 @@ def serve_model(options: ServeOptions) -> ServeResult:
     StructureMismatch / ModelBreakdown / InputError for a structure the model cannot or must not
     evaluate (the connection is closed first), UserError for unusable options or files."""
     from .compute import make_compute
-    from .server import serve
+    from .server import CallCounter, serve
     from .structures import read_numbers
     from .transport import connect
     from ..evaluation.potential import Potential
@@ -118,14 +126,30 @@ def serve_model(options: ServeOptions) -> ServeResult:
                        for index in range(options.connections)]
     except ConnectionError as error:
         raise UserError(str(error)) from None
+    counter = CallCounter(per_step=options.structures_per_step)
     try:
-        answered = serve(connections, compute, use_shm=options.shm)
+        answered = serve(connections, compute, use_shm=options.shm, counter=counter)
     except (StructureMismatch, ModelBreakdown) as error:
         raise type(error)(f"{error}; closed the connection") from None
     except InputError as error:
         raise InputError(f"bad structure from i-PI: {error}; closed the connection") from None
-    log.info("done: %d requests, %d compilations", answered, potential.compile_count)
-    return ServeResult(answered, potential.compile_count)
+    finally:
+        _write_stats(counter, options.stats_file)
+    per_step = f", {counter.calls_per_step:.2f} calls per step" if counter.calls_per_step else ""
+    log.info("done: %d requests, %d compilations, %d model calls for %d structures%s", answered,
+             potential.compile_count, counter.calls, counter.distinct, per_step)
+    return ServeResult(answered, potential.compile_count, counter.summary())
+
+
+def _write_stats(counter, path) -> None:
+    """The call counts as JSON (also after an error: what was served until then)."""
+    if path is None:
+        return
+    try:
+        with open(path, "w") as handle:
+            json.dump(counter.summary(), handle, indent=1)
+    except OSError as error:
+        log.warning("cannot write call counts to %s: %s", path, error)
 
 
 def write_options(options: ServeOptions, path) -> None:

@@ -19,12 +19,31 @@ DEFAULT_PREFIX = "sim"
 DEFAULT_INIT_FILE = "init.xyz"
 
 
+SINGLE_SYSTEM_LATENCY_S = 1e-4
+LATENCY_PER_REPLICA_S = 1.5e-3
+MAX_LATENCY_S = 0.02
+
+
+def socket_latency(replicas: int) -> float:
+    """i-PI's socket poll interval (s) for a study of ``replicas`` systems.
+
+    i-PI steps the replicas in threads that queue their force requests one after another (they
+    share the GIL: ~1-2 ms each on 2 busy cores); its socket thread wakes every <latency> and sends
+    whatever is queued, then waits for the answer. With 1e-4 s a REMD step goes out in two pieces,
+    i.e. two model calls. Waking about when the last replica has queued (1.5 ms per replica, at
+    most 20 ms) sends most steps whole, at little cost: the wait overlaps i-PI's own stepping
+    (measured in docs/ipi.md). One system (all its beads queued at once): 1e-4 s."""
+    return SINGLE_SYSTEM_LATENCY_S if replicas <= 1 else min(MAX_LATENCY_S, LATENCY_PER_REPLICA_S * replicas)
+
+
 def socket_forcefield(address: str, batch_size: int = 1) -> str:
     """Unix-socket force field served by ``so3k serve``/``so3k run`` (or any i-PI client) at /tmp/ipi_<address>.
 
-    batch_size > 1 lets one driver evaluate the replicas of a REMD step in one call."""
+    batch_size > 1 (one slot per replica) lets one driver evaluate the replicas of a REMD step in one
+    call; the poll interval follows from it (socket_latency)."""
     return (f"<ffsocket name='{MODEL_FORCEFIELD}' mode='unix' pbc='false'>\n"
-            f"    <address> {address} </address> <latency> 1e-4 </latency> <timeout> 600 </timeout>\n"
+            f"    <address> {address} </address> <latency> {socket_latency(batch_size):g} </latency> "
+            f"<timeout> 600 </timeout>\n"
             f"    <batch_size> {batch_size} </batch_size>\n  </ffsocket>")
 
 

@@ -1,5 +1,6 @@
 """End-to-end runs with real i-PI processes and the random-weights SO3krates model (few steps)."""
 
+import json
 import os
 import shutil
 import signal
@@ -44,6 +45,10 @@ def test_every_input_runs(tmp_path, name, options):
     assert outputs and all(properties(p)[-1, 0] == 4 for p in outputs)
     if name == "remd":  # exchanges are attempted every 2 steps and logged
         assert len((tmp_path / "remd.remd_idx").read_text().split("\n")) >= 2
+    # The driver counted its model calls against the structures a step brings (read from the input).
+    calls = json.loads((tmp_path / "so3k_driver_calls.json").read_text())
+    assert calls["per_step"] == {"nvt": 1, "pimd": 8, "npt": 1, "remd": 4}[name]
+    assert calls["slots"] >= calls["distinct"] >= 5 and calls["calls"] >= 5 and calls["calls_per_step"] >= 1
 
 
 def write_variant(tmp_path, source, replacements, name):

@@ -1,0 +1,124 @@
+"""Model calls per MD step: the driver counts them, and waits briefly for the rest of a step on idle
+connections (scripted fake i-PI, no model)."""
+
+import socket
+import threading
+import time
+
+import numpy as np
+
+from so3k_driver.ipi import protocol as P
+from so3k_driver.ipi.server import FRUITLESS_WAITS, CallCounter, serve
+from so3k_driver.ipi.transport import Connection
+from test_ipi_protocol import FakeIPI, fake_compute
+
+
+def start(count, counter, calls):
+    pairs = [socket.socketpair() for _ in range(count)]
+    outcome = {}
+
+    def target():
+        outcome["answered"] = serve([Connection(p[1], f"pair{i}") for i, p in enumerate(pairs)], fake_compute(calls),
+                                    counter=counter)
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    fakes = [FakeIPI(p[0]) for p in pairs]
+    return thread, outcome, fakes
+
+
+def handshake(fake, init=" "):
+    assert fake.status() == "NEEDINIT"
+    fake.init(init)
+    assert fake.status() == "READY"
+
+
+def send_single(fake, value):
+    positions = np.full((3, 3), float(value))
+    fake.send(P.header(P.POSDATA), np.eye(3).tobytes(), np.eye(3).tobytes(), P.int32(3), positions.tobytes(),
+              P.header(P.GETFORCE))
+
+
+def read_single(fake):
+    assert fake.recv(12) == P.header(P.FORCEREADY)
+    energy = np.frombuffer(fake.recv(8), np.float64)[0]
+    fake.recv(4 + 72 + 72)
+    fake.recv(int(np.frombuffer(fake.recv(4), np.int32)[0]))
+    return energy
+
+
+def finish(thread, fakes):
+    for fake in fakes:
+        fake.send(P.header(P.EXIT))
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_padding_is_not_counted_as_structures_of_the_step():
+    counter, calls = CallCounter(per_step=3), []
+    thread, outcome, (ipi,) = start(1, counter, calls)
+    handshake(ipi, " batch_size:4")
+    rng = np.random.default_rng(1)
+    for _ in range(5):  # 5 steps of 3 replicas, each padded to the batch size 4 by i-PI
+        positions = rng.normal(size=(4, 5, 3))
+        positions[3] = positions[2]
+        ipi.batched_request(np.repeat(np.eye(3)[None] * 20, 4, axis=0), positions)
+        assert ipi.status() == "READY"
+    finish(thread, [ipi])
+    assert (counter.calls, counter.slots, counter.distinct) == (5, 20, 15)
+    assert counter.calls_per_step == 1.0 and counter.waits == 0  # one connection: nothing to wait for
+
+
+def exchange_step(fakes, delay_s):
+    """Both requests of a step, the second delay_s after the first; the two energies back."""
+    send_single(fakes[0], 1.0)
+    time.sleep(delay_s)
+    send_single(fakes[1], 2.0)
+    return [read_single(fake) for fake in fakes]
+
+
+def test_the_driver_waits_for_the_rest_of_a_step_and_evaluates_it_in_one_call():
+    runs = {}
+    for label, counter in [("waits", CallCounter(per_step=2, gather_timeout_s=1.0)), ("unknown", CallCounter())]:
+        calls = []
+        thread, outcome, fakes = start(2, counter, calls)
+        for fake in fakes:
+            handshake(fake)
+        energies = [exchange_step(fakes, delay_s=0.1) for _ in range(3)]
+        finish(thread, fakes)
+        assert energies == [[3.0, 6.0]] * 3 and outcome["answered"] == 6
+        runs[label] = counter
+    assert runs["waits"].calls == 3 and runs["waits"].fruitful_waits == 3  # one call per step
+    assert runs["unknown"].calls == 6  # no step size known: each request goes out as it comes
+    assert runs["unknown"].calls_per_step is None
+
+
+def test_waiting_stops_when_the_rest_of_a_step_never_comes_before_an_answer():
+    """i-PI sends a forcefield's next requests only once all sent ones are answered: when a step is
+    dispatched in two rounds, waiting cannot help and the driver gives it up."""
+    counter, calls = CallCounter(per_step=2, gather_timeout_s=0.02), []
+    thread, outcome, fakes = start(2, counter, calls)
+    for fake in fakes:
+        handshake(fake)
+    for step in range(FRUITLESS_WAITS + 5):
+        for fake in fakes:  # one request at a time, each answered before the next is sent
+            send_single(fake, 1.0)
+            read_single(fake)
+    finish(thread, fakes)
+    assert counter.waits == FRUITLESS_WAITS and counter.fruitful_waits == 0
+    assert counter.calls == 2 * (FRUITLESS_WAITS + 5) and counter.calls_per_step == 2.0
+
+
+def test_structures_per_step_are_read_from_the_input(tmp_path):
+    """Beads × systems using a forcefield: REMD templates count once per instance, a contracted
+    <force nbeads> counts its own beads, a forcefield with weight 0 is never asked."""
+    from conftest import REPO
+    from so3k_driver.ipi import ipi_xml
+
+    def per_step(path, name="so3k"):
+        return ipi_xml.structures_per_evaluation(ipi_xml.load(str(path)).getroot(), name)
+
+    inputs = REPO / "ipi_inputs"
+    assert [per_step(inputs / f) for f in ("nvt.xml", "pimd.xml", "remd.xml", "remd_metad.xml")] == [1, 8, 4, 4]
+    text = (inputs / "pimd.xml").read_text().replace("<force forcefield='so3k'", "<force forcefield='so3k' nbeads='2'")
+    (tmp_path / "contracted.xml").write_text(text.replace("</forces>", "<force forcefield='off' weight='0'/></forces>"))
+    assert per_step(tmp_path / "contracted.xml") == 2 and per_step(tmp_path / "contracted.xml", "off") is None

@@ -1,0 +1,25 @@
+"""The socket force field of study inputs: i-PI's poll interval grows with the replicas, so that a
+REMD step reaches the driver whole (one model call) instead of in two pieces."""
+
+import re
+
+import pytest
+
+from so3k_driver.sampling import inputs as study_inputs
+from so3k_driver.sampling.settings import MetadSettings, StudySettings
+
+
+@pytest.mark.parametrize("replicas, latency", [(1, 1e-4), (2, 3e-3), (4, 6e-3), (8, 0.012), (40, 0.02)])
+def test_poll_interval_is_1_5_ms_per_replica_up_to_20_ms(replicas, latency):
+    assert study_inputs.socket_latency(replicas) == pytest.approx(latency)
+    text = study_inputs.socket_forcefield("addr", batch_size=replicas)
+    assert float(re.search(r"<latency> (\S+) </latency>", text).group(1)) == pytest.approx(latency)
+    assert f"<batch_size> {replicas} </batch_size>" in text
+
+
+def test_a_remd_study_input_carries_the_latency_of_its_replicas():
+    settings = StudySettings(structure="mol.xyz", model="default", temperatures="300:450:8", steps=10,
+                             metad=MetadSettings(cv="none"))
+    forcefield = study_inputs.socket_forcefield("addr", batch_size=len(settings.temperatures))
+    text = study_inputs.study_xml(settings, forcefield, None)
+    assert "<latency> 0.012 </latency>" in text and text.count("<instance>") == 8
