@@ -297,6 +297,18 @@ def _read_authors_layout(directory: Path, hparams_name: str) -> tuple[ModelConfi
     return config, params, {"source": str(directory), "hparams": hparams}
 
 
+def absolute_model_spec(spec: str) -> str:
+    """``spec`` with its file or folder made absolute (``mlff:DIR``, ``so3lr:DIR``, FILE), so that a run
+    started from another folder finds the same model; 'default' stays as it is."""
+    spec = str(spec)
+    for prefix in ("mlff:", "so3lr:"):
+        if spec.startswith(prefix):
+            return prefix + str(Path(spec[len(prefix):]).expanduser().resolve())
+    if spec == "default":
+        return spec
+    return str(Path(spec).expanduser().resolve())
+
+
 def load_model(spec: str) -> tuple[ModelConfig, dict, dict]:
     """Load (config, params, header) for a model spec (see the module docstring)."""
     spec = str(spec)

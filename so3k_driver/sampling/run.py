@@ -27,6 +27,7 @@ from . import inputs as study_inputs
 from . import plumed_inputs
 from .settings import SETTINGS_FILE, StudySettings
 from ..errors import UserError
+from ..io.model_files import absolute_model_spec
 from ..ipi import ipi_xml, recovery
 
 PES_FILE = Path(__file__).parents[1] / "ipi" / "direct_pes.py"
@@ -76,6 +77,7 @@ def prepare(folder, settings: StudySettings, force: bool = False) -> Path | None
                             f"peptide (Ac-(Xaa)n-NHMe): {error}") from None
     backup = set_aside(folder) if force else None
     folder.mkdir(parents=True, exist_ok=True)
+    settings = dataclasses.replace(settings, model=absolute_model_spec(settings.model))  # runs start in the folder
     settings.save(folder)
     (folder / study_inputs.DEFAULT_INIT_FILE).write_text(study_inputs.ipi_xyz(atoms))
     plumed_files = None

@@ -124,3 +124,20 @@ def test_one_bond_graph_two_scales_topology_and_breakage():
     assert not peptide.bond_matrix(atoms.numbers, stretched)[c, h]
     stretched[h] = stretched[c] + 3.0 * (atoms.positions[h] - atoms.positions[c])
     assert peptide.fragment_count(atoms.numbers, stretched) == 2
+
+
+def test_prepare_records_the_model_file_as_an_absolute_path(tmp_path, monkeypatch):
+    """A study started later from its own folder must find a model given relative to where it was prepared."""
+    import shutil
+
+    from so3k_driver.sampling.run import prepare
+
+    shutil.copy(REPO / "so3k_driver" / "data" / "default.so3k", tmp_path / "student.so3k")
+    shutil.copy(REPO / "so3k_driver" / "data" / "Ac-Ala3-NHMe_ext.xyz", tmp_path / "ala3.xyz")
+    monkeypatch.chdir(tmp_path)
+    prepare("study", StudySettings(structure="ala3.xyz", model="student.so3k", temperatures="300", steps=10,
+                                   metad=MetadSettings(cv="none")))
+    assert StudySettings.load(tmp_path / "study").model == str(tmp_path / "student.so3k")
+    prepare("study2", StudySettings(structure="ala3.xyz", model="default", temperatures="300", steps=10,
+                                    metad=MetadSettings(cv="none")))
+    assert StudySettings.load(tmp_path / "study2").model == "default"
