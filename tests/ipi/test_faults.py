@@ -183,6 +183,7 @@ def test_without_auto_resume_a_crashed_ipi_names_its_checkpoint_and_the_resume_c
     assert property_steps(tmp_path / "nvt.out") == list(range(17))
 
 
+@pytest.mark.slow
 def test_the_force_guard_names_the_last_checkpoint_before_the_first_abnormal_step(tmp_path, reaper):
     reaper(tmp_path)
     xml = nvt_variant(tmp_path, "short.xml", unique("guard"), steps=9, checkpoint_stride=2)

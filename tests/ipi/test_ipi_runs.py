@@ -100,6 +100,7 @@ def test_inet_forces_equal_potential_forces_and_nve_conserves_energy(tmp_path, s
     assert np.ptp(conserved) < 1e-3
 
 
+@pytest.mark.slow
 def test_batched_shm_pimd_gives_the_unbatched_forces(tmp_path):
     runs = {}
     for label, batch, mode in [("batched", 4, "shm"), ("unbatched", 1, "unix")]:
@@ -160,6 +161,7 @@ def test_killing_ipi_stops_the_driver_within_seconds(tmp_path):
             os.unlink(f"/tmp/ipi_{address}")
 
 
+@pytest.mark.slow
 def test_remd_metad_input_runs_with_plumed(tmp_path):
     """ipi_inputs/remd_metad.xml through so3k run from another folder: PLUMED inputs are found,
     every temperature deposits its own hills and exchanges are attempted."""

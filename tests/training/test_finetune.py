@@ -59,6 +59,7 @@ def test_zero_learning_rate_keeps_the_reference_numbers(tmp_path):
         np.testing.assert_allclose(after[key], np.asarray(before[key], np.float32), rtol=0, atol=atol, err_msg=key)
 
 
+@pytest.mark.slow
 def test_training_the_last_layer_changes_only_it(tmp_path):
     result = finetune(tmp_path, "last", learning_rate=1e-3, train_last_layers=1)
     _, forces = reference_errors(result["model"])

@@ -39,6 +39,7 @@ def so3k(*args, cwd):
                           timeout=300, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_label_samples_with_ipi_replica_exchange_and_labels(tmp_path):
     """Two temperatures, 15 MD steps each, frames every 5 steps after 5 steps of equilibration."""
     numbers, positions = bundled_molecule()

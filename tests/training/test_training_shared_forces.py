@@ -37,6 +37,7 @@ def training_predictions(potential, data: Dataset, lr_cutoff, batch_size: int):
 
 
 @pytest.mark.shared
+@pytest.mark.slow
 def test_so3lr_training_sees_what_the_potential_serves():
     """Long-range pairs (12 Å) and a total charge: the trainer's batch gives the Potential's numbers."""
     import ase.io
