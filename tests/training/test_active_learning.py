@@ -23,6 +23,7 @@ def so3k(*args, cwd):
                           timeout=300, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_create_a_committee_and_select_its_most_uncertain_frames(tmp_path):
     for seed in range(3):
         save_model(tmp_path / f"m{seed}.so3k", CONFIG, initial_parameters(CONFIG, seed))

@@ -47,6 +47,7 @@ def so3lr_labelled_frames(path):
     return path
 
 
+@pytest.mark.slow
 def test_zero_learning_rate_keeps_the_reference_numbers(tmp_path):
     data = so3lr_labelled_frames(tmp_path / "so3lr_labels.extxyz")
     result = finetune(tmp_path, "lr0", data=data, energy_unit="eV", learning_rate=0.0)

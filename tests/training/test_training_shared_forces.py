@@ -58,6 +58,7 @@ def test_so3lr_training_sees_what_the_potential_serves():
 
 
 @pytest.mark.shared
+@pytest.mark.slow
 def test_periodic_training_sees_the_potentials_stress():
     from so3k_driver.evaluation.potential import Potential
 
