@@ -7,6 +7,7 @@ import sys
 
 import ase.io
 import numpy as np
+import pytest
 from ase import Atoms
 from conftest import tiny_model_config
 from physics_suite import bundled_molecule
