@@ -4,8 +4,8 @@ A :class:`Dataset` holds ragged structures as lists (numbers, positions Å) plus
 forces (eV/Å), and per structure a cell (Å, rows) with its periodicity, a stress label (eV/Å^3,
 NaN where the file has none), the total charge (e) and the number of unpaired electrons (SO3LR's
 inputs). Per atom, optional teacher targets for SO3LR-type students: partial charges (e, extxyz array
-``partial_charges``) and Hirshfeld volume ratios (``hirshfeld_ratios``), NaN where the file has none. Forces in a file are assumed to be in ``energy_unit`` per Å and stresses in
-``energy_unit`` per Å^3 (ASE's sign: stress = (1/V) dE/d(strain)).
+``partial_charges``) and Hirshfeld volume ratios (``hirshfeld_ratios``), NaN where the file has none.
+Forces in a file are assumed to be in ``energy_unit`` per Å and stresses in ``energy_unit`` per Å^3 (ASE's sign: stress = (1/V) dE/d(strain)).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import numpy as np
 from ..errors import UserError
 from ..units import energy_to_ev
 
-# Per-atom teacher outputs a student can be trained on: extxyz array name = model output name.
-ATOM_TARGETS = ("partial_charges", "hirshfeld_ratios")
+# Per-atom teacher outputs a student can be trained on: extxyz array name -> the model output it labels.
+ATOM_TARGETS = {"partial_charges": "charges", "hirshfeld_ratios": "hirshfeld_ratios"}
 
 NPZ_KEYS = {  # our name -> candidate keys, first found wins
     "numbers": ("z", "nuclear_charges", "numbers"),
@@ -63,7 +63,7 @@ class Dataset:
             setattr(self, name, value)
         for name, values in self.atom_targets.items():
             if name not in ATOM_TARGETS:
-                raise ValueError(f"unknown per-atom target {name!r} (known: {ATOM_TARGETS})")
+                raise ValueError(f"unknown per-atom target {name!r} (known: {sorted(ATOM_TARGETS)})")
             if len(values) != S or any(len(v) != len(n) for v, n in zip(values, self.numbers)):
                 raise ValueError(f"{self.source or 'data'}: {name} needs one value per atom of every structure")
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..progress import Progress
+from .data import ATOM_TARGETS
 
 XTB_METHODS = ("GFN2-xTB", "GFN1-xTB", "IPEA1-xTB")
 
@@ -85,10 +86,6 @@ def xtb_calculator(method: str = "GFN2-xTB", charge: float = 0.0):
 # Labelling
 
 
-# Per-atom outputs of a SO3LR-type labeller -> extxyz array names that training reads as targets.
-TEACHER_ATOM_OUTPUTS = {"charges": "partial_charges", "hirshfeld_ratios": "hirshfeld_ratios"}
-
-
 def label_with_model(frames: list, labeller: ModelLabeller, quiet: bool = False) -> list:
     """Copies of ``frames`` (ase.Atoms) carrying the labeller's energy (eV), forces (eV/Å) and, for
     periodic frames, stress (eV/Å^3); same-size structures are evaluated together, ``batch_size`` at a time.
@@ -112,7 +109,7 @@ def label_with_model(frames: list, labeller: ModelLabeller, quiet: bool = False)
                 values["stress"] = result.stress[slot]
             atoms.calc = SinglePointCalculator(atoms, **values)
             atoms.info["labeller"] = labeller.spec
-            for output, target in TEACHER_ATOM_OUTPUTS.items():  # SO3LR-type teachers: for distillation
+            for target, output in ATOM_TARGETS.items():  # SO3LR-type teachers: for distillation
                 if output in result.extras:
                     atoms.arrays[target] = np.asarray(result.extras[output][slot], np.float64)
             labelled[i] = atoms

@@ -5,7 +5,8 @@
 
 Energies are averaged over scored structures, forces over the components of scored atoms, stress
 over the 9 components of structures that have a stress label (periodic data), per-atom targets over
-the atoms that carry them; a missing term contributes zero. The stress prediction is sym(dE/d strain) / V, as ``Potential`` reports it.
+the atoms that carry them; a missing term contributes zero. The stress prediction is
+sym(dE/d strain) / V, as ``Potential`` reports it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ import jax.numpy as jnp
 
 from ..model.forces import Batch, energy_and_derivatives
 from .batching import Labels
-
-
-# Per-atom target name in the data -> the model output it is compared with.
-MODEL_OUTPUT_OF_TARGET = {"partial_charges": "charges", "hirshfeld_ratios": "hirshfeld_ratios"}
+from .data import ATOM_TARGETS
 
 
 def predict(model, params, batch: Batch, volume, with_stress: bool, with_extras: bool = False):
@@ -57,7 +55,7 @@ def loss_and_metrics(model, params, batch: Batch, labels: Labels, energy_weight:
         loss = loss + stress_weight * stress_mse
         metrics["stress_mse"] = stress_mse
     for name, weight in target_weights.items():
-        output = MODEL_OUTPUT_OF_TARGET[name]
+        output = ATOM_TARGETS[name]
         if output not in extras:
             raise ValueError(f"the model has no {output!r} output to train on the {name!r} labels "
                              "(an SO3LR-type model with electrostatics/dispersion has)")
