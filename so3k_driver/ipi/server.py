@@ -206,6 +206,18 @@ def compute_pending(sessions: list[ClientSession], compute, counter: CallCounter
             start = stop
 
 
+def answer_greeting(connection: Connection) -> None:
+    """Answer the STATUS i-PI sends a client it has just accepted (NEEDINIT: a fresh session).
+
+    i-PI accepts one client at a time and waits for this answer before it accepts the next, and its
+    listen backlog holds at most 5 waiting clients: a process that opens more connections than that
+    before answering any would wait forever. So each connection is answered as soon as it is open."""
+    name = P.decode_header(connection.recv_exact(P.HEADER_LENGTH))
+    if name != P.STATUS:
+        raise P.ProtocolError(f"{connection.label}: i-PI's first message was {name}, expected STATUS")
+    connection.send(P.header(P.NEEDINIT))
+
+
 def serve(connections: list[Connection], compute, use_shm: bool = False, counter: CallCounter | None = None) -> int:
     """Serve i-PI until every connection got EXIT. Returns the number of force evaluations answered.
 

@@ -107,7 +107,7 @@ def serve_model(options: ServeOptions) -> ServeResult:
     StructureMismatch / ModelBreakdown / InputError for a structure the model cannot or must not
     evaluate (the connection is closed first), UserError for unusable options or files."""
     from .compute import make_compute
-    from .server import CallCounter, serve
+    from .server import CallCounter, answer_greeting, serve
     from .structures import read_numbers
     from .transport import connect
     from ..evaluation.potential import Potential
@@ -120,11 +120,15 @@ def serve_model(options: ServeOptions) -> ServeResult:
                                lr_cutoff=options.lr_cutoff, dispersion_damping=options.dispersion_damping)
     compute = make_compute(potential, numbers, periodic=options.pbc, total_charge=options.total_charge,
                            unpaired_electrons=options.unpaired_electrons, max_force=options.max_force)
+    connections = []
     try:
-        connections = [connect(unix=options.unix, inet=options.inet_address(), prefix=options.prefix,
-                               timeout_s=options.connect_timeout_s, verify_peer=index == 0)
-                       for index in range(options.connections)]
+        for index in range(options.connections):
+            connections.append(connect(unix=options.unix, inet=options.inet_address(), prefix=options.prefix,
+                                       timeout_s=options.connect_timeout_s, verify_peer=index == 0))
+            answer_greeting(connections[-1])
     except ConnectionError as error:
+        for connection in connections:
+            connection.close()
         raise UserError(str(error)) from None
     counter = CallCounter(per_step=options.structures_per_step)
     try:
