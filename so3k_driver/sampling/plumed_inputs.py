@@ -5,6 +5,10 @@ are in Å, kJ/mol and radians (torsions). Under i-PI, PLUMED "time" counts force
 step), so PACE/STRIDE are in MD steps. All CVs use NOPBC: a gas-phase molecule in i-PI still carries
 a cell, and minimum-image distances would be wrong for an extended chain.
 
+Every METAD computes c(t) (CALC_RCT) and COLVAR holds ``metad.rbias`` = V(s,t) - c(t), the
+reweighting bias: frames from any time of a run then weigh exp(rbias / kT) in unbiased averages and
+free energies (Tiwary & Parrinello, J. Phys. Chem. B 119, 736 (2015)).
+
 Well-tempered METAD needs the temperature (i-PI does not pass kBT to PLUMED), so every writer takes
 it; a REMD study writes one file per temperature. ``python -m so3k_driver.sampling.bundled_inputs``
 regenerates the reference files in the top-level ``plumed/`` folder.
@@ -43,8 +47,8 @@ def end_to_end_metad(numbers, positions, settings: MetadSettings, temperature: f
     s = settings
     lines = _header("well-tempered metadynamics on the peptide end-to-end distance") + _cv_lines(backbone) + [
         f"metad: METAD ARG=e2e PACE={s.pace} HEIGHT={s.height} SIGMA={s.sigma} BIASFACTOR={s.bias_factor} "
-        f"TEMP={temperature} GRID_MIN=0 GRID_MAX={s.grid_max} FILE=HILLS{suffix}",
-        f"PRINT ARG=e2e,rg,metad.bias STRIDE={s.colvar_stride} FILE=COLVAR{suffix}",
+        f"TEMP={temperature} GRID_MIN=0 GRID_MAX={s.grid_max} FILE=HILLS{suffix} CALC_RCT",
+        f"PRINT ARG=e2e,rg,metad.bias,metad.rbias STRIDE={s.colvar_stride} FILE=COLVAR{suffix}",
         f"FLUSH STRIDE={s.colvar_stride}",
     ]
     return "\n".join(lines) + "\n"
@@ -65,8 +69,9 @@ def backbone_torsion_metad(numbers, positions, settings: MetadSettings, temperat
     r = residue + 1
     lines += [
         f"metad: METAD ARG=phi{r},psi{r} PACE={s.pace} HEIGHT={s.height} SIGMA={s.sigma},{s.sigma} "
-        f"BIASFACTOR={s.bias_factor} TEMP={temperature} GRID_MIN=-pi,-pi GRID_MAX=pi,pi FILE=HILLS{suffix}",
-        f"PRINT ARG={','.join(names)},metad.bias STRIDE={s.colvar_stride} FILE=COLVAR{suffix}",
+        f"BIASFACTOR={s.bias_factor} TEMP={temperature} GRID_MIN=-pi,-pi GRID_MAX=pi,pi FILE=HILLS{suffix} "
+        "CALC_RCT",
+        f"PRINT ARG={','.join(names)},metad.bias,metad.rbias STRIDE={s.colvar_stride} FILE=COLVAR{suffix}",
         f"FLUSH STRIDE={s.colvar_stride}",
     ]
     return "\n".join(lines) + "\n"

@@ -70,3 +70,13 @@ def test_bias_energy_agrees_between_ipi_and_plumed(metad_run):
     pairs = np.array(pairs)
     assert pairs[:, 0].max() > 1.0  # kJ/mol: hills were felt
     np.testing.assert_allclose(pairs[:, 0], pairs[:, 1], atol=2e-5, rtol=1e-5)
+
+
+def test_colvar_holds_the_reweighting_bias(metad_run):
+    """metad.rbias = V(s,t) - c(t): c(t) starts at 0 and only grows as hills are added (kJ/mol)."""
+    run_dir, _ = metad_run
+    colvar = plumed_files.read_plumed(run_dir / "COLVAR")
+    c_of_t = colvar["metad.bias"] - colvar["metad.rbias"]
+    assert c_of_t[0] == pytest.approx(0.0, abs=1e-9)
+    assert c_of_t[-1] > 0.1  # kJ/mol: hills of 5.6 kJ/mol, so c(t) is not zero at the end
+    assert np.all(np.diff(c_of_t) >= -2.5e-6)  # COLVAR prints 6 decimals: a difference of two is good to 1e-6
