@@ -9,9 +9,12 @@ resumed run repeats the uninterrupted one step for step.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -211,6 +214,12 @@ class Trainer:
         return state
 
     def train(self) -> dict:
+        """Train until the epochs, the time limit or patience run out, or Ctrl-C / SIGTERM (a batch
+        system's stop): then the finished epochs are exported as if training had ended there."""
+        with _sigterm_as_interrupt():
+            return self._train()
+
+    def _train(self) -> dict:
         s = self.s
         self.log(f"training on {len(self.p.train)} structures, validating on {len(self.p.valid)} "
                  f"({self.p.train.source}); species {list(self.p.config.species)}")
@@ -304,6 +313,23 @@ class Trainer:
 
             learning_curve(self.metrics_path, self.output / "learning_curve.png")
         return {"model": str(path), "validation": valid, "state": state, "train_time_s": train_time}
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt (as Ctrl-C does) while training; main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def train(settings: TrainSettings, log=print) -> dict:

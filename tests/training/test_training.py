@@ -78,22 +78,35 @@ def test_resume_reproduces_uninterrupted_run(ethanol_files, reference_run, tmp_p
     assert [r["epoch"] for r in rows] == [1, 2]
 
 
-def test_ctrl_c_exports_the_finished_epochs(ethanol_files, tmp_path, monkeypatch):
-    """Ctrl-C during epoch 2 writes the model of epoch 1 (its EMA weights) instead of losing the run."""
+# SIGTERM goes through the same KeyboardInterrupt path as Ctrl-C, so only it runs by default
+@pytest.mark.parametrize("stop", [pytest.param("ctrl-c", marks=pytest.mark.slow), "sigterm"])
+def test_a_stop_exports_the_finished_epochs(ethanol_files, tmp_path, monkeypatch, stop):
+    """Ctrl-C or SIGTERM (a batch system's stop) during epoch 2 writes the model of epoch 1 (its EMA
+    weights) instead of losing the run; the SIGTERM handler is put back afterwards."""
+    import os
+    import signal
+    import time
+
     from so3k_driver.training.trainer import Trainer
 
     original = Trainer._epoch
 
     def interrupted(self, state, epoch):
         if epoch == 2:
-            raise KeyboardInterrupt
+            if stop == "ctrl-c":
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler raises within the sleep
+            time.sleep(5)
+            raise AssertionError("SIGTERM did not stop the epoch")
         return original(self, state, epoch)
 
+    handler_before = signal.getsignal(signal.SIGTERM)
     monkeypatch.setattr(Trainer, "_epoch", interrupted)
     train(settings(ethanol_files[0], "kcal/mol", tmp_path, epochs=3), log=lambda *_: None)
     metadata = load_model(str(tmp_path / "model.so3k"))[2]["metadata"]
     assert metadata["epochs_trained"] == 1
     assert metadata["stop_reason"] == "interrupted during epoch 2"
+    assert signal.getsignal(signal.SIGTERM) is handler_before
 
 
 def test_kcal_and_ev_inputs_give_the_same_model(ethanol_files, reference_run, tmp_path):
