@@ -6,16 +6,23 @@ from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
+    from ..sampling.analysis.free_energy import DEFAULT_BURN_IN, DEFAULT_CUTOFF_KJMOL
     from ..sampling.analysis.uncertainty import DEFAULT_THRESHOLD_MEV_PER_A
 
     parser = subparsers.add_parser(
-        "analyze", help="demultiplex REMD, end-to-end distance, Rg, helix fraction, FES from HILLS, Ramachandran, "
-                        "committee uncertainty")
+        "analyze", help="demultiplex REMD, end-to-end distance, Rg, helix fraction, FES from HILLS, reweighted FES "
+                        "with a two-halves error and named basins, Ramachandran, committee uncertainty")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="folder with i-PI outputs (*.out, *.pos_0.xyz) and HILLS/COLVAR")
     parser.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis)")
     parser.add_argument("--uncertainty-threshold", type=float, default=DEFAULT_THRESHOLD_MEV_PER_A, metavar="MEV_PER_A",
                         help="committee runs: flag frames whose largest per-atom force spread exceeds this, in meV/Å "
                              "(default %(default)g meV/Å)")
+    parser.add_argument("--burn-in", type=float, default=DEFAULT_BURN_IN, metavar="FRACTION",
+                        help="metadynamics: fraction of the COLVAR frames dropped at the start before the reweighted "
+                             "free energy (default %(default)g)")
+    parser.add_argument("--fes-cutoff", type=float, default=DEFAULT_CUTOFF_KJMOL, metavar="KJ_PER_MOL",
+                        help="metadynamics: the two halves of the run are compared where the free energy is below "
+                             "this, in kJ/mol (default %(default)g kJ/mol)")
     parser.set_defaults(func=run_analyze)
 
 
@@ -26,7 +33,8 @@ def run_analyze(args) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} is not a folder")
-    summary = analyze(run_dir, Path(args.out) if args.out else None, args.uncertainty_threshold)
+    summary = analyze(run_dir, Path(args.out) if args.out else None, args.uncertainty_threshold,
+                      burn_in=args.burn_in, fes_cutoff=args.fes_cutoff)
     print(summary.read_text())
     print(f"plots and summary in {summary.parent}")
     return 0

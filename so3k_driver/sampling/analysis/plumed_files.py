@@ -63,3 +63,19 @@ def temperature_files(run_dir: Path, stem: str) -> list[Path]:
     if numbered:
         return numbered
     return [run_dir / stem] if (run_dir / stem).exists() else []
+
+
+def metad_arguments(run_dir: Path) -> list[str]:
+    """The CV names a METAD biases (its ARG=), from the study's PLUMED input (plumed.dat or
+    plumed_T0.dat); [] when there is none or it has no METAD line."""
+    for name in ("plumed.dat", "plumed_T0.dat"):
+        path = Path(run_dir) / name
+        if not path.is_file():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            words = line.split("#")[0].split()
+            if "METAD" in words:
+                for word in words:
+                    if word.startswith("ARG="):
+                        return word[len("ARG="):].split(",")
+    return []

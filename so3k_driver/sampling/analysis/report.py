@@ -3,7 +3,10 @@
 Observables (from the demultiplexed trajectories): end-to-end distance (Å; carbonyl C of the acetyl
 cap and of the last residue), backbone radius of gyration (Å), helix fraction (residues in the
 α basin of the Ramachandran plot, and formed i→i+4 hydrogen bonds), phi/psi (degrees); free
-energy from HILLS (kJ/mol); for a committee model, its uncertainty over time (uncertainty.py).
+energy from HILLS (kJ/mol); for a metadynamics run whose COLVAR has metad.rbias, the reweighted free
+energy with an error from the run's two halves and, for backbone torsions, named Ramachandran basins
+(free_energy.py; free_energy.json, fes_*.png); for a committee model, its uncertainty over time
+(uncertainty.py).
 """
 
 from __future__ import annotations
@@ -15,9 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import peptide
-from . import ipi_outputs, plumed_files, spectrum, uncertainty
+from . import free_energy, ipi_outputs, plumed_files, spectrum, uncertainty
+from ...errors import UserError
 
 PLOTS = ("end_to_end.png", "radius_of_gyration.png", "helix_fraction.png", "free_energy.png", "ramachandran.png")
+FES_TORSION_BINS = 36      # 10° bins over a torsion's period
+FES_DISTANCE_BINS = 50     # bins over the visited range of a distance CV
+MIN_FES_FRAMES_PER_HALF = 10
 
 
 @dataclass
@@ -146,13 +153,265 @@ def _free_energy_plot(path, profiles):
     plt.close(fig)
 
 
+def _json_number(value, digits=4):
+    return None if value is None or not np.isfinite(value) else round(float(value), digits)
+
+
+def _json_array(values, digits=3):
+    if np.ndim(values) > 1:
+        return [_json_array(v, digits) for v in values]
+    return [_json_number(v, digits) for v in values]
+
+
+def _is_torsion(cv: str) -> bool:
+    return cv.startswith(("phi", "psi"))
+
+
+def _study_temperatures(run_dir: Path, data) -> list[float]:
+    """Temperatures (K) in the order of the COLVAR.T<k> suffixes: study.json's, or the demultiplexed ones."""
+    from ..settings import SETTINGS_FILE, StudySettings
+
+    if (run_dir / SETTINGS_FILE).is_file():
+        return list(StudySettings.load(run_dir).temperatures)
+    return [d.temperature for d in data]
+
+
+def _breakage_step(run_dir: Path, breakages) -> int | None:
+    """MD step of the earliest breakage (COLVAR's time column counts MD steps under i-PI), from the
+    study's time step; None without breakages or without study.json."""
+    from ..settings import SETTINGS_FILE, StudySettings
+
+    if not breakages or not (run_dir / SETTINGS_FILE).is_file():
+        return None
+    timestep_ps = StudySettings.load(run_dir).timestep_fs * 1e-3
+    return int(round(min(b.time for b in breakages) / timestep_ps))  # i-PI prints time = step × time step
+
+
+def _fes_edges(cvs, samples, kept: slice):
+    """Bin edges per CV: 36 bins of 10° over [-π, π] for torsions (rad), 50 bins over the kept
+    frames' range for a distance (Å)."""
+    edges = []
+    for j, cv in enumerate(cvs):
+        if _is_torsion(cv):
+            edges.append(np.linspace(-np.pi, np.pi, FES_TORSION_BINS + 1))
+        else:
+            values = samples[kept, j]
+            low, high = float(values.min()), float(values.max())
+            edges.append(np.linspace(low, high if high > low else low + 1.0, FES_DISTANCE_BINS + 1))
+    return edges
+
+
+def _fes_record(estimate: free_energy.FreeEnergyEstimate, temperature: float, colvar: Path) -> dict:
+    s = estimate.summary
+    return {"temperature_K": temperature, "kT_kJmol": round(estimate.kT, 5), "colvar": colvar.name,
+            "frames_total": estimate.frames_total, "burn_in_frames": estimate.frames_burn_in,
+            "frames_used": estimate.frames_used, "frames_halves": list(estimate.frames_halves),
+            "effective_frames": dict(zip(("used", "first_half", "second_half"),
+                                         (round(n, 1) for n in estimate.effective_frames))),
+            "half_difference": {"cutoff_kJmol": s.cutoff_kJmol, "max_kJmol": _json_number(s.max_kJmol),
+                                "mean_kJmol": _json_number(s.mean_kJmol), "bins": s.bins,
+                                "bins_missing_in_a_half": s.missing_bins}}
+
+
+def free_energy_analysis(run_dir: Path, out_dir: Path, temperatures, burn_in: float = free_energy.DEFAULT_BURN_IN,
+                         cutoff: float = free_energy.DEFAULT_CUTOFF_KJMOL, breakages=()) -> tuple[list[str], list[str]]:
+    """Reweighted free energies from COLVAR's metad.rbias at every temperature: free_energy.json and,
+    at the lowest temperature, fes_phi_psi.png (backbone) or fes_<cv>.png (fes_end_to_end.png).
+    Returns (summary.md lines, plot names); ([], []) for a run without metadynamics."""
+    colvars = plumed_files.temperature_files(run_dir, "COLVAR")
+    cvs = plumed_files.metad_arguments(run_dir)
+    if not cvs:
+        hills = plumed_files.temperature_files(run_dir, "HILLS")
+        cvs = plumed_files.hill_cvs(plumed_files.read_plumed(hills[0])) if hills else []
+    if not colvars or not cvs:
+        return [], []
+    title = "## Free energy (reweighted metadynamics)"
+    columns = [plumed_files.read_plumed(path) for path in colvars]
+    if not all("metad.rbias" in c for c in columns if c):
+        return [title, "", "No error estimate: COLVAR has no metad.rbias column (a run from before the inputs "
+                           "with CALC_RCT), so only the HILLS free energy (free_energy.png) is drawn.", ""], []
+    limit = _breakage_step(run_dir, breakages)
+    records, plots, estimates = [], [], []
+    backbone = len(cvs) == 2 and all(_is_torsion(cv) for cv in cvs)
+    for k, (path, data) in enumerate(zip(colvars, columns)):
+        temperature = float(temperatures[k]) if k < len(temperatures) else None
+        if temperature is None or not data or any(cv not in data for cv in cvs):
+            continue
+        rows = data["time"] < limit if limit is not None else np.ones(len(data["time"]), bool)
+        samples = np.stack([free_energy.wrap_angle(data[cv][rows]) if _is_torsion(cv) else data[cv][rows]
+                            for cv in cvs], axis=1)
+        rbias = data["metad.rbias"][rows]
+        kept = free_energy.kept_frames(len(rbias), burn_in)[0]
+        if kept.stop - kept.start < 2 * MIN_FES_FRAMES_PER_HALF:
+            continue
+        estimate = free_energy.reweighted_free_energy(samples, rbias, temperature, _fes_edges(cvs, samples, kept),
+                                                      burn_in, cutoff)
+        record = _fes_record(estimate, temperature, path)
+        if backbone:
+            basins, reference = free_energy.basin_free_energies(np.degrees(samples[:, 0]), np.degrees(samples[:, 1]),
+                                                                rbias, temperature, burn_in)
+            found = [b for b in basins if b.found]
+            # a found basin that one half never visited has no finite difference: the maximum is then undefined
+            differences = [b.half_difference for b in found]
+            worst = None if None in differences or not differences else max(differences)
+            record.update({
+                "reference_basin": reference,
+                "basins": {b.name: {"fraction": round(b.fraction, 5), "F_kJmol": _json_number(b.F_kJmol),
+                                    "F_first_half": _json_number(b.F_first_half),
+                                    "F_second_half": _json_number(b.F_second_half),
+                                    "half_difference": _json_number(b.half_difference)} for b in found},
+                "basins_not_found": {b.name: round(b.fraction, 5) for b in basins if not b.found},
+                "basins_missing_in_a_half": [b.name for b in found if b.half_difference is None],
+                "max_basin_half_difference_kJmol": _json_number(worst)})
+        elif len(cvs) == 1:
+            record.update({"minimum_rad" if _is_torsion(cvs[0]) else "minimum_A": round(estimate.minimum[0], 3),
+                           "profile": {cvs[0]: _json_array(estimate.centres[0], 4),
+                                       "F_kJmol": _json_array(estimate.full),
+                                       "F_first_half": _json_array(estimate.first),
+                                       "F_second_half": _json_array(estimate.second)}})
+        records.append(record)
+        estimates.append(estimate)
+    if not records:
+        return [title, "", f"No free energy yet: fewer than {2 * MIN_FES_FRAMES_PER_HALF} COLVAR frames after the "
+                           f"burn-in ({burn_in:.0%} of the frames) at every temperature.", ""], []
+    lowest, estimate = records[0], estimates[0]
+    unit = "rad" if all(_is_torsion(cv) for cv in cvs) else "Å"
+    document = {"method": "histogram of COLVAR frames weighted by exp(metad.rbias / kT) (Tiwary-Parrinello); "
+                          "error from the first and second half of the frames kept after the burn-in",
+                "cvs": cvs, "cv_unit": unit, "burn_in_fraction": burn_in, "cutoff_kJmol": cutoff,
+                "bins": [len(e) - 1 for e in estimate.edges],
+                "units": {"F, kT, half_difference": "kJ/mol", "temperature_K": "K", "CV values": unit,
+                          "basin centres": "degrees", "fraction": "weight fraction of the kept frames"},
+                **lowest, "per_temperature": records}
+    if backbone:
+        document["basin_table"] = {b.name: {"phi_deg": b.phi, "psi_deg": b.psi, "radius_deg": b.radius}
+                                   for b in free_energy.RAMACHANDRAN_BASINS}
+        document["surface"] = {"phi_deg": _json_array(np.degrees(estimate.centres[0]), 2),
+                               "psi_deg": _json_array(np.degrees(estimate.centres[1]), 2),
+                               "F_kJmol": _json_array(estimate.full)}
+        plots.append("fes_phi_psi.png")
+        _fes_2d_plot(out_dir / plots[-1], estimate, cvs, lowest, cutoff)
+    elif len(cvs) == 1:
+        plots.append("fes_end_to_end.png" if cvs[0] == "e2e" else f"fes_{cvs[0]}.png")
+        _fes_1d_plot(out_dir / plots[-1], estimate, cvs[0], unit, lowest["temperature_K"])
+    (out_dir / "free_energy.json").write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+    return _fes_markdown(title, document, records, backbone, unit, limit), plots
+
+
+def _minimum(record):
+    return record.get("minimum_A", record.get("minimum_rad"))
+
+
+def _fes_markdown(title, document, records, backbone, unit, limit) -> list[str]:
+    r = records[0]
+    h = r["half_difference"]
+    lines = [title, "",
+             f"{r['temperature_K']:g} K (kT = {r['kT_kJmol']:.3f} kJ/mol), CVs {', '.join(document['cvs'])}: "
+             f"{r['frames_used']} COLVAR frames used after a burn-in of {r['burn_in_frames']} "
+             f"({document['burn_in_fraction']:.0%}); halves of {r['frames_halves'][0]} and "
+             f"{r['frames_halves'][1]} frames "
+             f"(effective sizes after weighting: {r['effective_frames']['first_half']:.0f} and "
+             f"{r['effective_frames']['second_half']:.0f})."]
+    if limit is not None:
+        lines.append(f"COLVAR frames from MD step {limit} on (a configuration broke apart) are left out.")
+    if backbone:
+        lines += ["", "| basin | weight fraction | F (kJ/mol) | F first half | F second half | half difference (kJ/mol) |",
+                  "|---|---|---|---|---|---|"]
+        for name, b in r["basins"].items():
+            cells = ["–" if v is None else f"{v:.2f}" for v in (b["F_kJmol"], b["F_first_half"], b["F_second_half"],
+                                                                b["half_difference"])]
+            lines.append(f"| {name} | {b['fraction']:.3f} | " + " | ".join(cells) + " |")
+        worst = r["max_basin_half_difference_kJmol"]
+        missing = r["basins_missing_in_a_half"]
+        lines += ["", f"Basins: F_B = -kT ln(weight in B / total), relative to {r['reference_basin']} in the full run "
+                      f"(circles of 40° around literature centres, see free_energy.json); found = more than "
+                      f"{free_energy.MIN_BASIN_FRACTION:.1%} of the weight. Largest basin half difference: "
+                      + (f"undefined, {', '.join(missing)} visited by only one half" if missing
+                         else "– (no basin found)" if worst is None else f"{worst:.2f} kJ/mol") + "."]
+        if r["basins_not_found"]:
+            lines.append("Not found: " + ", ".join(f"{k} ({v:.2%})" for k, v in r["basins_not_found"].items()) + ".")
+    elif _minimum(r) is not None:
+        lines.append(f"Minimum of F at {_minimum(r):.2f} {unit}.")
+    region = (f"max {h['max_kJmol']:.2f}, mean {h['mean_kJmol']:.2f} kJ/mol over {h['bins']} bins"
+              if h["max_kJmol"] is not None else "no bin visited by both halves")
+    lines += [f"Surface: |F_first - F_second| where the full-run F < {h['cutoff_kJmol']:g} kJ/mol: {region}"
+              f" ({h['bins_missing_in_a_half']} such bins visited by only one half are left out)."]
+    for other in records[1:]:
+        o = other["half_difference"]
+        text = f"- {other['temperature_K']:g} K: {other['frames_used']} frames, surface half difference max " + (
+            "–" if o["max_kJmol"] is None else f"{o['max_kJmol']:.2f}, mean {o['mean_kJmol']:.2f} kJ/mol")
+        if backbone and other["max_basin_half_difference_kJmol"] is not None:
+            text += f"; largest basin half difference {other['max_basin_half_difference_kJmol']:.2f} kJ/mol"
+        elif _minimum(other) is not None:
+            text += f"; minimum at {_minimum(other):.2f} {unit}"
+        lines.append(text)
+    return lines + [""]
+
+
+def _fes_2d_plot(path, estimate, cvs, record, cutoff):
+    plt, fig, (left, right) = _figure(1, 2, size=(11, 4.6))
+    phi, psi = (np.degrees(e) for e in estimate.edges)
+    full = np.ma.masked_invalid(np.where(estimate.full <= cutoff, estimate.full, np.nan))
+    image = left.pcolormesh(phi, psi, full.T, cmap="viridis", vmin=0, vmax=cutoff, shading="flat")
+    fig.colorbar(image, ax=left, label="free energy (kJ/mol)")
+    signed = np.full(estimate.full.shape, np.nan)
+    signed[estimate.region] = estimate.second[estimate.region] - estimate.first[estimate.region]
+    span = max(2.0, float(np.nanmax(np.abs(signed)))) if np.isfinite(signed).any() else 2.0
+    image = right.pcolormesh(phi, psi, np.ma.masked_invalid(signed).T, cmap="RdBu_r", vmin=-span, vmax=span,
+                             shading="flat")
+    fig.colorbar(image, ax=right, label="F second half − F first half (kJ/mol)")
+    found = record.get("basins", {})
+    for ax in (left, right):
+        for b in free_energy.RAMACHANDRAN_BASINS:
+            visited = b.name in found
+            colour = ("white" if ax is left else "black") if visited else "grey"
+            style = dict(ec=colour, lw=1.0 if visited else 0.6, ls="-" if visited else ":")
+            for shift_phi in (-360, 0, 360):  # the plane is periodic: a circle near ±180° shows on both sides
+                for shift_psi in (-360, 0, 360):
+                    ax.add_patch(plt.Circle((b.phi + shift_phi, b.psi + shift_psi), b.radius, fill=False, **style))
+            ax.text(b.phi, b.psi, b.name, ha="center", va="center", fontsize=7, color=colour,
+                    fontweight="bold" if visited else "normal")
+        ax.set(xlim=(-180, 180), ylim=(-180, 180), xlabel=f"{cvs[0]} (degrees)", ylabel=f"{cvs[1]} (degrees)")
+        ax.set_aspect("equal")
+    left.set_title(f"reweighted FES, {record['temperature_K']:g} K, {record['frames_used']} frames", fontsize=9)
+    right.set_title(f"halves' difference where F < {cutoff:g} kJ/mol", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fes_1d_plot(path, estimate, cv, unit, temperature):
+    plt, fig, ax = _figure(1, 1, size=(6.5, 4.5))
+    x = estimate.centres[0]
+    ax.fill_between(x, np.where(np.isfinite(estimate.first), estimate.first, np.nan),
+                    np.where(np.isfinite(estimate.second), estimate.second, np.nan), color="tab:orange", alpha=0.3,
+                    lw=0, label="between the two halves")
+    ax.plot(x, estimate.first, "--", color="tab:orange", lw=0.8, label="first half")
+    ax.plot(x, estimate.second, ":", color="tab:red", lw=0.8, label="second half")
+    ax.plot(x, estimate.full, color="black", lw=1.4, label="all kept frames")
+    finite = estimate.full[np.isfinite(estimate.full)]
+    ax.set(xlabel=("end-to-end distance" if cv == "e2e" else cv) + f" ({unit})", ylabel="free energy (kJ/mol)",
+           title=f"reweighted free energy, {temperature:g} K", ylim=(-1, max(5.0, float(finite.max()) + 1)))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def analyze(run_dir: Path, out_dir: Path | None = None,
-            uncertainty_threshold: float = uncertainty.DEFAULT_THRESHOLD_MEV_PER_A) -> Path:
+            uncertainty_threshold: float = uncertainty.DEFAULT_THRESHOLD_MEV_PER_A,
+            burn_in: float = free_energy.DEFAULT_BURN_IN, fes_cutoff: float = free_energy.DEFAULT_CUTOFF_KJMOL) -> Path:
     """Write the plots and summary.md into out_dir (default run_dir/analysis); returns the summary path.
 
     uncertainty_threshold (meV/Å): a committee run's frames whose largest per-atom force spread
-    exceeds it are flagged (plot and summary); a run without committee uncertainty gets neither."""
+    exceeds it are flagged (plot and summary); a run without committee uncertainty gets neither.
+    burn_in: fraction of the COLVAR frames dropped before the reweighted free energies; fes_cutoff
+    (kJ/mol): the free-energy region in which the two halves are compared (free_energy.json)."""
     threshold = uncertainty.check_threshold(uncertainty_threshold)
+    if not (isinstance(burn_in, (int, float)) and 0 <= burn_in < 1):
+        raise UserError(f"burn-in must be a fraction in [0, 1) of the frames, got {burn_in!r}")
+    if not (isinstance(fes_cutoff, (int, float)) and np.isfinite(fes_cutoff) and fes_cutoff > 0):
+        raise UserError(f"free-energy cutoff must be > 0 kJ/mol, got {fes_cutoff!r}")
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir else run_dir / "analysis"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -171,14 +430,17 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
     committee = uncertainty.summary(replicas, threshold) if replicas else None
     if replicas:
         uncertainty.plot(out_dir / uncertainty.PLOT, replicas, threshold)
-    summary = _write_summary(out_dir, run_dir, data, exchanges, hills, breakages, committee)
+    fes_lines, fes_plots = free_energy_analysis(run_dir, out_dir, _study_temperatures(run_dir, data), burn_in,
+                                                fes_cutoff, breakages)
+    summary = _write_summary(out_dir, run_dir, data, exchanges, hills, breakages, committee, fes_lines, fes_plots)
     # Vibrational spectrum when velocities (or positions) are written often enough; one summary line either way.
     with summary.open("a") as handle:
         handle.write("\n" + spectrum.write_spectrum(run_dir, out_dir) + "\n")
     return summary
 
 
-def _write_summary(out_dir, run_dir, data, exchanges, hills, breakages=(), committee=None) -> Path:
+def _write_summary(out_dir, run_dir, data, exchanges, hills, breakages=(), committee=None, fes_lines=(),
+                   fes_plots=()) -> Path:
     lines = [f"# Sampling analysis of `{run_dir}`", "",
              f"Frames per temperature: {', '.join(str(len(d.time)) for d in data)}; "
              f"simulated time per replica: {data[0].time[-1]:.3f} ps.", ""]
@@ -204,7 +466,8 @@ def _write_summary(out_dir, run_dir, data, exchanges, hills, breakages=(), commi
                         "helix_fraction_hbond": float(d.helix_hbond.mean())})
     lines += ["", "Helix: residue with φ in [-100, -30]° and ψ in [-80, -5]°; H-bond: O(i)···H–N(i+4) < 2.5 Å.",
               "Free energy from HILLS: F(s) = -Σ hills (well-tempered heights as written by PLUMED), kJ/mol.", "",
-              "Plots: " + ", ".join(f"[{p}]({p})" for p in PLOTS), ""]
+              "Plots: " + ", ".join(f"[{p}]({p})" for p in PLOTS + tuple(fes_plots)), ""]
+    lines += list(fes_lines)
     if committee is not None:
         lines += uncertainty.markdown(committee)
     broken = [vars(b) for b in breakages]
