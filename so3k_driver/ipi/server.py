@@ -26,6 +26,7 @@ log = logging.getLogger("so3k.ipi")
 SELECT_TIMEOUT_S = 5.0
 GATHER_TIMEOUT_S = 0.002  # i-PI hands a step's requests to its free clients within microseconds
 FRUITLESS_WAITS = 20  # consecutive waits that brought nothing before the driver stops waiting
+UNTIMED_CALLS = 10  # the first calls compile the model and warm caches: not the steady state that is timed
 
 
 @dataclasses.dataclass
@@ -46,12 +47,37 @@ class CallCounter:
     waits: int = 0  # waits for the rest of a step
     fruitful_waits: int = 0  # ... that brought more requests
     fruitless_in_a_row: int = 0
+    # Steady-state timing, s, from the end of call UNTIMED_CALLS to the end of the last call:
+    timed_s: float = 0.0  # that span
+    timed_calls: int = 0  # calls in it
+    timed_distinct: int = 0  # structures they evaluated (without i-PI's padding)
+    model_s: float = 0.0  # inside the compute callable (model, unit conversion, force check)
+    idle_s: float = 0.0  # blocked waiting for i-PI (select); the rest is the driver's own work
+    timed_from: float | None = None  # perf_counter at the start of the span
 
-    def record_call(self, requests: list["Request"]) -> None:
+    def record_call(self, requests: list["Request"], started: float | None = None,
+                    finished: float | None = None) -> None:
+        """Count one compute call on requests; started/finished (time.perf_counter, s) bracket it."""
         self.calls += 1
+        distinct = 0
         for request in requests:
             self.slots += len(request.positions)
-            self.distinct += len(request.positions) - padding_slots(request)
+            distinct += len(request.positions) - padding_slots(request)
+        self.distinct += distinct
+        if finished is None:
+            return
+        if self.timed_from is not None:
+            self.timed_calls += 1
+            self.timed_distinct += distinct
+            self.model_s += finished - started
+            self.timed_s = finished - self.timed_from
+        elif self.calls >= UNTIMED_CALLS:
+            self.timed_from = finished
+
+    def record_idle(self, seconds: float) -> None:
+        """Time spent waiting for i-PI; counted only inside the timed span."""
+        if self.timed_from is not None:
+            self.idle_s += seconds
 
     @property
     def steps(self) -> float | None:
@@ -65,12 +91,29 @@ class CallCounter:
     def waiting(self) -> bool:
         return self.per_step is not None and self.fruitless_in_a_row < FRUITLESS_WAITS
 
+    def timing(self) -> dict:
+        """Steady-state milliseconds (None before any call was timed): ms_per_call between the ends
+        of consecutive calls, model_ms_per_call inside compute, idle_ms_per_call waiting for i-PI,
+        own_ms_per_call the driver's own work in between (read, decode, encode, send), and
+        ms_per_step (needs per_step): what one MD step costs as seen from the driver."""
+        if not self.timed_calls:
+            return {"ms_per_call": None, "model_ms_per_call": None, "idle_ms_per_call": None,
+                    "own_ms_per_call": None, "ms_per_step": None}
+        per_call = 1e3 / self.timed_calls
+        steps = self.timed_distinct / self.per_step if self.per_step else None
+        return {"ms_per_call": self.timed_s * per_call, "model_ms_per_call": self.model_s * per_call,
+                "idle_ms_per_call": self.idle_s * per_call,
+                "own_ms_per_call": max(self.timed_s - self.model_s - self.idle_s, 0.0) * per_call,
+                "ms_per_step": 1e3 * self.timed_s / steps if steps else None}
+
     def summary(self) -> dict:
-        """JSON-ready counts; calls_per_step and steps are None when per_step is unknown."""
+        """JSON-ready counts and timing; calls_per_step, steps and ms_per_step are None when per_step is unknown."""
         record = dataclasses.asdict(self)
-        record.pop("fruitless_in_a_row")
+        for name in ("fruitless_in_a_row", "timed_from"):
+            record.pop(name)
         record["steps"] = self.steps
         record["calls_per_step"] = self.calls_per_step
+        record.update(self.timing())
         return record
 
 
@@ -196,9 +239,10 @@ def compute_pending(sessions: list[ClientSession], compute, counter: CallCounter
     for members in groups.values():
         cells = np.concatenate([s.pending.cells for s in members])
         positions = np.concatenate([s.pending.positions for s in members])
+        started = time.perf_counter()
         energies, forces, virials, extras = compute(cells, positions, pad_to=capacity)
         if counter is not None:
-            counter.record_call([s.pending for s in members])
+            counter.record_call([s.pending for s in members], started, time.perf_counter())
         start = 0
         for session in members:
             stop = start + len(session.pending.positions)
@@ -233,7 +277,9 @@ def serve(connections: list[Connection], compute, use_shm: bool = False, counter
             active = [s for s in sessions if not s.finished]
             if not active:
                 return answered
+            waiting = time.perf_counter()
             readable, _, _ = select.select(active, [], [], SELECT_TIMEOUT_S)
+            counter.record_idle(time.perf_counter() - waiting)
             for session in readable:
                 session.handle_message()
             _gather_more(active)
@@ -280,7 +326,10 @@ def _wait_for_step(active: list[ClientSession], counter: CallCounter) -> None:
         remaining = deadline - time.monotonic()
         if not idle or remaining <= 0:
             break
-        for session in select.select(idle, [], [], remaining)[0]:
+        waiting = time.perf_counter()
+        ready = select.select(idle, [], [], remaining)[0]
+        counter.record_idle(time.perf_counter() - waiting)
+        for session in ready:
             session.handle_message()
             if session.pending is not None:
                 received += len(session.pending.positions) - padding_slots(session.pending)

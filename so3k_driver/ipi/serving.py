@@ -140,6 +140,11 @@ def serve_model(options: ServeOptions) -> ServeResult:
     finally:
         _write_stats(counter, options.stats_file)
     per_step = f", {counter.calls_per_step:.2f} calls per step" if counter.calls_per_step else ""
+    timing = counter.timing()
+    if timing["ms_per_call"] is not None:
+        # where a step's time went, as this driver saw it (docs/ipi.md, "Where a step's time goes")
+        per_step += (f"; steady state {timing['ms_per_call']:.2f} ms per call: model {timing['model_ms_per_call']:.2f}, "
+                     f"waiting for i-PI {timing['idle_ms_per_call']:.2f}, driver {timing['own_ms_per_call']:.2f} ms")
     log.info("done: %d requests, %d compilations, %d model calls for %d structures%s", answered,
              potential.compile_count, counter.calls, counter.distinct, per_step)
     return ServeResult(answered, potential.compile_count, counter.summary())

@@ -6,6 +6,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from so3k_driver.ipi import protocol as P
 from so3k_driver.ipi.server import FRUITLESS_WAITS, CallCounter, serve
@@ -106,6 +107,42 @@ def test_waiting_stops_when_the_rest_of_a_step_never_comes_before_an_answer():
     finish(thread, fakes)
     assert counter.waits == FRUITLESS_WAITS and counter.fruitful_waits == 0
     assert counter.calls == 2 * (FRUITLESS_WAITS + 5) and counter.calls_per_step == 2.0
+
+
+def test_the_driver_splits_a_steps_time_into_model_waiting_for_ipi_and_its_own_work():
+    """Steady-state timing (so3k_driver_calls.json): a model call of 30 ms and an i-PI that takes 60 ms
+    between answer and next request read as a step of ~90 ms, of which ~30 model and ~60 waiting.
+    The first UNTIMED_CALLS calls (compilation, warm-up) are not timed."""
+    from so3k_driver.ipi.server import UNTIMED_CALLS
+
+    model_s, ipi_s, steps = 0.03, 0.06, UNTIMED_CALLS + 6
+    counter, calls = CallCounter(per_step=1), []
+    slow = fake_compute(calls)
+
+    def compute(cells, positions, pad_to=None):
+        time.sleep(model_s)
+        return slow(cells, positions, pad_to)
+
+    pair = socket.socketpair()
+    thread = threading.Thread(target=serve, args=([Connection(pair[1], "pair")], compute), kwargs={"counter": counter},
+                              daemon=True)
+    thread.start()
+    ipi = FakeIPI(pair[0])
+    handshake(ipi)
+    for step in range(steps):
+        time.sleep(ipi_s)
+        send_single(ipi, step)
+        read_single(ipi)
+    finish(thread, [ipi])
+    timing = counter.summary()
+    assert counter.timed_calls == steps - UNTIMED_CALLS
+    assert 1e3 * model_s <= timing["model_ms_per_call"] < 1e3 * model_s + 15
+    assert 1e3 * ipi_s - 5 <= timing["idle_ms_per_call"] < 1e3 * ipi_s + 15
+    assert timing["ms_per_step"] == timing["ms_per_call"]  # one structure per step, one call each
+    assert timing["ms_per_call"] == pytest.approx(timing["model_ms_per_call"] + timing["idle_ms_per_call"]
+                                                  + timing["own_ms_per_call"])
+    assert 1e3 * (model_s + ipi_s) - 5 <= timing["ms_per_call"] < 1e3 * (model_s + ipi_s) + 25
+    assert CallCounter(per_step=1).timing()["ms_per_step"] is None  # nothing timed yet
 
 
 def test_structures_per_step_are_read_from_the_input(tmp_path):
