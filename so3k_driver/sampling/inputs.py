@@ -36,6 +36,21 @@ def socket_latency(replicas: int) -> float:
     return SINGLE_SYSTEM_LATENCY_S if replicas <= 1 else min(MAX_LATENCY_S, LATENCY_PER_REPLICA_S * replicas)
 
 
+CHECKPOINT_STRUCTURE_STEPS = 1000
+
+
+def checkpoint_stride(output_stride: int, replicas: int) -> int:
+    """MD steps between i-PI checkpoints: about 1000 steps of structures (1000 for one system, 1000 /
+    replicas for REMD), a multiple of output_stride so a checkpoint's step has its output records.
+
+    A checkpoint stores and writes the whole simulation: ~12 ms per Ac-Ala3-NHMe replica on 2 busy CPU
+    cores, about one model call of that replica, so every 100 steps (the former default) it cost ~1 % of
+    the run and every 1000 structure-steps ~0.1 %; a crash loses at most that many steps (docs/ipi.md,
+    "Where a step's time goes")."""
+    target = -(-CHECKPOINT_STRUCTURE_STEPS // max(replicas, 1))  # ceil
+    return max(output_stride, -(-target // output_stride) * output_stride)
+
+
 def socket_forcefield(address: str, batch_size: int = 1) -> str:
     """Unix-socket force field served by ``so3k serve``/``so3k run`` (or any i-PI client) at /tmp/ipi_<address>.
 
@@ -92,7 +107,7 @@ def _output(s: StudySettings, prefix: str) -> str:
             f"conserved{{electronvolt}}, temperature{{kelvin}}, ensemble_temperature{{kelvin}}, "
             f"potential{{electronvolt}}, ensemble_bias{{electronvolt}} ] </properties>\n"
             f"    <trajectory filename='pos' stride='{s.output_stride}' format='xyz'> positions{{angstrom}} </trajectory>{uncertainty}\n"
-            f"    <checkpoint stride='{max(s.output_stride, 100)}'/>\n  </output>")
+            f"    <checkpoint stride='{checkpoint_stride(s.output_stride, len(s.temperatures))}'/>\n  </output>")
 
 
 def _dynamics(s: StudySettings) -> str:

@@ -35,7 +35,8 @@ def nvt_variant(folder: Path, name: str, address: str, steps: int = 100000, chec
     text = (INPUTS / "nvt.xml").read_text()
     replacements = [
         ("so3k-nvt", address), ("> 100 <", f"> {steps} <"),
-        ("<checkpoint stride='10'/>", f"<checkpoint stride='{checkpoint_stride}'/>"),
+        ("<checkpoint stride='1000'/>", f"<checkpoint stride='{checkpoint_stride}'/>"),
+        ("<properties stride='10' ", "<properties stride='1' "),
         ("<trajectory filename='pos' stride='10'", "<trajectory filename='pos' stride='1'"),
     ]
     if metad_pace is not None:
