@@ -2,18 +2,29 @@
 
 i-PI loads this file by path and passes ``<parameters>{config: /path/pes.json}</parameters>``; the JSON
 holds ``model`` (a Potential spec), ``template`` (structure file giving the atomic numbers) and optional
-``dtype``/``batch_size``. Gas phase: the cell is ignored and the virial is zero. The physics and the
-unit conversion are those of the socket driver (so3k_driver.ipi.pes → ipi.compute), force check included.
+``dtype``, ``device``, ``batch_size``, the model options named in DRIVER_OPTIONS (pbc: periodic with
+the virial, default gas phase), ``structures_per_step`` and ``stats_file`` (model calls and their
+steady-state timing as JSON, like the socket driver's ``so3k_driver_calls.json``; written when i-PI
+exits). Physics and unit conversion are those of the socket driver (so3k_driver.ipi.pes → ipi.compute),
+force check included. ``so3k run --backend direct`` writes the JSON (ipi_xml.sockets_to_direct).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import time
+
+import numpy as np
 
 from so3k_driver.ipi.pes import SO3kratesDriver
+from so3k_driver.ipi.server import CallCounter, Request
 
 __DRIVER_NAME__ = "so3k_direct"
 __DRIVER_CLASS__ = "SO3kDirectPES"
+# Further model options the JSON may hold (SO3kratesDriver keywords; Å, e, eV/Å)
+DRIVER_OPTIONS = ("pbc", "lr_cutoff", "dispersion_damping", "total_charge", "unpaired_electrons", "max_force")
+ERROR_MARK = "so3k direct PES:"  # starts the soft-exit message i-PI logs when the model failed
 
 
 class SO3kDirectPES(SO3kratesDriver):
@@ -21,16 +32,44 @@ class SO3kDirectPES(SO3kratesDriver):
         with open(config) as handle:
             settings = json.load(handle)
         self.batch_size = int(settings.get("batch_size", 1))
-        super().__init__(model=settings["model"], structure=settings["template"], dtype=settings.get("dtype"), **kwargs)
+        self.counter = CallCounter(per_step=settings.get("structures_per_step"))
+        self.stats_file = settings.get("stats_file")
+        self._last_return = None
+        if self.stats_file:
+            # i-PI ends with a soft exit that may leave by os._exit (no atexit): register with it too
+            from ipi.utils.softexit import softexit
+
+            softexit.register_function(self.write_stats)
+            atexit.register(self.write_stats)
+        options = {key: str(settings[key]) for key in DRIVER_OPTIONS if settings.get(key) is not None}
+        super().__init__(model=settings["model"], structure=settings["template"], dtype=settings.get("dtype"),
+                         device=settings.get("device"), **options, **kwargs)
 
     def compute(self, cell, pos):
+        started = time.perf_counter()
+        if self._last_return is not None:
+            # between our calls i-PI integrates and writes its outputs: the "idle" of a socket driver
+            self.counter.record_idle(started - self._last_return)
         try:
             # a short batch is evaluated in calls sized for batch_size: one compiled shape
-            return super().compute(cell, pos, pad_to=self.batch_size)
+            results = super().compute(cell, pos, pad_to=self.batch_size)
         except Exception as error:
             # i-PI calls this from its polling thread: an exception there only ends that thread and
             # i-PI waits forever. Ask i-PI to stop instead (it writes RESTART and exits).
             from ipi.utils.softexit import softexit
 
-            softexit.trigger(status="bad", message=f"so3k direct PES: {type(error).__name__}: {error}")
+            softexit.trigger(status="bad", message=f"{ERROR_MARK} {type(error).__name__}: {error}")
             raise
+        finished = time.perf_counter()
+        positions = np.asarray(pos if isinstance(pos, list) else [pos], dtype=np.float64)
+        self.counter.record_call([Request(np.zeros((len(positions), 3, 3)), positions.reshape(len(positions), -1, 3))],
+                                 started, finished)
+        self._last_return = time.perf_counter()
+        return results
+
+    def write_stats(self) -> None:
+        try:
+            with open(self.stats_file, "w") as handle:
+                json.dump(self.counter.summary(), handle, indent=1)
+        except OSError:
+            pass  # i-PI is exiting; the counts are a diagnostic, not a result

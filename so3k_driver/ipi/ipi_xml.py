@@ -241,3 +241,26 @@ def step(path) -> int:
 def total_steps(path) -> int | None:
     """The <total_steps> of an i-PI input or restart file (None when it has none)."""
     return output_settings(load(str(path)).getroot()).total_steps
+
+
+def sockets_to_direct(root, configs: dict) -> None:
+    """Replace each <ffsocket> by an <ffdirect> that runs our PES inside i-PI (so3k_driver/ipi/direct_pes.py),
+    in place: configs maps the forcefield name to its JSON configuration file. Name, pbc, latency and
+    batch_size are kept; a batched forcefield is polled in a thread (i-PI evaluates a batch once it is
+    full or its poll loop has been idle for batch_size cycles)."""
+    pes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "direct_pes.py")
+    for index, ffsocket in enumerate(list(root)):
+        if ffsocket.tag != "ffsocket":
+            continue
+        name = ffsocket.get("name", "").strip() or f"ffsocket{index}"
+        batch_size = int(_text(ffsocket.find("batch_size"), "1"))
+        direct = ET.Element("ffdirect", {"name": name, "pbc": ffsocket.get("pbc", "false"),
+                                         "threaded": "true" if batch_size > 1 else "false"})
+        for tag, text in (("pes", "custom"), ("pes_path", pes), ("parameters", f"{{config: {configs[name]}}}"),
+                          ("batch_size", str(batch_size)), ("latency", _text(ffsocket.find("latency"), "1e-4"))):
+            ET.SubElement(direct, tag).text = f" {text} "
+        direct.tail = ffsocket.tail
+        position = list(root).index(ffsocket)
+        root.remove(ffsocket)
+        root.insert(position, direct)
+

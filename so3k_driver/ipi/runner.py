@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import glob
 import json
 import os
 import re
@@ -44,6 +45,7 @@ from .transport import remove_stale_unix_socket
 from ..errors import InputError, IpiCrashed, IpiInputError, RunFailed, UserError
 from ..progress import Progress
 
+BACKENDS = ("socket", "direct")
 SOCKET_WAIT_S = 60.0
 IPI_STOP_GRACE_S = 30.0
 DRIVER_STOP_GRACE_S = 10.0
@@ -78,6 +80,9 @@ class RunOptions:
     messages and no progress display. max_driver_restarts: crashed drivers started again (per
     run, all drivers together). auto_resume: times i-PI is resumed from its newest checkpoint
     after it crashed (0 = stop and say how to resume). keep_checkpoints: numbered checkpoints kept.
+    backend: "socket" (i-PI + driver processes) or "direct" (every <ffsocket> of the input becomes an
+    <ffdirect> running the model inside i-PI: no socket, no driver process, so drivers, connections
+    and driver restarts do not apply; a model error or the force guard stops i-PI and the run fails).
     """
 
     input: str
@@ -103,6 +108,7 @@ class RunOptions:
     max_driver_restarts: int = 3
     auto_resume: int = 0
     keep_checkpoints: int = 3
+    backend: str = "socket"
 
     def __post_init__(self):
         if not self.input or not os.path.isfile(self.input):
@@ -123,6 +129,8 @@ class RunOptions:
             raise UserError(f"hydrogen mass must be > 0 amu, got {self.hydrogen_mass}")
         if self.dtype not in (None, "float32", "float64"):
             raise UserError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.backend not in BACKENDS:
+            raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.max_force < 0:
             raise UserError(f"max_force must be >= 0 eV/Å (0 = no check), got {self.max_force}")
         if not self.timeout_s > 0:
@@ -294,6 +302,7 @@ class _Piece:
     periodic: bool
     notes: list
     per_step: dict  # forcefield name -> structures it is asked for per MD step (None: unknown)
+    direct: list = dataclasses.field(default_factory=list)  # ffsockets turned into <ffdirect> (backend direct)
 
 
 def _prepare_piece(options: RunOptions, input_path: str, workdir: str, resumed: bool) -> _Piece:
@@ -310,19 +319,26 @@ def _prepare_piece(options: RunOptions, input_path: str, workdir: str, resumed: 
     if not sockets and not ipi_xml.has_direct_forcefield(root):
         raise IpiInputError("the input has no <ffsocket> (nor <ffdirect>): so3k run serves models over i-PI sockets")
     _check_forcefield_models(options, [s.name for s in sockets])
+    per_step = {s.name: ipi_xml.structures_per_evaluation(root, s.name) for s in sockets}
+    run_input = os.path.join(workdir, os.path.basename(input_path).removesuffix(".xml") + ".so3k.xml")
+    direct = []
+    if options.backend == "direct" and sockets:
+        direct, sockets = sockets, []
+        # the elements come from the run input itself (its <initialize> structure or checkpoint beads)
+        ipi_xml.sockets_to_direct(root, {s.name: _write_pes_config(options, workdir, s, per_step[s.name], run_input,
+                                                                   len(direct) > 1) for s in direct})
     environment = dict(os.environ)
     if ipi_xml.uses_plumed(root):
         environment["PLUMED_KERNEL"] = str(find_plumed_kernel())
     command = [str(ipi_executable())]
     outputs = ipi_xml.output_settings(root)
     periodic = options.pbc or ipi_xml.is_variable_cell(root)
-    run_input = os.path.join(workdir, os.path.basename(input_path).removesuffix(".xml") + ".so3k.xml")
     try:
         tree.write(run_input)
     except OSError as error:
         raise UserError(f"cannot write the run input {run_input}: {error.strerror or error}") from None
     notes = []
-    for model in sorted({options.model_for(s.name) for s in sockets}):
+    for model in sorted({options.model_for(s.name) for s in sockets + direct}):
         check_model_elements(model, run_input)
     if os.path.exists(os.path.join(workdir, "EXIT")):
         os.unlink(os.path.join(workdir, "EXIT"))  # i-PI would stop at its first step
@@ -342,8 +358,29 @@ def _prepare_piece(options: RunOptions, input_path: str, workdir: str, resumed: 
         if cut:
             notes.append(f"outputs cut back to step {outputs.start_step} of {os.path.basename(input_path)}: "
                          + ", ".join(os.path.basename(p) for p in cut))
-    per_step = {s.name: ipi_xml.structures_per_evaluation(root, s.name) for s in sockets}
-    return _Piece(command + [run_input], environment, sockets, outputs, periodic, notes, per_step)
+    return _Piece(command + [run_input], environment, sockets, outputs, periodic, notes, per_step, direct)
+
+
+def stats_file_name(forcefield: str, several: bool) -> str:
+    """Where the model calls of one forcefield are counted (server.CallCounter.summary(), JSON)."""
+    return f"so3k_driver_{forcefield}_calls.json" if several else "so3k_driver_calls.json"
+
+
+def _write_pes_config(options: RunOptions, workdir: str, socket: ipi_xml.SocketSettings, per_step, template: str,
+                      several: bool) -> str:
+    """The JSON configuration of the in-process PES that replaces one <ffsocket> (direct backend)."""
+    fields = {"dtype": options.dtype, "device": options.device, **dict(options.driver_options),
+              **dict(dict(options.forcefield_options).get(socket.name, ()))}
+    config = {"model": options.model_for(socket.name), "template": template, "batch_size": socket.batch_size,
+              "structures_per_step": per_step, "stats_file": os.path.join(workdir, stats_file_name(socket.name, several)),
+              "max_force": options.max_force, "pbc": "true" if options.pbc else "false",
+              **{key: value for key, value in fields.items() if value is not None}}
+    if "lr_cutoff" in fields and fields["lr_cutoff"] is None:
+        config["lr_cutoff"] = 0  # all pairs: the PES reads 0 so
+    path = os.path.join(workdir, f"so3k_pes_{socket.name}.json")
+    with open(path, "w") as handle:
+        json.dump(config, handle, indent=1)
+    return path
 
 
 def _check_forcefield_models(options: RunOptions, names: list[str]) -> None:
@@ -453,13 +490,12 @@ class _Run:
                             pbc=self.piece.periodic, max_force=o.max_force, **where, **fields)
 
     def stats_file(self, socket: ipi_xml.SocketSettings) -> str:
-        name = f"so3k_driver_{socket.name}_calls.json" if self._several() else "so3k_driver_calls.json"
-        return os.path.join(self.workdir, name)
+        return os.path.join(self.workdir, stats_file_name(socket.name, self._several() or len(self.piece.direct) > 1))
 
     def call_counts(self) -> dict:
-        """Forcefield name -> the model call counts its driver wrote (server.CallCounter.summary())."""
+        """Forcefield name -> the model call counts its driver (or in-process PES) wrote (server.CallCounter.summary())."""
         counts = {}
-        for s in self.sockets if self.options.drivers == 1 else ():
+        for s in (self.sockets if self.options.drivers == 1 else []) + self.piece.direct:
             try:
                 with open(self.stats_file(s)) as handle:
                     counts[s.name] = json.load(handle)
@@ -529,10 +565,17 @@ class _Run:
                 self.say("stopping; i-PI writes RESTART")
                 self._stop_all()
                 return True
-            recovery.rotate_checkpoints(self.workdir, self.outputs.prefix, self.options.keep_checkpoints)
+            self._rotate_checkpoints()
             if time.monotonic() - last_change > timeout:
                 raise RunFailed(f"no progress for {timeout:.0f} s after step {self.last_step}; stopped i-PI and the "
                                 f"drivers (logs in {self.workdir})")
+
+    def _rotate_checkpoints(self) -> None:
+        """Keep the newest numbered checkpoints. Runs 4 times a second on the cores the run uses:
+        reading every checkpoint's step (an XML parse each) only when there are too many files."""
+        pattern = recovery.checkpoint_pattern(self.workdir, self.outputs.prefix)
+        if len(glob.glob(pattern)) > self.options.keep_checkpoints:
+            recovery.rotate_checkpoints(self.workdir, self.outputs.prefix, self.options.keep_checkpoints)
 
     def _heal_drivers(self) -> bool:
         """Restart crashed drivers (bounded, with backoff); raise for errors that would recur. True if
@@ -588,7 +631,26 @@ class _Run:
     def _driver_error(self, index: int) -> RunFailed:
         """One line for a driver that stopped on an error that would recur, with where to resume."""
         kind, message = _driver_error_line(self.driver_log(index))
-        text = f"{self.driver_name(index)} stopped: {message}"
+        return self._model_error(f"{self.driver_name(index)} stopped", kind, message, self.driver_log(index))
+
+    def _direct_error(self) -> RunFailed | None:
+        """The model inside i-PI (direct backend) failed: i-PI soft-exits, often with status 0; the
+        one line it logged, with where to resume, as for a driver. None when it did not fail."""
+        if not self.piece.direct:
+            return None
+        try:
+            with open(self.ipi_log_path, errors="replace") as handle:
+                handle.seek(self.ipi_log_start)
+                found = DIRECT_ERROR.search(handle.read())
+        except OSError:
+            return None
+        if found is None:
+            return None
+        message = found.group(2).split(" I-PI reports")[0].strip().rstrip("'.")
+        return self._model_error("the model inside i-PI stopped", found.group(1), message, self.ipi_log_path)
+
+    def _model_error(self, who: str, kind: str | None, message: str, log_path: str) -> RunFailed:
+        text = f"{who}: {message}"
         if kind == "ModelBreakdown":
             reached = self.last_step if self.last_step is not None else self.outputs.start_step
             first_abnormal = reached + 1
@@ -600,7 +662,7 @@ class _Run:
                 text += (f"; the last checkpoint before step {first_abnormal} is {checkpoint.path} (step "
                          f"{checkpoint.step}); resume from it with: "
                          f"{resume_command(checkpoint.path, self.workdir, self.options.model, self.options.models)}")
-        return RunFailed(text + f" (log {self.driver_log(index)})")
+        return RunFailed(text + f" (log {log_path})")
 
     def _finished(self) -> None:
         rc = self.ipi.returncode
@@ -610,6 +672,9 @@ class _Run:
                 driver.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
+        failed = self._direct_error()
+        if failed is not None:
+            raise failed  # would recur: not a crash to resume from
         if rc != 0:
             raise IpiCrashed(f"i-PI exited with status {rc} after step {self.last_step}: "
                              f"{_last_error(self.ipi_log_path)} (log {self.ipi_log_path})")
@@ -644,6 +709,7 @@ class _Run:
 
 
 DRIVER_ERROR = re.compile(r"so3k driver: error \((\w+)\): (.*)")
+DIRECT_ERROR = re.compile(r"so3k direct PES: (\w+): (.*)")  # direct_pes.ERROR_MARK, then the class
 
 
 def _driver_error_line(path: str) -> tuple[str | None, str]:

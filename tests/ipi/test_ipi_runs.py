@@ -40,10 +40,11 @@ def properties(path):
 ])
 def test_every_input_runs(tmp_path, name, options):
     # pimd: 8 connections, more than i-PI's listen backlog (at most 5), each greeted before the next opens
-    result = so3k_run(INPUTS / f"{name}.xml", tmp_path, "--steps", "4", "--address", unique(name), *options)
+    # 10 steps: the shipped inputs write properties every 10 steps (docs/ipi.md, "Where a step's time goes")
+    result = so3k_run(INPUTS / f"{name}.xml", tmp_path, "--steps", "10", "--address", unique(name), *options)
     assert result.returncode == 0, result.stderr
     outputs = sorted(tmp_path.glob(f"*{name}.out"))
-    assert outputs and all(properties(p)[-1, 0] == 4 for p in outputs)
+    assert outputs and all(properties(p)[-1, 0] == 10 for p in outputs)
     if name == "remd":  # exchanges are attempted every 2 steps and logged
         assert len((tmp_path / "remd.remd_idx").read_text().split("\n")) >= 2
     # The driver counted its model calls against the structures a step brings (read from the input).
@@ -63,9 +64,12 @@ def write_variant(tmp_path, source, replacements, name):
     return path
 
 
-FORCE_OUTPUTS = ("<checkpoint stride='10'/>",
-                 "<checkpoint stride='10'/>\n<trajectory filename='frc' stride='1' format='xyz'> forces{atomic_unit} </trajectory>"
+FORCE_OUTPUTS = ("<checkpoint stride='1000'/>",
+                 "<checkpoint stride='1000'/>\n<trajectory filename='frc' stride='1' format='xyz'> forces{atomic_unit} </trajectory>"
                  "\n<trajectory filename='xat' stride='1' format='xyz'> positions{atomic_unit} </trajectory>")
+
+
+EVERY_STEP = ("<properties stride='10' ", "<properties stride='1' ")  # the shipped inputs write every 10 steps
 
 
 def read_frames(path, natoms):
@@ -86,7 +90,7 @@ def test_inet_forces_equal_potential_forces_and_nve_conserves_energy(tmp_path, s
     xml = write_variant(tmp_path, "nvt.xml", [
         ("mode='unix'", "mode='inet'"), ("so3k-nvt", "127.0.0.1"),
         ("<latency>", f"<port> {port} </port><latency>"),
-        ("<dynamics mode='nvt'>", "<dynamics mode='nve'>"),
+        ("<dynamics mode='nvt'>", "<dynamics mode='nve'>"), EVERY_STEP,
         ("<timestep units='femtosecond'> 0.5 </timestep>", "<timestep units='femtosecond'> 0.25 </timestep>"),
         FORCE_OUTPUTS], "nve_inet.xml")
     result = so3k_run(xml, tmp_path, "--steps", "10")
@@ -141,7 +145,7 @@ def steps_done(path):
 # A killed driver (restarted, no step lost) and a killed i-PI (resumed) are in test_faults.py.
 def test_killing_ipi_stops_the_driver_within_seconds(tmp_path):
     address = unique("kill-ipi")
-    xml = write_variant(tmp_path, "nvt.xml", [("so3k-nvt", address), ("> 100 <", "> 100000 <")], "long.xml")
+    xml = write_variant(tmp_path, "nvt.xml", [("so3k-nvt", address), ("> 100 <", "> 100000 <"), EVERY_STEP], "long.xml")
     ipi = start_ipi(tmp_path, xml)
     driver = None
     try:
@@ -195,12 +199,15 @@ def test_the_runner_is_a_library_call(tmp_path):
     """run_simulation(RunOptions) from Python: no argparse, a result object, no output when quiet."""
     from so3k_driver.ipi.runner import RunOptions, run_simulation
 
-    options = RunOptions(input=str(INPUTS / "nvt.xml"), model=SO3KRATES_RANDOM, workdir=str(tmp_path), steps=4,
+    options = RunOptions(input=str(INPUTS / "nvt.xml"), model=SO3KRATES_RANDOM, workdir=str(tmp_path), steps=10,
                          address=unique("library"), quiet=True)
     result = run_simulation(options)
-    assert (result.interrupted, result.last_step) == (False, 4)
-    assert properties(tmp_path / "nvt.out")[-1, 0] == 4
-    assert ipi_xml.step(tmp_path / "RESTART") == 4
+    assert (result.interrupted, result.last_step) == (False, 10)
+    assert properties(tmp_path / "nvt.out")[-1, 0] == 10
+    assert ipi_xml.step(tmp_path / "RESTART") == 10
+    # the driver timed the steady state of its calls (the first 10 are not timed: 11 calls, 1 timed)
+    timing = result.calls["so3k"]
+    assert timing["timed_calls"] == 1 and timing["ms_per_step"] > timing["model_ms_per_call"] > 0
 
 
 @pytest.mark.parametrize("field, value, named", [
@@ -236,3 +243,30 @@ def test_so3k_serve_is_a_library_call_with_checked_options():
         ServeOptions(model="default", structure=str(INPUTS / "ala3.xyz"))
     with pytest.raises(UserError, match="shm"):
         ServeOptions(model="default", structure=str(INPUTS / "ala3.xyz"), inet="localhost:1234", shm=True)
+
+
+@pytest.mark.slow
+def test_the_direct_backend_runs_the_model_inside_ipi_with_the_socket_paths_numbers(tmp_path):
+    """so3k run --backend direct: the <ffsocket> becomes an <ffdirect> (no driver process); same model,
+    seed and input give the socket run's properties, and the in-process PES counts its calls."""
+    runs = {}
+    for backend in ("socket", "direct"):
+        workdir = tmp_path / backend
+        result = so3k_run(INPUTS / "nvt.xml", workdir, "--steps", "10", "--address", unique(backend), "--backend", backend)
+        assert result.returncode == 0, result.stderr
+        runs[backend] = properties(workdir / "nvt.out")
+    assert not list((tmp_path / "direct").glob("so3k_driver_*.log"))
+    assert "<ffdirect" in (tmp_path / "direct" / "nvt.so3k.xml").read_text()
+    calls = json.loads((tmp_path / "direct" / "so3k_driver_calls.json").read_text())
+    assert calls["calls_per_step"] == 1.0 and calls["timed_calls"] == 1
+    assert list(runs["direct"][:, 0]) == [0, 10]
+    np.testing.assert_allclose(runs["direct"], runs["socket"], rtol=1e-5, atol=1e-6)
+
+
+def test_the_force_guard_inside_ipi_fails_the_run_in_one_line(tmp_path):
+    """Direct backend: the model error stops i-PI (a soft exit with status 0) and so3k run fails with
+    the model's one line, as when a driver stops, not 'done'."""
+    result = so3k_run(INPUTS / "nvt.xml", tmp_path, "--steps", "10", "--backend", "direct", "--max-force", "0.001")
+    assert result.returncode == 1, result.stderr
+    line = [text for text in result.stderr.splitlines() if "error" in text][-1]
+    assert "the model inside i-PI stopped" in line and "above the limit" in line and "done" not in result.stderr
