@@ -635,9 +635,8 @@ class _Run:
 
     def _direct_error(self) -> RunFailed | None:
         """The model inside i-PI (direct backend) failed: i-PI soft-exits, often with status 0; the
-        one line it logged, with where to resume, as for a driver. None when it did not fail."""
-        if not self.piece.direct:
-            return None
+        one line it logged, with where to resume, as for a driver. None when it did not fail. Also for
+        inputs that name our PES themselves (so3k sample init --backend direct)."""
         try:
             with open(self.ipi_log_path, errors="replace") as handle:
                 handle.seek(self.ipi_log_start)
