@@ -5,7 +5,8 @@
 
 Arguments (all strings, from ``-o``): model (required), structure (required: elements, since i-PI
 sends positions only), pbc (default false: gas phase, zero virial), dtype, device, lr_cutoff (Å),
-total_charge (e), and by keyword dispersion_damping (Å), unpaired_electrons, max_force (eV/Å, 0 = no check). Batched calls (``batch_size`` > 1) get lists and are evaluated in one model call.
+total_charge (e), and by keyword dispersion_damping (Å), unpaired_electrons, max_force (eV/Å, 0 = no
+check). Batched calls (``batch_size`` > 1) get lists and are evaluated in one model call.
 Units at this interface are atomic (bohr, hartree), as i-PI passes them.
 """
 

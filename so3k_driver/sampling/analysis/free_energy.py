@@ -37,12 +37,18 @@ def thermal_energy(temperature_K: float) -> float:
     return BOLTZMANN_KJ_PER_MOL_K * float(temperature_K)
 
 
+def check_burn_in(burn_in) -> float:
+    """burn_in as a float; ValueError unless it is a number in [0, 1) (a fraction of the frames)."""
+    if not (isinstance(burn_in, (int, float)) and 0.0 <= burn_in < 1.0):
+        raise ValueError(f"burn-in must be a fraction in [0, 1) of the frames, got {burn_in!r}")
+    return float(burn_in)
+
+
 def kept_frames(count: int, burn_in: float = DEFAULT_BURN_IN) -> tuple[slice, slice, slice]:
     """(kept, first half, second half) slices of count frames after dropping the first burn_in
     fraction (0 <= burn_in < 1; floor of burn_in * count frames). The halves split the kept frames;
     with an odd number the second half has one more."""
-    if not 0.0 <= burn_in < 1.0:
-        raise ValueError(f"burn-in must be a fraction in [0, 1), got {burn_in!r}")
+    burn_in = check_burn_in(burn_in)
     start = int(np.floor(burn_in * count))
     middle = start + (count - start) // 2
     return slice(start, count), slice(start, middle), slice(middle, count)

@@ -408,8 +408,10 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
     burn_in: fraction of the COLVAR frames dropped before the reweighted free energies; fes_cutoff
     (kJ/mol): the free-energy region in which the two halves are compared (free_energy.json)."""
     threshold = uncertainty.check_threshold(uncertainty_threshold)
-    if not (isinstance(burn_in, (int, float)) and 0 <= burn_in < 1):
-        raise UserError(f"burn-in must be a fraction in [0, 1) of the frames, got {burn_in!r}")
+    try:
+        free_energy.check_burn_in(burn_in)
+    except ValueError as error:
+        raise UserError(str(error)) from None
     if not (isinstance(fes_cutoff, (int, float)) and np.isfinite(fes_cutoff) and fes_cutoff > 0):
         raise UserError(f"free-energy cutoff must be > 0 kJ/mol, got {fes_cutoff!r}")
     run_dir = Path(run_dir)
