@@ -11,6 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# The bond criteria (covalent radii, topology and breakage scales) live in evaluation/topology.py,
+# shared with the driver's bond guard; re-exported here under the names analyses already use.
+from ..evaluation.topology import (  # noqa: F401
+    BREAKAGE_BOND_SCALE, TOPOLOGY_BOND_SCALE, bond_graph, bond_matrix, fragment_count)
+
 
 @dataclass(frozen=True)
 class Backbone:
@@ -47,37 +52,6 @@ class Backbone:
     def heavy_backbone(self) -> list[int]:
         """N, CA, C of every residue, in chain order (the radius-of-gyration atom set)."""
         return [i for k in range(self.num_residues) for i in (self.n[k], self.ca[k], self.c[k])]
-
-
-# Two bond criteria, both "distance < scale × (sum of covalent radii)", for two questions:
-# - topology (which atom is bonded to which in a sane structure): 1.2 keeps 1-3 neighbours apart
-#   (a C–H at 1.09 Å is bonded, H···H across a methyl at 1.78 Å is not);
-# - breakage (has a configuration fallen apart during MD): 1.6 tolerates thermal stretching
-#   (C–H up to 1.71 Å, C–C up to 2.43 Å), so only a bond that is truly gone splits a fragment.
-TOPOLOGY_BOND_SCALE = 1.2
-BREAKAGE_BOND_SCALE = 1.6
-
-
-def bond_matrix(numbers, positions, scale: float = TOPOLOGY_BOND_SCALE) -> np.ndarray:
-    """(N, N) booleans: atoms closer than scale × (sum of covalent radii, Å); no self-bonds."""
-    from ase.data import covalent_radii
-
-    positions = np.asarray(positions, float)
-    radii = covalent_radii[np.asarray(numbers)]
-    distance = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
-    return (distance < scale * (radii[:, None] + radii[None])) & ~np.eye(len(radii), dtype=bool)
-
-
-def bond_graph(numbers, positions, scale: float = TOPOLOGY_BOND_SCALE) -> list[set[int]]:
-    """Neighbour sets (0-based) of bond_matrix."""
-    return [set(np.flatnonzero(row).tolist()) for row in bond_matrix(numbers, positions, scale)]
-
-
-def fragment_count(numbers, positions, scale: float = BREAKAGE_BOND_SCALE) -> int:
-    """Number of covalently bonded fragments (1 for an intact molecule); positions (N, 3) Å."""
-    from scipy.sparse.csgraph import connected_components
-
-    return int(connected_components(bond_matrix(numbers, positions, scale), directed=False)[0])
 
 
 def find_backbone(numbers, positions) -> Backbone:
