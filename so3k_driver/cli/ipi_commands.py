@@ -11,7 +11,7 @@ from .model_commands import add_model_options
 
 
 def add_parser(subparsers) -> None:
-    from ..ipi.compute import DEFAULT_MAX_FORCE
+    from ..ipi.compute import DEFAULT_MAX_BOND_STRETCH, DEFAULT_MAX_FORCE
 
     serve = subparsers.add_parser(
         "serve", help="serve a model to i-PI over a socket (atomic units on the wire)",
@@ -38,6 +38,11 @@ def add_parser(subparsers) -> None:
                        help="stop with an error when any force exceeds this, in eV/Å (default "
                             f"{DEFAULT_MAX_FORCE:g}; 0 = no check): a model outside its training data "
                             "otherwise lets the molecule explode and the run goes on with garbage")
+    serve.add_argument("--max-bond-stretch", type=float, default=DEFAULT_MAX_BOND_STRETCH, metavar="FACTOR",
+                       help="stop with an error when a covalent bond of the first structure i-PI sends grows "
+                            "longer than FACTOR × the sum of the two atoms' covalent radii (default "
+                            f"{DEFAULT_MAX_BOND_STRETCH:g}, the criterion of 'so3k analyze' for a molecule that broke "
+                            "apart; 0 = no check)")
     serve.add_argument("-v", "--verbose", action="store_true", help="log every INIT and timing")
     serve.set_defaults(func=run_serve)
 
@@ -73,6 +78,10 @@ def add_parser(subparsers) -> None:
     run.add_argument("--max-force", type=float, default=DEFAULT_MAX_FORCE, metavar="EV_PER_A",
                      help=f"the drivers stop the run when a force exceeds this, eV/Å (default {DEFAULT_MAX_FORCE:g}; "
                           "0 = no check); RESTART is kept")
+    run.add_argument("--max-bond-stretch", type=float, default=DEFAULT_MAX_BOND_STRETCH, metavar="FACTOR",
+                     help="the drivers stop the run when a covalent bond of the starting structure grows longer than "
+                          "FACTOR × the sum of the two atoms' covalent radii (default "
+                          f"{DEFAULT_MAX_BOND_STRETCH:g}: thermal C–C stays below 2.43 Å; 0 = no check); RESTART is kept")
     run.add_argument("--driver-option", action="append", default=[], metavar="[NAME:]OPT",
                      help="a model option for each driver (repeatable): --lr-cutoff, --dispersion-damping, "
                           "--total-charge, --unpaired-electrons, e.g. --driver-option=--lr-cutoff=10; NAME:OPT only "
@@ -106,7 +115,7 @@ def run_serve(args) -> int:
         shm=args.shm, connections=args.connections, pbc=args.pbc, dtype=args.dtype, device=args.device,
         lr_cutoff=None if args.lr_cutoff == 0 else args.lr_cutoff, dispersion_damping=args.dispersion_damping,
         total_charge=args.total_charge, unpaired_electrons=args.unpaired_electrons, max_force=args.max_force,
-        connect_timeout_s=args.connect_timeout)
+        max_bond_stretch=args.max_bond_stretch, connect_timeout_s=args.connect_timeout)
     try:
         serve_model(options)
     except Disconnected as error:
@@ -186,7 +195,7 @@ def run_options(args):
         address=args.address, port=args.port, temperature=args.temperature,
         hydrogen_mass=args.hydrogen_mass, drivers=args.drivers,
         connections=args.connections, dtype=args.dtype, device=args.device, pbc=args.pbc,
-        max_force=args.max_force, driver_options=driver_options, forcefield_options=forcefield_options,
+        max_force=args.max_force, max_bond_stretch=args.max_bond_stretch, driver_options=driver_options, forcefield_options=forcefield_options,
         timeout_s=args.timeout,
         quiet=args.quiet, max_driver_restarts=args.driver_restarts, auto_resume=args.auto_resume,
         keep_checkpoints=args.keep_checkpoints, backend=args.backend)

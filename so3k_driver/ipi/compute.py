@@ -13,15 +13,16 @@ from typing import Callable
 import numpy as np
 
 from . import conversion
-from ..errors import ModelBreakdown, StructureMismatch
+from ..errors import ModelBreakdown, StructureMismatch, UserError
+from ..evaluation.topology import BREAKAGE_BOND_SCALE, BondGuard
 
 ComputeResult = tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]
 Compute = Callable[..., ComputeResult]  # (cells_bohr, positions_bohr, pad_to=None) -> ComputeResult
 
-
-
-
 DEFAULT_MAX_FORCE = 50.0  # eV/Å (≈ 1 Ha/bohr); thermal MD of molecules stays below ~10 eV/Å
+# × sum of covalent radii: a bond of the starting structure longer than this is broken (the
+# criterion so3k analyze uses for "broke apart"; thermal C–C stays below 1.6 × 1.52 = 2.43 Å)
+DEFAULT_MAX_BOND_STRETCH = BREAKAGE_BOND_SCALE
 
 
 def check_forces(forces, numbers, max_force: float | None) -> None:
@@ -41,15 +42,30 @@ def check_forces(forces, numbers, max_force: float | None) -> None:
 
 
 def make_compute(potential, numbers, *, periodic: bool = False, total_charge: float = 0.0,
-                 unpaired_electrons: float = 0.0, max_force: float | None = DEFAULT_MAX_FORCE) -> Compute:
+                 unpaired_electrons: float = 0.0, max_force: float | None = DEFAULT_MAX_FORCE,
+                 max_bond_stretch: float | None = DEFAULT_MAX_BOND_STRETCH, reference_positions=None,
+                 reference_cell=None) -> Compute:
     """Wrap ``potential`` for atoms ``numbers`` (N,). periodic=False: gas phase, zero virial.
 
     max_force (eV/Å): raise ModelBreakdown when a force exceeds it; None or 0 switches the check off.
+    max_bond_stretch (× sum of covalent radii): raise ModelBreakdown when a covalent bond of the
+    reference structure is longer than this (evaluation.topology.BondGuard); None or 0 switches the
+    check off. reference_positions (N, 3) Å (and reference_cell (3, 3) Å, rows, when periodic) give
+    the bonds; without them the bonds are those of the first structure i-PI sends (the first of its
+    first request), which is the starting structure i-PI read from its input or checkpoint, in
+    i-PI's own units, so no second reader of those files can disagree with it. After a driver
+    restart mid-run that is the structure of the step being computed, which the guard had passed.
     """
     numbers = np.asarray(numbers, dtype=np.int64)
+    if max_bond_stretch is not None and not max_bond_stretch >= 0:
+        raise UserError(f"max_bond_stretch must be >= 0 × sum of covalent radii (0 = no check), got {max_bond_stretch}")
+    guard = None
+    if max_bond_stretch and reference_positions is not None:
+        guard = BondGuard(numbers, reference_positions, reference_cell if periodic else None, max_bond_stretch)
 
     def compute(cells_bohr: np.ndarray, positions_bohr: np.ndarray, pad_to: int | None = None) -> ComputeResult:
         """cells (B, 3, 3) and positions (B, N, 3) in bohr; pad_to: see Potential.evaluate."""
+        nonlocal guard
         count, natoms = positions_bohr.shape[:2]
         if natoms != len(numbers):
             raise StructureMismatch(
@@ -60,6 +76,11 @@ def make_compute(potential, numbers, *, periodic: bool = False, total_charge: fl
         results = potential.evaluate(np.broadcast_to(numbers, (count, natoms)), positions, cells,
                                      pbc=periodic, total_charge=total_charge,
                                      unpaired_electrons=unpaired_electrons, pad_to=pad_to)
+        if max_bond_stretch:
+            # after the model: its input checks (NaN positions, a degenerate cell) speak first
+            if guard is None:
+                guard = BondGuard(numbers, positions[0], None if cells is None else cells[0], max_bond_stretch)
+            guard.check(positions, cells)
         check_forces(results.forces, numbers, max_force)
         energies = conversion.energies_to_hartree(results.energy)
         forces = conversion.forces_to_atomic(results.forces)

@@ -6,7 +6,7 @@ holds ``model`` (a Potential spec), ``template`` (structure file giving the atom
 the virial, default gas phase), ``structures_per_step`` and ``stats_file`` (model calls and their
 steady-state timing as JSON, like the socket driver's ``so3k_driver_calls.json``; written when i-PI
 exits). Physics and unit conversion are those of the socket driver (so3k_driver.ipi.pes → ipi.compute),
-force check included. ``so3k run --backend direct`` writes the JSON (ipi_xml.sockets_to_direct).
+force and bond checks included. ``so3k run --backend direct`` writes the JSON (ipi_xml.sockets_to_direct).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from so3k_driver.ipi.server import CallCounter, Request
 
 __DRIVER_NAME__ = "so3k_direct"
 __DRIVER_CLASS__ = "SO3kDirectPES"
-# Further model options the JSON may hold (SO3kratesDriver keywords; Å, e, eV/Å)
-DRIVER_OPTIONS = ("pbc", "lr_cutoff", "dispersion_damping", "total_charge", "unpaired_electrons", "max_force")
+# Further model options the JSON may hold (SO3kratesDriver keywords; Å, e, eV/Å, × sum of covalent radii)
+DRIVER_OPTIONS = ("pbc", "lr_cutoff", "dispersion_damping", "total_charge", "unpaired_electrons", "max_force",
+                  "max_bond_stretch")
 ERROR_MARK = "so3k direct PES:"  # starts the soft-exit message i-PI logs when the model failed
 
 

@@ -13,7 +13,7 @@ structure before i-PI starts too.
 Healing (docs/reliability.md): a driver that crashes (signal, out of memory) is started again,
 at most ``max_driver_restarts`` times per run with a doubling pause; i-PI re-queues the request
 it was computing, so no step is lost or repeated. A driver that stops with an error that would
-recur (exit status 2: bad structure, force guard) is not restarted. i-PI itself crashing is
+recur (exit status 2: bad structure, force or bond guard) is not restarted. i-PI itself crashing is
 resumed from the newest checkpoint when ``auto_resume`` > 0, after cutting the outputs back to it
 (recovery.truncate_outputs). Checkpoints are numbered (PREFIX.restart_N, the newest
 ``keep_checkpoints`` kept), so a run stopped by the force guard can resume from one written
@@ -37,7 +37,7 @@ import threading
 import time
 
 from . import ipi_xml, recovery
-from .compute import DEFAULT_MAX_FORCE
+from .compute import DEFAULT_MAX_BOND_STRETCH, DEFAULT_MAX_FORCE
 from .executables import find_plumed_kernel, ipi_executable
 from .progress import ProgressReader, StepProgress
 from .serving import EXIT_WOULD_RECUR, GPU_MEMORY_DEFAULTS, ServeOptions, write_options
@@ -57,7 +57,7 @@ IPI_RESET_SIGNATURE = "ConnectionResetError"
 SERVE_FIELDS = {field.name for field in dataclasses.fields(ServeOptions)}
 # Chosen by the runner from the input and RunOptions; not overridable through driver_options.
 RUNNER_SERVE_FIELDS = {"model", "structure", "unix", "inet", "prefix", "shm", "connections", "pbc", "dtype",
-                       "device", "max_force", "structures_per_step", "stats_file"}
+                       "device", "max_force", "max_bond_stretch", "structures_per_step", "stats_file"}
 # What one forcefield's drivers may set for themselves (RunOptions.forcefield_options).
 FORCEFIELD_SERVE_FIELDS = (SERVE_FIELDS - RUNNER_SERVE_FIELDS) | {"dtype", "device"}
 
@@ -75,14 +75,16 @@ class RunOptions:
     ipi_xml.apply_overrides). hydrogen_mass: amu of every hydrogen (None: natural masses; an input
     only, a checkpoint keeps its masses). drivers × connections: driver processes and connections per process.
     pbc: periodic (virial returned; set automatically for NPT). max_force: the drivers stop the run
-    above it (0 = no check). driver_options: further ServeOptions fields for the drivers, e.g.
-    {"lr_cutoff": 10.0}. timeout_s: stop when i-PI makes no progress for this long. quiet: no
-    messages and no progress display. max_driver_restarts: crashed drivers started again (per
-    run, all drivers together). auto_resume: times i-PI is resumed from its newest checkpoint
+    above it (0 = no check). max_bond_stretch: they stop it when a covalent bond of the first
+    structure they are sent grows longer than this × the sum of covalent radii (0 = no check).
+    driver_options: further ServeOptions fields for the drivers, e.g. {"lr_cutoff": 10.0}.
+    timeout_s: stop when i-PI makes no progress for this long. quiet: no messages and no progress
+    display. max_driver_restarts: crashed drivers started again (per run, all drivers together).
+    auto_resume: times i-PI is resumed from its newest checkpoint
     after it crashed (0 = stop and say how to resume). keep_checkpoints: numbered checkpoints kept.
     backend: "socket" (i-PI + driver processes) or "direct" (every <ffsocket> of the input becomes an
     <ffdirect> running the model inside i-PI: no socket, no driver process, so drivers, connections
-    and driver restarts do not apply; a model error or the force guard stops i-PI and the run fails).
+    and driver restarts do not apply; a model error or a guard (force, bond) stops i-PI and the run fails).
     """
 
     input: str
@@ -100,6 +102,7 @@ class RunOptions:
     device: str | None = None
     pbc: bool = False
     max_force: float = DEFAULT_MAX_FORCE
+    max_bond_stretch: float = DEFAULT_MAX_BOND_STRETCH
     driver_options: tuple = ()
     models: tuple = ()
     forcefield_options: tuple = ()
@@ -133,6 +136,9 @@ class RunOptions:
             raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.max_force < 0:
             raise UserError(f"max_force must be >= 0 eV/Å (0 = no check), got {self.max_force}")
+        if not self.max_bond_stretch >= 0:
+            raise UserError(f"max_bond_stretch must be >= 0 × sum of covalent radii (0 = no check), "
+                            f"got {self.max_bond_stretch}")
         if not self.timeout_s > 0:
             raise UserError(f"timeout_s must be > 0 s, got {self.timeout_s}")
         if self.structure is not None and not os.path.isfile(self.structure):
@@ -373,7 +379,8 @@ def _write_pes_config(options: RunOptions, workdir: str, socket: ipi_xml.SocketS
               **dict(dict(options.forcefield_options).get(socket.name, ()))}
     config = {"model": options.model_for(socket.name), "template": template, "batch_size": socket.batch_size,
               "structures_per_step": per_step, "stats_file": os.path.join(workdir, stats_file_name(socket.name, several)),
-              "max_force": options.max_force, "pbc": "true" if options.pbc else "false",
+              "max_force": options.max_force, "max_bond_stretch": options.max_bond_stretch,
+              "pbc": "true" if options.pbc else "false",
               **{key: value for key, value in fields.items() if value is not None}}
     if "lr_cutoff" in fields and fields["lr_cutoff"] is None:
         config["lr_cutoff"] = 0  # all pairs: the PES reads 0 so
@@ -487,7 +494,8 @@ class _Run:
         if o.drivers == 1:  # the one process gets the whole step: it can count (and wait for) it
             fields.update(structures_per_step=self.piece.per_step.get(s.name), stats_file=self.stats_file(s))
         return ServeOptions(model=o.model_for(s.name), structure=self.run_input, connections=o.connections,
-                            pbc=self.piece.periodic, max_force=o.max_force, **where, **fields)
+                            pbc=self.piece.periodic, max_force=o.max_force, max_bond_stretch=o.max_bond_stretch,
+                            **where, **fields)
 
     def stats_file(self, socket: ipi_xml.SocketSettings) -> str:
         return os.path.join(self.workdir, stats_file_name(socket.name, self._several() or len(self.piece.direct) > 1))

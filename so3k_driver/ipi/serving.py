@@ -6,7 +6,7 @@ caller use it too). Everything on the wire is in atomic units; the potential wor
 ``python -m so3k_driver.ipi.serving OPTIONS.json`` is the driver process that ``so3k run`` starts
 (no argument parsing: the JSON holds the ServeOptions fields). Its exit status tells the runner
 whether starting it again can help: 0 i-PI sent EXIT, 2 an error that would happen again (bad
-model, unknown element, atom-count mismatch, NaN positions, force guard), 3 i-PI went away;
+model, unknown element, atom-count mismatch, NaN positions, force or bond guard), 3 i-PI went away;
 anything else (a signal, an out-of-memory kill) is a crash worth a restart.
 """
 
@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 
-from .compute import DEFAULT_MAX_FORCE
+from .compute import DEFAULT_MAX_BOND_STRETCH, DEFAULT_MAX_FORCE
 from .transport import CONNECT_TIMEOUT_S, DEFAULT_PREFIX
 from ..errors import Disconnected, InputError, ModelBreakdown, So3kError, StructureMismatch, UserError
 
@@ -42,7 +42,9 @@ class ServeOptions:
     shared-memory mode (unix only). connections: sockets opened by this process (requests that
     arrive together are evaluated in one batch). pbc: use i-PI's cell and return the virial.
     lr_cutoff Å (None = all pairs), dispersion_damping Å, total_charge e: SO3LR options.
-    max_force eV/Å: stop when a force exceeds it (0 = no check). connect_timeout_s: seconds of retries.
+    max_force eV/Å: stop when a force exceeds it (0 = no check). max_bond_stretch (× sum of covalent
+    radii): stop when a bond of the first structure i-PI sends grows longer (0 = no check; the
+    structure file gives the elements only). connect_timeout_s: seconds of retries.
     structures_per_step: structures i-PI asks this process for per MD step (replicas × beads; None =
     unknown): the driver then counts model calls per step and waits briefly for the rest of a step
     on idle connections (server.CallCounter). stats_file: where the call counts go as JSON at the end.
@@ -63,6 +65,7 @@ class ServeOptions:
     total_charge: float = 0.0
     unpaired_electrons: float = 0.0
     max_force: float = DEFAULT_MAX_FORCE
+    max_bond_stretch: float = DEFAULT_MAX_BOND_STRETCH
     connect_timeout_s: float = CONNECT_TIMEOUT_S
     structures_per_step: int | None = None
     stats_file: str | None = None
@@ -81,6 +84,9 @@ class ServeOptions:
             raise UserError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if self.max_force < 0:
             raise UserError(f"max_force must be >= 0 eV/Å (0 = no check), got {self.max_force}")
+        if not self.max_bond_stretch >= 0:
+            raise UserError(f"max_bond_stretch must be >= 0 × sum of covalent radii (0 = no check), "
+                            f"got {self.max_bond_stretch}")
         if not self.connect_timeout_s > 0:
             raise UserError(f"connect_timeout_s must be > 0 s, got {self.connect_timeout_s}")
         if self.structures_per_step is not None and self.structures_per_step < 1:
@@ -119,7 +125,8 @@ def serve_model(options: ServeOptions) -> ServeResult:
     potential = Potential.load(options.model, dtype=options.dtype, device=options.device,
                                lr_cutoff=options.lr_cutoff, dispersion_damping=options.dispersion_damping)
     compute = make_compute(potential, numbers, periodic=options.pbc, total_charge=options.total_charge,
-                           unpaired_electrons=options.unpaired_electrons, max_force=options.max_force)
+                           unpaired_electrons=options.unpaired_electrons, max_force=options.max_force,
+                           max_bond_stretch=options.max_bond_stretch)
     connections = []
     try:
         for index in range(options.connections):

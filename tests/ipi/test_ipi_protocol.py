@@ -7,6 +7,7 @@ import threading
 import numpy as np
 import pytest
 
+from so3k_driver.errors import UserError
 from so3k_driver.ipi import conversion, protocol as P
 from so3k_driver.ipi.server import serve
 from so3k_driver.ipi.transport import Connection, Disconnected
@@ -230,6 +231,115 @@ def test_a_force_beyond_the_limit_stops_the_driver_with_a_clear_error(so3krates3
     make_compute(so3krates32, numbers, max_force=0)(cell, positions_bohr[None])  # check switched off
     with pytest.raises(ModelBreakdown, match=rf"on atom {largest.argmax() + 1} \(1-based.*--max-force"):
         make_compute(so3krates32, numbers, max_force=0.99 * largest.max())(cell, positions_bohr[None])
+
+
+def ala3_bohr():
+    from so3k_driver.ipi.structures import read_numbers
+    from conftest import REPO
+
+    numbers = read_numbers(str(REPO / "ipi_inputs" / "ala3.xyz"))
+    return numbers, np.loadtxt(REPO / "ipi_inputs" / "ala3.xyz", skiprows=2, usecols=(1, 2, 3)) / BOHR_IN_ANGSTROM
+
+
+class CalmPotential:
+    """Stands in for the model: zero energy and forces, so only the bond guard can object."""
+
+    def evaluate(self, numbers, positions, cells=None, **options):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(energy=np.zeros(len(positions)), forces=np.zeros(positions.shape), virial=None,
+                               extras={}, wall_time=0.0)
+
+
+def stretched_c_h(numbers, positions_bohr, length_angstrom):
+    """(carbon, hydrogen, positions in bohr) with the first C–H bond at length_angstrom."""
+    from so3k_driver.evaluation.topology import bond_pairs
+
+    carbon, hydrogen = next((i, j) for i, j in bond_pairs(numbers, positions_bohr * BOHR_IN_ANGSTROM)
+                            if (numbers[i], numbers[j]) == (6, 1))
+    bond = positions_bohr[hydrogen] - positions_bohr[carbon]
+    moved = positions_bohr.copy()
+    moved[hydrogen] = positions_bohr[carbon] + bond * length_angstrom / (np.linalg.norm(bond) * BOHR_IN_ANGSTROM)
+    return carbon, hydrogen, moved
+
+
+def test_a_broken_bond_stops_the_driver_naming_the_bond():
+    """The bond guard: the bonds of the first structure i-PI sends; one stretched past 1.6 × the sum
+    of covalent radii stops the driver at once (student v2 ran 10 ps on a broken molecule before
+    its forces reached the force guard)."""
+    from so3k_driver.ipi.compute import ModelBreakdown, make_compute
+
+    numbers, positions_bohr = ala3_bohr()
+    carbon, hydrogen, broken = stretched_c_h(numbers, positions_bohr, 2.0)  # limit 1.6 × (0.76 + 0.31) = 1.71 Å
+    _, _, hot = stretched_c_h(numbers, positions_bohr, 1.6)
+    cells = np.repeat(np.eye(3)[None] * 50, 3, axis=0)
+    compute = make_compute(CalmPotential(), numbers)
+    compute(cells[:1], positions_bohr[None])  # the reference
+    compute(cells[:1], hot[None])  # hot, not broken
+    with pytest.raises(ModelBreakdown, match=rf"^bond C{carbon + 1}–H{hydrogen + 1} \(1-based\) of structure 2 in "
+                                             r"this request is 2\.00 Å long, above the limit of 1\.71 Å .*"
+                                             r"--max-bond-stretch 0 disables this check\)$"):
+        compute(cells, np.stack([hot, broken, positions_bohr]))
+    make_compute(CalmPotential(), numbers, max_bond_stretch=0)(cells[:2], np.stack([positions_bohr, broken]))  # off
+    # given reference positions (Å), the first request is checked against them too
+    with pytest.raises(ModelBreakdown, match=f"C{carbon + 1}–H{hydrogen + 1}"):
+        make_compute(CalmPotential(), numbers, reference_positions=positions_bohr * BOHR_IN_ANGSTROM)(cells[:1], broken[None])
+    with pytest.raises(UserError, match="max_bond_stretch must be >= 0"):
+        make_compute(CalmPotential(), numbers, max_bond_stretch=-1)
+
+
+def test_a_periodic_driver_checks_bonds_with_the_minimum_image():
+    """i-PI may send a molecule split by the cell boundary; its bonds are whole through the image."""
+    from so3k_driver.ipi.compute import ModelBreakdown, make_compute
+
+    numbers, positions_bohr = ala3_bohr()
+    h_bohr = np.array([[40.0, 5.0, -3.0], [0.0, 38.0, 4.0], [0.0, 0.0, 36.0]])  # i-PI's layout: vectors as columns
+    shifted = positions_bohr - positions_bohr.mean(axis=0) + h_bohr.sum(axis=1)  # across a corner of the cell
+    fractional = shifted @ np.linalg.inv(h_bohr).T
+    wrapped = (fractional - np.floor(fractional)) @ h_bohr.T
+    assert np.abs(wrapped - shifted).max() > 30  # really cut
+    compute = make_compute(CalmPotential(), numbers, periodic=True)
+    compute(h_bohr[None], shifted[None])  # the reference: whole
+    compute(h_bohr[None], wrapped[None])  # cut bonds are whole through their image
+    gas = make_compute(CalmPotential(), numbers)  # without the cell, the cut bonds look broken
+    gas(h_bohr[None], shifted[None])
+    with pytest.raises(ModelBreakdown, match="more bonds over the limit"):
+        gas(h_bohr[None], wrapped[None])
+    _, _, broken = stretched_c_h(numbers, shifted, 2.0)
+    with pytest.raises(ModelBreakdown, match="--max-bond-stretch"):
+        compute(h_bohr[None], broken[None])
+
+
+def test_the_bond_stretch_option_reaches_every_driver_path(tmp_path):
+    """so3k serve / so3k run flags -> ServeOptions (socket drivers) and the in-process PES config."""
+    from types import SimpleNamespace
+
+    from conftest import REPO
+    from so3k_driver.cli.ipi_commands import run_options
+    from so3k_driver.cli.main import build_parser
+    from so3k_driver.ipi import ipi_xml
+    from so3k_driver.ipi.direct_pes import DRIVER_OPTIONS
+    from so3k_driver.ipi.runner import RunOptions, _Run, _write_pes_config
+    from so3k_driver.ipi.serving import ServeOptions
+
+    nvt = str(REPO / "ipi_inputs" / "nvt.xml")
+    parser = build_parser()
+    assert parser.parse_args(["run", nvt]).max_bond_stretch == 1.6
+    args = parser.parse_args(["run", nvt, "--model", "default", "--max-bond-stretch", "2.5"])
+    options = run_options(args)
+    assert options.max_bond_stretch == 2.5
+    serve = parser.parse_args(["serve", "default", "--unix", "x", "--structure", nvt, "--max-bond-stretch", "0"])
+    assert (serve.max_bond_stretch, ServeOptions(model="default", structure=nvt, unix="x").max_bond_stretch) == (0, 1.6)
+    [socket] = ipi_xml.socket_settings(ipi_xml.load(nvt).getroot())
+    piece = SimpleNamespace(sockets=[socket], outputs=None, ipi_command=["i-pi", nvt], per_step={socket.name: 1},
+                            periodic=False, direct=[])
+    assert _Run(options, str(tmp_path), piece, print, None).serve_options(socket).max_bond_stretch == 2.5
+    config = json.loads(open(_write_pes_config(options, str(tmp_path), socket, 1, nvt, False)).read())
+    assert config["max_bond_stretch"] == 2.5 and "max_bond_stretch" in DRIVER_OPTIONS
+    for make in (lambda: RunOptions(input=nvt, model="default", max_bond_stretch=-0.5),
+                 lambda: ServeOptions(model="default", structure=nvt, unix="x", max_bond_stretch=-0.5)):
+        with pytest.raises(UserError, match="max_bond_stretch must be >= 0"):
+            make()
 
 
 def test_every_shipped_input_is_well_formed_xml():

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -212,7 +213,7 @@ def test_the_runner_is_a_library_call(tmp_path):
 
 @pytest.mark.parametrize("field, value, named", [
     ("drivers", 0, "drivers"), ("steps", -3, "steps"), ("timeout_s", 0, "timeout_s"), ("dtype", "float16", "float16"),
-    ("input", "missing.xml", "missing.xml")])
+    ("input", "missing.xml", "missing.xml"), ("max_bond_stretch", -1.0, "max_bond_stretch")])
 def test_run_options_name_the_bad_value(field, value, named):
     from so3k_driver.errors import UserError
     from so3k_driver.ipi.runner import RunOptions
@@ -270,3 +271,16 @@ def test_the_force_guard_inside_ipi_fails_the_run_in_one_line(tmp_path):
     assert result.returncode == 1, result.stderr
     line = [text for text in result.stderr.splitlines() if "error" in text][-1]
     assert "the model inside i-PI stopped" in line and "above the limit" in line and "done" not in result.stderr
+
+
+@pytest.mark.slow
+def test_the_bond_guard_stops_a_socket_run_in_one_line_naming_the_bond(tmp_path):
+    """--max-bond-stretch reaches the driver process. 1.0 × the sum of covalent radii is shorter than
+    Ac-Ala3-NHMe's own C–H bonds (1.09 Å > 1.07 Å), so the first structure trips it as a broken bond would."""
+    result = so3k_run(INPUTS / "nvt.xml", tmp_path, "--steps", "10", "--address", unique("bonds"),
+                      "--max-bond-stretch", "1.0")
+    assert result.returncode == 1, result.stderr
+    [line] = [text for text in result.stderr.splitlines() if "error" in text]
+    assert re.search(r"driver.* stopped: bond [A-Z][a-z]?\d+–[A-Z][a-z]?\d+ \(1-based\) of structure 1 in this request is "
+                     r"\d\.\d\d Å long, above the limit of \d\.\d\d Å \(1 × the sum of covalent radii", line), line
+    assert "--max-bond-stretch 0 disables this check" in line and "done" not in result.stderr
