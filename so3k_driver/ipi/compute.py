@@ -8,6 +8,7 @@ strings, all from ONE ``Potential.evaluate`` call.
 from __future__ import annotations
 
 import json
+import re
 from typing import Callable
 
 import numpy as np
@@ -18,6 +19,26 @@ from ..evaluation.topology import BREAKAGE_BOND_SCALE, BondGuard
 
 ComputeResult = tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]
 Compute = Callable[..., ComputeResult]  # (cells_bohr, positions_bohr, pad_to=None) -> ComputeResult
+
+# How a failed model call is reported in the logs the runner reads back, written and parsed here only:
+# the socket driver logs one line "so3k driver: error (Class): message" (serving.main, whose log
+# formatter adds the "so3k driver: " prefix); the direct backend soft-exits i-PI with
+# "so3k direct PES: Class: message" (direct_pes). The class tells the runner whether a restart can help.
+DRIVER_LOG_PREFIX = "so3k driver: "
+DRIVER_ERROR_LINE = re.compile(re.escape(DRIVER_LOG_PREFIX) + r"error \((\w+)\): (.*)")
+DIRECT_ERROR_MARK = "so3k direct PES:"
+DIRECT_ERROR_LINE = re.compile(re.escape(DIRECT_ERROR_MARK) + r" (\w+): (.*)")
+
+
+def driver_error_message(error: BaseException) -> str:
+    """The socket driver's error line after its log prefix (see DRIVER_ERROR_LINE)."""
+    return f"error ({type(error).__name__}): {error}"
+
+
+def direct_error_message(error: BaseException) -> str:
+    """The direct backend's soft-exit message (see DIRECT_ERROR_LINE)."""
+    return f"{DIRECT_ERROR_MARK} {type(error).__name__}: {error}"
+
 
 DEFAULT_MAX_FORCE = 50.0  # eV/Å (≈ 1 Ha/bohr); thermal MD of molecules stays below ~10 eV/Å
 # × sum of covalent radii: a bond of the starting structure longer than this is broken (the

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from so3k_driver.ipi.compute import direct_error_message
 from so3k_driver.ipi.pes import SO3kratesDriver
 from so3k_driver.ipi.server import CallCounter, Request
 
@@ -25,7 +26,6 @@ __DRIVER_CLASS__ = "SO3kDirectPES"
 # Further model options the JSON may hold (SO3kratesDriver keywords; Å, e, eV/Å, × sum of covalent radii)
 DRIVER_OPTIONS = ("pbc", "lr_cutoff", "dispersion_damping", "total_charge", "unpaired_electrons", "max_force",
                   "max_bond_stretch")
-ERROR_MARK = "so3k direct PES:"  # starts the soft-exit message i-PI logs when the model failed
 
 
 class SO3kDirectPES(SO3kratesDriver):
@@ -59,7 +59,7 @@ class SO3kDirectPES(SO3kratesDriver):
             # i-PI waits forever. Ask i-PI to stop instead (it writes RESTART and exits).
             from ipi.utils.softexit import softexit
 
-            softexit.trigger(status="bad", message=f"{ERROR_MARK} {type(error).__name__}: {error}")
+            softexit.trigger(status="bad", message=direct_error_message(error))
             raise
         finished = time.perf_counter()
         positions = np.asarray(pos if isinstance(pos, list) else [pos], dtype=np.float64)

@@ -37,7 +37,7 @@ import threading
 import time
 
 from . import ipi_xml, recovery
-from .compute import DEFAULT_MAX_BOND_STRETCH, DEFAULT_MAX_FORCE
+from .compute import DEFAULT_MAX_BOND_STRETCH, DEFAULT_MAX_FORCE, DIRECT_ERROR_LINE, DRIVER_ERROR_LINE
 from .executables import find_plumed_kernel, ipi_executable
 from .progress import ProgressReader, StepProgress
 from .serving import EXIT_WOULD_RECUR, GPU_MEMORY_DEFAULTS, ServeOptions, write_options
@@ -648,7 +648,7 @@ class _Run:
         try:
             with open(self.ipi_log_path, errors="replace") as handle:
                 handle.seek(self.ipi_log_start)
-                found = DIRECT_ERROR.search(handle.read())
+                found = DIRECT_ERROR_LINE.search(handle.read())
         except OSError:
             return None
         if found is None:
@@ -715,10 +715,6 @@ class _Run:
                 pass
 
 
-DRIVER_ERROR = re.compile(r"so3k driver: error \((\w+)\): (.*)")
-DIRECT_ERROR = re.compile(r"so3k direct PES: (\w+): (.*)")  # direct_pes.ERROR_MARK, then the class
-
-
 def _driver_error_line(path: str) -> tuple[str | None, str]:
     """(exception class, message) of the last error a driver logged; (None, last line) otherwise."""
     try:
@@ -727,7 +723,7 @@ def _driver_error_line(path: str) -> tuple[str | None, str]:
     except OSError:
         return None, f"(no log at {path})"
     for line in reversed(lines):
-        match = DRIVER_ERROR.match(line)
+        match = DRIVER_ERROR_LINE.match(line)
         if match:
             return match.group(1), match.group(2)
     return None, lines[-1] if lines else "(empty log)"

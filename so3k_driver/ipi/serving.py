@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 
-from .compute import DEFAULT_MAX_BOND_STRETCH, DEFAULT_MAX_FORCE
+from .compute import DEFAULT_MAX_BOND_STRETCH, DEFAULT_MAX_FORCE, DRIVER_LOG_PREFIX, driver_error_message
 from .transport import CONNECT_TIMEOUT_S, DEFAULT_PREFIX
 from ..errors import Disconnected, InputError, ModelBreakdown, So3kError, StructureMismatch, UserError
 
@@ -190,7 +190,7 @@ def read_options(path) -> ServeOptions:
 def main(argv: list[str]) -> int:
     """Driver process: serve the options in argv[0] (a JSON file); one log line per error, on stderr."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("so3k driver: %(message)s"))
+    handler.setFormatter(logging.Formatter(DRIVER_LOG_PREFIX + "%(message)s"))
     logger = logging.getLogger("so3k")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -206,7 +206,7 @@ def main(argv: list[str]) -> int:
         return EXIT_DISCONNECTED
     except (So3kError, FileNotFoundError) as error:
         # One line the runner reads back: the class says whether a restart could help.
-        log.error("error (%s): %s", type(error).__name__, error)
+        log.error("%s", driver_error_message(error))
         return EXIT_WOULD_RECUR
     return EXIT_FINISHED
 

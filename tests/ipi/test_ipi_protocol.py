@@ -351,3 +351,18 @@ def test_every_shipped_input_is_well_formed_xml():
     assert len(inputs) >= 5
     for path in inputs:
         ET.parse(path)
+
+
+def test_error_lines_written_by_drivers_are_read_back_by_the_runner():
+    """Both backends' error formats (socket driver log, direct-backend soft exit) parse back to the
+    exception class and the whole message, even when the message holds colons and parentheses."""
+    from so3k_driver.errors import ModelBreakdown
+    from so3k_driver.ipi.compute import (DIRECT_ERROR_LINE, DRIVER_ERROR_LINE, DRIVER_LOG_PREFIX,
+                                         direct_error_message, driver_error_message)
+
+    error = ModelBreakdown("bond C59–C61 (1-based): 2.60 Å > 2.43 Å")
+    socket_line = DRIVER_LOG_PREFIX + driver_error_message(error)
+    assert DRIVER_ERROR_LINE.match(socket_line).groups() == ("ModelBreakdown", str(error))
+    ipi_log = f" @SOFTEXIT: Kill signal received: {direct_error_message(error)}\n"
+    assert DIRECT_ERROR_LINE.search(ipi_log).groups() == ("ModelBreakdown", str(error))
+    assert DRIVER_ERROR_LINE.match(direct_error_message(error)) is None
