@@ -160,8 +160,7 @@ class ClientSession:
         """Read and answer one message; a POSDATA leaves a ``pending`` request behind."""
         name = P.decode_header(self.connection.recv_exact(P.HEADER_LENGTH))
         if name == P.STATUS:
-            state = P.HAVEDATA if self.reply is not None else (P.READY if self.initialised else P.NEEDINIT)
-            self.connection.send(P.header(state))
+            self._answer_status()
         elif name == P.INIT:
             self.replica_id = P.read_int32(self.connection.recv_exact(4))
             length = P.read_int32(self.connection.recv_exact(4))
@@ -183,6 +182,21 @@ class ClientSession:
             self.finished = True
         else:
             raise P.ProtocolError(f"unexpected message {name} from i-PI")
+
+    def _answer_status(self) -> None:
+        state = P.HAVEDATA if self.reply is not None else (P.READY if self.initialised else P.NEEDINIT)
+        self.connection.send(P.header(state))
+
+    def answer_greeting(self) -> None:
+        """Answer the STATUS i-PI sends a client it has just accepted (NEEDINIT: a fresh session).
+
+        i-PI accepts one client at a time and waits for this answer before it accepts the next, and its
+        listen backlog holds at most 5 waiting clients: a process that opens more connections than that
+        before answering any would wait forever. So each connection is answered as soon as it is open."""
+        name = P.decode_header(self.connection.recv_exact(P.HEADER_LENGTH))
+        if name != P.STATUS:
+            raise P.ProtocolError(f"{self.label}: i-PI's first message was {name}, expected STATUS")
+        self._answer_status()
 
     def _read_posdata(self) -> Request:
         recv = self.connection.recv_exact
@@ -250,26 +264,18 @@ def compute_pending(sessions: list[ClientSession], compute, counter: CallCounter
             start = stop
 
 
-def answer_greeting(connection: Connection) -> None:
-    """Answer the STATUS i-PI sends a client it has just accepted (NEEDINIT: a fresh session).
-
-    i-PI accepts one client at a time and waits for this answer before it accepts the next, and its
-    listen backlog holds at most 5 waiting clients: a process that opens more connections than that
-    before answering any would wait forever. So each connection is answered as soon as it is open."""
-    name = P.decode_header(connection.recv_exact(P.HEADER_LENGTH))
-    if name != P.STATUS:
-        raise P.ProtocolError(f"{connection.label}: i-PI's first message was {name}, expected STATUS")
-    connection.send(P.header(P.NEEDINIT))
-
-
-def serve(connections: list[Connection], compute, use_shm: bool = False, counter: CallCounter | None = None) -> int:
+def serve(connections: list[Connection | ClientSession], compute, use_shm: bool = False,
+          counter: CallCounter | None = None) -> int:
     """Serve i-PI until every connection got EXIT. Returns the number of force evaluations answered.
+
+    connections: plain connections, or sessions already opened (e.g. greeted with
+    ``ClientSession.answer_greeting`` while further connections were being made).
 
     counter: counts model calls (and, with its per_step set, waits for the rest of a step).
     Raises Disconnected when i-PI goes away without EXIT, and whatever ``compute`` raises
     (e.g. InputError for NaN positions); connections are closed in every case.
     """
-    sessions = [ClientSession(c, use_shm) for c in connections]
+    sessions = [c if isinstance(c, ClientSession) else ClientSession(c, use_shm) for c in connections]
     counter = counter if counter is not None else CallCounter()
     answered = 0
     try:

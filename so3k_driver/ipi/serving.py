@@ -113,7 +113,7 @@ def serve_model(options: ServeOptions) -> ServeResult:
     StructureMismatch / ModelBreakdown / InputError for a structure the model cannot or must not
     evaluate (the connection is closed first), UserError for unusable options or files."""
     from .compute import make_compute
-    from .server import CallCounter, answer_greeting, serve
+    from .server import CallCounter, ClientSession, serve
     from .structures import read_numbers
     from .transport import connect
     from ..evaluation.potential import Potential
@@ -127,19 +127,20 @@ def serve_model(options: ServeOptions) -> ServeResult:
     compute = make_compute(potential, numbers, periodic=options.pbc, total_charge=options.total_charge,
                            unpaired_electrons=options.unpaired_electrons, max_force=options.max_force,
                            max_bond_stretch=options.max_bond_stretch)
-    connections = []
+    sessions = []
     try:
         for index in range(options.connections):
-            connections.append(connect(unix=options.unix, inet=options.inet_address(), prefix=options.prefix,
-                                       timeout_s=options.connect_timeout_s, verify_peer=index == 0))
-            answer_greeting(connections[-1])
+            connection = connect(unix=options.unix, inet=options.inet_address(), prefix=options.prefix,
+                                 timeout_s=options.connect_timeout_s, verify_peer=index == 0)
+            sessions.append(ClientSession(connection, options.shm))
+            sessions[-1].answer_greeting()
     except ConnectionError as error:
-        for connection in connections:
-            connection.close()
+        for session in sessions:
+            session.close()
         raise UserError(str(error)) from None
     counter = CallCounter(per_step=options.structures_per_step)
     try:
-        answered = serve(connections, compute, use_shm=options.shm, counter=counter)
+        answered = serve(sessions, compute, counter=counter)
     except (StructureMismatch, ModelBreakdown) as error:
         raise type(error)(f"{error}; closed the connection") from None
     except InputError as error:

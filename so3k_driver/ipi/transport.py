@@ -91,8 +91,8 @@ def connect(*, unix: str | None = None, inet: tuple[str, int] | None = None, pre
     """Connect to i-PI, retrying with exponential backoff for at most ``timeout_s`` seconds.
 
     verify_peer: wait for i-PI's greeting and refuse a peer that is not i-PI (the greeting is only
-    peeked at: ``server.answer_greeting`` answers it). Once is enough per process: i-PI accepts the
-    next client only after the previous one answered its greeting.
+    peeked at: ``server.ClientSession.answer_greeting`` answers it). Once is enough per process:
+    i-PI accepts the next client only after the previous one answered its greeting.
     """
     if unix is not None:
         path = unix_socket_path(unix, prefix)
