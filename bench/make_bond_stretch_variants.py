@@ -1,0 +1,74 @@
+"""Frames with stretched and compressed covalent bonds, for teaching a student the walls of bond stretching.
+
+Why: distilled students (docs/results/so3lr_student_v2, v3) learn SO3LR near thermal geometries only.
+At 500 K a rare large bond excursion then meets a potential that is too soft beyond the data, and the
+bond breaks (v2: Cα–C after 1.3 ps; v3: a Cα–H after 24 ps, C–H 1.36 Å → 1.75 Å in 8 fs). These
+frames put labelled points on the stretching walls: in each chosen frame a few X–H bonds are set to
+factor × their length by moving the H along the bond, and one bond between heavy atoms by moving both
+atoms apart symmetrically (its neighbours' bonds bend and stretch with it).
+
+    python bench/make_bond_stretch_variants.py FRAMES.extxyz --count 240 --out stretched.xyz
+    so3k label stretched.xyz --sample-with none --labeller so3lr:DIR --lr-cutoff 0 --dtype float32 -o labelled.extxyz
+
+Factors (× the frame's own bond length): X–H uniform in [0.85, 1.45] (C–H 0.93–1.58 Å), heavy-atom
+bonds uniform in [0.9, 1.3] (C–C 1.37–1.98 Å): up to about where SO3LR's energy has risen by a few
+eV, beyond the breakage criterion of the bond guard only for the most stretched H.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from ase.io import read, write
+
+from so3k_driver.evaluation.topology import TOPOLOGY_BOND_SCALE, bond_pairs
+
+HYDROGEN_FACTORS = (0.85, 1.45)
+HEAVY_FACTORS = (0.9, 1.3)
+
+
+def stretched(atoms, rng, hydrogens_per_frame: int, heavy_per_frame: int):
+    """A copy of ``atoms`` with some bonds set to random factors of their length (Å)."""
+    atoms = atoms.copy()
+    atoms.calc = None
+    atoms.info = {}
+    atoms.arrays = {k: v for k, v in atoms.arrays.items() if k in ("numbers", "positions")}
+    numbers = atoms.numbers
+    pairs = bond_pairs(numbers, atoms.positions, TOPOLOGY_BOND_SCALE)
+    is_h = numbers[pairs] == 1
+    x_h = pairs[is_h.any(axis=1) & ~is_h.all(axis=1)]
+    heavy = pairs[~is_h.any(axis=1)]
+    positions = atoms.positions
+    for i, j in x_h[rng.choice(len(x_h), size=min(hydrogens_per_frame, len(x_h)), replace=False)]:
+        heavy_atom, hydrogen = (i, j) if numbers[j] == 1 else (j, i)
+        bond = positions[hydrogen] - positions[heavy_atom]
+        positions[hydrogen] = positions[heavy_atom] + bond * rng.uniform(*HYDROGEN_FACTORS)
+    for i, j in heavy[rng.choice(len(heavy), size=min(heavy_per_frame, len(heavy)), replace=False)]:
+        bond = positions[j] - positions[i]
+        shift = 0.5 * (rng.uniform(*HEAVY_FACTORS) - 1.0) * bond
+        positions[i] -= shift
+        positions[j] += shift
+    atoms.positions = positions
+    atoms.info["variant"] = "bond_stretch"
+    return atoms
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("frames", help="source frames (any file ASE reads; Å)")
+    parser.add_argument("--count", type=int, default=240, help="frames to write")
+    parser.add_argument("--hydrogens", type=int, default=3, help="X–H bonds changed per frame")
+    parser.add_argument("--heavy", type=int, default=1, help="bonds between heavy atoms changed per frame")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="output xyz (Å)")
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    source = read(args.frames, index=":")
+    chosen = rng.choice(len(source), size=args.count, replace=args.count > len(source))
+    write(args.out, [stretched(source[k], rng, args.hydrogens, args.heavy) for k in chosen])
+    print(f"wrote {args.count} frames with stretched bonds to {args.out} (from {len(source)} in {args.frames})")
+
+
+if __name__ == "__main__":
+    main()
