@@ -19,6 +19,12 @@ speed      one ``Potential.evaluate`` of 8 perturbed Ac-Ala15-NHMe (8 x 162 atom
            teacher (all pairs; 12 Å long-range cutoff) timed in interleaved rounds in this process after
            compilation: median, min/max and quartiles in ms. Goal: student/teacher <= 0.25 (the larger
            of the two ratios).
+bonds      bond-stretch scans on the relaxed-free bundled helix: for two bonds of each element pair (C–H,
+           N–H, C–C, C–N, C–O) the bond is set to 0.8–2.0x its length (the H moved along the bond; both
+           heavy atoms moved apart symmetrically), every structure evaluated by student and teacher
+           (float64, all pairs). Reports the energy rise ΔE(f) = E(f) - E(1) in eV of both, and the
+           "wall": the lowest ΔE for f in [1.3, 2.0]. A student whose wall is far below the teacher's (or
+           negative) has a hole a hot MD run can fall into (v3: a Cα–H left at 500 K). Plot with --plot.
 committee  (with --committee) the committee's per-frame force spread against its mean's force RMSE to the
            teacher on TEST's frames: Spearman rank correlation (goal >= 0.5), and the same per atom.
 """
@@ -38,7 +44,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "so3k_driver" / "data"
 SO3LR_DIR = REPO.parent / "shared" / "reference" / "so3lr"
-PARTS = ("accuracy", "relax", "speed", "committee")
+PARTS = ("accuracy", "relax", "speed", "bonds", "committee")
+BOND_FACTORS = np.round(np.arange(0.8, 2.01, 0.1), 2)  # × the bond's length in the helix
+BOND_PAIRS = ("C-H", "N-H", "C-C", "C-N", "C-O")
+WALL_FROM = 1.3
 TEMPERATURE_BINS = ((300.0, 400.0), (400.0, 500.0), (500.0, 600.0))  # K, lower edge included; 600 K in the last
 TEACHER_HELIX_MINUS_EXTENDED_EV = -1.47  # issue #11: SO3LR, gas phase, all pairs
 GOALS = {"force_mae_meV_per_A": 40.0, "helix_minus_extended_eV": 0.2, "speed_ratio": 0.25, "spearman": 0.5}
@@ -277,7 +286,7 @@ def print_speed(result: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# 4. Committee spread against the true error
+# 5. Committee spread against the true error
 
 
 def spearman(x, y) -> float:
@@ -338,6 +347,110 @@ def print_committee(result: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# 4. Bond-stretch scans
+
+
+def bond_scan_structures(per_pair: int = 2, seed: int = 0):
+    """(numbers, positions (S, N, 3) Å, bonds [(pair, i, j)], factors): the bundled helix with each chosen
+    bond scaled by each of BOND_FACTORS (H moved along an X–H bond, heavy atoms moved apart symmetrically)."""
+    import ase.io
+
+    from so3k_driver.evaluation.topology import bond_pairs
+
+    atoms = ase.io.read(DATA / "Ac-Ala15-NHMe_folded.xyz")
+    numbers, positions = atoms.numbers, atoms.positions
+    symbols = atoms.get_chemical_symbols()
+    rng = np.random.default_rng(seed)
+    by_pair: dict[str, list] = {}
+    for i, j in bond_pairs(numbers, positions):
+        if numbers[i] == 1:
+            i, j = j, i  # the H second
+        elif numbers[j] != 1 and symbols[i] > symbols[j]:
+            i, j = j, i
+        by_pair.setdefault(f"{symbols[i]}-{symbols[j]}", []).append((int(i), int(j)))
+    bonds, scans = [], []
+    for pair in BOND_PAIRS:
+        candidates = by_pair.get(pair, [])
+        for k in rng.choice(len(candidates), size=min(per_pair, len(candidates)), replace=False):
+            i, j = candidates[k]
+            bonds.append((pair, i, j))
+            vector = positions[j] - positions[i]
+            for factor in BOND_FACTORS:
+                moved = positions.copy()
+                if numbers[j] == 1:
+                    moved[j] = positions[i] + factor * vector
+                else:
+                    moved[i] -= 0.5 * (factor - 1.0) * vector
+                    moved[j] += 0.5 * (factor - 1.0) * vector
+                scans.append(moved)
+    return numbers, np.stack(scans), bonds, BOND_FACTORS
+
+
+def bond_scans(student_spec: str, teacher_spec: str, plot: str | None) -> dict:
+    """Part 4: ΔE(f) of student and teacher along each scan (eV), and each curve's wall (lowest ΔE for
+    f >= WALL_FROM)."""
+    numbers, positions, bonds, factors = bond_scan_structures()
+    one = int(np.argmin(np.abs(factors - 1.0)))
+    curves = {}
+    for name, spec in (("student", student_spec), ("teacher", teacher_spec)):
+        log(f"bond scans with the {name}: {len(positions)} structures")
+        potential = load(spec, "float64", None)
+        energy = np.concatenate([np.asarray(potential.evaluate(np.broadcast_to(numbers, (len(chunk), len(numbers))),
+                                                               chunk).energy)
+                                 for chunk in np.array_split(positions, max(1, len(positions) // 8))])
+        energy = energy.reshape(len(bonds), len(factors))
+        curves[name] = energy - energy[:, one:one + 1]
+    wall = factors >= WALL_FROM - 1e-9
+    rows = []
+    for k, (pair, i, j) in enumerate(bonds):
+        rows.append({"bond": f"{pair} {i + 1}-{j + 1}", "student_dE_eV": curves["student"][k].round(4).tolist(),
+                     "teacher_dE_eV": curves["teacher"][k].round(4).tolist(),
+                     "student_wall_eV": float(curves["student"][k][wall].min()),
+                     "teacher_wall_eV": float(curves["teacher"][k][wall].min())})
+    if plot:
+        plot_bond_scans(rows, factors, plot)
+    return {"factors": factors.tolist(), "wall_from": WALL_FROM, "bonds": rows,
+            "lowest_student_wall_eV": min(r["student_wall_eV"] for r in rows), "plot": plot}
+
+
+def plot_bond_scans(rows: list, factors, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = 5
+    figure, axes = plt.subplots((len(rows) + columns - 1) // columns, columns, figsize=(3.2 * columns, 5.6),
+                                sharex=True, squeeze=False)
+    for axis, row in zip(axes.flat, rows):
+        axis.plot(factors, row["teacher_dE_eV"], "k-o", ms=3, label="SO3LR (teacher)")
+        axis.plot(factors, row["student_dE_eV"], "C1-s", ms=3, label="student")
+        axis.axhline(0.0, color="0.7", lw=0.8)
+        axis.set_title(row["bond"], fontsize=9)
+        axis.set_ylim(-3, 12)
+    for axis in axes[-1]:
+        axis.set_xlabel("bond length / helix value")
+    for axis in axes[:, 0]:
+        axis.set_ylabel("ΔE (eV)")
+    axes.flat[0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def print_bond_scans(result: dict) -> None:
+    print(f"\n== bond-stretch scans (ΔE in eV; wall = lowest ΔE for f >= {result['wall_from']})")
+    print(f"{'bond':<14} {'student wall':>12} {'teacher wall':>12}   ΔE at f = 1.5 (student / teacher)")
+    f = result["factors"]
+    at = min(range(len(f)), key=lambda k: abs(f[k] - 1.5))
+    for row in result["bonds"]:
+        print(f"{row['bond']:<14} {row['student_wall_eV']:12.2f} {row['teacher_wall_eV']:12.2f}   "
+              f"{row['student_dE_eV'][at]:.2f} / {row['teacher_dE_eV'][at]:.2f}")
+    if result.get("plot"):
+        print(f"plot: {result['plot']}")
+
+
+# ------------------------------------------------------------------------------------------------
 
 
 def goal_lines(results: dict) -> list[tuple[str, float, bool]]:
@@ -374,6 +487,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved speed rounds (default %(default)s)")
     parser.add_argument("--calls", type=int, default=10, help="timed calls per model and round (default %(default)s)")
     parser.add_argument("--device", help="device for the speed part, e.g. gpu (default: JAX's default)")
+    parser.add_argument("--plot", help="PNG for the bond-stretch scans (part bonds)")
     args = parser.parse_args()
     skip = {part for part in args.skip.split(",") if part}
     if skip - set(PARTS):
@@ -392,6 +506,7 @@ def main() -> None:
         "relax": (lambda: relax(args.student, args.teacher, args.relax_fmax, args.relax_max_steps,
                                 args.skip_teacher_relax), print_relax),
         "speed": (lambda: speed(args.student, args.teacher, args.rounds, args.calls, args.device), print_speed),
+        "bonds": (lambda: bond_scans(args.student, args.teacher, args.plot), print_bond_scans),
         "committee": (lambda: committee(args.committee, frames), print_committee),
     }
     print(f"student {args.student}; teacher {args.teacher}; test {args.test} ({len(frames) if frames else 0} frames)")

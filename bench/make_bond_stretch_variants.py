@@ -10,9 +10,10 @@ atoms apart symmetrically (its neighbours' bonds bend and stretch with it).
     python bench/make_bond_stretch_variants.py FRAMES.extxyz --count 240 --out stretched.xyz
     so3k label stretched.xyz --sample-with none --labeller so3lr:DIR --lr-cutoff 0 --dtype float32 -o labelled.extxyz
 
-Factors (× the frame's own bond length): X–H uniform in [0.85, 1.45] (C–H 0.93–1.58 Å), heavy-atom
-bonds uniform in [0.9, 1.3] (C–C 1.37–1.98 Å): up to about where SO3LR's energy has risen by a few
-eV, beyond the breakage criterion of the bond guard only for the most stretched H.
+Factors (× the frame's own bond length): by default X–H uniform in [0.85, 1.45] (C–H 0.93–1.58 Å),
+heavy-atom bonds in [0.9, 1.3] (C–C 1.37–1.98 Å). Student v4 used these 240 frames plus 240 with
+--hydrogen-factors 1.2 1.65 --heavy-factors 1.2 1.6 --seed 1, reaching the bond guard's limit of
+1.6 × the sum of covalent radii (C–H 1.71 Å, C–C 2.43 Å), where SO3LR's energy has risen by 2–6 eV.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ HYDROGEN_FACTORS = (0.85, 1.45)
 HEAVY_FACTORS = (0.9, 1.3)
 
 
-def stretched(atoms, rng, hydrogens_per_frame: int, heavy_per_frame: int):
+def stretched(atoms, rng, hydrogens_per_frame: int, heavy_per_frame: int,
+              hydrogen_factors=HYDROGEN_FACTORS, heavy_factors=HEAVY_FACTORS):
     """A copy of ``atoms`` with some bonds set to random factors of their length (Å)."""
     atoms = atoms.copy()
     atoms.calc = None
@@ -43,10 +45,10 @@ def stretched(atoms, rng, hydrogens_per_frame: int, heavy_per_frame: int):
     for i, j in x_h[rng.choice(len(x_h), size=min(hydrogens_per_frame, len(x_h)), replace=False)]:
         heavy_atom, hydrogen = (i, j) if numbers[j] == 1 else (j, i)
         bond = positions[hydrogen] - positions[heavy_atom]
-        positions[hydrogen] = positions[heavy_atom] + bond * rng.uniform(*HYDROGEN_FACTORS)
+        positions[hydrogen] = positions[heavy_atom] + bond * rng.uniform(*hydrogen_factors)
     for i, j in heavy[rng.choice(len(heavy), size=min(heavy_per_frame, len(heavy)), replace=False)]:
         bond = positions[j] - positions[i]
-        shift = 0.5 * (rng.uniform(*HEAVY_FACTORS) - 1.0) * bond
+        shift = 0.5 * (rng.uniform(*heavy_factors) - 1.0) * bond
         positions[i] -= shift
         positions[j] += shift
     atoms.positions = positions
@@ -60,13 +62,18 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=240, help="frames to write")
     parser.add_argument("--hydrogens", type=int, default=3, help="X–H bonds changed per frame")
     parser.add_argument("--heavy", type=int, default=1, help="bonds between heavy atoms changed per frame")
+    parser.add_argument("--hydrogen-factors", type=float, nargs=2, default=HYDROGEN_FACTORS, metavar=("LOW", "HIGH"),
+                        help="range of X–H length factors (default %(default)s)")
+    parser.add_argument("--heavy-factors", type=float, nargs=2, default=HEAVY_FACTORS, metavar=("LOW", "HIGH"),
+                        help="range of heavy-atom bond length factors (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="output xyz (Å)")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     source = read(args.frames, index=":")
     chosen = rng.choice(len(source), size=args.count, replace=args.count > len(source))
-    write(args.out, [stretched(source[k], rng, args.hydrogens, args.heavy) for k in chosen])
+    write(args.out, [stretched(source[k], rng, args.hydrogens, args.heavy, args.hydrogen_factors, args.heavy_factors)
+                      for k in chosen])
     print(f"wrote {args.count} frames with stretched bonds to {args.out} (from {len(source)} in {args.frames})")
 
 
