@@ -509,6 +509,16 @@ class _Run:
                     counts[s.name] = json.load(handle)
             except (OSError, ValueError):
                 pass
+        if not counts and not self.sockets:
+            # An input that names our in-process PES itself (so3k sample init --backend direct) has it
+            # write the default stats file; only this piece's copy counts.
+            path = os.path.join(self.workdir, stats_file_name("", several=False))
+            try:
+                if os.path.getmtime(path) >= self.started:
+                    with open(path) as handle:
+                        counts["direct"] = json.load(handle)
+            except (OSError, ValueError):
+                pass
         return counts
 
     def _several(self) -> bool:

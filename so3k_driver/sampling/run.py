@@ -92,11 +92,14 @@ def prepare(folder, settings: StudySettings, force: bool = False) -> Path | None
 
 
 def _forcefield(folder: Path, settings: StudySettings) -> str:
+    from ..ipi.runner import stats_file_name
+
     batch_size = len(settings.temperatures)  # one driver call evaluates all replicas of a step
     if settings.backend == "socket":
         return study_inputs.socket_forcefield(SOCKET_PLACEHOLDER, batch_size)
     config = {"model": settings.model, "template": str((folder / study_inputs.DEFAULT_INIT_FILE).resolve()),
-              "batch_size": batch_size}
+              "batch_size": batch_size, "structures_per_step": batch_size,
+              "stats_file": str((folder / stats_file_name("", several=False)).resolve())}
     if settings.dtype:
         config["dtype"] = settings.dtype
     (folder / PES_CONFIG).write_text(json.dumps(config, indent=1) + "\n")

@@ -80,3 +80,15 @@ def test_colvar_holds_the_reweighting_bias(metad_run):
     assert c_of_t[0] == pytest.approx(0.0, abs=1e-9)
     assert c_of_t[-1] > 0.1  # kJ/mol: hills of 5.6 kJ/mol, so c(t) is not zero at the end
     assert np.all(np.diff(c_of_t) >= -2.5e-6)  # COLVAR prints 6 decimals: a difference of two is good to 1e-6
+
+
+def test_a_direct_backend_study_counts_its_model_calls(metad_run):
+    """The in-process PES of a direct-backend study writes its call counts like the socket driver:
+    one model call per MD step (one replica here), STEPS of them in this piece."""
+    import json
+
+    run_dir, _ = metad_run
+    counts = json.loads((run_dir / "so3k_driver_calls.json").read_text())
+    assert counts["per_step"] == 1
+    assert counts["calls_per_step"] == pytest.approx(1.0)
+    assert STEPS <= counts["calls"] <= STEPS + 1  # +1: i-PI evaluates the starting structure
