@@ -8,31 +8,39 @@ from .model_commands import add_model_options, load_potential
 
 
 def add_parser(subparsers) -> None:
-    from ..evaluation.minimise import FireSettings
+    from ..evaluation.minimise import DEFAULT_OPTIMIZER, OPTIMIZERS
     from ..sampling.minima import DuplicateTolerances
 
-    fire, tolerances = FireSettings(), DuplicateTolerances()
+    defaults, tolerances = OPTIMIZERS[DEFAULT_OPTIMIZER](), DuplicateTolerances()
     parser = subparsers.add_parser(
-        "minima", help="minimise many trajectory frames at once (batched FIRE) and count the distinct minima",
-        description="Minimise every frame of FRAMES (gas phase) with a batched FIRE optimiser, remove "
+        "minima", help="minimise many trajectory frames at once (batched L-BFGS or FIRE) and count the distinct minima",
+        description="Minimise every frame of FRAMES (gas phase) with a batched optimiser (L-BFGS or FIRE), remove "
                     "duplicates (energy and backbone phi/psi for peptides, sorted distances otherwise) and "
                     "write DIR/summary.json, DIR/minima.extxyz (sorted by energy, eV) and plots (PNG).")
     add_model_options(parser)
     parser.add_argument("frames", nargs="+", metavar="FRAMES",
                         help="trajectory files, any format ASE reads (i-PI *.pos_*.xyz included; Å)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
-    parser.add_argument("--fmax", type=float, default=fire.fmax, metavar="EV_PER_A",
+    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=DEFAULT_OPTIMIZER,
+                        help="lbfgs: ASE-like L-BFGS (initial Hessian 70 eV/Å², 20 pairs); fire: FIRE with ASE's "
+                             "parameters (default %(default)s)")
+    parser.add_argument("--fmax", type=float, default=defaults.fmax, metavar="EV_PER_A",
                         help="converged when every atomic force is below this, in eV/Å (default %(default)s eV/Å, "
-                             "a quench; to count minima use 0.01: looser criteria stop FIRE on flat slopes)")
-    parser.add_argument("--max-steps", type=int, default=fire.max_steps, metavar="N",
-                        help="FIRE steps per structure before giving up (default %(default)s)")
-    parser.add_argument("--max-step", type=float, default=fire.max_step, metavar="A",
-                        help="largest move of one atom per FIRE step in Å (default %(default)s Å)")
-    parser.add_argument("--structures-per-call", type=int, default=fire.structures_per_call, metavar="S",
+                             "a quench; to count minima use 0.01: looser criteria stop on flat slopes)")
+    parser.add_argument("--max-steps", type=int, default=defaults.max_steps, metavar="N",
+                        help="optimiser steps (force evaluations) per structure before giving up "
+                             "(default %(default)s)")
+    parser.add_argument("--max-step", type=float, default=defaults.max_step, metavar="A",
+                        help="largest move of one atom per step in Å (default %(default)s Å)")
+    parser.add_argument("--min-distance", type=float, default=defaults.min_distance, metavar="A",
+                        help="stop a frame as broken when two atoms come closer than this, in Å: a hole of the "
+                             "model, not a minimum (default %(default)s Å)")
+    parser.add_argument("--structures-per-call", type=int, default=defaults.structures_per_call, metavar="S",
                         help="structures advanced together by one jitted call (default %(default)s)")
-    parser.add_argument("--steps-per-call", type=int, default=fire.steps_per_call, metavar="K",
-                        help="most FIRE steps inside one jitted call between pair-list rebuilds (default %(default)s)")
-    parser.add_argument("--skin", type=float, default=fire.skin, metavar="A",
+    parser.add_argument("--steps-per-call", type=int, default=defaults.steps_per_call, metavar="K",
+                        help="most optimiser steps inside one jitted call between pair-list rebuilds "
+                             "(default %(default)s)")
+    parser.add_argument("--skin", type=float, default=defaults.skin, metavar="A",
                         help="Verlet skin in Å: lists hold pairs within cutoff + skin and are rebuilt when an "
                              "atom has moved skin/2 (default %(default)s Å)")
     parser.add_argument("--energy-tolerance", type=float, default=tolerances.energy, metavar="EV",
@@ -48,20 +56,25 @@ def add_parser(subparsers) -> None:
 
 
 def run_minima_command(args) -> int:
-    from ..evaluation.minimise import FireSettings
+    from ..evaluation.minimise import optimizer_settings
     from ..sampling.minima import DuplicateTolerances, read_frames, run_minima
 
-    settings = FireSettings(fmax=args.fmax, max_steps=args.max_steps, max_step=args.max_step, skin=args.skin,
-                            steps_per_call=args.steps_per_call, structures_per_call=args.structures_per_call)
+    settings = optimizer_settings(args.optimizer, fmax=args.fmax, max_steps=args.max_steps, max_step=args.max_step,
+                                  skin=args.skin, min_distance=args.min_distance,
+                                  steps_per_call=args.steps_per_call, structures_per_call=args.structures_per_call)
     tolerances = DuplicateTolerances(energy=args.energy_tolerance, angle=args.angle_tolerance,
                                      distance=args.distance_tolerance)
     frames = read_frames(args.frames)  # bad files fail before the model is loaded
     potential = load_potential(args)
     summary = run_minima(potential, frames, args.frames, Path(args.out), settings, tolerances, show_progress=not args.quiet,
                          total_charge=args.total_charge, unpaired_electrons=args.unpaired_electrons)
-    print(f"{summary['frames']} frames, {summary['converged']} converged (fmax < {summary['fmax_eV_per_A']} eV/Å), "
+    print(f"{summary['frames']} frames, {summary['converged']} converged with {summary['optimizer']} "
+          f"(fmax < {summary['fmax_eV_per_A']} eV/Å, {summary['steps_mean']:.1f} steps per frame), "
           f"{summary['distinct_minima']} distinct minima in {summary['wall_time_s']:.1f} s "
           f"({summary['frames_per_minute']:.0f} frames/min minimising)")
+    if summary["broken"]:
+        print(f"{summary['broken']} frames stopped with two atoms closer than "
+              f"{summary['settings']['min_distance_A']} Å (the model lets atoms merge there; not counted as minima)")
     if summary["distinct_minima"]:
         print(f"lowest energy {summary['lowest_energy_eV']:.4f} eV; highest minimum "
               f"+{summary['relative_energies_eV'][-1]:.4f} eV above it")

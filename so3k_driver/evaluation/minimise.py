@@ -1,6 +1,6 @@
-"""Batched geometry optimisation (FIRE) of many same-size gas-phase structures: arrays in, arrays out.
+"""Batched geometry optimisation (FIRE or L-BFGS) of many same-size gas-phase structures: arrays in, arrays out.
 
-Each jitted call advances S structure slots together for up to ``steps_per_call`` FIRE steps inside
+Each jitted call advances S structure slots together for up to ``steps_per_call`` optimiser steps inside
 one ``lax.while_loop``, with forces from the one force function of the package
 (:func:`~so3k_driver.model.forces.energy_and_derivatives`) on a padded
 :class:`~so3k_driver.model.forces.Batch` packed by :class:`~so3k_driver.evaluation.batching.Batcher`.
@@ -17,8 +17,22 @@ FIRE (Bitzek et al., PRL 97, 170201 (2006)), per structure s with unit masses, a
                       a <- f_a a;   P < 0: v <- 0, dt <- f_dec dt, a <- a_start
     v <- v + dt F;  dr = dt v, scaled down so that no atom moves more than max_step (Å);  r <- r + dr
 
-A structure has converged when max_a |F_a| < fmax (eV/Å). Units: Å, eV, eV/Å; the FIRE time step is
-in ASE's units (Å·sqrt(amu/eV) with unit masses), ASE's defaults apply.
+L-BFGS (Nocedal, Math. Comp. 35, 773 (1980)), per structure s, as ASE's ``LBFGS`` (no line search):
+the last ``memory`` pairs s_k = r_{k+1} - r_k (Å), y_k = F_k - F_{k+1} (eV/Å) with rho_k = 1/(y_k·s_k)
+and the initial inverse Hessian 1/alpha (alpha in eV/Å²) give the step dr = H F by the two-loop
+recursion; dr is scaled down so that no atom moves more than max_step (Å). Safeguards ASE does not
+have: a pair with y·s <= 1e-4 |y||s| (no positive curvature along the step) is not stored, so H stays
+positive definite and dr stays downhill; when the energy rose by more than ``energy_rise`` (eV) over
+the last step, the structure's history is cleared (the next step is F/alpha, steepest descent).
+
+A structure has converged when max_a |F_a| < fmax (eV/Å). A structure in which two atoms come closer
+than ``min_distance`` (Å, default 0.5; no chemical bond is that short) is stopped and reported as
+broken, not converged: a machine-learned model can have holes where the energy falls without bound
+as atoms merge (the SO3LR student of docs/results/so3lr_student_v2 reached -1.4e8 eV with two atoms
+0.01 Å apart from an ordinary MD frame), and a minimiser would otherwise follow it to max_steps.
+
+Units: Å, eV, eV/Å; the FIRE time step is in ASE's units (Å·sqrt(amu/eV) with unit masses), ASE's
+defaults apply.
 """
 
 from __future__ import annotations
@@ -46,6 +60,19 @@ DEFAULT_STRUCTURES_PER_CALL = 4
 DEFAULT_SKIN = 0.2
 
 
+def _check_common(settings) -> None:
+    """The checks every optimiser's settings share; messages name the received value."""
+    positive = {"fmax (eV/Å)": settings.fmax, "max_step (Å)": settings.max_step, "max_steps": settings.max_steps,
+                "steps_per_call": settings.steps_per_call, "structures_per_call": settings.structures_per_call}
+    for name, value in positive.items():
+        if not value > 0:
+            raise UserError(f"{name} must be > 0, got {value!r}")
+    if not settings.skin >= 0:
+        raise UserError(f"skin must be >= 0 Å, got {settings.skin!r}")
+    if not settings.min_distance >= 0:
+        raise UserError(f"min_distance must be >= 0 Å, got {settings.min_distance!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class FireSettings:
     """FIRE parameters and the stopping rule. fmax in eV/Å, max_step and skin in Å, dt in ASE time units."""
@@ -60,27 +87,69 @@ class FireSettings:
     f_dec: float = 0.5
     alpha_start: float = 0.1
     f_alpha: float = 0.99
+    min_distance: float = 0.5
     skin: float = DEFAULT_SKIN
     steps_per_call: int = 50
     structures_per_call: int = DEFAULT_STRUCTURES_PER_CALL
 
+    name = "fire"
+
     def __post_init__(self):
-        positive = {"fmax (eV/Å)": self.fmax, "max_step (Å)": self.max_step, "dt_start": self.dt_start,
-                    "dt_max": self.dt_max, "max_steps": self.max_steps, "steps_per_call": self.steps_per_call,
-                    "structures_per_call": self.structures_per_call}
-        for name, value in positive.items():
+        _check_common(self)
+        for name, value in {"dt_start": self.dt_start, "dt_max": self.dt_max}.items():
             if not value > 0:
                 raise UserError(f"{name} must be > 0, got {value!r}")
-        if self.skin < 0:
-            raise UserError(f"skin must be >= 0 Å, got {self.skin!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LbfgsSettings:
+    """L-BFGS parameters and the stopping rule (module docstring). fmax in eV/Å; max_step and skin in Å;
+    alpha (eV/Å²): the initial Hessian alpha·1, ASE's default 70; memory: stored (s, y) pairs;
+    energy_rise (eV): a rise over one step larger than this clears the structure's history."""
+
+    fmax: float = 0.05
+    max_steps: int = 2000
+    max_step: float = 0.2
+    memory: int = 20
+    alpha: float = 70.0
+    energy_rise: float = 0.01
+    min_distance: float = 0.5
+    skin: float = DEFAULT_SKIN
+    steps_per_call: int = 50
+    structures_per_call: int = DEFAULT_STRUCTURES_PER_CALL
+
+    name = "lbfgs"
+
+    def __post_init__(self):
+        _check_common(self)
+        for name, value in {"memory": self.memory, "alpha (eV/Å²)": self.alpha}.items():
+            if not value > 0:
+                raise UserError(f"{name} must be > 0, got {value!r}")
+        if isinstance(self.memory, bool) or int(self.memory) != self.memory:
+            raise UserError(f"memory must be a whole number of (s, y) pairs, got {self.memory!r}")
+        if not self.energy_rise >= 0:
+            raise UserError(f"energy_rise must be >= 0 eV, got {self.energy_rise!r}")
+
+
+OPTIMIZERS = {"fire": FireSettings, "lbfgs": LbfgsSettings}
+# so3k minima's default (docs/results/ala3_minima/README.md: same minima as ASE's L-BFGS, fewer steps than FIRE).
+DEFAULT_OPTIMIZER = "lbfgs"
+
+
+def optimizer_settings(optimizer: str, **values):
+    """The settings of optimiser ``optimizer`` ('fire' or 'lbfgs') with ``values`` (fields of its class)."""
+    if optimizer not in OPTIMIZERS:
+        raise UserError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[optimizer](**values)
 
 
 @dataclasses.dataclass
 class MinimisationResult:
     """B minimised structures: positions (B, N, 3) Å, energy (B,) eV, forces (B, N, 3) eV/Å,
-    fmax (B,) eV/Å (largest atomic force norm), converged (B,) bool, steps (B,) FIRE steps taken;
-    force_evaluations (structure-slot evaluations, padding included), calls (jitted calls),
-    wall_time_s (s)."""
+    fmax (B,) eV/Å (largest atomic force norm), converged (B,) bool, steps (B,) optimiser steps taken
+    (one force evaluation each), broken (B,) bool (two atoms closer than min_distance: stopped, not
+    converged); force_evaluations (structure-slot evaluations, padding included), calls (jitted
+    calls), wall_time_s (s)."""
 
     positions: np.ndarray
     energy: np.ndarray
@@ -88,6 +157,7 @@ class MinimisationResult:
     fmax: np.ndarray
     converged: np.ndarray
     steps: np.ndarray
+    broken: np.ndarray
     force_evaluations: int
     calls: int
     wall_time_s: float
@@ -110,9 +180,45 @@ class FireState(NamedTuple):
     forces: jax.Array
 
 
-def fire_update(settings: FireSettings, state: FireState, forces: jax.Array, active: jax.Array) -> FireState:
+class LbfgsState(NamedTuple):
+    """Per-slot L-BFGS state (S slots of N atoms, memory m): positions (S, N, 3) Å; steps, done, energy,
+    forces as in :class:`FireState`; previous_positions (S, N, 3) Å, previous_forces (S, N, 3) eV/Å,
+    previous_energy (S,) eV: where the last step started; has_previous (S,) bool; s_history, y_history
+    (S, m, N, 3) (Å, eV/Å), oldest first; rho (S, m) 1/(y·s) in 1/eV, 0 for an empty entry (an empty
+    entry then drops out of the two-loop recursion)."""
+
+    positions: jax.Array
+    steps: jax.Array
+    done: jax.Array
+    energy: jax.Array
+    forces: jax.Array
+    previous_positions: jax.Array
+    previous_forces: jax.Array
+    previous_energy: jax.Array
+    has_previous: jax.Array
+    s_history: jax.Array
+    y_history: jax.Array
+    rho: jax.Array
+
+
+def _keep_inactive(state, new_fields: dict, active: jax.Array):
+    """``state`` with ``new_fields`` taken only for slots where ``active`` (S,) is True."""
+    def choose(old, new):
+        return jnp.where(active.reshape(active.shape + (1,) * (new.ndim - 1)), new, old)
+    return state._replace(**{k: choose(getattr(state, k), v) for k, v in new_fields.items()})
+
+
+def _limit_step(step: jax.Array, max_step: float) -> jax.Array:
+    """Scale each slot's step (S, N, 3) Å so that no atom moves more than max_step Å."""
+    longest = jnp.max(jnp.sqrt(jnp.sum(step * step, axis=-1)), axis=1)
+    return step * jnp.minimum(1.0, max_step / jnp.maximum(longest, 1e-30))[:, None, None]
+
+
+def fire_update(settings: FireSettings, state: FireState, energy: jax.Array, forces: jax.Array,
+                active: jax.Array) -> FireState:
     """One FIRE step of every slot (module docstring) with ``forces`` (S, N, 3) eV/Å at
-    ``state.positions``; slots where ``active`` (S,) is False are left unchanged."""
+    ``state.positions`` (``energy`` is not used by FIRE); slots where ``active`` (S,) is False are left unchanged."""
+    del energy
     v = state.velocities
     power = jnp.sum(forces * v, axis=(1, 2))
     force_norm = jnp.sqrt(jnp.sum(forces * forces, axis=(1, 2)))
@@ -129,36 +235,110 @@ def fire_update(settings: FireSettings, state: FireState, forces: jax.Array, act
                       settings.alpha_start)
     n_positive = jnp.where(downhill, state.n_positive + 1, 0)
     v = v + dt[:, None, None] * forces
-    step = dt[:, None, None] * v
-    longest = jnp.max(jnp.sqrt(jnp.sum(step * step, axis=-1)), axis=1)
-    step = step * jnp.minimum(1.0, settings.max_step / jnp.maximum(longest, 1e-30))[:, None, None]
-    keep = ~active
-    choose = lambda old, new: jnp.where(keep.reshape(keep.shape + (1,) * (new.ndim - 1)), old, new)  # noqa: E731
-    return state._replace(
-        positions=choose(state.positions, state.positions + step),
-        velocities=choose(state.velocities, v),
-        dt=choose(state.dt, dt), alpha=choose(state.alpha, alpha), n_positive=choose(state.n_positive, n_positive),
-        steps=choose(state.steps, state.steps + 1),
-    )
+    step = _limit_step(dt[:, None, None] * v, settings.max_step)
+    return _keep_inactive(state, {"positions": state.positions + step, "velocities": v, "dt": dt, "alpha": alpha,
+                                  "n_positive": n_positive, "steps": state.steps + 1}, active)
 
 
-def make_fire_call(model, params, settings: FireSettings, num_structures: int, num_atoms: int) -> Callable:
-    """A jitted ``call(batch, state, stop_on_convergence, fmax, max_steps) -> (state, iterations)``
-    (fmax in eV/Å and max_steps are arguments, not compiled in: one compilation serves any criterion).
+def lbfgs_direction(s_history: jax.Array, y_history: jax.Array, rho: jax.Array, forces: jax.Array,
+                    alpha: float) -> jax.Array:
+    """H F for every slot by the two-loop recursion: histories (S, m, N, 3) oldest first, rho (S, m)
+    (0 = empty entry), forces (S, N, 3) eV/Å, initial inverse Hessian 1/alpha (Å²/eV). Returns Å."""
+    def dot(a, b):
+        return jnp.sum(a * b, axis=(1, 2))
+
+    items = (jnp.moveaxis(s_history, 1, 0), jnp.moveaxis(y_history, 1, 0), jnp.moveaxis(rho, 1, 0))
+
+    def newest_first(q, item):
+        s, y, r = item
+        a = r * dot(s, q)
+        return q - a[:, None, None] * y, a
+
+    q, a = jax.lax.scan(newest_first, forces, items, reverse=True)
+
+    def oldest_first(z, item):
+        s, y, r, a_k = item
+        b = r * dot(y, z)
+        return z + (a_k - b)[:, None, None] * s, None
+
+    z, _ = jax.lax.scan(oldest_first, q / alpha, items + (a,))
+    return z
+
+
+def lbfgs_update(settings: LbfgsSettings, state: LbfgsState, energy: jax.Array, forces: jax.Array,
+                 active: jax.Array) -> LbfgsState:
+    """One L-BFGS step of every slot (module docstring) with ``energy`` (S,) eV and ``forces`` (S, N, 3)
+    eV/Å at ``state.positions``; slots where ``active`` (S,) is False are left unchanged."""
+    s = state.positions - state.previous_positions
+    y = state.previous_forces - forces
+    sy = jnp.sum(s * y, axis=(1, 2))
+    scale = jnp.sqrt(jnp.sum(s * s, axis=(1, 2)) * jnp.sum(y * y, axis=(1, 2)))
+    rose = state.has_previous & (energy > state.previous_energy + settings.energy_rise)
+    store = state.has_previous & ~rose & (sy > 1e-4 * scale)
+    s_history = jnp.where(rose[:, None, None, None], 0.0, state.s_history)
+    y_history = jnp.where(rose[:, None, None, None], 0.0, state.y_history)
+    rho = jnp.where(rose[:, None], 0.0, state.rho)
+    shift = lambda history, new: jnp.concatenate([history[:, 1:], new[:, None]], axis=1)  # noqa: E731
+    s_history = jnp.where(store[:, None, None, None], shift(s_history, s), s_history)
+    y_history = jnp.where(store[:, None, None, None], shift(y_history, y), y_history)
+    rho = jnp.where(store[:, None], shift(rho, 1.0 / jnp.where(store, sy, 1.0)), rho)
+    step = _limit_step(lbfgs_direction(s_history, y_history, rho, forces, settings.alpha), settings.max_step)
+    return _keep_inactive(state, {
+        "positions": state.positions + step, "steps": state.steps + 1,
+        "previous_positions": state.positions, "previous_forces": forces, "previous_energy": energy,
+        "has_previous": jnp.ones_like(state.has_previous), "s_history": s_history, "y_history": y_history,
+        "rho": rho}, active)
+
+
+def _fresh_slot(settings, num_atoms: int) -> dict:
+    """Host values (numpy, float64/int32/bool) of one slot's optimiser fields at the start of a structure,
+    positions, done, energy and forces excepted."""
+    zeros = np.zeros((num_atoms, 3))
+    if isinstance(settings, FireSettings):
+        return {"velocities": zeros, "dt": np.float64(settings.dt_start), "alpha": np.float64(settings.alpha_start),
+                "n_positive": np.int32(0), "steps": np.int32(0)}
+    m = settings.memory
+    return {"steps": np.int32(0), "previous_positions": zeros, "previous_forces": zeros,
+            "previous_energy": np.float64(0.0), "has_previous": np.bool_(False),
+            "s_history": np.zeros((m, num_atoms, 3)), "y_history": np.zeros((m, num_atoms, 3)), "rho": np.zeros(m)}
+
+
+def _state_class_and_update(settings):
+    if isinstance(settings, FireSettings):
+        return FireState, fire_update
+    if isinstance(settings, LbfgsSettings):
+        return LbfgsState, lbfgs_update
+    raise UserError(f"settings must be FireSettings or LbfgsSettings, got {type(settings).__name__}")
+
+
+def make_optimizer_call(model, params, settings, num_structures: int, num_atoms: int) -> Callable:
+    """A jitted ``call(batch, state, stop_on_convergence, fmax, max_steps, min_distance) -> (state, iterations)``
+    of the optimiser ``settings`` chooses (:class:`FireSettings` or :class:`LbfgsSettings`); fmax (eV/Å),
+    max_steps and min_distance (Å) are arguments, not compiled in: one compilation serves any criterion.
 
     Runs until every slot is done, ``settings.steps_per_call`` iterations have passed, an atom has
     moved more than skin/2 from ``batch.positions`` (the list's reference), or, when
     ``stop_on_convergence``, a slot has newly finished. Each iteration evaluates energies and forces
-    at the current positions (one force call for all slots), marks slots done, and moves the others.
+    at the current positions (one force call for all slots), marks slots done (converged, out of
+    steps, non-finite, or two atoms closer than ``min_distance``), and moves the others.
     """
     S, N = num_structures, num_atoms
     half_skin = 0.5 * settings.skin
+    _, update = _state_class_and_update(settings)
 
     def evaluate(batch, positions):
         derivatives = energy_and_derivatives(model, params, batch._replace(positions=positions.reshape(S * N, 3)), S)
         return derivatives.energies, derivatives.forces.reshape(S, N, 3)
 
-    def call(batch, state: FireState, stop_on_convergence, fmax_criterion, max_steps):
+    def shortest_distance(batch, positions):
+        """Shortest pair distance (Å) per slot over the Verlet list, which holds every pair that can be
+        within the cutoff and so every pair that can be merging."""
+        flat = positions.reshape(S * N, 3)
+        vectors = flat[batch.pair_second] - flat[batch.pair_first] + batch.pair_shifts
+        lengths = jnp.where(batch.pair_mask, jnp.sqrt(jnp.sum(vectors * vectors, axis=-1)), jnp.inf)
+        return jax.ops.segment_min(lengths, batch.pair_structure, S)
+
+    def call(batch, state, stop_on_convergence, fmax_criterion, max_steps, min_distance):
         reference = batch.positions.reshape(S, N, 3)
 
         def keep_going(carry):
@@ -172,14 +352,15 @@ def make_fire_call(model, params, settings: FireSettings, num_structures: int, n
             state, iterations, _ = carry
             energy, forces = evaluate(batch, state.positions)
             fmax = jnp.sqrt(jnp.max(jnp.sum(forces * forces, axis=-1), axis=1))
+            merged = shortest_distance(batch, state.positions) < min_distance
             finished = ~state.done & ((fmax < fmax_criterion) | (state.steps >= max_steps)
-                                      | ~jnp.isfinite(energy) | ~jnp.isfinite(fmax))
+                                      | ~jnp.isfinite(energy) | ~jnp.isfinite(fmax) | merged)
             state = state._replace(
                 energy=jnp.where(state.done, state.energy, energy),
                 forces=jnp.where(state.done[:, None, None], state.forces, forces),
                 done=state.done | finished,
             )
-            state = fire_update(settings, state, forces, ~state.done)
+            state = update(settings, state, energy, forces, ~state.done)
             return state, iterations + 1, jnp.any(finished)
 
         state, iterations, _ = jax.lax.while_loop(keep_going, body, (state, jnp.int32(0), jnp.bool_(False)))
@@ -188,18 +369,26 @@ def make_fire_call(model, params, settings: FireSettings, num_structures: int, n
     return jax.jit(call)
 
 
-# Compiled FIRE calls per potential, by (settings, S, N): repeated minimisations reuse them.
-_FIRE_CALLS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+def make_fire_call(model, params, settings: FireSettings, num_structures: int, num_atoms: int) -> Callable:
+    """:func:`make_optimizer_call` for FIRE (kept for callers of the FIRE-only name)."""
+    return make_optimizer_call(model, params, settings, num_structures, num_atoms)
 
 
-def fire_call_for(potential, settings: FireSettings, num_structures: int, num_atoms: int) -> Callable:
-    """:func:`make_fire_call` on ``potential``'s model and parameters (already cast to its dtype and
+# Compiled optimiser calls per potential, by (settings, S, N): repeated minimisations reuse them.
+_CALLS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def optimizer_call_for(potential, settings, num_structures: int, num_atoms: int) -> Callable:
+    """:func:`make_optimizer_call` on ``potential``'s model and parameters (already cast to its dtype and
     placed on its device), made once per potential, settings and shape."""
-    calls = _FIRE_CALLS.setdefault(potential, {})
-    key = (dataclasses.replace(settings, fmax=1.0, max_steps=1), num_structures, num_atoms)
+    calls = _CALLS.setdefault(potential, {})
+    key = (dataclasses.replace(settings, fmax=1.0, max_steps=1, min_distance=0.0), num_structures, num_atoms)
     if key not in calls:
-        calls[key] = make_fire_call(potential.model, potential.params, settings, num_structures, num_atoms)
+        calls[key] = make_optimizer_call(potential.model, potential.params, settings, num_structures, num_atoms)
     return calls[key]
+
+
+fire_call_for = optimizer_call_for
 
 
 def _pair_list(positions: np.ndarray, cutoff: float | None) -> PairList:
@@ -210,17 +399,19 @@ def _pair_list(positions: np.ndarray, cutoff: float | None) -> PairList:
     return half_pair_list(positions, cutoff, None, False)
 
 
-def minimise(potential, numbers, positions, settings: FireSettings = FireSettings(), *,
+def minimise(potential, numbers, positions, settings: FireSettings | LbfgsSettings = FireSettings(), *,
              total_charge: float = 0.0, unpaired_electrons: float = 0.0,
              on_progress: Callable[[int, int], None] | None = None) -> MinimisationResult:
-    """Minimise B gas-phase structures of the same atoms with FIRE, S = settings.structures_per_call
-    at a time through ``potential``'s model (an :class:`~so3k_driver.evaluation.potential.Potential`).
+    """Minimise B gas-phase structures of the same atoms with FIRE or L-BFGS (the class of ``settings``),
+    S = settings.structures_per_call at a time through ``potential``'s model (an
+    :class:`~so3k_driver.evaluation.potential.Potential`).
 
     numbers: (N,) int; positions: (B, N, 3) Å; total_charge (e) and unpaired_electrons: SO3LR's
     embeddings, the same for every structure. ``on_progress(finished, converged)`` is called after
     every jitted call. Structures are fed in order into free slots; slots beyond B stay empty.
     """
     start = time.perf_counter()
+    state_class, _ = _state_class_and_update(settings)
     numbers = np.asarray(numbers)
     positions = np.asarray(positions, np.float64)
     if positions.ndim != 3 or positions.shape[1:] != (len(numbers), 3):
@@ -235,17 +426,15 @@ def minimise(potential, numbers, positions, settings: FireSettings = FireSetting
     long_cutoff = None if potential.lr_cutoff is None else potential.lr_cutoff + settings.skin
     needs_long = potential.config.needs_long_range_pairs
     batcher = Batcher(dtype, pairs_per_call=None)
-    fire_call = fire_call_for(potential, settings, S, N)
+    optimizer_call = optimizer_call_for(potential, settings, S, N)
 
     out = MinimisationResult(positions.copy(), np.full(B, np.nan), np.zeros_like(positions), np.full(B, np.inf),
-                             np.zeros(B, bool), np.zeros(B, np.int64), 0, 0, 0.0)
+                             np.zeros(B, bool), np.zeros(B, np.int64), np.zeros(B, bool), 0, 0, 0.0)
     slot_frame = np.full(S, -1)
-    host = {
-        "positions": np.repeat(positions[:1], S, axis=0), "velocities": np.zeros((S, N, 3)),
-        "dt": np.full(S, settings.dt_start), "alpha": np.full(S, settings.alpha_start),
-        "n_positive": np.zeros(S, np.int32), "steps": np.zeros(S, np.int32), "done": np.ones(S, bool),
-        "energy": np.zeros(S), "forces": np.zeros((S, N, 3)),
-    }
+    fresh = _fresh_slot(settings, N)
+    host = {"positions": np.repeat(positions[:1], S, axis=0), "done": np.ones(S, bool), "energy": np.zeros(S),
+            "forces": np.zeros((S, N, 3))}
+    host.update({k: np.repeat(np.asarray(v)[None], S, axis=0) for k, v in fresh.items()})
     next_frame, finished = 0, 0
     with jax.enable_x64(dtype == np.float64):
         while finished < B:
@@ -256,16 +445,18 @@ def minimise(potential, numbers, positions, settings: FireSettings = FireSetting
                     out.energy[b] = host["energy"][slot]
                     out.forces[b] = host["forces"][slot]
                     out.fmax[b] = np.sqrt(np.max(np.sum(host["forces"][slot] ** 2, axis=-1)))
-                    out.converged[b] = bool(np.isfinite(out.energy[b]) and out.fmax[b] < settings.fmax)
+                    out.broken[b] = (settings.min_distance > 0
+                                     and len(_pair_list(out.positions[b], settings.min_distance)) > 0)
+                    out.converged[b] = bool(np.isfinite(out.energy[b]) and out.fmax[b] < settings.fmax
+                                            and not out.broken[b])
                     out.steps[b] = host["steps"][slot]
                     slot_frame[slot] = -1
                     finished += 1
                 if next_frame < B:  # refill
                     slot_frame[slot] = next_frame
                     host["positions"][slot] = positions[next_frame]
-                    host["velocities"][slot] = 0.0
-                    host["dt"][slot], host["alpha"][slot] = settings.dt_start, settings.alpha_start
-                    host["n_positive"][slot] = host["steps"][slot] = 0
+                    for key, value in fresh.items():
+                        host[key][slot] = value
                     host["done"][slot] = False
                     next_frame += 1
             if finished >= B:
@@ -276,10 +467,10 @@ def minimise(potential, numbers, positions, settings: FireSettings = FireSetting
                 short=[_pair_list(current[s], short_cutoff) for s in range(S)],
                 long=[_pair_list(current[s], long_cutoff) for s in range(S)] if needs_long else None)
             batch = batcher.pack(structures, np.arange(S))
-            state = FireState(**{k: np.asarray(v, dtype) if np.asarray(v).dtype.kind == "f" else v
-                                 for k, v in host.items()})
-            state, iterations = fire_call(batch, state, next_frame < B, dtype(settings.fmax),
-                                          np.int32(settings.max_steps))
+            state = state_class(**{k: np.asarray(host[k], dtype) if host[k].dtype.kind == "f" else host[k]
+                                   for k in state_class._fields})
+            state, iterations = optimizer_call(batch, state, next_frame < B, dtype(settings.fmax),
+                                               np.int32(settings.max_steps), dtype(settings.min_distance))
             host = {k: np.array(v, np.float64 if np.asarray(v).dtype.kind == "f" else np.asarray(v).dtype)
                     for k, v in state._asdict().items()}
             out.force_evaluations += int(iterations) * S

@@ -1,11 +1,13 @@
 """``so3k minima``: quench the frames of trajectories to local minima and count the distinct ones.
 
 Workflow: read every frame of the given files (any format ASE reads; i-PI ``*.pos_*.xyz`` included),
-group them by their atoms, minimise each group with the batched FIRE of
+group them by their atoms, minimise each group with the batched FIRE or L-BFGS of
 :mod:`so3k_driver.evaluation.minimise`, remove duplicates and write
 
-- ``summary.json``: ``frames``, ``converged``, ``distinct_minima``, ``wall_time_s``, the criterion
-  ``fmax_eV_per_A``, energies (eV), the tolerances and, for peptides, phi/psi (degrees) per minimum;
+- ``summary.json``: ``frames``, ``converged``, ``broken`` (two atoms merged: a hole of the model),
+  ``distinct_minima``, ``wall_time_s``, the ``optimizer``,
+  the criterion ``fmax_eV_per_A``, optimiser steps per frame, energies (eV), the tolerances and, for
+  peptides, phi/psi (degrees) per minimum;
 - ``minima.extxyz``: the distinct minima sorted by energy (energy (eV) and forces (eV/Å) as results,
   ``relative_energy_eV``, ``frames_found`` and ``fmax_eV_per_A`` in info);
 - ``relative_energies.png`` (histogram of E - E_min, eV) and, for peptides, ``ramachandran.png``.
@@ -28,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..evaluation.minimise import FireSettings, MinimisationResult, minimise
+from ..evaluation.minimise import (DEFAULT_OPTIMIZER, OPTIMIZERS, FireSettings, LbfgsSettings, MinimisationResult,
+                                   minimise)
 from ..progress import Progress
 from ..units import BOHR_IN_ANGSTROM
 from . import peptide
@@ -151,7 +154,7 @@ def group_by_atoms(frames) -> dict[tuple[int, ...], list[int]]:
     return groups
 
 
-def find_minima(potential, frames, settings: FireSettings, tolerances: DuplicateTolerances,
+def find_minima(potential, frames, settings: FireSettings | LbfgsSettings, tolerances: DuplicateTolerances,
                 progress: Progress | None = None, **charges) -> tuple[list[Minimum], dict]:
     """Minimise ``frames`` (ase.Atoms) and deduplicate: the distinct minima (sorted by energy) and
     per-run statistics (converged count, steps, force evaluations). ``charges``: total_charge (e) and
@@ -159,7 +162,8 @@ def find_minima(potential, frames, settings: FireSettings, tolerances: Duplicate
     from ase import Atoms
 
     minima: list[Minimum] = []
-    stats = {"converged": 0, "steps": [], "force_evaluations": 0, "jitted_calls": 0, "minimise_time_s": 0.0}
+    stats = {"converged": 0, "broken": 0, "steps": [], "force_evaluations": 0, "jitted_calls": 0,
+             "minimise_time_s": 0.0}
     finished_before = 0
     for numbers, indices in group_by_atoms(frames).items():
         numbers = np.asarray(numbers)
@@ -172,6 +176,7 @@ def find_minima(potential, frames, settings: FireSettings, tolerances: Duplicate
         result: MinimisationResult = minimise(potential, numbers, positions, settings, on_progress=report, **charges)
         finished_before += len(indices)
         stats["converged"] += int(result.converged.sum())
+        stats["broken"] += int(result.broken.sum())
         stats["steps"].extend(result.steps.tolist())
         stats["force_evaluations"] += result.force_evaluations
         stats["jitted_calls"] += result.calls
@@ -254,12 +259,15 @@ def plot_ramachandran(path: Path, minima: list[Minimum]) -> None:
     plt.close(fig)
 
 
-def run_minima(potential, frames, inputs, out_dir: Path, settings: FireSettings = FireSettings(),
+def run_minima(potential, frames, inputs, out_dir: Path, settings: FireSettings | LbfgsSettings | None = None,
                tolerances: DuplicateTolerances = DuplicateTolerances(), show_progress: bool = True,
                **charges) -> dict:
     """Minimise ``frames`` (ase.Atoms, from :func:`read_frames` of the files ``inputs``), deduplicate and
     write ``out_dir`` (summary.json, minima.extxyz, plots). ``charges``: total_charge (e),
-    unpaired_electrons (SO3LR). Returns the summary (also written to summary.json)."""
+    unpaired_electrons (SO3LR); ``settings`` None: the default optimiser's. Returns the summary (also
+    written to summary.json)."""
+    if settings is None:
+        settings = OPTIMIZERS[DEFAULT_OPTIMIZER]()
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -283,18 +291,23 @@ def run_minima(potential, frames, inputs, out_dir: Path, settings: FireSettings 
         "model": potential.description,
         "converged": stats["converged"],
         "not_converged": len(frames) - stats["converged"],
+        "broken": stats["broken"],
         "distinct_minima": len(minima),
         "wall_time_s": round(wall, 3),
         "minimise_time_s": round(stats["minimise_time_s"], 3),
         "frames_per_minute": round(60.0 * len(frames) / stats["minimise_time_s"], 1),
+        "optimizer": settings.name,
         "fmax_eV_per_A": settings.fmax,
-        "fire_steps_mean": float(steps.mean()),
-        "fire_steps_max": int(steps.max()),
+        "steps_mean": float(steps.mean()),
+        "steps_max": int(steps.max()),
         "force_evaluations": stats["force_evaluations"],
         "jitted_calls": stats["jitted_calls"],
         "settings": {"max_steps": settings.max_steps, "max_step_A": settings.max_step,
-                     "skin_A": settings.skin, "steps_per_call": settings.steps_per_call,
-                     "structures_per_call": settings.structures_per_call, "dtype": potential.dtype},
+                     "skin_A": settings.skin, "min_distance_A": settings.min_distance,
+                     "steps_per_call": settings.steps_per_call,
+                     "structures_per_call": settings.structures_per_call, "dtype": potential.dtype,
+                     **({"memory": settings.memory, "alpha_eV_per_A2": settings.alpha,
+                         "energy_rise_eV": settings.energy_rise} if isinstance(settings, LbfgsSettings) else {})},
         "tolerances": {"energy_eV": tolerances.energy, "angle_deg": tolerances.angle,
                        "distance_A": tolerances.distance},
         "lowest_energy_eV": lowest,

@@ -46,14 +46,16 @@ def minima_run(tmp_path_factory):
     out = folder / "out"
     code = main(["minima", "default", str(folder / "a.xyz"), str(folder / "b.extxyz"), "--out", str(out),
                  "--structures-per-call", "2", "--quiet"])
-    return code, out
+    return code, out, folder
 
 
 def test_the_command_writes_summary_and_sorted_minima(minima_run):
-    code, out = minima_run
+    code, out, _ = minima_run
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 4 and summary["converged"] == 4
+    assert summary["optimizer"] == "lbfgs" and summary["settings"]["memory"] == 20  # the default optimiser
+    assert 0 < summary["steps_mean"] <= summary["steps_max"]
     # the frame given twice and its displaced copy are one minimum, counted once
     assert summary["distinct_minima"] == 2
     assert sorted(summary["frames_per_minimum"]) == [1, 3]
@@ -67,6 +69,34 @@ def test_the_command_writes_summary_and_sorted_minima(minima_run):
     assert all(np.linalg.norm(atoms.get_forces(), axis=1).max() < 0.05 for atoms in minima)
     for plot in ("relative_energies.png", "ramachandran.png"):
         assert 1000 < (out / plot).stat().st_size < 300_000
+
+
+def test_fire_on_request_finds_the_same_minima(minima_run, capsys):
+    _, lbfgs_out, folder = minima_run
+    out = folder / "fire"
+    code = main(["minima", "default", str(folder / "a.xyz"), str(folder / "b.extxyz"), "--out", str(out),
+                 "--structures-per-call", "2", "--quiet", "--optimizer", "fire"])
+    assert code == 0 and "converged with fire" in capsys.readouterr().out
+    fire, lbfgs = (json.loads((path / "summary.json").read_text()) for path in (out, lbfgs_out))
+    assert fire["optimizer"] == "fire" and "memory" not in fire["settings"]
+    assert fire["distinct_minima"] == lbfgs["distinct_minima"] == 2
+    assert sorted(fire["frames_per_minimum"]) == sorted(lbfgs["frames_per_minimum"])
+
+
+@pytest.mark.parametrize("options, words", [
+    (["--max-step", "0"], ("max_step", "0.0")),
+    (["--optimizer", "fire", "--fmax", "-1"], ("fmax", "-1.0")),
+    (["--structures-per-call", "0"], ("structures_per_call", "got 0")),
+    (["--min-distance", "-1"], ("min_distance", "-1.0")),
+])
+def test_bad_settings_are_one_line_and_exit_2(tmp_path, capsys, options, words):
+    path = tmp_path / "frames.xyz"
+    ase.io.write(path, ase.io.read(DATA / "default_validation.xyz", index=0))
+    code = main(["minima", "default", str(path), "--out", str(tmp_path / "out"), *options])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and len(error.splitlines()) == 1 and error.startswith("so3k minima: error:")
+    assert all(word in error for word in words), error
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("content, message", [
