@@ -14,7 +14,9 @@ minutes apart under the same load.
 
 ms/step is the driver's steady-state figure (so3k_driver_calls.json, server.CallCounter.timing: from the
 end of model call 10 to the end of the last call, divided by the MD steps in between), so start-up, JIT
-compilation and i-PI's shutdown are excluded and outputs that are written rarely do not hide the rate.
+compilation and i-PI's shutdown are excluded and outputs that are written rarely do not hide the rate;
+a later call that compiled a new shape (the pair list outgrew its bucket) is left out too and shown as
+"+N compiles" (it costs seconds once per run, which a 300-step run would spread over every step).
 The direct backend (`so3k run --backend direct`: the model inside i-PI, <ffdirect>) reports the same
 figures from direct_pes.py.
 Besides ms/step the table gives, per call: the model inside the run ("model"; compare with the isolated
@@ -310,6 +312,7 @@ def main():
             print(f"  {case.name:<11} {record['ms_per_step']:7.2f} ms/step  ratio {record['ms_per_step'] / model_rounds[-1]:5.2f}"
                   f"  (in run: model {record['model_ms_per_call']:.2f}, i-PI {record['idle_ms_per_call']:.2f}, "
                   f"own {record['own_ms_per_call']:.2f} ms)"
+                  + (f" +{record['compiling_calls']} compiles ({record['compiling_s']:.1f} s)" if record.get('compiling_calls') else "")
                   + (f"; i-PI alone {alone:.3f} ms/step" if alone is not None else ""), flush=True)
     load = os.getloadavg()
     print(f"\nload average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; model call (isolated) per round: "

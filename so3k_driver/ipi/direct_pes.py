@@ -45,6 +45,7 @@ class SO3kDirectPES(SO3kratesDriver):
         options = {key: str(settings[key]) for key in DRIVER_OPTIONS if settings.get(key) is not None}
         super().__init__(model=settings["model"], structure=settings["template"], dtype=settings.get("dtype"),
                          device=settings.get("device"), **options, **kwargs)
+        self.counter.compiles = lambda: self.potential.compile_count
 
     def compute(self, cell, pos):
         started = time.perf_counter()

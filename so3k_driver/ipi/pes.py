@@ -37,6 +37,7 @@ class SO3kratesDriver(Dummy_driver):
         lr = float(lr_cutoff)
         potential = Potential.load(model, dtype=dtype, device=device, lr_cutoff=None if lr == 0 else lr,
                                    dispersion_damping=float(dispersion_damping))
+        self.potential = potential
         self._compute = make_compute(potential, read_numbers(structure), periodic=str(pbc).lower() in TRUE,
                                      total_charge=float(total_charge), unpaired_electrons=float(unpaired_electrons),
                                      max_force=float(max_force), max_bond_stretch=float(max_bond_stretch))

@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import select
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -37,6 +38,10 @@ class CallCounter:
     unknown). slots: structures received, i-PI's padding included (a short batch is filled up by
     repeating its last structure); distinct: without that padding. calls_per_step needs per_step;
     identical replicas (all of them at step 0) count once, so the first step reads as fewer.
+
+    compiles: a probe of the model's compilation count (Potential.compile_count); a call during which
+    it rose compiled a new shape (a pair-list bucket outgrown mid-run, seconds on a CPU) and is left
+    out of the steady-state timing, counted in compiling_calls and compiling_s instead.
     """
 
     per_step: int | None = None
@@ -54,6 +59,10 @@ class CallCounter:
     model_s: float = 0.0  # inside the compute callable (model, unit conversion, force check)
     idle_s: float = 0.0  # blocked waiting for i-PI (select); the rest is the driver's own work
     timed_from: float | None = None  # perf_counter at the start of the span
+    compiles: Callable[[], int] | None = None
+    compiling_calls: int = 0  # calls inside the span that compiled (not in timed_calls)
+    compiling_s: float = 0.0  # their duration, taken out of the span
+    compiles_seen: int | None = None
 
     def record_call(self, requests: list["Request"], started: float | None = None,
                     finished: float | None = None) -> None:
@@ -64,13 +73,22 @@ class CallCounter:
             self.slots += len(request.positions)
             distinct += len(request.positions) - padding_slots(request)
         self.distinct += distinct
+        compiled = False
+        if self.compiles is not None:
+            count = self.compiles()
+            compiled = self.compiles_seen is not None and count != self.compiles_seen
+            self.compiles_seen = count
         if finished is None:
             return
         if self.timed_from is not None:
+            self.timed_s = finished - self.timed_from
+            if compiled:
+                self.compiling_calls += 1
+                self.compiling_s += finished - started
+                return
             self.timed_calls += 1
             self.timed_distinct += distinct
             self.model_s += finished - started
-            self.timed_s = finished - self.timed_from
         elif self.calls >= UNTIMED_CALLS:
             self.timed_from = finished
 
@@ -95,21 +113,23 @@ class CallCounter:
         """Steady-state milliseconds (None before any call was timed): ms_per_call between the ends
         of consecutive calls, model_ms_per_call inside compute, idle_ms_per_call waiting for i-PI,
         own_ms_per_call the driver's own work in between (read, decode, encode, send), and
-        ms_per_step (needs per_step): what one MD step costs as seen from the driver."""
+        ms_per_step (needs per_step): what one MD step costs as seen from the driver. Calls that
+        compiled are not in these figures (compiling_calls, compiling_s)."""
         if not self.timed_calls:
             return {"ms_per_call": None, "model_ms_per_call": None, "idle_ms_per_call": None,
                     "own_ms_per_call": None, "ms_per_step": None}
         per_call = 1e3 / self.timed_calls
+        span = self.timed_s - self.compiling_s
         steps = self.timed_distinct / self.per_step if self.per_step else None
-        return {"ms_per_call": self.timed_s * per_call, "model_ms_per_call": self.model_s * per_call,
+        return {"ms_per_call": span * per_call, "model_ms_per_call": self.model_s * per_call,
                 "idle_ms_per_call": self.idle_s * per_call,
-                "own_ms_per_call": max(self.timed_s - self.model_s - self.idle_s, 0.0) * per_call,
-                "ms_per_step": 1e3 * self.timed_s / steps if steps else None}
+                "own_ms_per_call": max(span - self.model_s - self.idle_s, 0.0) * per_call,
+                "ms_per_step": 1e3 * span / steps if steps else None}
 
     def summary(self) -> dict:
         """JSON-ready counts and timing; calls_per_step, steps and ms_per_step are None when per_step is unknown."""
         record = dataclasses.asdict(self)
-        for name in ("fruitless_in_a_row", "timed_from"):
+        for name in ("fruitless_in_a_row", "timed_from", "compiles", "compiles_seen"):
             record.pop(name)
         record["steps"] = self.steps
         record["calls_per_step"] = self.calls_per_step

@@ -138,7 +138,7 @@ def serve_model(options: ServeOptions) -> ServeResult:
         for session in sessions:
             session.close()
         raise UserError(str(error)) from None
-    counter = CallCounter(per_step=options.structures_per_step)
+    counter = CallCounter(per_step=options.structures_per_step, compiles=lambda: potential.compile_count)
     try:
         answered = serve(sessions, compute, counter=counter)
     except (StructureMismatch, ModelBreakdown) as error:
@@ -153,6 +153,9 @@ def serve_model(options: ServeOptions) -> ServeResult:
         # where a step's time went, as this driver saw it (docs/ipi.md, "Where a step's time goes")
         per_step += (f"; steady state {timing['ms_per_call']:.2f} ms per call: model {timing['model_ms_per_call']:.2f}, "
                      f"waiting for i-PI {timing['idle_ms_per_call']:.2f}, driver {timing['own_ms_per_call']:.2f} ms")
+        if counter.compiling_calls:
+            per_step += (f" ({counter.compiling_calls} later calls compiled a new shape, {counter.compiling_s:.1f} s, "
+                         "not counted)")
     log.info("done: %d requests, %d compilations, %d model calls for %d structures%s", answered,
              potential.compile_count, counter.calls, counter.distinct, per_step)
     return ServeResult(answered, potential.compile_count, counter.summary())

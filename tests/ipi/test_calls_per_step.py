@@ -1,6 +1,7 @@
 """Model calls per MD step: the driver counts them, and waits briefly for the rest of a step on idle
 connections (scripted fake i-PI, no model)."""
 
+import json
 import socket
 import threading
 import time
@@ -112,15 +113,20 @@ def test_waiting_stops_when_the_rest_of_a_step_never_comes_before_an_answer():
 def test_the_driver_splits_a_steps_time_into_model_waiting_for_ipi_and_its_own_work():
     """Steady-state timing (so3k_driver_calls.json): a model call of 30 ms and an i-PI that takes 60 ms
     between answer and next request read as a step of ~90 ms, of which ~30 model and ~60 waiting.
-    The first UNTIMED_CALLS calls (compilation, warm-up) are not timed."""
+    The first UNTIMED_CALLS calls (compilation, warm-up) are not timed, nor is a later call that
+    compiled a new shape (here one that takes 0.4 s more and raises the compilation count)."""
     from so3k_driver.ipi.server import UNTIMED_CALLS
 
-    model_s, ipi_s, steps = 0.03, 0.06, UNTIMED_CALLS + 6
-    counter, calls = CallCounter(per_step=1), []
+    model_s, ipi_s, steps, compile_s = 0.03, 0.06, UNTIMED_CALLS + 6, 0.4
+    compilations = [1]
+    counter, calls = CallCounter(per_step=1, compiles=lambda: compilations[0]), []
     slow = fake_compute(calls)
 
     def compute(cells, positions, pad_to=None):
         time.sleep(model_s)
+        if len(calls) == UNTIMED_CALLS + 2:
+            time.sleep(compile_s)
+            compilations[0] += 1
         return slow(cells, positions, pad_to)
 
     pair = socket.socketpair()
@@ -135,7 +141,9 @@ def test_the_driver_splits_a_steps_time_into_model_waiting_for_ipi_and_its_own_w
         read_single(ipi)
     finish(thread, [ipi])
     timing = counter.summary()
-    assert counter.timed_calls == steps - UNTIMED_CALLS
+    assert counter.timed_calls == steps - UNTIMED_CALLS - 1 and counter.compiling_calls == 1
+    assert compile_s + model_s <= timing["compiling_s"] < compile_s + model_s + 0.1
+    assert "compiles" not in timing and json.dumps(timing)
     assert 1e3 * model_s <= timing["model_ms_per_call"] < 1e3 * model_s + 15
     assert 1e3 * ipi_s - 5 <= timing["idle_ms_per_call"] < 1e3 * ipi_s + 15
     assert timing["ms_per_step"] == pytest.approx(timing["ms_per_call"])  # one structure per step, one call each
