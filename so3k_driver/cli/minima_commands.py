@@ -8,7 +8,7 @@ from .model_commands import add_model_options, load_potential
 
 
 def add_parser(subparsers) -> None:
-    from ..evaluation.minimise import DEFAULT_OPTIMIZER, OPTIMIZERS
+    from ..evaluation.optimizers import DEFAULT_OPTIMIZER, OPTIMIZERS
     from ..sampling.minima import DuplicateTolerances
 
     defaults, tolerances = OPTIMIZERS[DEFAULT_OPTIMIZER](), DuplicateTolerances()
@@ -56,7 +56,7 @@ def add_parser(subparsers) -> None:
 
 
 def run_minima_command(args) -> int:
-    from ..evaluation.minimise import optimizer_settings
+    from ..evaluation.optimizers import optimizer_settings
     from ..sampling.minima import DuplicateTolerances, read_frames, run_minima
 
     settings = optimizer_settings(args.optimizer, fmax=args.fmax, max_steps=args.max_steps, max_step=args.max_step,

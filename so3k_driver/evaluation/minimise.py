@@ -50,97 +50,10 @@ from ..errors import UserError
 from ..model.forces import energy_and_derivatives
 from .batching import Batcher, StructureBatch
 from .neighbors import PairList, half_pair_list
+from .optimizers import (  # noqa: F401  (re-exported: the settings belong with the minimiser for callers)
+    DEFAULT_OPTIMIZER, DEFAULT_SKIN, DEFAULT_STRUCTURES_PER_CALL, OPTIMIZERS, FireSettings, LbfgsSettings,
+    optimizer_settings)
 from .validation import check_structures
-
-# Measured on the project's 2-core machine with Ac-Ala3-NHMe (docs/results/ala3_minima/README.md):
-# 4 slots per call beat 2 and 8 per force evaluation, and a 0.2 Å skin (lists of 5.2 Å for a 5 Å
-# cutoff, rebuilt every ~40 steps) beats both a 0.5 Å skin (more pairs in every evaluation) and
-# exact lists rebuilt on the host before every step.
-DEFAULT_STRUCTURES_PER_CALL = 4
-DEFAULT_SKIN = 0.2
-
-
-def _check_common(settings) -> None:
-    """The checks every optimiser's settings share; messages name the received value."""
-    positive = {"fmax (eV/Å)": settings.fmax, "max_step (Å)": settings.max_step, "max_steps": settings.max_steps,
-                "steps_per_call": settings.steps_per_call, "structures_per_call": settings.structures_per_call}
-    for name, value in positive.items():
-        if not value > 0:
-            raise UserError(f"{name} must be > 0, got {value!r}")
-    if not settings.skin >= 0:
-        raise UserError(f"skin must be >= 0 Å, got {settings.skin!r}")
-    if not settings.min_distance >= 0:
-        raise UserError(f"min_distance must be >= 0 Å, got {settings.min_distance!r}")
-
-
-@dataclasses.dataclass(frozen=True)
-class FireSettings:
-    """FIRE parameters and the stopping rule. fmax in eV/Å, max_step and skin in Å, dt in ASE time units."""
-
-    fmax: float = 0.05
-    max_steps: int = 2000
-    max_step: float = 0.2
-    dt_start: float = 0.1
-    dt_max: float = 1.0
-    n_min: int = 5
-    f_inc: float = 1.1
-    f_dec: float = 0.5
-    alpha_start: float = 0.1
-    f_alpha: float = 0.99
-    min_distance: float = 0.5
-    skin: float = DEFAULT_SKIN
-    steps_per_call: int = 50
-    structures_per_call: int = DEFAULT_STRUCTURES_PER_CALL
-
-    name = "fire"
-
-    def __post_init__(self):
-        _check_common(self)
-        for name, value in {"dt_start": self.dt_start, "dt_max": self.dt_max}.items():
-            if not value > 0:
-                raise UserError(f"{name} must be > 0, got {value!r}")
-
-
-@dataclasses.dataclass(frozen=True)
-class LbfgsSettings:
-    """L-BFGS parameters and the stopping rule (module docstring). fmax in eV/Å; max_step and skin in Å;
-    alpha (eV/Å²): the initial Hessian alpha·1, ASE's default 70; memory: stored (s, y) pairs;
-    energy_rise (eV): a rise over one step larger than this clears the structure's history."""
-
-    fmax: float = 0.05
-    max_steps: int = 2000
-    max_step: float = 0.2
-    memory: int = 20
-    alpha: float = 70.0
-    energy_rise: float = 0.01
-    min_distance: float = 0.5
-    skin: float = DEFAULT_SKIN
-    steps_per_call: int = 50
-    structures_per_call: int = DEFAULT_STRUCTURES_PER_CALL
-
-    name = "lbfgs"
-
-    def __post_init__(self):
-        _check_common(self)
-        for name, value in {"memory": self.memory, "alpha (eV/Å²)": self.alpha}.items():
-            if not value > 0:
-                raise UserError(f"{name} must be > 0, got {value!r}")
-        if isinstance(self.memory, bool) or int(self.memory) != self.memory:
-            raise UserError(f"memory must be a whole number of (s, y) pairs, got {self.memory!r}")
-        if not self.energy_rise >= 0:
-            raise UserError(f"energy_rise must be >= 0 eV, got {self.energy_rise!r}")
-
-
-OPTIMIZERS = {"fire": FireSettings, "lbfgs": LbfgsSettings}
-# so3k minima's default (docs/results/ala3_minima/README.md: same minima as ASE's L-BFGS, fewer steps than FIRE).
-DEFAULT_OPTIMIZER = "lbfgs"
-
-
-def optimizer_settings(optimizer: str, **values):
-    """The settings of optimiser ``optimizer`` ('fire' or 'lbfgs') with ``values`` (fields of its class)."""
-    if optimizer not in OPTIMIZERS:
-        raise UserError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[optimizer](**values)
 
 
 @dataclasses.dataclass

@@ -30,8 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..evaluation.minimise import (DEFAULT_OPTIMIZER, OPTIMIZERS, FireSettings, LbfgsSettings, MinimisationResult,
-                                   minimise)
+from ..evaluation.optimizers import DEFAULT_OPTIMIZER, OPTIMIZERS, FireSettings, LbfgsSettings
 from ..progress import Progress
 from ..units import BOHR_IN_ANGSTROM
 from . import peptide
@@ -161,6 +160,8 @@ def find_minima(potential, frames, settings: FireSettings | LbfgsSettings, toler
     unpaired_electrons for SO3LR models."""
     from ase import Atoms
 
+    from ..evaluation.minimise import minimise  # JAX and the model code: only when minimising
+
     minima: list[Minimum] = []
     stats = {"converged": 0, "broken": 0, "steps": [], "force_evaluations": 0, "jitted_calls": 0,
              "minimise_time_s": 0.0}
@@ -173,7 +174,7 @@ def find_minima(potential, frames, settings: FireSettings | LbfgsSettings, toler
             if progress is not None:
                 progress.update(offset + finished, converged=stats["converged"] + converged)
 
-        result: MinimisationResult = minimise(potential, numbers, positions, settings, on_progress=report, **charges)
+        result = minimise(potential, numbers, positions, settings, on_progress=report, **charges)
         finished_before += len(indices)
         stats["converged"] += int(result.converged.sum())
         stats["broken"] += int(result.broken.sum())
