@@ -1,5 +1,9 @@
 """Shared fixtures. Reference data lives in ../shared (read-only, beside the repository)."""
 
+import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +14,24 @@ SHARED = REPO.parent / "shared"
 REFERENCE = SHARED / "reference"
 SO3KRATES_RANDOM = f"mlff:{REFERENCE / 'so3krates_random'}"
 SO3LR = f"so3lr:{REFERENCE / 'so3lr'}"
+
+
+def pytest_configure(config):
+    # One XLA compilation cache for the session, inherited by the so3k and i-PI processes the tests
+    # start: they compile the same models for the same shapes again and again (seconds each on 2
+    # cores). Tracing still happens, so compile-count assertions see every trace.
+    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        config._so3k_xla_cache = tempfile.mkdtemp(prefix="so3k-tests-xla-cache-")
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = config._so3k_xla_cache
+        if "jax" in sys.modules:  # imported by a plugin before this hook: the environment came too late
+            sys.modules["jax"].config.update("jax_compilation_cache_dir", config._so3k_xla_cache)
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_so3k_xla_cache", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
 
 
 def pytest_collection_modifyitems(config, items):

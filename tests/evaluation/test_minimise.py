@@ -39,6 +39,12 @@ def minimised(potential, starts):
     return minimise(potential, numbers, positions, SETTINGS)
 
 
+@pytest.fixture(scope="module")
+def lbfgs_minimised(potential, starts):
+    numbers, positions = starts
+    return minimise(potential, numbers, positions, LBFGS)
+
+
 def ase_minimum(potential, numbers, positions):
     from ase import Atoms
     from ase.optimize import FIRE
@@ -51,7 +57,8 @@ def ase_minimum(potential, numbers, positions):
     return atoms.get_potential_energy(), np.linalg.norm(atoms.get_forces(), axis=1).max()
 
 
-def test_batched_fire_reaches_the_minima_ase_finds(potential, starts, minimised):
+@pytest.mark.slow  # ASE's FIRE to 0.01 eV/Å takes ~30 s; the L-BFGS comparison below is the default-suite one
+def test_batched_fire_reaches_the_minima_ase_finds(potential, starts, minimised, lbfgs_minimised):
     numbers, positions = starts
     result = minimised
     assert result.converged.all() and (result.fmax < FMAX).all()
@@ -64,13 +71,16 @@ def test_batched_fire_reaches_the_minima_ase_finds(potential, starts, minimised)
         assert fmax < FMAX
         assert abs(result.energy[b] - energy) < 1e-3, (b, result.energy[b], energy)
     assert result.steps.min() > 0 and result.force_evaluations >= result.steps.sum()
+    # at 0.01 eV/Å FIRE needs 2-3x the steps of L-BFGS (measured 410 and 403 against 148 and 226)
+    assert (lbfgs_minimised.steps < result.steps).all(), (lbfgs_minimised.steps, result.steps)
 
 
-def test_a_converged_structure_stays_put(potential, starts, minimised):
+def test_a_converged_structure_stays_put(potential, starts, lbfgs_minimised):
     numbers, _ = starts
-    again = minimise(potential, numbers, minimised.positions, SETTINGS)
+    # FIRE started at L-BFGS's minima: converged before the first step, and masked slots do not move
+    again = minimise(potential, numbers, lbfgs_minimised.positions, SETTINGS)
     assert again.converged.all() and (again.steps == 0).all()
-    np.testing.assert_array_equal(again.positions, minimised.positions)
+    np.testing.assert_array_equal(again.positions, lbfgs_minimised.positions)
 
 
 def test_unconverged_structures_are_reported(potential, starts):
@@ -114,12 +124,6 @@ def test_no_structures_is_a_user_error(potential, starts):
 # ---------------------------------------------------------------- L-BFGS
 
 
-@pytest.fixture(scope="module")
-def lbfgs_minimised(potential, starts):
-    numbers, positions = starts
-    return minimise(potential, numbers, positions, LBFGS)
-
-
 def ase_lbfgs_minimum(potential, numbers, positions):
     from ase import Atoms
     from ase.optimize import LBFGS as AseLBFGS
@@ -132,21 +136,19 @@ def ase_lbfgs_minimum(potential, numbers, positions):
     return atoms.get_potential_energy(), atoms.positions.copy()
 
 
-def test_batched_lbfgs_reaches_the_minima_ase_lbfgs_finds(potential, starts, lbfgs_minimised, minimised):
+def test_batched_lbfgs_reaches_the_minima_ase_lbfgs_finds(potential, starts, lbfgs_minimised):
     numbers, positions = starts
     result = lbfgs_minimised
     assert result.converged.all() and (result.fmax < FMAX).all()
     check = potential.evaluate(numbers, result.positions)
     np.testing.assert_allclose(check.energy, result.energy, atol=2e-4)
     assert (np.linalg.norm(check.forces, axis=-1).max(axis=1) < FMAX * 1.05).all()
-    for b in range(len(positions)):
+    for b in range(1):  # ASE's run (~10 s each) on the first; the slow FIRE test compares both with ASE
         energy, geometry = ase_lbfgs_minimum(potential, numbers, positions[b])
         assert abs(result.energy[b] - energy) < 1e-3, (b, result.energy[b], energy)
         # same start, same algorithm: the same minimum, not just one as deep (measured RMSD 0.008-0.015 Å)
         rmsd = np.sqrt(np.mean(np.sum((result.positions[b] - geometry) ** 2, axis=-1)))
         assert rmsd < 0.05, (b, rmsd)
-    # at 0.01 eV/Å FIRE needs 2-3x the steps (measured 410 and 403 against 148 and 226)
-    assert (result.steps < minimised.steps).all(), (result.steps, minimised.steps)
 
 
 def test_a_converged_structure_stays_put_under_lbfgs(potential, starts, lbfgs_minimised):

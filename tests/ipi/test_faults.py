@@ -304,6 +304,7 @@ def test_an_inet_port_in_use_is_refused_before_ipi_starts(tmp_path, reaper):
     assert not (tmp_path / "run" / "ipi.log").exists()
 
 
+@pytest.mark.slow  # ~19 s of i-PI runs; the runner's stale-socket check is a few lines of ipi/launcher code
 def test_a_stale_socket_file_is_removed_and_the_run_goes_on(tmp_path, reaper):
     reaper(tmp_path)
     address = unique("stale")
@@ -356,7 +357,7 @@ def test_a_driver_whose_structure_has_another_atom_count_stops_in_one_line(tmp_p
     assert "atom" in line and "40" in line and "42" in line
 
 
-@pytest.mark.parametrize("greeting", [b"SSH-2.0-OpenSSH_9.6\r\n", None])
+@pytest.mark.parametrize("greeting", [pytest.param(b"SSH-2.0-OpenSSH_9.6\r\n", marks=pytest.mark.slow), None])
 def test_serve_inet_to_something_that_is_not_ipi_fails_within_seconds(greeting):
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))

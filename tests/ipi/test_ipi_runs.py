@@ -36,8 +36,11 @@ def properties(path):
     return np.loadtxt(path, ndmin=2)
 
 
+# nvt and remd are behind the slow marker (~18 s each): nvt.xml runs in test_the_runner_is_a_library_call,
+# several connections in pimd, replica exchange in the study tests (tests/sampling).
 @pytest.mark.parametrize("name,options", [
-    ("nvt", []), ("pimd", ["--connections", "8"]), ("npt", []), ("remd", ["--connections", "4"]),
+    pytest.param("nvt", [], marks=pytest.mark.slow), ("pimd", ["--connections", "8"]), ("npt", []),
+    pytest.param("remd", ["--connections", "4"], marks=pytest.mark.slow),
 ])
 def test_every_input_runs(tmp_path, name, options):
     # pimd: 8 connections, more than i-PI's listen backlog (at most 5), each greeted before the next opens

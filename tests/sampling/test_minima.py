@@ -71,6 +71,7 @@ def test_the_command_writes_summary_and_sorted_minima(minima_run):
         assert 1000 < (out / plot).stat().st_size < 300_000
 
 
+@pytest.mark.slow  # a second so3k minima run (~10 s); --optimizer fire's parsing is in the bad-settings test below
 def test_fire_on_request_finds_the_same_minima(minima_run, capsys):
     _, lbfgs_out, folder = minima_run
     out = folder / "fire"
