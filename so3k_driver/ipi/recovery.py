@@ -172,6 +172,36 @@ def truncate_timed_lines(path: str, last_time: float) -> bool:
     return _rewrite_kept_prefix(path, kept)
 
 
+def truncate_swaps(path: str, step: int) -> bool:
+    """Replica-exchange log (PREFIX.remd_idx): keep the lines of exchanges made before a checkpoint at
+    ``step``. i-PI writes a line with its loop index k (0-based), whose properties record is k + 1, so
+    a checkpoint with <step> S covers the exchanges with k < S and the resumed run writes k >= S."""
+    with open(path, "rb") as handle:
+        lines = handle.read().splitlines(keepends=True)
+    kept = 0
+    for line in lines:
+        if not line.endswith(b"\n"):
+            break
+        fields = line.split()
+        if fields:
+            try:
+                if int(fields[0]) >= step:
+                    break
+            except ValueError:
+                break
+        kept += len(line)
+    return _rewrite_kept_prefix(path, kept)
+
+
+def swap_file(root, workdir: str, prefix: str) -> str | None:
+    """The replica-exchange log of a checkpoint's <smotion mode='remd'>, or None without one."""
+    for smotion in root.iter("smotion"):
+        if smotion.get("mode") == "remd":
+            name = (smotion.findtext("remd/swapfile") or "").strip() or "remd_idx"  # i-PI's default
+            return os.path.join(workdir, f"{prefix}.{name}")
+    return None
+
+
 def plumed_outputs(root, workdir: str) -> list[tuple[str, int]]:
     """(file, plumed_step) for each FILE= written by the <ffplumed> inputs of a checkpoint."""
     found = []
@@ -190,8 +220,9 @@ def plumed_outputs(root, workdir: str) -> list[tuple[str, int]]:
 def truncate_outputs(workdir: str, checkpoint: str) -> list[str]:
     """Cut every output of the run in ``workdir`` back to the state saved in ``checkpoint``.
 
-    Properties files and xyz trajectories keep records up to the checkpoint's step; PLUMED files
-    named by its <ffplumed> inputs keep lines up to its <plumed_step>. Returns the files shortened.
+    Properties files and xyz trajectories keep records up to the checkpoint's step, the replica-exchange
+    log the exchanges before it; PLUMED files named by its <ffplumed> inputs keep lines up to its
+    <plumed_step>. Returns the files shortened.
     """
     root = ipi_xml.load(checkpoint).getroot()
     settings = ipi_xml.output_settings(root)
@@ -211,6 +242,9 @@ def truncate_outputs(workdir: str, checkpoint: str) -> list[str]:
                     changed.append(path)
             elif element.tag == "trajectory" and element.get("format", "xyz") == "xyz" and truncate_xyz(path, step):
                 changed.append(path)
+    swaps = swap_file(root, workdir, prefix)
+    if swaps is not None and os.path.isfile(swaps) and truncate_swaps(swaps, step):
+        changed.append(swaps)
     for path, plumed_step in plumed_outputs(root, workdir):
         if os.path.isfile(path) and truncate_timed_lines(path, plumed_step):
             changed.append(path)
