@@ -176,21 +176,7 @@ def truncate_swaps(path: str, step: int) -> bool:
     """Replica-exchange log (PREFIX.remd_idx): keep the lines of exchanges made before a checkpoint at
     ``step``. i-PI writes a line with its loop index k (0-based), whose properties record is k + 1, so
     a checkpoint with <step> S covers the exchanges with k < S and the resumed run writes k >= S."""
-    with open(path, "rb") as handle:
-        lines = handle.read().splitlines(keepends=True)
-    kept = 0
-    for line in lines:
-        if not line.endswith(b"\n"):
-            break
-        fields = line.split()
-        if fields:
-            try:
-                if int(fields[0]) >= step:
-                    break
-            except ValueError:
-                break
-        kept += len(line)
-    return _rewrite_kept_prefix(path, kept)
+    return truncate_timed_lines(path, step - 1)  # the same rule on the first column, integers here
 
 
 def swap_file(root, workdir: str, prefix: str) -> str | None:
