@@ -95,7 +95,7 @@ def test_so3k_run_makes_plumed_input_paths_absolute(tmp_path):
 
 
 def test_a_configuration_that_breaks_apart_is_found():
-    from so3k_driver.sampling.analysis.ipi_outputs import first_broken_frame, fragment_count
+    from so3k_driver.sampling.analysis.ipi_outputs import first_broken_frame, fragment_count, fragment_counts
 
     atoms = ase.io.read(bundled_structure("Ac-Ala15-NHMe_ext.xyz"))
     symbols = atoms.get_chemical_symbols()
@@ -111,3 +111,5 @@ def test_a_configuration_that_breaks_apart_is_found():
     assert index == 4 and fragments > 1
     assert fragment_count(symbols, stretched) == 2
     assert first_broken_frame(symbols, frames[:4]) is None  # a break that does not last is not one
+    # the fast count (only frames with a bond of frame 0 over the limit are searched) is the full one
+    np.testing.assert_array_equal(fragment_counts(symbols, frames), [fragment_count(symbols, f) for f in frames])

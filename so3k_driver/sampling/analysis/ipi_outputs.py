@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import peptide
+from ...evaluation.topology import BREAKAGE_BOND_SCALE, bond_pairs, covalent_radii
 from ...ipi.properties import complete_lines, complete_rows, read_properties
 
 
@@ -80,6 +81,32 @@ def fragment_count(symbols, positions) -> int:
     return peptide.fragment_count([atomic_numbers[s] for s in symbols], positions)
 
 
+def fragment_counts(symbols, frames) -> np.ndarray:
+    """fragment_count of every frame (T, N, 3) Å, for frames that may have more fragments than frame 0;
+    the others hold frame 0's count.
+
+    Only frames in which some bond of frame 0 is longer than the breakage limit are counted in full:
+    a frame that keeps every bond of frame 0 has all of frame 0's graph edges, so no more fragments
+    (an Ac-Ala3-NHMe metadynamics of 17 000 frames: ~30 s of graph searches before, one array
+    operation now)."""
+    from ase.data import atomic_numbers
+
+    frames = np.asarray(frames, dtype=np.float64)
+    numbers = np.array([atomic_numbers[s] for s in symbols])
+    first = peptide.fragment_count(numbers, frames[0])
+    pairs = bond_pairs(numbers, frames[0], BREAKAGE_BOND_SCALE)
+    radii = covalent_radii(numbers)
+    limits = (BREAKAGE_BOND_SCALE * (radii[pairs[:, 0]] + radii[pairs[:, 1]])) ** 2  # (M,) Å²
+    counts = np.full(len(frames), first)
+    for start in range(0, len(frames), 1024):  # blocks keep the (T, M, 3) temporary small
+        block = frames[start:start + 1024]
+        vectors = block[:, pairs[:, 1]] - block[:, pairs[:, 0]]
+        stretched = np.any(np.einsum("tmk,tmk->tm", vectors, vectors) > limits, axis=1)
+        for t in np.flatnonzero(stretched):
+            counts[start + t] = peptide.fragment_count(numbers, block[t])
+    return counts
+
+
 def first_broken_frame(symbols, frames) -> tuple[int, int] | None:
     """(frame index, fragments) from which every frame has more fragments than frame 0, or None.
 
@@ -87,7 +114,7 @@ def first_broken_frame(symbols, frames) -> tuple[int, int] | None:
     """
     if len(frames) == 0:
         return None
-    counts = np.array([fragment_count(symbols, frame) for frame in frames])
+    counts = fragment_counts(symbols, frames)
     broken = counts > counts[0]
     if not broken[-1]:
         return None
