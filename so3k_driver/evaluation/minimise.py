@@ -312,7 +312,7 @@ def _pair_list(positions: np.ndarray, cutoff: float | None) -> PairList:
     return half_pair_list(positions, cutoff, None, False)
 
 
-def minimise(potential, numbers, positions, settings: FireSettings | LbfgsSettings = FireSettings(), *,
+def minimise(potential, numbers, positions, settings: FireSettings | LbfgsSettings | None = None, *,
              total_charge: float = 0.0, unpaired_electrons: float = 0.0,
              on_progress: Callable[[int, int], None] | None = None) -> MinimisationResult:
     """Minimise B gas-phase structures of the same atoms with FIRE or L-BFGS (the class of ``settings``),
@@ -322,7 +322,10 @@ def minimise(potential, numbers, positions, settings: FireSettings | LbfgsSettin
     numbers: (N,) int; positions: (B, N, 3) Å; total_charge (e) and unpaired_electrons: SO3LR's
     embeddings, the same for every structure. ``on_progress(finished, converged)`` is called after
     every jitted call. Structures are fed in order into free slots; slots beyond B stay empty.
+    ``settings`` None: the default optimiser's (DEFAULT_OPTIMIZER, as ``so3k minima``).
     """
+    if settings is None:
+        settings = OPTIMIZERS[DEFAULT_OPTIMIZER]()
     start = time.perf_counter()
     state_class, _ = _state_class_and_update(settings)
     numbers = np.asarray(numbers)

@@ -20,26 +20,36 @@ DEFAULT_STRUCTURES_PER_CALL = 4
 DEFAULT_SKIN = 0.2
 
 
-def _check_common(settings) -> None:
-    """The checks every optimiser's settings share; messages name the received value."""
-    positive = {"fmax (eV/Å)": settings.fmax, "max_step (Å)": settings.max_step, "max_steps": settings.max_steps,
-                "steps_per_call": settings.steps_per_call, "structures_per_call": settings.structures_per_call}
-    for name, value in positive.items():
-        if not value > 0:
-            raise UserError(f"{name} must be > 0, got {value!r}")
-    if not settings.skin >= 0:
-        raise UserError(f"skin must be >= 0 Å, got {settings.skin!r}")
-    if not settings.min_distance >= 0:
-        raise UserError(f"min_distance must be >= 0 Å, got {settings.min_distance!r}")
-
-
 @dataclasses.dataclass(frozen=True)
-class FireSettings:
-    """FIRE parameters and the stopping rule. fmax in eV/Å, max_step and skin in Å, dt in ASE time units."""
+class StoppingSettings:
+    """What every optimiser shares: converged when max |F| < fmax (eV/Å), at most max_steps steps,
+    no atom moved more than max_step (Å) per step, stopped as broken when two atoms come closer than
+    min_distance (Å); Verlet skin (Å), steps_per_call and structures_per_call size the jitted calls."""
 
     fmax: float = 0.05
     max_steps: int = 2000
     max_step: float = 0.2
+    min_distance: float = 0.5
+    skin: float = DEFAULT_SKIN
+    steps_per_call: int = 50
+    structures_per_call: int = DEFAULT_STRUCTURES_PER_CALL
+
+    def __post_init__(self):
+        positive = {"fmax (eV/Å)": self.fmax, "max_step (Å)": self.max_step, "max_steps": self.max_steps,
+                    "steps_per_call": self.steps_per_call, "structures_per_call": self.structures_per_call}
+        for name, value in positive.items():
+            if not value > 0:
+                raise UserError(f"{name} must be > 0, got {value!r}")
+        if not self.skin >= 0:
+            raise UserError(f"skin must be >= 0 Å, got {self.skin!r}")
+        if not self.min_distance >= 0:
+            raise UserError(f"min_distance must be >= 0 Å, got {self.min_distance!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class FireSettings(StoppingSettings):
+    """FIRE parameters (ASE's) besides the stopping rule; dt in ASE time units."""
+
     dt_start: float = 0.1
     dt_max: float = 1.0
     n_min: int = 5
@@ -47,41 +57,30 @@ class FireSettings:
     f_dec: float = 0.5
     alpha_start: float = 0.1
     f_alpha: float = 0.99
-    min_distance: float = 0.5
-    skin: float = DEFAULT_SKIN
-    steps_per_call: int = 50
-    structures_per_call: int = DEFAULT_STRUCTURES_PER_CALL
 
     name = "fire"
 
     def __post_init__(self):
-        _check_common(self)
+        super().__post_init__()
         for name, value in {"dt_start": self.dt_start, "dt_max": self.dt_max}.items():
             if not value > 0:
                 raise UserError(f"{name} must be > 0, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
-class LbfgsSettings:
-    """L-BFGS parameters and the stopping rule (module docstring). fmax in eV/Å; max_step and skin in Å;
-    alpha (eV/Å²): the initial Hessian alpha·1, ASE's default 70; memory: stored (s, y) pairs;
-    energy_rise (eV): a rise over one step larger than this clears the structure's history."""
+class LbfgsSettings(StoppingSettings):
+    """L-BFGS parameters besides the stopping rule (module docstring of minimise.py): alpha (eV/Å²),
+    the initial Hessian alpha·1, ASE's default 70; memory: stored (s, y) pairs; energy_rise (eV): a
+    rise over one step larger than this clears the structure's history."""
 
-    fmax: float = 0.05
-    max_steps: int = 2000
-    max_step: float = 0.2
     memory: int = 20
     alpha: float = 70.0
     energy_rise: float = 0.01
-    min_distance: float = 0.5
-    skin: float = DEFAULT_SKIN
-    steps_per_call: int = 50
-    structures_per_call: int = DEFAULT_STRUCTURES_PER_CALL
 
     name = "lbfgs"
 
     def __post_init__(self):
-        _check_common(self)
+        super().__post_init__()
         for name, value in {"memory": self.memory, "alpha (eV/Å²)": self.alpha}.items():
             if not value > 0:
                 raise UserError(f"{name} must be > 0, got {value!r}")
