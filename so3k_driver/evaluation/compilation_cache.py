@@ -66,10 +66,10 @@ def use_persistent_cache(environ=None) -> Path | None:
     choice = environ.get(ENVIRONMENT, "").strip()
     if choice.lower() in OFF:
         return None
-    folder = Path(choice).expanduser() if choice else default_folder(environ)
     try:
+        folder = Path(choice).expanduser() if choice else default_folder(environ)
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: no home folder to be found (a bare batch job)
         return None
     if not os.access(folder, os.W_OK):
         return None
