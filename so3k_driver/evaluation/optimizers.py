@@ -20,6 +20,13 @@ DEFAULT_STRUCTURES_PER_CALL = 4
 DEFAULT_SKIN = 0.2
 
 
+def _require_positive(values: dict) -> None:
+    """UserError naming the first of ``values`` (name: value) that is not > 0, and its value."""
+    for name, value in values.items():
+        if not value > 0:
+            raise UserError(f"{name} must be > 0, got {value!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class StoppingSettings:
     """What every optimiser shares: converged when max |F| < fmax (eV/Å), at most max_steps steps,
@@ -37,9 +44,7 @@ class StoppingSettings:
     def __post_init__(self):
         positive = {"fmax (eV/Å)": self.fmax, "max_step (Å)": self.max_step, "max_steps": self.max_steps,
                     "steps_per_call": self.steps_per_call, "structures_per_call": self.structures_per_call}
-        for name, value in positive.items():
-            if not value > 0:
-                raise UserError(f"{name} must be > 0, got {value!r}")
+        _require_positive(positive)
         if not self.skin >= 0:
             raise UserError(f"skin must be >= 0 Å, got {self.skin!r}")
         if not self.min_distance >= 0:
@@ -62,9 +67,7 @@ class FireSettings(StoppingSettings):
 
     def __post_init__(self):
         super().__post_init__()
-        for name, value in {"dt_start": self.dt_start, "dt_max": self.dt_max}.items():
-            if not value > 0:
-                raise UserError(f"{name} must be > 0, got {value!r}")
+        _require_positive({"dt_start": self.dt_start, "dt_max": self.dt_max})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,9 +84,7 @@ class LbfgsSettings(StoppingSettings):
 
     def __post_init__(self):
         super().__post_init__()
-        for name, value in {"memory": self.memory, "alpha (eV/Å²)": self.alpha}.items():
-            if not value > 0:
-                raise UserError(f"{name} must be > 0, got {value!r}")
+        _require_positive({"memory": self.memory, "alpha (eV/Å²)": self.alpha})
         if isinstance(self.memory, bool) or int(self.memory) != self.memory:
             raise UserError(f"memory must be a whole number of (s, y) pairs, got {self.memory!r}")
         if not self.energy_rise >= 0:
