@@ -50,9 +50,7 @@ from ..errors import UserError
 from ..model.forces import energy_and_derivatives
 from .batching import Batcher, StructureBatch
 from .neighbors import PairList, half_pair_list
-from .optimizers import (  # noqa: F401  (re-exported: the settings belong with the minimiser for callers)
-    DEFAULT_OPTIMIZER, DEFAULT_SKIN, DEFAULT_STRUCTURES_PER_CALL, OPTIMIZERS, FireSettings, LbfgsSettings,
-    optimizer_settings)
+from .optimizers import DEFAULT_OPTIMIZER, OPTIMIZERS, FireSettings, LbfgsSettings
 from .validation import check_structures
 
 
@@ -282,11 +280,6 @@ def make_optimizer_call(model, params, settings, num_structures: int, num_atoms:
     return jax.jit(call)
 
 
-def make_fire_call(model, params, settings: FireSettings, num_structures: int, num_atoms: int) -> Callable:
-    """:func:`make_optimizer_call` for FIRE (kept for callers of the FIRE-only name)."""
-    return make_optimizer_call(model, params, settings, num_structures, num_atoms)
-
-
 # Compiled optimiser calls per potential, by (settings, S, N): repeated minimisations reuse them.
 _CALLS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
@@ -299,9 +292,6 @@ def optimizer_call_for(potential, settings, num_structures: int, num_atoms: int)
     if key not in calls:
         calls[key] = make_optimizer_call(potential.model, potential.params, settings, num_structures, num_atoms)
     return calls[key]
-
-
-fire_call_for = optimizer_call_for
 
 
 def _pair_list(positions: np.ndarray, cutoff: float | None) -> PairList:

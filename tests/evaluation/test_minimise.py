@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from so3k_driver.errors import UserError
-from so3k_driver.evaluation.minimise import (FireSettings, LbfgsSettings, LbfgsState, lbfgs_direction, lbfgs_update,
-                                             minimise, optimizer_settings)
+from so3k_driver.evaluation.minimise import LbfgsState, lbfgs_direction, lbfgs_update, minimise
+from so3k_driver.evaluation.optimizers import FireSettings, LbfgsSettings, optimizer_settings
 
 DATA = Path(__file__).resolve().parents[2] / "so3k_driver" / "data"
 FMAX = 0.01  # eV/Å: tight enough that two optimisers agree on the energy within 1e-3 eV

@@ -25,7 +25,7 @@ import numpy as np
 
 
 def variant_settings(text: str, fmax: float):
-    from so3k_driver.evaluation.minimise import optimizer_settings
+    from so3k_driver.evaluation.optimizers import optimizer_settings
 
     name, structures, *skin = text.split(":")
     extra = {"skin": float(skin[0])} if skin else {}
