@@ -104,20 +104,20 @@ def atom_label(numbers, index: int) -> str:
 class BondGuard:
     """Stops MD when a covalent bond of the reference structure is stretched beyond breaking.
 
-    The bonds are those of the reference at TOPOLOGY_BOND_SCALE (1.2 × sum of covalent radii);
-    ``check`` raises ModelBreakdown when any of them is longer than max_stretch × (sum of covalent
+    The bonds are those of the reference at ``bond_scale`` × the sum of covalent radii (default
+    TOPOLOGY_BOND_SCALE, 1.2); ``check`` raises ModelBreakdown when any of them is longer than max_stretch × (sum of covalent
     radii), default BREAKAGE_BOND_SCALE (1.6, the criterion of fragment_count); 0 or None switches
     the guard off. Only the reference bonds are measured (O(bonds) per structure), so new bonds
     (a proton moving to another atom) are not followed: a reactive simulation needs the guard off.
     """
 
     def __init__(self, numbers, reference_positions, reference_cell=None,
-                 max_stretch: float | None = BREAKAGE_BOND_SCALE):
+                 max_stretch: float | None = BREAKAGE_BOND_SCALE, bond_scale: float = TOPOLOGY_BOND_SCALE):
         if max_stretch is not None and not max_stretch >= 0:
             raise UserError(f"max_bond_stretch must be >= 0 (× sum of covalent radii; 0 = no check), got {max_stretch}")
         self.numbers = np.asarray(numbers, dtype=np.int64)
         self.max_stretch = float(max_stretch or 0.0)
-        self.pairs = bond_pairs(self.numbers, reference_positions, TOPOLOGY_BOND_SCALE, reference_cell)
+        self.pairs = bond_pairs(self.numbers, reference_positions, bond_scale, reference_cell)
         radii = covalent_radii(self.numbers)
         self.radius_sums = radii[self.pairs[:, 0]] + radii[self.pairs[:, 1]]  # (M,) Å
         self.limits = self.max_stretch * self.radius_sums                     # (M,) Å
@@ -136,12 +136,7 @@ class BondGuard:
         Raises ModelBreakdown naming the most stretched bond (relative to its limit) of the request."""
         if not self.active:
             return
-        positions = np.asarray(positions, dtype=np.float64)
-        if positions.ndim == 2:
-            positions = positions[None]
-        vectors = np.take(positions, self._second, axis=1)  # (B, M, 3); np.take: ~1.5x faster than [:, index] here
-        vectors -= np.take(positions, self._first, axis=1)
-        squared = np.einsum("bmk,bmk->bm", vectors, vectors)
+        vectors, squared = self._bond_vectors(positions)
         over = squared > self._squared_limits
         if over.any() and cells is not None:
             # Only now the minimum image: it is never longer than the raw vector, so a bond within
@@ -151,6 +146,23 @@ class BondGuard:
             over = squared > self._squared_limits
         if over.any():
             self._raise(np.sqrt(squared), over)
+
+    def over_limit(self, positions) -> np.ndarray:
+        """(B,) bools: the structures of positions (B, N, 3) Å (gas phase) in which some bond is longer
+        than its limit; all False when the guard is off."""
+        positions = np.asarray(positions)
+        if not self.active:
+            return np.zeros(len(positions), dtype=bool)
+        return np.any(self._bond_vectors(positions)[1] > self._squared_limits, axis=1)
+
+    def _bond_vectors(self, positions):
+        """Bond vectors (B, M, 3) Å and squared lengths (B, M) Å² of positions (B, N, 3) or (N, 3)."""
+        positions = np.asarray(positions, dtype=np.float64)
+        if positions.ndim == 2:
+            positions = positions[None]
+        vectors = np.take(positions, self._second, axis=1)  # (B, M, 3); np.take: ~1.5x faster than [:, index] here
+        vectors -= np.take(positions, self._first, axis=1)
+        return vectors, np.einsum("bmk,bmk->bm", vectors, vectors)
 
     def _raise(self, lengths: np.ndarray, over: np.ndarray) -> None:
         ratio = np.where(over, lengths / self.radius_sums, -np.inf)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import peptide
-from ...evaluation.topology import BREAKAGE_BOND_SCALE, bond_pairs, covalent_radii
+from ...evaluation.topology import BREAKAGE_BOND_SCALE, BondGuard
 from ...ipi.properties import complete_lines, complete_rows, read_properties
 
 
@@ -93,16 +93,12 @@ def fragment_counts(symbols, frames) -> np.ndarray:
 
     frames = np.asarray(frames, dtype=np.float64)
     numbers = np.array([atomic_numbers[s] for s in symbols])
-    first = peptide.fragment_count(numbers, frames[0])
-    pairs = bond_pairs(numbers, frames[0], BREAKAGE_BOND_SCALE)
-    radii = covalent_radii(numbers)
-    limits = (BREAKAGE_BOND_SCALE * (radii[pairs[:, 0]] + radii[pairs[:, 1]])) ** 2  # (M,) Å²
-    counts = np.full(len(frames), first)
+    counts = np.full(len(frames), peptide.fragment_count(numbers, frames[0]))
+    # the bonds of frame 0's graph (1.6 ×), each with the same 1.6 × limit
+    guard = BondGuard(numbers, frames[0], None, BREAKAGE_BOND_SCALE, bond_scale=BREAKAGE_BOND_SCALE)
     for start in range(0, len(frames), 1024):  # blocks keep the (T, M, 3) temporary small
         block = frames[start:start + 1024]
-        vectors = block[:, pairs[:, 1]] - block[:, pairs[:, 0]]
-        stretched = np.any(np.einsum("tmk,tmk->tm", vectors, vectors) > limits, axis=1)
-        for t in np.flatnonzero(stretched):
+        for t in np.flatnonzero(guard.over_limit(block)):
             counts[start + t] = peptide.fragment_count(numbers, block[t])
     return counts
 
