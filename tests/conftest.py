@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -20,18 +19,20 @@ def pytest_configure(config):
     # One XLA compilation cache for the session, inherited by the so3k and i-PI processes the tests
     # start: they compile the same models for the same shapes again and again (seconds each on 2
     # cores). Tracing still happens, so compile-count assertions see every trace.
-    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    from so3k_driver.evaluation.compilation_cache import ENVIRONMENT, JAX_ENVIRONMENT, use_persistent_cache
+
+    if JAX_ENVIRONMENT not in os.environ:
         config._so3k_xla_cache = tempfile.mkdtemp(prefix="so3k-tests-xla-cache-")
-        os.environ["JAX_COMPILATION_CACHE_DIR"] = config._so3k_xla_cache
-        if "jax" in sys.modules:  # imported by a plugin before this hook: the environment came too late
-            sys.modules["jax"].config.update("jax_compilation_cache_dir", config._so3k_xla_cache)
+        os.environ[ENVIRONMENT] = config._so3k_xla_cache
+        use_persistent_cache()  # as every so3k command does, with this folder
 
 
 def pytest_unconfigure(config):
     folder = getattr(config, "_so3k_xla_cache", None)
     if folder:
         shutil.rmtree(folder, ignore_errors=True)
-        os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
+        for name in ("SO3K_COMPILATION_CACHE", "JAX_COMPILATION_CACHE_DIR", "JAX_COMPILATION_CACHE_MAX_SIZE"):
+            os.environ.pop(name, None)
 
 
 def pytest_collection_modifyitems(config, items):
