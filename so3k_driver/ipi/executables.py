@@ -20,12 +20,13 @@ PLUMED_INSTALL_HINT = ("install one with `pip install --no-deps hillclimber==0.1
 
 def ipi_executable() -> Path:
     """The ``i-pi`` script of this environment (beside the running Python), else the first on PATH."""
-    local = Path(sys.executable).parent / "i-pi"
+    # absolute: i-PI is started in the run's folder, and sys.executable is relative when PATH is
+    local = Path(sys.executable).absolute().parent / "i-pi"
     if local.is_file():
         return local
     found = shutil.which("i-pi")
     if found:
-        return Path(found)
+        return Path(found).absolute()
     raise UserError(f"the i-pi executable was found neither beside {sys.executable} nor on PATH; {IPI_INSTALL_HINT}")
 
 

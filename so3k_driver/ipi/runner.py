@@ -529,7 +529,7 @@ class _Run:
         name = f"so3k_driver_{socket.name}.json" if self._several() else DRIVER_OPTIONS_FILE
         path = os.path.join(self.workdir, name)
         write_options(self.serve_options(socket), path)
-        return [sys.executable, "-m", "so3k_driver.ipi.serving", path]
+        return [os.path.abspath(sys.executable), "-m", "so3k_driver.ipi.serving", path]
 
     def _start_drivers(self):
         commands = {s.name: self.driver_command(s) for s in self.sockets}
