@@ -22,6 +22,10 @@ DEFAULT_INIT_FILE = "init.xyz"
 SINGLE_SYSTEM_LATENCY_S = 1e-4
 LATENCY_PER_REPLICA_S = 1.5e-3
 MAX_LATENCY_S = 0.02
+# i-PI's default 1e-4 s flushes a batch after 0.8 ms without a new request (8 replicas): replicas that
+# queue 1-2 ms apart (threads sharing the GIL) were split, 1.08 calls per step; 1 ms: 1.01
+# (bench/bench_remd_step.py, docs/ipi.md). A full batch waits at most one interval for the next poll.
+DIRECT_BATCH_LATENCY_S = 1e-3
 
 
 def socket_latency(replicas: int) -> float:
@@ -63,10 +67,15 @@ def socket_forcefield(address: str, batch_size: int = 1) -> str:
 
 
 def direct_forcefield(pes_file: str, config_file: str, batch_size: int = 1) -> str:
-    """In-process force field (so3k_driver/ipi/direct_pes.py) configured by a JSON file."""
+    """In-process force field (so3k_driver/ipi/direct_pes.py) configured by a JSON file.
+
+    batch_size > 1: i-PI's threaded <ffdirect> evaluates a batch as soon as it is full, and a short one
+    after batch_size polls that brought nothing new; its poll interval is DIRECT_BATCH_LATENCY_S, so a
+    replica that queues its request a few ms after the others still joins the step's one call."""
     threaded = "true" if batch_size > 1 else "false"
+    latency = f"    <latency> {DIRECT_BATCH_LATENCY_S:g} </latency>\n" if batch_size > 1 else ""
     return (f"<ffdirect name='{MODEL_FORCEFIELD}' pbc='false' threaded='{threaded}'>\n"
-            f"    <pes> custom </pes> <pes_path> {pes_file} </pes_path>\n"
+            f"    <pes> custom </pes> <pes_path> {pes_file} </pes_path>\n{latency}"
             f"    <parameters> {{config: {config_file}}} </parameters> <batch_size> {batch_size} </batch_size>\n"
             f"  </ffdirect>")
 

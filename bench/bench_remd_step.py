@@ -1,0 +1,176 @@
+"""What a replica-exchange step costs against one model call (issue #12). A benchmark, not a test.
+
+    .venv/bin/python bench/bench_remd_step.py [--model default|so3lr:DIR|FILE.so3k] [--structure ipi_inputs/ala3.xyz]
+        [--replicas 8] [--steps 300] [--rounds 2] [--cases socket,direct,...] [--json OUT.json] [--list]
+
+Each case is a study written by the library behind `so3k sample init` (`sampling.run.prepare`: REMD at
+--replicas temperatures 300-450 K, no metadynamics, 0.5 fs, one batched forcefield with batch_size =
+replicas) and run by the one behind `so3k sample run` (`run_study`); a case then changes ONE setting of
+its input.xml (the poll latency of the forcefield). Every round runs every case once, interleaved, and
+before each round the isolated model call on a full batch (Potential.evaluate, replicas x the structure,
+slightly displaced, median of --model-calls calls, in this process) is timed again.
+
+Reported per case (medians over rounds, [min-max]): model calls per MD step (1.00 = every step in one
+call; i-PI's padding of short batches not counted), ms per step in the steady state (the driver's or
+the in-process PES's figure: model call 10 to the end, calls that compiled left out), the model's own
+ms per call inside the run, the wait for i-PI per call (its stepping of every replica, outputs, poll
+latency), and step / call: the step against the model call inside the same run, and against the
+isolated call of that round. Goal (issue #12): one call per step and a step <= 1.2 x that call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_STRUCTURE = REPO / "ipi_inputs" / "ala3.xyz"
+
+
+def with_latency(seconds: float):
+    """Set (or add) the forcefield's <latency>: the interval of i-PI's poll thread, s."""
+    def edit(text: str) -> str:
+        if "<latency>" in text:
+            return re.sub(r"<latency>[^<]*</latency>", f"<latency> {seconds:g} </latency>", text)
+        new, count = re.subn(r"(<ffdirect [^>]*>)", rf"\g<1>\n    <latency> {seconds:g} </latency>", text)
+        if not count:
+            raise ValueError("no forcefield to set the latency of")
+        return new
+    return edit
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str
+    what: str
+    backend: str = "socket"
+    edit: object = None  # input.xml text -> text
+
+
+CASES = [
+    Case("socket", "so3k sample init's socket input (one so3k serve driver, latency 1.5 ms x replicas)"),
+    Case("socket-lat20ms", "socket, latency 20 ms", edit=with_latency(0.02)),
+    Case("direct", "so3k sample init --backend direct (threaded <ffdirect>, poll latency 1 ms; a short batch "
+         "goes after batch_size idle polls)", backend="direct"),
+    Case("direct-lat1e-4", "direct, latency 1e-4 s (i-PI's default; the study input before)", backend="direct",
+         edit=with_latency(1e-4)),
+    Case("direct-lat3ms", "direct, latency 3 ms", backend="direct", edit=with_latency(3e-3)),
+]
+
+
+def model_call_ms(potential, numbers, positions, replicas: int, calls: int) -> list[float]:
+    """Milliseconds of Potential.evaluate on replicas slightly displaced copies of the structure."""
+    rng = np.random.default_rng(0)
+    times = []
+    for _ in range(calls):
+        batch = positions[None] + 1e-3 * rng.normal(size=(replicas,) + positions.shape)
+        start = time.perf_counter()
+        potential.evaluate(np.broadcast_to(numbers, (replicas, len(numbers))), batch)
+        times.append(1e3 * (time.perf_counter() - start))
+    return times
+
+
+def run_case(case: Case, model: str, structure: Path, replicas: int, steps: int) -> dict:
+    """One study run of case; returns the forcefield's timing record (server.CallCounter.summary())."""
+    from so3k_driver.sampling.run import INPUT, prepare, run_study
+    from so3k_driver.sampling.settings import MetadSettings, StudySettings, parse_temperatures
+
+    settings = StudySettings(structure=str(structure), model=model, temperatures=parse_temperatures(f"300:450:{replicas}"),
+                             steps=steps, metad=MetadSettings(cv="none"), backend=case.backend)
+    with tempfile.TemporaryDirectory(prefix=f"bench-remd-{case.name}-") as folder:
+        prepare(folder, settings, force=True)
+        if case.edit is not None:
+            xml = Path(folder) / INPUT
+            xml.write_text(case.edit(xml.read_text()))
+        started = time.perf_counter()
+        run_study(folder, quiet=True)
+        record = json.loads((Path(folder) / "so3k_driver_calls.json").read_text())
+        record["wall_s"] = time.perf_counter() - started
+        return record
+
+
+def spread(values) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "           -"
+    return f"{statistics.median(values):6.2f} [{min(values):5.2f}-{max(values):5.2f}]"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--structure", type=Path, default=DEFAULT_STRUCTURE, help="starting structure (Å)")
+    parser.add_argument("--replicas", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=300, help="MD steps per run")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--model-calls", type=int, default=20, help="isolated calls timed before each round")
+    parser.add_argument("--cases", default="socket,direct,direct-lat1e-4")
+    parser.add_argument("--json", type=Path, default=None, help="write every figure to this file")
+    parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    args = parser.parse_args()
+    by_name = {case.name: case for case in CASES}
+    if args.list:
+        for case in CASES:
+            print(f"{case.name:16s} {case.what}")
+        return 0
+    unknown = [name for name in args.cases.split(",") if name not in by_name]
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; --list shows them")
+    cases = [by_name[name] for name in args.cases.split(",")]
+
+    import ase.io
+
+    from so3k_driver.evaluation.compilation_cache import use_persistent_cache
+    from so3k_driver.evaluation.potential import Potential
+
+    use_persistent_cache()
+    atoms = ase.io.read(args.structure)
+    numbers, positions = atoms.numbers, atoms.positions
+    potential = Potential.load(args.model)
+    model_call_ms(potential, numbers, positions, args.replicas, 3)  # compile
+    results = {case.name: [] for case in cases}
+    isolated = []
+    for round_index in range(args.rounds):
+        call = statistics.median(model_call_ms(potential, numbers, positions, args.replicas, args.model_calls))
+        isolated.append(call)
+        print(f"round {round_index + 1}/{args.rounds}: isolated {args.replicas} x {len(numbers)}-atom call "
+              f"{call:.1f} ms", file=sys.stderr, flush=True)
+        for case in cases:
+            record = run_case(case, args.model, args.structure, args.replicas, args.steps)
+            record["isolated_call_ms"] = call
+            results[case.name].append(record)
+            print(f"  {case.name}: {record['calls_per_step']:.2f} calls/step, {record['ms_per_step']:.1f} ms/step, "
+                  f"model {record['model_ms_per_call']:.1f} ms/call, run {record['wall_s']:.0f} s",
+                  file=sys.stderr, flush=True)
+
+    print(f"\n{args.replicas}-replica REMD of {args.structure.name} ({len(numbers)} atoms), model {args.model}, "
+          f"{args.steps} steps x {args.rounds} rounds; isolated call {spread(isolated)} ms")
+    print(f"{'case':16s} {'calls/step':>20s} {'ms/step':>20s} {'model ms/call':>20s} {'i-PI ms/call':>20s} "
+          f"{'step/model-in-run':>20s} {'step/isolated':>20s}")
+    for case in cases:
+        runs = results[case.name]
+        print(f"{case.name:16s} {spread([r['calls_per_step'] for r in runs]):>20s} "
+              f"{spread([r['ms_per_step'] for r in runs]):>20s} {spread([r['model_ms_per_call'] for r in runs]):>20s} "
+              f"{spread([r['idle_ms_per_call'] for r in runs]):>20s} "
+              f"{spread([r['ms_per_step'] / r['model_ms_per_call'] for r in runs]):>20s} "
+              f"{spread([r['ms_per_step'] / r['isolated_call_ms'] for r in runs]):>20s}")
+    if args.json:
+        meta = {"model": args.model, "structure": str(args.structure), "atoms": int(len(numbers)),
+                "replicas": args.replicas, "steps": args.steps, "rounds": args.rounds, "host": platform.node(),
+                "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "cases": {c.name: c.what for c in cases}}
+        args.json.write_text(json.dumps({"meta": meta, "isolated_call_ms": isolated, "runs": results}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
