@@ -43,6 +43,7 @@ from .progress import ProgressReader, StepProgress
 from .serving import EXIT_WOULD_RECUR, GPU_MEMORY_DEFAULTS, ServeOptions, write_options
 from .transport import remove_stale_unix_socket
 from ..errors import InputError, IpiCrashed, IpiInputError, RunFailed, UserError
+from ..io.model_files import absolute_model_spec
 from ..progress import Progress
 
 BACKENDS = ("socket", "direct")
@@ -152,7 +153,10 @@ class RunOptions:
         models = tuple(sorted(dict(self.models).items()))
         if any(not name or not spec for name, spec in models):
             raise UserError(f"models: each forcefield needs a name and a model spec, got {dict(models)}")
-        object.__setattr__(self, "models", models)
+        # drivers start in workdir: a model path relative to the caller's folder must still find the file
+        object.__setattr__(self, "models", tuple((name, absolute_model_spec(spec)) for name, spec in models))
+        if self.model:
+            object.__setattr__(self, "model", absolute_model_spec(self.model))
         own = tuple(sorted((name, tuple(sorted(dict(fields).items())))
                            for name, fields in dict(self.forcefield_options).items()))
         for name, fields in own:

@@ -226,6 +226,18 @@ def test_run_options_name_the_bad_value(field, value, named):
         RunOptions(**arguments)
 
 
+def test_run_options_make_model_paths_absolute_because_drivers_start_in_the_workdir(tmp_path, monkeypatch):
+    """`so3k run INPUT --model student.so3k --workdir elsewhere` failed: the driver looked for the file in
+    elsewhere/."""
+    from so3k_driver.ipi.runner import RunOptions
+
+    monkeypatch.chdir(tmp_path)
+    options = RunOptions(input=str(INPUTS / "nvt.xml"), model="student.so3k", models={"slow": "so3lr:params"})
+    assert options.model == str(tmp_path / "student.so3k")
+    assert options.model_for("slow") == f"so3lr:{tmp_path / 'params'}"
+    assert RunOptions(input=str(INPUTS / "nvt.xml"), model="default").model == "default"
+
+
 def test_a_missing_plumed_kernel_stops_so3k_run_before_ipi_starts(tmp_path):
     """One line, exit 2, and no i-PI started (no log written)."""
     environment = dict(os.environ, PLUMED_KERNEL=str(tmp_path / "libplumedKernel.so"))
