@@ -55,6 +55,9 @@ def add_parser(subparsers) -> None:
     init.add_argument("--hydrogen-mass", type=float, default=None, metavar="AMU",
                       help="give every hydrogen this mass in amu, e.g. 4 with --timestep 2 (default: natural "
                            "masses). Configurational averages do not depend on masses; dynamics do")
+    init.add_argument("--lr-cutoff", type=float, default=0.0, metavar="A",
+                      help="long-range cutoff in Å of SO3LR-type models (electrostatics, dispersion); default 0 = "
+                           "all pairs, right for the gas phase; models without long-range terms ignore it")
     init.add_argument("--seed", type=int, default=study["seed"].default, help="i-PI random seed (default %(default)s)")
     init.add_argument("--force", action="store_true",
                       help="use --out even if it is not empty: the old content is moved to DIR.bck.N, never deleted")
@@ -89,7 +92,8 @@ def study_settings(args):
         structure=os.path.abspath(args.structure), model=args.model, temperatures=parse_temperatures(args.temperatures),
         steps=args.steps, timestep_fs=args.timestep, thermostat_tau_fs=args.thermostat_tau,
         exchange_stride=args.exchange_stride, output_stride=args.output_stride, metad=metad, backend=args.backend,
-        dtype=args.dtype, seed=args.seed, hydrogen_mass=args.hydrogen_mass)
+        dtype=args.dtype, seed=args.seed, hydrogen_mass=args.hydrogen_mass,
+        lr_cutoff=None if args.lr_cutoff == 0 else args.lr_cutoff)
 
 
 def run_init(args) -> int:
@@ -103,7 +107,8 @@ def run_init(args) -> int:
     bias = f", metadynamics on {settings.metad.cv}" if settings.metad.enabled else ""
     print(f"prepared {args.out}: {kind} at {', '.join(f'{t:g}' for t in settings.temperatures)} K{bias}, "
           f"{settings.steps} steps of {settings.timestep_fs:g} fs ({settings.backend} backend"
-          + (f", hydrogens {settings.hydrogen_mass:g} amu" if settings.hydrogen_mass is not None else "") + ")")
+          + (f", hydrogens {settings.hydrogen_mass:g} amu" if settings.hydrogen_mass is not None else "")
+          + (f", long-range cutoff {settings.lr_cutoff:g} Å" if settings.lr_cutoff is not None else "") + ")")
     print(f"run it with: so3k sample run {shlex.quote(args.out)}")
     return 0
 

@@ -102,6 +102,7 @@ def _forcefield(folder: Path, settings: StudySettings) -> str:
               "stats_file": str((folder / stats_file_name("", several=False)).resolve())}
     if settings.dtype:
         config["dtype"] = settings.dtype
+    config["lr_cutoff"] = settings.lr_cutoff if settings.lr_cutoff is not None else 0  # the PES reads 0 as all pairs
     (folder / PES_CONFIG).write_text(json.dumps(config, indent=1) + "\n")
     return study_inputs.direct_forcefield(str(PES_FILE), str((folder / PES_CONFIG).resolve()), batch_size)
 
@@ -165,7 +166,7 @@ def run_study(folder, total_steps: int | None = None, quiet: bool = True, auto_r
         input=str(input_file), model=settings.model if socket else None, workdir=str(folder), steps=total,
         address=f"so3k-{os.getpid()}-{folder.name}"[:60] if socket else None, dtype=settings.dtype,
         timeout_s=NO_PROGRESS_TIMEOUT_S, quiet=quiet, auto_resume=auto_resume,
-        max_driver_restarts=driver_restarts)
+        max_driver_restarts=driver_restarts, driver_options={"lr_cutoff": settings.lr_cutoff})
     result = run_simulation(options, description=describe(settings, folder))
     last = latest_restart(folder)
     last_step = ipi_xml.step(last) if last else first_step

@@ -19,6 +19,9 @@ METAD_CVS = ("end-to-end", "backbone", "none")
 BACKENDS = ("socket", "direct")
 DTYPES = (None, "float32", "float64")
 SETTINGS_FILE = "study.json"
+# Studies prepared before lr_cutoff was a setting ran with the drivers' default of 12 Å; they keep it, so
+# that a resumed run goes on with the physics it started with.
+LEGACY_LR_CUTOFF_A = 12.0
 
 
 def parse_temperatures(text: str) -> tuple[float, ...]:
@@ -96,7 +99,9 @@ class StudySettings:
     backend: "socket" (i-PI + so3k serve drivers) or "direct" (the model inside i-PI); dtype:
     evaluation precision (None = the model's own); seed: i-PI's random seed; hydrogen_mass: amu of
     every hydrogen (None = natural masses; e.g. 4 allows 2 fs steps; the total mass grows, the other
-    atoms keep theirs; configurational averages do not depend on masses, dynamics do)."""
+    atoms keep theirs; configurational averages do not depend on masses, dynamics do); lr_cutoff:
+    long-range cutoff (Å) of the electrostatics and dispersion of SO3LR-type models, None = all pairs
+    (a study is gas phase; models without long-range terms ignore it)."""
 
     structure: str
     model: str
@@ -111,6 +116,7 @@ class StudySettings:
     dtype: str | None = None
     seed: int = 31415
     hydrogen_mass: float | None = None
+    lr_cutoff: float | None = None
 
     def __post_init__(self):
         _check(isinstance(self.structure, str) and self.structure != "", "structure", self.structure, "a file name")
@@ -142,6 +148,8 @@ class StudySettings:
         _check(_is_int(self.seed) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
         _check(self.hydrogen_mass is None or (_is_number(self.hydrogen_mass) and self.hydrogen_mass > 0),
                "hydrogen mass (amu)", self.hydrogen_mass, "> 0 amu or None (natural masses)")
+        _check(self.lr_cutoff is None or (_is_number(self.lr_cutoff) and self.lr_cutoff > 0),
+               "long-range cutoff (Å)", self.lr_cutoff, "> 0 Å or None (all pairs)")
 
     @property
     def replica_exchange(self) -> bool:
@@ -153,7 +161,7 @@ class StudySettings:
         record["units"] = {"temperatures": "K", "timestep_fs": "fs", "thermostat_tau_fs": "fs",
                            "strides, steps, pace": "MD steps", "metad.height": "kJ/mol",
                            "metad.sigma": "Å (end-to-end) or rad (backbone)", "metad.grid_max": "Å",
-                           "hydrogen_mass": "amu"}
+                           "hydrogen_mass": "amu", "lr_cutoff": "Å (null: all pairs)"}
         return json.dumps(record, indent=1, ensure_ascii=False) + "\n"
 
     @classmethod
@@ -161,6 +169,7 @@ class StudySettings:
         try:
             record = json.loads(text)
             record.pop("units", None)
+            record.setdefault("lr_cutoff", LEGACY_LR_CUTOFF_A)
             metad = MetadSettings(**record.pop("metad", {}))
             return cls(metad=metad, **record)
         except (json.JSONDecodeError, TypeError, AttributeError) as error:

@@ -90,5 +90,6 @@ def test_a_direct_backend_study_counts_its_model_calls(metad_run):
     run_dir, _ = metad_run
     counts = json.loads((run_dir / "so3k_driver_calls.json").read_text())
     assert counts["per_step"] == 1
+    assert json.loads((run_dir / "so3k_pes.json").read_text())["lr_cutoff"] == 0  # the PES's "all pairs"
     assert counts["calls_per_step"] == pytest.approx(1.0)
     assert STEPS <= counts["calls"] <= STEPS + 1  # +1: i-PI evaluates the starting structure

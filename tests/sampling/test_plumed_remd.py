@@ -40,6 +40,7 @@ def test_study_init_run_analyze_and_extend(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "steps 0 → 30 of 30" in run.stdout
     assert "\r" not in run.stderr  # not a terminal: whole progress lines only
+    assert json.loads((study / "so3k_driver.json").read_text())["lr_cutoff"] is None  # gas phase: all pairs
     swaps = (study / "sim.remd_idx").read_text().split("\n")
     assert len([line for line in swaps if line.strip()]) >= 1  # at least one accepted exchange
     first_hills = [hill_lines(study / f"HILLS.T{k}") for k in range(3)]

@@ -27,12 +27,27 @@ def test_temperature_ranges_are_geometric_lists_or_one_value():
     ("structure", ""), ("model", ""), ("temperatures", ()), ("temperatures", (300.0, -1.0)),
     ("temperatures", (400.0, 300.0)), ("temperatures", "300:200:3"), ("steps", 0), ("steps", 2.5),
     ("timestep_fs", 0.0), ("timestep_fs", 50.0), ("thermostat_tau_fs", -1.0), ("exchange_stride", 0),
-    ("output_stride", 0), ("backend", "mpi"), ("dtype", "float16"), ("seed", -1)])
+    ("output_stride", 0), ("backend", "mpi"), ("dtype", "float16"), ("seed", -1), ("lr_cutoff", 0.0),
+    ("lr_cutoff", -12.0)])
 def test_each_bad_study_field_is_a_user_error_naming_the_value(field, value):
     with pytest.raises(UserError) as error:
         StudySettings(**{**VALID, field: value})
     message = str(error.value)
     assert repr(value) in message or str(value) in message
+
+
+def test_a_study_uses_all_pairs_unless_told_and_an_older_study_keeps_its_12_angstrom_cutoff(tmp_path):
+    """Gas phase: SO3LR's long-range terms over all pairs (a 55 Å chain reaches far beyond 12 Å). A
+    study.json written before the setting existed ran with the drivers' 12 Å and resumes with it."""
+    assert StudySettings(**VALID).lr_cutoff is None
+    StudySettings(**VALID, lr_cutoff=10.0).save(tmp_path)
+    assert StudySettings.load(tmp_path).lr_cutoff == 10.0
+    StudySettings(**VALID).save(tmp_path)
+    text = (tmp_path / "study.json").read_text()
+    assert '"lr_cutoff": null' in text and StudySettings.load(tmp_path).lr_cutoff is None
+    (tmp_path / "study.json").write_text(text.replace('"lr_cutoff": null,', "").replace(', "lr_cutoff": null', ""))
+    assert "lr_cutoff" not in (tmp_path / "study.json").read_text().split('"units"')[0]
+    assert StudySettings.load(tmp_path).lr_cutoff == 12.0
 
 
 @pytest.mark.parametrize("field, value", [
