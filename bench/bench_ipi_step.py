@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_cases import chosen_cases
 
 REPO = Path(__file__).resolve().parents[1]
 INPUTS = REPO / "ipi_inputs"
@@ -275,12 +276,9 @@ def main():
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     parser.add_argument("--json", help="also write every measurement here")
     args = parser.parse_args()
-    if args.list:
-        for case in CASES:
-            print(f"{case.name:<11} {case.what}")
+    chosen = chosen_cases(parser, args, CASES)
+    if chosen is None:
         return
-    known = {case.name: case for case in CASES}
-    chosen = [known[name] for name in args.cases.split(",")]
 
     from so3k_driver.evaluation.potential import Potential
     from so3k_driver.ipi.structures import read_numbers

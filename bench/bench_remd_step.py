@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_cases import chosen_cases
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_STRUCTURE = REPO / "ipi_inputs" / "ala3.xyz"
@@ -118,15 +119,9 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="write every figure to this file")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     args = parser.parse_args()
-    by_name = {case.name: case for case in CASES}
-    if args.list:
-        for case in CASES:
-            print(f"{case.name:16s} {case.what}")
+    cases = chosen_cases(parser, args, CASES)
+    if cases is None:
         return 0
-    unknown = [name for name in args.cases.split(",") if name not in by_name]
-    if unknown:
-        parser.error(f"unknown case(s) {', '.join(unknown)}; --list shows them")
-    cases = [by_name[name] for name in args.cases.split(",")]
 
     import ase.io
 
