@@ -149,7 +149,7 @@ class StudySettings:
         _check(self.hydrogen_mass is None or (_is_number(self.hydrogen_mass) and self.hydrogen_mass > 0),
                "hydrogen mass (amu)", self.hydrogen_mass, "> 0 amu or None (natural masses)")
         _check(self.lr_cutoff is None or (_is_number(self.lr_cutoff) and self.lr_cutoff > 0),
-               "long-range cutoff (Å)", self.lr_cutoff, "> 0 Å or None (all pairs)")
+               "long-range cutoff (Å)", self.lr_cutoff, "> 0 Å, or None for all pairs (so3k sample init --lr-cutoff 0)")
 
     @property
     def replica_exchange(self) -> bool:
