@@ -7,7 +7,7 @@ import sys
 
 
 def add_parser(subparsers) -> None:
-    from ..sampling.settings import BACKENDS, METAD_CVS, MetadSettings, StudySettings
+    from ..sampling.settings import BACKENDS, DEFAULT_METAD_SIGMA, METAD_CVS, MetadSettings, StudySettings
 
     study = StudySettings.__dataclass_fields__
     metad = MetadSettings()
@@ -29,7 +29,8 @@ def add_parser(subparsers) -> None:
     init.add_argument("--out", required=True, metavar="DIR", help="the study folder (must be empty unless --force)")
     init.add_argument("--metad", choices=METAD_CVS, default="end-to-end",
                       help="metadynamics CV: end-to-end (distance of the first and last carbonyl C, Å), "
-                           "backbone (phi/psi of the central residue, rad) or none (default end-to-end)")
+                           "backbone (phi/psi of the central residue, rad), helix (smooth count of i→i+4 "
+                           "backbone H-bonds O···H-N, switch midpoint 2.5 Å) or none (default end-to-end)")
     init.add_argument("--timestep", type=float, default=study["timestep_fs"].default, metavar="FS",
                       help="MD time step in fs (default %(default)s fs)")
     init.add_argument("--thermostat-tau", type=float, default=study["thermostat_tau_fs"].default, metavar="FS",
@@ -41,7 +42,8 @@ def add_parser(subparsers) -> None:
     init.add_argument("--metad-height", type=float, default=metad.height, metavar="KJ_PER_MOL",
                       help="initial hill height in kJ/mol (default %(default)s kJ/mol)")
     init.add_argument("--metad-sigma", type=float, default=None, metavar="WIDTH",
-                      help=f"hill width: Å for end-to-end, rad for backbone (default {metad.sigma} Å, 0.35 rad)")
+                      help="hill width in the CV's unit (default " + ", ".join(
+                          f"{value:g} for {cv}" for cv, value in DEFAULT_METAD_SIGMA.items() if cv != "none") + ")")
     init.add_argument("--metad-pace", type=int, default=metad.pace, metavar="N",
                       help="MD steps between hills (default %(default)s)")
     init.add_argument("--metad-bias-factor", type=float, default=metad.bias_factor, metavar="GAMMA",
@@ -82,9 +84,9 @@ def study_settings(args):
     """StudySettings from the 'so3k sample init' flags."""
     import os
 
-    from ..sampling.settings import MetadSettings, StudySettings, parse_temperatures
+    from ..sampling.settings import DEFAULT_METAD_SIGMA, MetadSettings, StudySettings, parse_temperatures
 
-    sigma = args.metad_sigma if args.metad_sigma is not None else (0.35 if args.metad == "backbone" else 0.5)
+    sigma = args.metad_sigma if args.metad_sigma is not None else DEFAULT_METAD_SIGMA[args.metad]
     metad = MetadSettings(cv=args.metad, height=args.metad_height, sigma=sigma, pace=args.metad_pace,
                           bias_factor=args.metad_bias_factor,
                           colvar_stride=args.colvar_stride if args.colvar_stride is not None else args.output_stride)

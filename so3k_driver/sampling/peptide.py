@@ -49,6 +49,14 @@ class Backbone:
         """Carbonyl carbons of the first and last residues (acetyl cap C and last residue's C)."""
         return self.cap_c, self.c[-1]
 
+    def helix_hbond_pairs(self) -> list[tuple[int, int]]:
+        """(O of peptide unit k, amide H of unit k + 4) for every i→i+4 hydrogen bond an α-helix makes:
+        k = 0 is the acetyl O, the last donor the C-terminal cap's NH; units without an H are skipped."""
+        oxygens = (self.cap_o,) + self.o
+        hydrogens = self.h + (self.cap_h,)
+        return [(oxygens[k], hydrogens[k + 3]) for k in range(len(oxygens))
+                if k + 3 < len(hydrogens) and hydrogens[k + 3] is not None]
+
     def heavy_backbone(self) -> list[int]:
         """N, CA, C of every residue, in chain order (the radius-of-gyration atom set)."""
         return [i for k in range(self.num_residues) for i in (self.n[k], self.ca[k], self.c[k])]
@@ -143,14 +151,12 @@ def helical_residues(phi, psi) -> np.ndarray:
     return (phi >= HELIX_PHI[0]) & (phi <= HELIX_PHI[1]) & (psi >= HELIX_PSI[0]) & (psi <= HELIX_PSI[1])
 
 
-def helix_hbonds(positions, backbone: Backbone, cutoff: float = 2.5) -> np.ndarray:
+HELIX_HBOND_CUTOFF_A = 2.5  # H···O distance of a backbone hydrogen bond (analysis; the helix CV's switch midpoint)
+
+
+def helix_hbonds(positions, backbone: Backbone, cutoff: float = HELIX_HBOND_CUTOFF_A) -> np.ndarray:
     """i→i+4 backbone hydrogen bonds O(i)···H–N(i+4) with H···O < cutoff Å; (..., n_res - 3) booleans.
 
-    Acceptor k runs over the cap O and residue O's (k = 0 is the acetyl O), donor is the amide H four
-    peptide units later (the C-terminal cap NH included)."""
-    oxygens = (backbone.cap_o,) + backbone.o
-    hydrogens = backbone.h + (backbone.cap_h,)
-    pairs = [(oxygens[k], hydrogens[k + 3]) for k in range(len(oxygens)) if k + 3 < len(hydrogens)
-             and hydrogens[k + 3] is not None]
+    The pairs are Backbone.helix_hbond_pairs()."""
     p = np.asarray(positions, float)
-    return np.stack([distance(p, o, h) < cutoff for o, h in pairs], axis=-1)
+    return np.stack([distance(p, o, h) < cutoff for o, h in backbone.helix_hbond_pairs()], axis=-1)

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .peptide import Backbone, find_backbone
+from .peptide import HELIX_HBOND_CUTOFF_A, Backbone, find_backbone
 from .settings import MetadSettings
 
 UNITS_LINE = "UNITS LENGTH=A ENERGY=kj/mol TIME=ps"
+# The helix CV's switching function s(r) = (1 - (r/R_0)^6) / (1 - (r/R_0)^12): 1/2 at R_0, 0.79 at 2 Å, 0.12 at 3.5 Å
+HELIX_HBOND_SWITCH = f"{{RATIONAL R_0={HELIX_HBOND_CUTOFF_A} NN=6 MM=12}}"
 
 
 def _atoms(indices) -> str:
@@ -77,15 +79,39 @@ def backbone_torsion_metad(numbers, positions, settings: MetadSettings, temperat
     return "\n".join(lines) + "\n"
 
 
+def helix_hbond_metad(numbers, positions, settings: MetadSettings, temperature: float, suffix: str = "") -> str:
+    """Well-tempered metadynamics on the number of i→i+4 backbone hydrogen bonds (an α-helix makes all
+    of them) at temperature (K): hb = Σ s(r_OH) over the pairs of Backbone.helix_hbond_pairs, s the
+    rational switch of HELIX_HBOND_SWITCH (Å). Prints hb, e2e (Å), rg (Å) and the bias to COLVAR{suffix}."""
+    backbone = find_backbone(numbers, positions)
+    pairs = backbone.helix_hbond_pairs()
+    if not pairs:
+        raise ValueError("the peptide is too short for an i→i+4 hydrogen bond (needs 3 residues with caps)")
+    oxygens, hydrogens = zip(*pairs)
+    s = settings
+    lines = _header("well-tempered metadynamics on the number of helical i→i+4 backbone hydrogen bonds") + [
+        f"hb: COORDINATION GROUPA={_atoms(oxygens)} GROUPB={_atoms(hydrogens)} PAIR NOPBC "
+        f"SWITCH={HELIX_HBOND_SWITCH}  # O(k)···H-N(k+4), {len(pairs)} pairs",
+    ] + _cv_lines(backbone) + [
+        f"metad: METAD ARG=hb PACE={s.pace} HEIGHT={s.height} SIGMA={s.sigma} BIASFACTOR={s.bias_factor} "
+        f"TEMP={temperature} GRID_MIN=0 GRID_MAX={len(pairs) + 1} FILE=HILLS{suffix} CALC_RCT",
+        f"PRINT ARG=hb,e2e,rg,metad.bias,metad.rbias STRIDE={s.colvar_stride} FILE=COLVAR{suffix}",
+        f"FLUSH STRIDE={s.colvar_stride}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def bundled_structure(name: str) -> Path:
     """Path of a structure shipped in so3k_driver/data (e.g. 'Ac-Ala15-NHMe_ext.xyz')."""
     return Path(__file__).resolve().parents[1] / "data" / name
 
 
 def metad_input(numbers, positions, settings: MetadSettings, temperature: float, suffix: str = "") -> str:
-    """The PLUMED input for settings.cv ("end-to-end" or "backbone") at temperature (K)."""
+    """The PLUMED input for settings.cv ("end-to-end", "backbone" or "helix") at temperature (K)."""
     if settings.cv == "end-to-end":
         return end_to_end_metad(numbers, positions, settings, temperature, suffix)
+    if settings.cv == "helix":
+        return helix_hbond_metad(numbers, positions, settings, temperature, suffix)
     if settings.cv == "backbone":
         return backbone_torsion_metad(numbers, positions, settings, temperature, suffix=suffix)
     raise ValueError(f"no PLUMED input for metadynamics cv {settings.cv!r}")

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from ..errors import UserError
 
-METAD_CVS = ("end-to-end", "backbone", "none")
+METAD_CVS = ("end-to-end", "backbone", "helix", "none")
+# Hill width when none is given, in the CV's unit: Å (end-to-end), rad (backbone), H-bonds (helix)
+DEFAULT_METAD_SIGMA = {"end-to-end": 0.5, "backbone": 0.35, "helix": 0.25, "none": 0.5}
 BACKENDS = ("socket", "direct")
 DTYPES = (None, "float32", "float64")
 SETTINGS_FILE = "study.json"
@@ -62,7 +64,8 @@ class MetadSettings:
     """Well-tempered metadynamics on a collective variable (cv), one METAD per temperature.
 
     cv: "end-to-end" (distance between the first and last carbonyl C, Å), "backbone" (phi/psi of
-    the central residue, rad) or "none" (no bias). height: initial hill height, kJ/mol. sigma: hill
+    the central residue, rad), "helix" (smooth count of i→i+4 backbone hydrogen bonds) or "none"
+    (no bias). height: initial hill height, kJ/mol. sigma: hill
     width in the CV's unit. pace: MD steps between hills. bias_factor: well-tempered γ (> 1).
     grid_max: upper grid bound of the end-to-end distance, Å. colvar_stride: MD steps between COLVAR lines.
     """

@@ -113,3 +113,53 @@ def test_a_configuration_that_breaks_apart_is_found():
     assert first_broken_frame(symbols, frames[:4]) is None  # a break that does not last is not one
     # the fast count (only frames with a bond of frame 0 over the limit are searched) is the full one
     np.testing.assert_array_equal(fragment_counts(symbols, frames), [fragment_count(symbols, f) for f in frames])
+
+
+def plumed_colvar(text: str, atoms, folder) -> dict:
+    """One PLUMED evaluation of input text on atoms (Å) through PLUMED's Python API: COLVAR's first line."""
+    import os
+
+    plumed = pytest.importorskip("plumed")
+    from so3k_driver.ipi.executables import find_plumed_kernel
+    from so3k_driver.sampling.analysis import plumed_files
+
+    find_plumed_kernel()
+    (folder / "plumed.dat").write_text(text)
+    here = os.getcwd()
+    os.chdir(folder)  # PLUMED writes COLVAR and HILLS beside it
+    try:
+        n = len(atoms)
+        engine = plumed.Plumed()
+        for key, value in [("setMDEngine", "python"), ("setNatoms", n), ("setTimestep", 0.001),
+                           ("setLogFile", "plumed.log"), ("setPlumedDat", "plumed.dat"), ("init", None)]:
+            engine.cmd(key) if value is None else engine.cmd(key, value)
+        positions = np.ascontiguousarray(atoms.positions * 0.1)  # nm: PLUMED's MD-side unit
+        forces, virial = np.zeros((n, 3)), np.zeros((3, 3))
+        for key, value in [("setStep", 0), ("setBox", np.eye(3) * 10.0), ("setMasses", atoms.get_masses().copy()),
+                           ("setCharges", np.zeros(n)), ("setPositions", positions), ("setForces", forces),
+                           ("setVirial", virial)]:
+            engine.cmd(key, value)
+        engine.cmd("calc")
+        engine.finalize()
+    finally:
+        os.chdir(here)
+    return {name: values[0] for name, values in plumed_files.read_plumed(folder / "COLVAR").items()}
+
+
+@pytest.mark.parametrize("name, low, high", [("Ac-Ala15-NHMe_folded.xyz", 8.0, 13.0),
+                                             ("Ac-Ala15-NHMe_ext.xyz", 0.0, 0.5)])
+def test_helix_cv_counts_the_i_to_i4_hydrogen_bonds_as_plumed_computes_them(tmp_path, name, low, high):
+    """PLUMED's hb (the generated input, evaluated by the real kernel) equals Σ s(r_OH) over the i→i+4
+    pairs computed here, with s the rational switch at 2.5 Å: about 13 × 0.8 in the helix, ~0 extended."""
+    atoms = ase.io.read(bundled_structure(name))
+    backbone = peptide.find_backbone(atoms.numbers, atoms.positions)
+    pairs = backbone.helix_hbond_pairs()
+    assert len(pairs) == 13  # Ac-(Ala)15-NHMe: acceptors acetyl O .. O(12), donors H(4) .. cap NH
+    text = plumed_inputs.metad_input(atoms.numbers, atoms.positions, MetadSettings(cv="helix", sigma=0.25), 300.0)
+    assert "GRID_MAX=14" in text and "SIGMA=0.25" in text and "NOPBC" in text
+    r = np.array([peptide.distance(atoms.positions, o, h) for o, h in pairs]) / peptide.HELIX_HBOND_CUTOFF_A
+    expected = float(np.sum((1 - r**6) / (1 - r**12)))
+    assert low < expected < high
+    colvar = plumed_colvar(text, atoms, tmp_path)
+    assert colvar["hb"] == pytest.approx(expected, abs=1e-4)
+    assert colvar["e2e"] == pytest.approx(peptide.distance(atoms.positions, *backbone.end_to_end_atoms()), abs=1e-3)

@@ -140,8 +140,8 @@ def _free_energy_plot(path, profiles):
     elif len(profiles[0][1]) == 1:
         for label, cvs, grids, f in profiles:
             ax.plot(grids[0], f, label=label)
-        unit = "Å" if not profiles[0][1][0].startswith(("phi", "psi")) else "rad"
-        ax.set(xlabel=f"{profiles[0][1][0]} ({unit})", ylabel="free energy (kJ/mol)")
+        cv = profiles[0][1][0]
+        ax.set(xlabel=f"{CV_LABELS.get(cv, cv)} ({_cv_unit(cv)})", ylabel="free energy (kJ/mol)")
         ax.legend(fontsize=7)
     else:
         label, cvs, grids, f = profiles[0]
@@ -165,6 +165,15 @@ def _json_array(values, digits=3):
 
 def _is_torsion(cv: str) -> bool:
     return cv.startswith(("phi", "psi"))
+
+
+# The CVs the study's PLUMED inputs define (sampling/plumed_inputs.py): unit and axis label
+CV_UNITS = {"e2e": "Å", "rg": "Å", "hb": "H-bonds"}
+CV_LABELS = {"e2e": "end-to-end distance", "rg": "radius of gyration", "hb": "helical i→i+4 H-bonds"}
+
+
+def _cv_unit(cv: str) -> str:
+    return "rad" if _is_torsion(cv) else CV_UNITS.get(cv, "Å")
 
 
 def _study_temperatures(run_dir: Path, data) -> list[float]:
@@ -275,7 +284,7 @@ def free_energy_analysis(run_dir: Path, out_dir: Path, temperatures, burn_in: fl
         return [title, "", f"No free energy yet: fewer than {2 * MIN_FES_FRAMES_PER_HALF} COLVAR frames after the "
                            f"burn-in ({burn_in:.0%} of the frames) at every temperature.", ""], []
     lowest, estimate = records[0], estimates[0]
-    unit = "rad" if all(_is_torsion(cv) for cv in cvs) else "Å"
+    unit = "rad" if all(_is_torsion(cv) for cv in cvs) else _cv_unit(cvs[0])
     document = {"method": "histogram of COLVAR frames weighted by exp(metad.rbias / kT) (Tiwary-Parrinello); "
                           "error from the first and second half of the frames kept after the burn-in",
                 "cvs": cvs, "cv_unit": unit, "burn_in_fraction": burn_in, "cutoff_kJmol": cutoff,
@@ -390,7 +399,7 @@ def _fes_1d_plot(path, estimate, cv, unit, temperature):
     ax.plot(x, estimate.second, ":", color="tab:red", lw=0.8, label="second half")
     ax.plot(x, estimate.full, color="black", lw=1.4, label="all kept frames")
     finite = estimate.full[np.isfinite(estimate.full)]
-    ax.set(xlabel=("end-to-end distance" if cv == "e2e" else cv) + f" ({unit})", ylabel="free energy (kJ/mol)",
+    ax.set(xlabel=f"{CV_LABELS.get(cv, cv)} ({unit})", ylabel="free energy (kJ/mol)",
            title=f"reweighted free energy, {temperature:g} K", ylim=(-1, max(5.0, float(finite.max()) + 1)))
     ax.legend(fontsize=7)
     fig.tight_layout()
