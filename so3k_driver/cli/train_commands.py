@@ -25,6 +25,9 @@ def add_parser(subparsers) -> None:
     s.add_argument("data", metavar="DATA", help="labelled data: extxyz or npz")
     s.add_argument("--energy-unit", default="eV", help="unit of energies in DATA: eV (default) or kcal/mol")
     s.add_argument("--dtype", choices=["float32", "float64"], default=None, help="evaluation precision")
+    s.add_argument("--lr-cutoff", type=float, default=12.0,
+                   help="SO3LR long-range cutoff in Å (default 12; 0 = all pairs, gas phase only: use it for "
+                        "data labelled with all pairs)")
     s.add_argument("--plot", help="parity plot PNG path (default: none)")
     s.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     s.set_defaults(func=run_test)
@@ -67,7 +70,8 @@ def run_test(args) -> int:
     from ..training.testing import test_model
 
     try:
-        metrics = test_model(args.model, args.data, args.energy_unit, dtype=args.dtype, plot=args.plot)
+        metrics = test_model(args.model, args.data, args.energy_unit, dtype=args.dtype, plot=args.plot,
+                             lr_cutoff=None if args.lr_cutoff == 0 else args.lr_cutoff)
     except ValueError as error:
         raise UserError(str(error)) from None
     if args.json:

@@ -26,10 +26,12 @@ def predict_dataset(potential, data):
 
 
 def test_model(model: str, data_path: str, energy_unit: str = "eV", dtype: str | None = None,
-               plot: str | None = None) -> dict:
+               plot: str | None = None, lr_cutoff: float | None = 12.0) -> dict:
+    """Energy and force errors of model on labelled data; lr_cutoff: Å of an SO3LR-type model's
+    long-range terms (None = all pairs, as gas-phase labels of SO3LR are made)."""
     from ..evaluation.potential import Potential
 
-    potential = Potential.load(model, dtype=dtype)
+    potential = Potential.load(model, dtype=dtype, lr_cutoff=lr_cutoff)
     data = load_dataset(data_path, energy_unit)
     energies, forces = predict_dataset(potential, data)
     metrics = error_metrics(energies, data.energies, [len(n) for n in data.numbers], forces, data.forces)
