@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..sampling.settings import parse_temperatures
+from ..sampling.settings import METAD_CVS, parse_temperatures
 
 
 def add_parser(subparsers) -> None:
@@ -28,7 +28,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--equilibration", type=int, default=200, help="MD steps discarded per temperature (default 200)")
     p.add_argument("--timestep", type=float, default=0.5, help="MD timestep in fs (default 0.5)")
     p.add_argument("--friction", type=float, default=0.01, help="Langevin friction in 1/fs, xTB sampling (default 0.01)")
-    p.add_argument("--metad", default="none", choices=["none", "end-to-end", "backbone"],
+    p.add_argument("--metad", default="none", choices=METAD_CVS,
                    help="metadynamics bias while sampling with a MODEL (default none)")
     p.add_argument("--workdir", default="so3k_label", help="folder for the i-PI sampling runs (default so3k_label)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float64",
