@@ -49,6 +49,8 @@ def complete_rows(path, width: int | None = None, comments: str = "#") -> np.nda
     if width is None:
         width = len(rows[0]) if rows else 0
         rows = [row for row in rows if len(row) == width]
+    if not rows:  # nothing written yet (e.g. a replica-exchange log before the first accepted swap)
+        return np.zeros((0, width))
     return np.array(rows, dtype=float).reshape(-1, width)
 
 

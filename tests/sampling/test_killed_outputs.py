@@ -24,3 +24,12 @@ def test_properties_hills_exchanges_and_trajectories_cut_mid_line(tmp_path):
     symbols, frames = read_xyz_frames(tmp_path / "sim.pos_0.xyz")
     assert symbols == ["C", "H"] and frames.shape == (1, 2, 3)
     np.testing.assert_allclose(frames[0, 1], [1.0, 0.0, 0.0])
+
+
+def test_an_exchange_log_with_no_swap_yet_reads_as_none_accepted(tmp_path):
+    """i-PI creates PREFIX.remd_idx at the start and writes a line per accepted swap: a short run may
+    have none (so3k analyze stopped with a reshape error)."""
+    (tmp_path / "sim.remd_idx").write_text("")
+    assert exchange_acceptance(tmp_path) == (0, 0)
+    (tmp_path / "sim.remd_idx").write_text("6 1")  # only a cut line
+    assert exchange_acceptance(tmp_path) == (0, 0)
