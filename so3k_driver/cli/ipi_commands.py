@@ -7,7 +7,7 @@ import os
 import re
 import sys
 
-from .model_commands import add_model_options
+from .model_commands import add_model_options, lr_cutoff_from_flag
 
 
 def add_parser(subparsers) -> None:
@@ -113,7 +113,7 @@ def run_serve(args) -> int:
     options = ServeOptions(
         model=args.model, structure=args.structure, unix=args.unix, inet=args.inet, prefix=args.prefix,
         shm=args.shm, connections=args.connections, pbc=args.pbc, dtype=args.dtype, device=args.device,
-        lr_cutoff=None if args.lr_cutoff == 0 else args.lr_cutoff, dispersion_damping=args.dispersion_damping,
+        lr_cutoff=lr_cutoff_from_flag(args.lr_cutoff), dispersion_damping=args.dispersion_damping,
         total_charge=args.total_charge, unpaired_electrons=args.unpaired_electrons, max_force=args.max_force,
         max_bond_stretch=args.max_bond_stretch, connect_timeout_s=args.connect_timeout)
     try:
@@ -145,7 +145,7 @@ def driver_settings(option_words: list[str], per_forcefield: bool = False) -> di
         raise UserError(f"--driver-option: {bad} is not a driver model option ({names}"
                         + ("; --dtype and --device as NAME:OPT for one forcefield" if not per_forcefield else
                            ", --dtype, --device") + ")")
-    fields = {"lr_cutoff": None if parsed.lr_cutoff == 0 else parsed.lr_cutoff,
+    fields = {"lr_cutoff": lr_cutoff_from_flag(parsed.lr_cutoff),
               "dispersion_damping": parsed.dispersion_damping, "total_charge": parsed.total_charge,
               "unpaired_electrons": parsed.unpaired_electrons, "dtype": parsed.dtype, "device": parsed.device}
     return {name: value for name, value in fields.items() if f"--{name.replace('_', '-')}" in given}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..sampling.settings import METAD_CVS, parse_temperatures
+from .model_commands import lr_cutoff_from_flag
 
 
 def add_parser(subparsers) -> None:
@@ -61,7 +62,7 @@ def run_label(args) -> int:
     if L.is_xtb(args.labeller):
         labelled = L.label_with_xtb(frames, args.labeller, args.total_charge)
     else:
-        labeller = L.ModelLabeller(args.labeller, args.dtype, None if args.lr_cutoff == 0 else args.lr_cutoff,
+        labeller = L.ModelLabeller(args.labeller, args.dtype, lr_cutoff_from_flag(args.lr_cutoff),
                                    total_charge=args.total_charge, batch_size=args.batch)
         labelled = L.label_with_model(frames, labeller)
     path = L.write_frames(labelled, args.output)

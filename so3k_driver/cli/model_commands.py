@@ -25,6 +25,11 @@ def add_model_options(parser) -> None:
                         help="SO3LR number of unpaired electrons (default 0)")
 
 
+def lr_cutoff_from_flag(value: float) -> float | None:
+    """An --lr-cutoff flag (Å) as the library takes it: 0 on the command line means all pairs (None)."""
+    return None if value == 0 else value
+
+
 def load_potential(args):
     from ..evaluation.potential import Potential
 
@@ -32,7 +37,7 @@ def load_potential(args):
         args.model,
         dtype=args.dtype,
         device=args.device,
-        lr_cutoff=None if args.lr_cutoff == 0 else args.lr_cutoff,
+        lr_cutoff=lr_cutoff_from_flag(args.lr_cutoff),
         dispersion_damping=args.dispersion_damping,
     )
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shlex
 import sys
 
+from .model_commands import lr_cutoff_from_flag
+
 
 def add_parser(subparsers) -> None:
     from ..sampling.settings import BACKENDS, DEFAULT_METAD_SIGMA, METAD_CVS, MetadSettings, StudySettings
@@ -95,7 +97,7 @@ def study_settings(args):
         steps=args.steps, timestep_fs=args.timestep, thermostat_tau_fs=args.thermostat_tau,
         exchange_stride=args.exchange_stride, output_stride=args.output_stride, metad=metad, backend=args.backend,
         dtype=args.dtype, seed=args.seed, hydrogen_mass=args.hydrogen_mass,
-        lr_cutoff=None if args.lr_cutoff == 0 else args.lr_cutoff)
+        lr_cutoff=lr_cutoff_from_flag(args.lr_cutoff))
 
 
 def run_init(args) -> int:

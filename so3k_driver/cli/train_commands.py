@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .model_commands import lr_cutoff_from_flag
+
 
 def add_parser(subparsers) -> None:
     t = subparsers.add_parser("train", help="train a SO3krates model from labelled data (YAML/TOML config)")
@@ -71,7 +73,7 @@ def run_test(args) -> int:
 
     try:
         metrics = test_model(args.model, args.data, args.energy_unit, dtype=args.dtype, plot=args.plot,
-                             lr_cutoff=None if args.lr_cutoff == 0 else args.lr_cutoff)
+                             lr_cutoff=lr_cutoff_from_flag(args.lr_cutoff))
     except ValueError as error:
         raise UserError(str(error)) from None
     if args.json:
