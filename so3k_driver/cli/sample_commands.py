@@ -86,10 +86,9 @@ def study_settings(args):
     """StudySettings from the 'so3k sample init' flags."""
     import os
 
-    from ..sampling.settings import DEFAULT_METAD_SIGMA, MetadSettings, StudySettings, parse_temperatures
+    from ..sampling.settings import MetadSettings, StudySettings, parse_temperatures
 
-    sigma = args.metad_sigma if args.metad_sigma is not None else DEFAULT_METAD_SIGMA[args.metad]
-    metad = MetadSettings(cv=args.metad, height=args.metad_height, sigma=sigma, pace=args.metad_pace,
+    metad = MetadSettings(cv=args.metad, height=args.metad_height, sigma=args.metad_sigma, pace=args.metad_pace,
                           bias_factor=args.metad_bias_factor,
                           colvar_stride=args.colvar_stride if args.colvar_stride is not None else args.output_stride)
     return StudySettings(

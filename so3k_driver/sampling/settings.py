@@ -65,14 +65,14 @@ class MetadSettings:
 
     cv: "end-to-end" (distance between the first and last carbonyl C, Å), "backbone" (phi/psi of
     the central residue, rad), "helix" (smooth count of i→i+4 backbone hydrogen bonds) or "none"
-    (no bias). height: initial hill height, kJ/mol. sigma: hill
-    width in the CV's unit. pace: MD steps between hills. bias_factor: well-tempered γ (> 1).
+    (no bias). height: initial hill height, kJ/mol. sigma: hill width in the CV's unit (None: the
+    CV's DEFAULT_METAD_SIGMA). pace: MD steps between hills. bias_factor: well-tempered γ (> 1).
     grid_max: upper grid bound of the end-to-end distance, Å. colvar_stride: MD steps between COLVAR lines.
     """
 
     cv: str = "end-to-end"
     height: float = 1.0
-    sigma: float = 0.5
+    sigma: float | None = None
     pace: int = 50
     bias_factor: float = 10.0
     grid_max: float = 80.0
@@ -80,6 +80,8 @@ class MetadSettings:
 
     def __post_init__(self):
         _check(self.cv in METAD_CVS, "metad cv", self.cv, "one of " + ", ".join(METAD_CVS))
+        if self.sigma is None:
+            object.__setattr__(self, "sigma", DEFAULT_METAD_SIGMA[self.cv])
         _check(_is_number(self.height) and self.height > 0, "metad height (kJ/mol)", self.height, "> 0")
         _check(_is_number(self.sigma) and self.sigma > 0, "metad sigma", self.sigma, "> 0")
         _check(_is_int(self.pace) and self.pace >= 1, "metad pace (MD steps)", self.pace, "an integer >= 1")

@@ -179,7 +179,7 @@ def sample_with_model(structures: list[str], sampler: str, settings: LabelSettin
 
     from ..sampling.analysis.ipi_outputs import find_systems, read_xyz_frames
     from ..sampling.run import prepare, run_study
-    from ..sampling.settings import DEFAULT_METAD_SIGMA, MetadSettings, StudySettings
+    from ..sampling.settings import MetadSettings, StudySettings
 
     frames = []
     for k, structure in enumerate(structures):
@@ -187,8 +187,7 @@ def sample_with_model(structures: list[str], sampler: str, settings: LabelSettin
         study = StudySettings(structure=str(Path(structure).resolve()), model=sampler,
                               temperatures=settings.temperatures, steps=settings.steps,
                               timestep_fs=settings.timestep_fs, output_stride=settings.sample_every,
-                              metad=MetadSettings(cv=metad_cv, sigma=DEFAULT_METAD_SIGMA[metad_cv]), dtype=dtype,
-                              seed=settings.seed + k)
+                              metad=MetadSettings(cv=metad_cv), dtype=dtype, seed=settings.seed + k)
         prepare(folder, study)
         run_study(folder, quiet=quiet)
         start = ase.io.read(structure, index=0)

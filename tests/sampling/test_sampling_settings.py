@@ -156,3 +156,9 @@ def test_prepare_records_the_model_file_as_an_absolute_path(tmp_path, monkeypatc
     prepare("study2", StudySettings(structure="ala3.xyz", model="default", temperatures="300", steps=10,
                                     metad=MetadSettings(cv="none")))
     assert StudySettings.load(tmp_path / "study2").model == "default"
+
+
+def test_metad_hill_width_defaults_to_the_cvs_own_unit():
+    """Å for end-to-end, rad for backbone, H-bonds for helix: one default per CV, for commands and library."""
+    assert [MetadSettings(cv=cv).sigma for cv in ("end-to-end", "backbone", "helix")] == [0.5, 0.35, 0.25]
+    assert MetadSettings(cv="backbone", sigma=0.2).sigma == 0.2
