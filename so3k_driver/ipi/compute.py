@@ -20,6 +20,21 @@ from ..evaluation.topology import BREAKAGE_BOND_SCALE, BondGuard
 ComputeResult = tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]
 Compute = Callable[..., ComputeResult]  # (cells_bohr, positions_bohr, pad_to=None) -> ComputeResult
 
+# A PES's keywords come from XML or JSON as plain numbers: this lr_cutoff stands for "all pairs" (None)
+PES_ALL_PAIRS = 0
+
+
+def pes_lr_cutoff(lr_cutoff: float | None) -> float:
+    """lr_cutoff (Å; None = all pairs) as a PES keyword (pes.py and direct_pes.py read it back)."""
+    return PES_ALL_PAIRS if lr_cutoff is None else lr_cutoff
+
+
+def lr_cutoff_from_pes(value) -> float | None:
+    """A PES keyword (number or string, Å) back as lr_cutoff: PES_ALL_PAIRS means all pairs (None)."""
+    value = float(value)
+    return None if value == PES_ALL_PAIRS else value
+
+
 # How a failed model call is reported in the logs the runner reads back, written and parsed here only:
 # the socket driver logs one line "so3k driver: error (Class): message" (serving.main, whose log
 # formatter adds the "so3k driver: " prefix); the direct backend soft-exits i-PI with

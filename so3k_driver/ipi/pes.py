@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from ipi.pes.dummy import Dummy_driver
 
-from so3k_driver.ipi.compute import DEFAULT_MAX_BOND_STRETCH, DEFAULT_MAX_FORCE, make_compute
+from so3k_driver.ipi.compute import DEFAULT_MAX_BOND_STRETCH, DEFAULT_MAX_FORCE, lr_cutoff_from_pes, make_compute
 from so3k_driver.ipi.structures import read_numbers
 
 __DRIVER_NAME__ = "so3k"
@@ -34,8 +34,7 @@ class SO3kratesDriver(Dummy_driver):
             raise ValueError("so3k PES needs model=... and structure=... (e.g. -o model=mlff:DIR,structure=ala3.xyz)")
         from so3k_driver.evaluation.potential import Potential
 
-        lr = float(lr_cutoff)
-        potential = Potential.load(model, dtype=dtype, device=device, lr_cutoff=None if lr == 0 else lr,
+        potential = Potential.load(model, dtype=dtype, device=device, lr_cutoff=lr_cutoff_from_pes(lr_cutoff),
                                    dispersion_damping=float(dispersion_damping))
         self.potential = potential
         self._compute = make_compute(potential, read_numbers(structure), periodic=str(pbc).lower() in TRUE,

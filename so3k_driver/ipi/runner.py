@@ -37,7 +37,7 @@ import threading
 import time
 
 from . import ipi_xml, recovery
-from .compute import DEFAULT_MAX_BOND_STRETCH, DEFAULT_MAX_FORCE, DIRECT_ERROR_LINE, DRIVER_ERROR_LINE
+from .compute import DEFAULT_MAX_BOND_STRETCH, DEFAULT_MAX_FORCE, DIRECT_ERROR_LINE, DRIVER_ERROR_LINE, pes_lr_cutoff
 from .executables import find_plumed_kernel, ipi_executable
 from .progress import ProgressReader, StepProgress
 from .serving import EXIT_WOULD_RECUR, GPU_MEMORY_DEFAULTS, ServeOptions, write_options
@@ -386,8 +386,8 @@ def _write_pes_config(options: RunOptions, workdir: str, socket: ipi_xml.SocketS
               "max_force": options.max_force, "max_bond_stretch": options.max_bond_stretch,
               "pbc": "true" if options.pbc else "false",
               **{key: value for key, value in fields.items() if value is not None}}
-    if "lr_cutoff" in fields and fields["lr_cutoff"] is None:
-        config["lr_cutoff"] = 0  # all pairs: the PES reads 0 so
+    if "lr_cutoff" in fields:
+        config["lr_cutoff"] = pes_lr_cutoff(fields["lr_cutoff"])
     path = os.path.join(workdir, f"so3k_pes_{socket.name}.json")
     with open(path, "w") as handle:
         json.dump(config, handle, indent=1)

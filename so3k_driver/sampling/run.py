@@ -92,6 +92,7 @@ def prepare(folder, settings: StudySettings, force: bool = False) -> Path | None
 
 
 def _forcefield(folder: Path, settings: StudySettings) -> str:
+    from ..ipi.compute import pes_lr_cutoff
     from ..ipi.runner import stats_file_name
 
     batch_size = len(settings.temperatures)  # one driver call evaluates all replicas of a step
@@ -102,7 +103,7 @@ def _forcefield(folder: Path, settings: StudySettings) -> str:
               "stats_file": str((folder / stats_file_name("", several=False)).resolve())}
     if settings.dtype:
         config["dtype"] = settings.dtype
-    config["lr_cutoff"] = settings.lr_cutoff if settings.lr_cutoff is not None else 0  # the PES reads 0 as all pairs
+    config["lr_cutoff"] = pes_lr_cutoff(settings.lr_cutoff)
     (folder / PES_CONFIG).write_text(json.dumps(config, indent=1) + "\n")
     return study_inputs.direct_forcefield(str(PES_FILE), str((folder / PES_CONFIG).resolve()), batch_size)
 
