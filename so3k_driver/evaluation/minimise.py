@@ -48,6 +48,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..model.forces import energy_and_derivatives
+from . import xla_options
 from .batching import Batcher, StructureBatch
 from .neighbors import PairList, half_pair_list
 from .optimizers import DEFAULT_OPTIMIZER, OPTIMIZERS, FireSettings, LbfgsSettings
@@ -277,7 +278,7 @@ def make_optimizer_call(model, params, settings, num_structures: int, num_atoms:
         state, iterations, _ = jax.lax.while_loop(keep_going, body, (state, jnp.int32(0), jnp.bool_(False)))
         return state, iterations
 
-    return jax.jit(call)
+    return xla_options.jit(call)
 
 
 # Compiled optimiser calls per potential, by (settings, S, N): repeated minimisations reuse them.

@@ -22,6 +22,7 @@ from ..errors import InputError
 from ..model.config import ModelConfig
 from ..model.energy import EnergyModel
 from ..model.forces import committee_energy_and_derivatives, energy_and_derivatives
+from . import xla_options
 from .batching import Batcher, Outputs, StructureBatch, repeat_last, trailing_copies
 from .neighbors import PairList, half_pair_list
 from .validation import check_close_contacts, check_structures
@@ -98,8 +99,9 @@ class Potential:
             params = jax.tree.map(lambda a: jnp.asarray(np.asarray(a, DTYPES[dtype])), params)
             for target in self._devices:
                 on_device = jax.device_put(params, target) if target is not None else params
-                self._jitted.append(jax.jit(functools.partial(traced, on_device),
-                                            static_argnames=("num_structures", "with_stress")))
+                self._jitted.append(xla_options.jit(functools.partial(traced, on_device),
+                                                    target.platform if target is not None else None,
+                                                    static_argnames=("num_structures", "with_stress")))
         self._params = params
 
     # ------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..evaluation import xla_options
 from ..model.config import ModelConfig
 from ..model.energy import EnergyModel
 from ..model.forces import initial_parameters
@@ -132,8 +133,8 @@ class Trainer:
             self.trainable = trainable_mask(self.starting_parameters(), s.train_last_layers)
         self.optimizer = make_optimizer(s, self.trainable)
         self.schedule = learning_rate_schedule(s)
-        self._train_step = jax.jit(self._step)
-        self._predict = jax.jit(lambda params, batch, volume: predict(self.module, params, batch, volume, periodic))
+        self._train_step = xla_options.jit(self._step)
+        self._predict = xla_options.jit(lambda params, batch, volume: predict(self.module, params, batch, volume, periodic))
         self.output = Path(s.output_dir)
         self.metrics_path = self.output / "metrics.jsonl"
 
