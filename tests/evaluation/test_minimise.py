@@ -12,7 +12,11 @@ from so3k_driver.evaluation.minimise import LbfgsState, lbfgs_direction, lbfgs_u
 from so3k_driver.evaluation.optimizers import FireSettings, LbfgsSettings, optimizer_settings
 
 DATA = Path(__file__).resolve().parents[2] / "so3k_driver" / "data"
-FMAX = 0.01  # eV/Å: tight enough that two optimisers agree on the energy within 1e-3 eV
+FMAX = 0.01  # eV/Å: tight enough that two optimisers agree on the energy within ENERGY_AGREEMENT
+# float32 energies near -1767 eV resolve 1.2e-4 eV, and along soft torsions two runs stopped at fmax 0.01
+# differ by up to 1.5 meV (batched L-BFGS against ASE on both frames, before and after a change of float32
+# summation order: -0.85, -1.22, +1.46, +0.61 meV). The RMSD check below tells minima apart.
+ENERGY_AGREEMENT = 2e-3  # eV
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +73,7 @@ def test_batched_fire_reaches_the_minima_ase_finds(potential, starts, minimised,
     for b in range(len(positions)):
         energy, fmax = ase_minimum(potential, numbers, positions[b])
         assert fmax < FMAX
-        assert abs(result.energy[b] - energy) < 1e-3, (b, result.energy[b], energy)
+        assert abs(result.energy[b] - energy) < ENERGY_AGREEMENT, (b, result.energy[b], energy)
     assert result.steps.min() > 0 and result.force_evaluations >= result.steps.sum()
     # at 0.01 eV/Å FIRE needs 2-3x the steps of L-BFGS (measured 410 and 403 against 148 and 226)
     assert (lbfgs_minimised.steps < result.steps).all(), (lbfgs_minimised.steps, result.steps)
@@ -145,8 +149,8 @@ def test_batched_lbfgs_reaches_the_minima_ase_lbfgs_finds(potential, starts, lbf
     assert (np.linalg.norm(check.forces, axis=-1).max(axis=1) < FMAX * 1.05).all()
     for b in range(1):  # ASE's run (~10 s each) on the first; the slow FIRE test compares both with ASE
         energy, geometry = ase_lbfgs_minimum(potential, numbers, positions[b])
-        assert abs(result.energy[b] - energy) < 1e-3, (b, result.energy[b], energy)
-        # same start, same algorithm: the same minimum, not just one as deep (measured RMSD 0.008-0.015 Å)
+        assert abs(result.energy[b] - energy) < ENERGY_AGREEMENT, (b, result.energy[b], energy)
+        # same start, same algorithm: the same minimum, not just one as deep (measured RMSD 0.008-0.049 Å)
         rmsd = np.sqrt(np.mean(np.sum((result.positions[b] - geometry) ** 2, axis=-1)))
         assert rmsd < 0.05, (b, rmsd)
 
