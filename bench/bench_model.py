@@ -105,6 +105,9 @@ def main() -> None:
     # Best-of for both the calibration and the workloads: on a shared VM the minimum is the
     # reproducible figure; medians are printed beside it.
     calibration = min(calibrations)
+    import jax
+
+    print(f"jax {jax.__version__}, jaxlib {jax.lib.__version__}, {jax.devices()[0].platform}")
     print(f"model: {args.model}; calibration (10 x float32 512x512 matmul, best of 5, re-timed between "
           f"workloads): {calibration * 1e3:.2f} ms (worst {max(calibrations) * 1e3:.2f})")
     print(f"{'dtype':<8} {'system':<17} {'best ms':>8} {'median':>8} {'ratio':>7} {'authors':>8} {'speed-up':>9} "
