@@ -1,7 +1,18 @@
-"""The --cases / --list flags of the benchmarks that compare named cases (bench_ipi_step, bench_remd_step,
-bench_mts). Benchmarks run as scripts, so this folder is on sys.path: ``from bench_cases import chosen_cases``."""
+"""What the benchmarks that compare named cases share (bench_ipi_step, bench_remd_step, bench_mts): the
+--cases / --list flags and the median [min-max] cell of their tables. Benchmarks run as scripts, so this
+folder is on sys.path: ``from bench_cases import chosen_cases, spread``."""
 
 from __future__ import annotations
+
+import statistics
+
+
+def spread(values) -> str:
+    """'median [min-max]' of the values that are not None ('-' when none are)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "           -"
+    return f"{statistics.median(values):6.2f} [{min(values):5.2f}-{max(values):5.2f}]"
 
 
 def chosen_cases(parser, args, cases, describe=lambda case: case.what):

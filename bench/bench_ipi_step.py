@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_cases import chosen_cases
+from bench_cases import chosen_cases, spread
 
 REPO = Path(__file__).resolve().parents[1]
 INPUTS = REPO / "ipi_inputs"
@@ -257,10 +257,6 @@ def engine_case_ms(case: Case, steps: int, tag: str) -> float | None:
         if len(timings) > steps // 50:  # verbosity high: one line per step; average them per 100 like medium
             timings = [statistics.fmean(timings[k:k + 100]) for k in range(0, len(timings), 100)]
         return 1e3 * statistics.median(timings) if timings else None
-
-
-def spread(values) -> str:
-    return f"{statistics.median(values):6.2f} [{min(values):5.2f}-{max(values):5.2f}]"
 
 
 def main():

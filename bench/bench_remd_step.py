@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_cases import chosen_cases
+from bench_cases import chosen_cases, spread
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_STRUCTURE = REPO / "ipi_inputs" / "ala3.xyz"
@@ -98,13 +98,6 @@ def run_case(case: Case, model: str, structure: Path, replicas: int, steps: int)
         record = json.loads((Path(folder) / "so3k_driver_calls.json").read_text())
         record["wall_s"] = time.perf_counter() - started
         return record
-
-
-def spread(values) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "           -"
-    return f"{statistics.median(values):6.2f} [{min(values):5.2f}-{max(values):5.2f}]"
 
 
 def main() -> int:
