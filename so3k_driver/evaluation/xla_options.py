@@ -22,8 +22,9 @@ import os
 import jax
 import numpy as np
 
+from .compilation_cache import OFF  # the words that switch an SO3K_* setting off
+
 ENVIRONMENT = "SO3K_XLA_CPU_OPTIONS"
-OFF = ("0", "off", "false", "no")
 # The empty list switches YNNPACK fusions off (the flag takes a comma-separated list of fusion kinds).
 CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
