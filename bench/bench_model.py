@@ -81,6 +81,8 @@ def load(model: str, dtype: str):
 
 
 def main() -> None:
+    import jax
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["paper", "so3lr"], default="paper")
     parser.add_argument("--repeats", type=int, default=20)
@@ -105,8 +107,6 @@ def main() -> None:
     # Best-of for both the calibration and the workloads: on a shared VM the minimum is the
     # reproducible figure; medians are printed beside it.
     calibration = min(calibrations)
-    import jax
-
     print(f"jax {jax.__version__}, jaxlib {jax.lib.__version__}, {jax.devices()[0].platform}")
     print(f"model: {args.model}; calibration (10 x float32 512x512 matmul, best of 5, re-timed between "
           f"workloads): {calibration * 1e3:.2f} ms (worst {max(calibrations) * 1e3:.2f})")
