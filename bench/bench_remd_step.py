@@ -1,12 +1,15 @@
 """What a replica-exchange step costs against one model call (issue #12). A benchmark, not a test.
 
     .venv/bin/python bench/bench_remd_step.py [--model default|so3lr:DIR|FILE.so3k] [--structure ipi_inputs/ala3.xyz]
-        [--replicas 8] [--steps 300] [--rounds 2] [--cases socket,direct,...] [--json OUT.json] [--list]
+        [--replicas 8] [--steps 300] [--rounds 2] [--metad none|end-to-end|...] [--cases socket,direct,...]
+        [--json OUT.json] [--list]
 
 Each case is a study written by the library behind `so3k sample init` (`sampling.run.prepare`: REMD at
 --replicas temperatures 300-450 K, no metadynamics, 0.5 fs, one batched forcefield with batch_size =
-replicas) and run by the one behind `so3k sample run` (`run_study`); a case then changes ONE setting of
-its input.xml (the poll latency of the forcefield). Every round runs every case once, interleaved, and
+replicas; --metad adds well-tempered metadynamics at every temperature, as the folding study) and run by
+the one behind `so3k sample run` (`run_study`); a case then changes ONE setting of its input.xml (the poll
+latency of the forcefield), or puts a stand-in for the model inside i-PI (`standin_pes.py`: zero forces
+after sleeping the isolated call's time, or at once), which leaves what i-PI itself costs per step. Every round runs every case once, interleaved, and
 before each round the isolated model call on a full batch (Potential.evaluate, replicas x the structure,
 slightly displaced, median of --model-calls calls, in this process) is timed again.
 
@@ -36,16 +39,33 @@ from bench_cases import chosen_cases, spread
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_STRUCTURE = REPO / "ipi_inputs" / "ala3.xyz"
+STANDIN_PES = Path(__file__).resolve().parent / "standin_pes.py"
 
 
 def with_latency(seconds: float):
     """Set (or add) the forcefield's <latency>: the interval of i-PI's poll thread, s."""
-    def edit(text: str) -> str:
+    def edit(text: str, context: dict) -> str:
         if "<latency>" in text:
             return re.sub(r"<latency>[^<]*</latency>", f"<latency> {seconds:g} </latency>", text)
         new, count = re.subn(r"(<ffdirect [^>]*>)", rf"\g<1>\n    <latency> {seconds:g} </latency>", text)
         if not count:
             raise ValueError("no forcefield to set the latency of")
+        return new
+    return edit
+
+
+def with_standin(sleep: bool):
+    """Replace the model inside i-PI (direct backend) by bench/standin_pes.py: zero energy and forces,
+    answered after the isolated call's time (sleep) or at once. Its call record goes where the
+    in-process PES writes its own."""
+    def edit(text: str, context: dict) -> str:
+        seconds = context["call_ms"] / 1e3 if sleep else 0.0
+        parameters = (f"{{seconds: {seconds:.6f}, replicas: {context['replicas']}, "
+                      f"stats_file: {context['folder']}/so3k_driver_calls.json}}")
+        new, count = re.subn(r"<pes_path>[^<]*</pes_path>", f"<pes_path> {STANDIN_PES} </pes_path>", text)
+        new = re.sub(r"<parameters>[^<]*</parameters>", f"<parameters> {parameters} </parameters>", new)
+        if not count:
+            raise ValueError("no <ffdirect> PES to replace (the case needs backend direct)")
         return new
     return edit
 
@@ -66,6 +86,11 @@ CASES = [
     Case("direct-lat1e-4", "direct, latency 1e-4 s (i-PI's default; the study input before)", backend="direct",
          edit=with_latency(1e-4)),
     Case("direct-lat3ms", "direct, latency 3 ms", backend="direct", edit=with_latency(3e-3)),
+    Case("direct-sleep", "direct, the model replaced by a stand-in that sleeps the isolated call's time and "
+         "returns zero forces: i-PI's own cost next to a call of that length", backend="direct",
+         edit=with_standin(sleep=True)),
+    Case("direct-instant", "direct, a stand-in that answers at once with zero forces: i-PI's floor",
+         backend="direct", edit=with_standin(sleep=False)),
 ]
 
 
@@ -81,18 +106,19 @@ def model_call_ms(potential, numbers, positions, replicas: int, calls: int) -> l
     return times
 
 
-def run_case(case: Case, model: str, structure: Path, replicas: int, steps: int) -> dict:
+def run_case(case: Case, model: str, structure: Path, replicas: int, steps: int, metad: str, call_ms: float) -> dict:
     """One study run of case; returns the forcefield's timing record (server.CallCounter.summary())."""
     from so3k_driver.sampling.run import INPUT, prepare, run_study
     from so3k_driver.sampling.settings import MetadSettings, StudySettings, parse_temperatures
 
     settings = StudySettings(structure=str(structure), model=model, temperatures=parse_temperatures(f"300:450:{replicas}"),
-                             steps=steps, metad=MetadSettings(cv="none"), backend=case.backend)
+                             steps=steps, metad=MetadSettings(cv=metad), backend=case.backend)
     with tempfile.TemporaryDirectory(prefix=f"bench-remd-{case.name}-") as folder:
         prepare(folder, settings, force=True)
         if case.edit is not None:
             xml = Path(folder) / INPUT
-            xml.write_text(case.edit(xml.read_text()))
+            context = {"folder": folder, "replicas": replicas, "call_ms": call_ms}
+            xml.write_text(case.edit(xml.read_text(), context))
         started = time.perf_counter()
         run_study(folder, quiet=True)
         record = json.loads((Path(folder) / "so3k_driver_calls.json").read_text())
@@ -106,6 +132,7 @@ def main() -> int:
     parser.add_argument("--structure", type=Path, default=DEFAULT_STRUCTURE, help="starting structure (Å)")
     parser.add_argument("--replicas", type=int, default=8)
     parser.add_argument("--steps", type=int, default=300, help="MD steps per run")
+    parser.add_argument("--metad", default="none", help="metadynamics CV of so3k sample init (none: plain REMD)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--model-calls", type=int, default=20, help="isolated calls timed before each round")
     parser.add_argument("--cases", default="socket,direct,direct-lat1e-4")
@@ -134,14 +161,15 @@ def main() -> int:
         print(f"round {round_index + 1}/{args.rounds}: isolated {args.replicas} x {len(numbers)}-atom call "
               f"{call:.1f} ms", file=sys.stderr, flush=True)
         for case in cases:
-            record = run_case(case, args.model, args.structure, args.replicas, args.steps)
+            record = run_case(case, args.model, args.structure, args.replicas, args.steps, args.metad, call)
             record["isolated_call_ms"] = call
             results[case.name].append(record)
             print(f"  {case.name}: {record['calls_per_step']:.2f} calls/step, {record['ms_per_step']:.1f} ms/step, "
                   f"model {record['model_ms_per_call']:.1f} ms/call, run {record['wall_s']:.0f} s",
                   file=sys.stderr, flush=True)
 
-    print(f"\n{args.replicas}-replica REMD of {args.structure.name} ({len(numbers)} atoms), model {args.model}, "
+    print(f"\n{args.replicas}-replica REMD{' + metadynamics (' + args.metad + ')' if args.metad != 'none' else ''} "
+          f"of {args.structure.name} ({len(numbers)} atoms), model {args.model}, "
           f"{args.steps} steps x {args.rounds} rounds; isolated call {spread(isolated)} ms")
     print(f"{'case':16s} {'calls/step':>20s} {'ms/step':>20s} {'model ms/call':>20s} {'i-PI ms/call':>20s} "
           f"{'step/model-in-run':>20s} {'step/isolated':>20s}")
@@ -150,11 +178,11 @@ def main() -> int:
         print(f"{case.name:16s} {spread([r['calls_per_step'] for r in runs]):>20s} "
               f"{spread([r['ms_per_step'] for r in runs]):>20s} {spread([r['model_ms_per_call'] for r in runs]):>20s} "
               f"{spread([r['idle_ms_per_call'] for r in runs]):>20s} "
-              f"{spread([r['ms_per_step'] / r['model_ms_per_call'] for r in runs]):>20s} "
+              f"{spread([r['ms_per_step'] / r['model_ms_per_call'] if r['model_ms_per_call'] else None for r in runs]):>20s} "
               f"{spread([r['ms_per_step'] / r['isolated_call_ms'] for r in runs]):>20s}")
     if args.json:
         meta = {"model": args.model, "structure": str(args.structure), "atoms": int(len(numbers)),
-                "replicas": args.replicas, "steps": args.steps, "rounds": args.rounds, "host": platform.node(),
+                "replicas": args.replicas, "steps": args.steps, "metad": args.metad, "rounds": args.rounds, "host": platform.node(),
                 "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "cases": {c.name: c.what for c in cases}}
         args.json.write_text(json.dumps({"meta": meta, "isolated_call_ms": isolated, "runs": results}, indent=1) + "\n")
     return 0
