@@ -223,10 +223,12 @@ def _state_class_and_update(settings):
     raise UserError(f"settings must be FireSettings or LbfgsSettings, got {type(settings).__name__}")
 
 
-def make_optimizer_call(model, params, settings, num_structures: int, num_atoms: int) -> Callable:
+def make_optimizer_call(model, params, settings, num_structures: int, num_atoms: int,
+                        platform: str | None = None) -> Callable:
     """A jitted ``call(batch, state, stop_on_convergence, fmax, max_steps, min_distance) -> (state, iterations)``
     of the optimiser ``settings`` chooses (:class:`FireSettings` or :class:`LbfgsSettings`); fmax (eV/Å),
     max_steps and min_distance (Å) are arguments, not compiled in: one compilation serves any criterion.
+    platform: where it will run ('cpu', 'gpu'; None: JAX's default device's), for the compile options.
 
     Runs until every slot is done, ``settings.steps_per_call`` iterations have passed, an atom has
     moved more than skin/2 from ``batch.positions`` (the list's reference), or, when
@@ -278,7 +280,7 @@ def make_optimizer_call(model, params, settings, num_structures: int, num_atoms:
         state, iterations, _ = jax.lax.while_loop(keep_going, body, (state, jnp.int32(0), jnp.bool_(False)))
         return state, iterations
 
-    return xla_options.jit(call)
+    return xla_options.jit(call, platform)
 
 
 # Compiled optimiser calls per potential, by (settings, S, N): repeated minimisations reuse them.
@@ -286,12 +288,15 @@ _CALLS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def optimizer_call_for(potential, settings, num_structures: int, num_atoms: int) -> Callable:
-    """:func:`make_optimizer_call` on ``potential``'s model and parameters (already cast to its dtype and
-    placed on its device), made once per potential, settings and shape."""
+    """:func:`make_optimizer_call` on ``potential``'s model and parameters (cast to its dtype), on the first
+    of its devices (its parameters placed there), made once per potential, settings and shape."""
     calls = _CALLS.setdefault(potential, {})
     key = (dataclasses.replace(settings, fmax=1.0, max_steps=1, min_distance=0.0), num_structures, num_atoms)
     if key not in calls:
-        calls[key] = make_optimizer_call(potential.model, potential.params, settings, num_structures, num_atoms)
+        device = potential.devices[0]
+        params = potential.params if device is None else jax.device_put(potential.params, device)
+        calls[key] = make_optimizer_call(potential.model, params, settings, num_structures, num_atoms,
+                                         None if device is None else device.platform)
     return calls[key]
 
 
@@ -334,6 +339,7 @@ def minimise(potential, numbers, positions, settings: FireSettings | LbfgsSettin
     needs_long = potential.config.needs_long_range_pairs
     batcher = Batcher(dtype, pairs_per_call=None)
     optimizer_call = optimizer_call_for(potential, settings, S, N)
+    device = potential.devices[0]
 
     out = MinimisationResult(positions.copy(), np.full(B, np.nan), np.zeros_like(positions), np.full(B, np.inf),
                              np.zeros(B, bool), np.zeros(B, np.int64), np.zeros(B, bool), 0, 0, 0.0)
@@ -376,6 +382,8 @@ def minimise(potential, numbers, positions, settings: FireSettings | LbfgsSettin
             batch = batcher.pack(structures, np.arange(S))
             state = state_class(**{k: np.asarray(host[k], dtype) if host[k].dtype.kind == "f" else host[k]
                                    for k in state_class._fields})
+            if device is not None:  # the potential's device, not JAX's default one
+                batch, state = jax.device_put((batch, state), device)
             state, iterations = optimizer_call(batch, state, next_frame < B, dtype(settings.fmax),
                                                np.int32(settings.max_steps), dtype(settings.min_distance))
             host = {k: np.array(v, np.float64 if np.asarray(v).dtype.kind == "f" else np.asarray(v).dtype)
