@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
+    from ..sampling.analysis.end_states import DEFAULT_COUNT, DEFAULT_REFERENCE_DTYPE
     from ..sampling.analysis.free_energy import DEFAULT_BURN_IN, DEFAULT_CUTOFF_KJMOL
     from ..sampling.analysis.uncertainty import DEFAULT_THRESHOLD_MEV_PER_A
 
@@ -23,6 +25,16 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--fes-cutoff", type=float, default=DEFAULT_CUTOFF_KJMOL, metavar="KJ_PER_MOL",
                         help="metadynamics: the two halves of the run are compared where the free energy is below "
                              "this, in kJ/mol (default %(default)g kJ/mol)")
+    parser.add_argument("--reference", default=None, metavar="MODEL",
+                        help="check the end states against this model (e.g. so3lr:DIR; gas phase, all pairs): the most "
+                             "compact and most extended frames of the lowest temperature, as sampled and relaxed; "
+                             "writes end_states.json and end_states.png")
+    parser.add_argument("--model", default=None, metavar="MODEL",
+                        help="with --reference: the run's own model (default: the model in the study's study.json)")
+    parser.add_argument("--end-states", type=int, default=DEFAULT_COUNT, metavar="K",
+                        help="with --reference: frames per end state (default %(default)d)")
+    parser.add_argument("--reference-dtype", default=DEFAULT_REFERENCE_DTYPE, choices=("float32", "float64"),
+                        help="with --reference: its precision (default %(default)s)")
     parser.set_defaults(func=run_analyze)
 
 
@@ -34,7 +46,9 @@ def run_analyze(args) -> int:
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} is not a folder")
     summary = analyze(run_dir, Path(args.out) if args.out else None, args.uncertainty_threshold,
-                      burn_in=args.burn_in, fes_cutoff=args.fes_cutoff)
+                      burn_in=args.burn_in, fes_cutoff=args.fes_cutoff, reference=args.reference, model=args.model,
+                      end_state_count=args.end_states, reference_dtype=args.reference_dtype,
+                      report=lambda line: print(line, file=sys.stderr, flush=True))
     print(summary.read_text())
     print(f"plots and summary in {summary.parent}")
     return 0

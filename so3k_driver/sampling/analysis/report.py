@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import peptide
-from . import free_energy, ipi_outputs, plumed_files, spectrum, uncertainty
+from . import end_states, free_energy, ipi_outputs, plumed_files, spectrum, uncertainty
 from ...errors import UserError
 
 PLOTS = ("end_to_end.png", "radius_of_gyration.png", "helix_fraction.png", "free_energy.png", "ramachandran.png")
@@ -409,13 +409,18 @@ def _fes_1d_plot(path, estimate, cv, unit, temperature):
 
 def analyze(run_dir: Path, out_dir: Path | None = None,
             uncertainty_threshold: float = uncertainty.DEFAULT_THRESHOLD_MEV_PER_A,
-            burn_in: float = free_energy.DEFAULT_BURN_IN, fes_cutoff: float = free_energy.DEFAULT_CUTOFF_KJMOL) -> Path:
+            burn_in: float = free_energy.DEFAULT_BURN_IN, fes_cutoff: float = free_energy.DEFAULT_CUTOFF_KJMOL,
+            reference: str | None = None, model: str | None = None, end_state_count: int = end_states.DEFAULT_COUNT,
+            reference_dtype: str = end_states.DEFAULT_REFERENCE_DTYPE, report=print) -> Path:
     """Write the plots and summary.md into out_dir (default run_dir/analysis); returns the summary path.
 
     uncertainty_threshold (meV/Å): a committee run's frames whose largest per-atom force spread
     exceeds it are flagged (plot and summary); a run without committee uncertainty gets neither.
     burn_in: fraction of the COLVAR frames dropped before the reweighted free energies; fes_cutoff
-    (kJ/mol): the free-energy region in which the two halves are compared (free_energy.json)."""
+    (kJ/mol): the free-energy region in which the two halves are compared (free_energy.json).
+    reference: a model spec (e.g. so3lr:DIR, evaluated gas phase with all pairs in reference_dtype)
+    against which the end states of the lowest temperature are checked (end_states.py); the run's
+    own model is ``model``, or the one in the study's study.json. report(line): progress of that check."""
     threshold = uncertainty.check_threshold(uncertainty_threshold)
     try:
         free_energy.check_burn_in(burn_in)
@@ -447,7 +452,37 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
     # Vibrational spectrum when velocities (or positions) are written often enough; one summary line either way.
     with summary.open("a") as handle:
         handle.write("\n" + spectrum.write_spectrum(run_dir, out_dir) + "\n")
+    if reference is not None:
+        record = _end_state_check(run_dir, symbols, series[0], data[0], reference, model, end_state_count,
+                                  reference_dtype, burn_in, report)
+        end_states.write(out_dir, record)
+        with summary.open("a") as handle:
+            handle.write("\n" + "\n".join(end_states.markdown(record)))
     return summary
+
+
+def _end_state_check(run_dir, symbols, lowest, observed, reference, model, count, reference_dtype, burn_in, report):
+    """end_states.compare_end_states on the lowest temperature's frames, with the run's model (``model``,
+    or the study's) and the reference, both gas phase with SO3LR's long-range terms over all pairs
+    unless the study set a cutoff for its model."""
+    from ase.data import atomic_numbers
+
+    from ...evaluation.potential import Potential
+    from ..settings import StudySettings
+
+    dtype, lr_cutoff = None, None
+    if model is None:
+        if not (Path(run_dir) / "study.json").exists():
+            raise UserError(f"{run_dir} has no study.json: name the run's model with --model to compare end states")
+        settings = StudySettings.load(run_dir)
+        model, dtype, lr_cutoff = settings.model, settings.dtype, settings.lr_cutoff
+    report(f"end states: loading {model} and {reference}")
+    model_potential = Potential.load(model, dtype=dtype, lr_cutoff=lr_cutoff)
+    reference_potential = Potential.load(reference, dtype=reference_dtype, lr_cutoff=None)
+    numbers = np.array([atomic_numbers[s] for s in symbols])
+    return end_states.compare_end_states(numbers, lowest.positions, lowest.time, observed.helix_torsion,
+                                         lowest.temperature, model_potential, reference_potential, model, reference,
+                                         count=count, burn_in=burn_in, report=report)
 
 
 def _write_summary(out_dir, run_dir, data, exchanges, hills, breakages=(), committee=None, fes_lines=(),

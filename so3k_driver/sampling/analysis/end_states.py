@@ -1,0 +1,183 @@
+"""End states of a folding run re-evaluated with a reference model: does the sampling model's picture hold?
+
+From the lowest temperature of a run (demultiplexed frames, after the burn-in), the ``count`` most compact
+and the ``count`` most extended frames by end-to-end distance are taken, no two closer in time than
+``separation`` frames. The run's model and the reference (for example SO3LR, gas phase, all pairs, float64)
+evaluate them as they are (single points) and after each has relaxed every frame with its own forces
+(batched L-BFGS to fmax). Reported, per model: the mean energy of the compact group minus that of the
+extended group, as sampled and relaxed; the run model's error on it (model − reference); its force
+error on the sampled frames (MAE and RMSE against the reference); and per frame the time, end-to-end
+distance (sampled and relaxed), helix fraction and energies.
+
+Units: eV (energies), meV/Å (force errors), Å, ps, K.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .. import peptide
+from ...errors import UserError
+
+JSON = "end_states.json"
+PLOT = "end_states.png"
+DEFAULT_COUNT = 4
+DEFAULT_REFERENCE_DTYPE = "float64"
+
+
+def select_end_states(end_to_end, count: int, burn_in: float, separation: int) -> tuple[list[int], list[int]]:
+    """Frame indices (compact, extended): the ``count`` smallest and largest end_to_end (Å, one per frame
+    in time order) among the frames after the first ``burn_in`` fraction, greedily, no two chosen frames
+    of a group fewer than ``separation`` frames apart. A group may come out shorter on a short run."""
+    end_to_end = np.asarray(end_to_end, float)
+    if not (isinstance(count, int) and count >= 1):
+        raise UserError(f"end-state count must be an integer >= 1, got {count!r}")
+    first = int(burn_in * len(end_to_end))
+    candidates = np.arange(first, len(end_to_end))
+    if len(candidates) < 2:
+        raise UserError(f"too few frames for end states: {len(end_to_end)} at the lowest temperature")
+
+    def pick(order):
+        chosen: list[int] = []
+        for index in order:
+            if len(chosen) == count:
+                break
+            if all(abs(int(index) - c) >= separation for c in chosen):
+                chosen.append(int(index))
+        return chosen
+
+    by_distance = candidates[np.argsort(end_to_end[candidates], kind="stable")]
+    compact = pick(by_distance)
+    extended = pick([i for i in by_distance[::-1] if i not in compact])
+    return compact, extended
+
+
+def _end_to_end(numbers, positions) -> np.ndarray:
+    backbone = peptide.find_backbone(numbers, positions[0])
+    first, last = backbone.end_to_end_atoms()
+    return peptide.distance(positions, first, last)
+
+
+def _evaluate(potential, numbers, positions, settings, progress_label, report) -> dict:
+    """Single points and relaxations of positions (F, N, 3) Å with one potential."""
+    from ...evaluation.minimise import minimise  # JAX and the model: only when asked for
+
+    single = potential.evaluate(np.broadcast_to(numbers, (len(positions), len(numbers))), positions)
+    report(f"end states: relaxing {len(positions)} frames with {progress_label}")
+    relaxed = minimise(potential, numbers, positions, settings)
+    return {"energy": single.energy, "forces": single.forces, "relaxed_energy": relaxed.energy,
+            "relaxed_positions": relaxed.positions, "converged": relaxed.converged}
+
+
+def _group_difference(energies, compact: int) -> float:
+    """Mean energy of the first ``compact`` entries minus the mean of the rest (eV)."""
+    return float(np.mean(energies[:compact]) - np.mean(energies[compact:]))
+
+
+def compare_end_states(numbers, positions, time, helix_fraction, temperature: float, model_potential,
+                       reference_potential, model_label: str, reference_label: str, count: int = DEFAULT_COUNT,
+                       burn_in: float = 0.1, separation: int = 2, fmax: float = 0.05, report=print) -> dict:
+    """The record of the module docstring for frames at one temperature: numbers (N,), positions (F, N, 3) Å,
+    time (F,) ps, helix_fraction (F,) (residues in the α basin), temperature (K); both potentials are
+    :class:`~so3k_driver.evaluation.potential.Potential`. report(line) tells what is being done."""
+    from ...evaluation.optimizers import LbfgsSettings
+
+    numbers = np.asarray(numbers)
+    end_to_end = _end_to_end(numbers, positions)
+    compact, extended = select_end_states(end_to_end, count, burn_in, separation)
+    chosen = compact + extended
+    frames = np.asarray(positions)[chosen]
+    settings = LbfgsSettings(fmax=fmax, structures_per_call=min(len(chosen), 4))
+    results = {}
+    for key, potential, label in (("model", model_potential, model_label),
+                                  ("reference", reference_potential, reference_label)):
+        report(f"end states: {len(chosen)} frames at {temperature:g} K with {label} (single points)")
+        results[key] = _evaluate(potential, numbers, frames, settings, label, report)
+    model, reference = results["model"], results["reference"]
+    force_error = (model["forces"] - reference["forces"]).ravel()
+    n = len(compact)
+    record = {
+        "temperature_K": float(temperature), "model": model_label, "reference": reference_label,
+        "reference_dtype": reference_potential.dtype, "fmax_eV_per_A": fmax,
+        "compact_frames": len(compact), "extended_frames": len(extended),
+        "compact_minus_extended_eV": {
+            "sampled": {"model": _group_difference(model["energy"], n),
+                        "reference": _group_difference(reference["energy"], n)},
+            "relaxed": {"model": _group_difference(model["relaxed_energy"], n),
+                        "reference": _group_difference(reference["relaxed_energy"], n)},
+        },
+        "force_mae_meV_per_A": float(1e3 * np.mean(np.abs(force_error))),
+        "force_rmse_meV_per_A": float(1e3 * np.sqrt(np.mean(force_error**2))),
+        "relaxations_converged": {"model": int(model["converged"].sum()), "reference": int(reference["converged"].sum())},
+        "frames": [],
+    }
+    for key in ("sampled", "relaxed"):
+        pair = record["compact_minus_extended_eV"][key]
+        pair["model_minus_reference"] = pair["model"] - pair["reference"]
+    relaxed_e2e = {key: _end_to_end(numbers, results[key]["relaxed_positions"]) for key in results}
+    for k, index in enumerate(chosen):
+        record["frames"].append({
+            "group": "compact" if k < n else "extended", "frame": index, "time_ps": float(time[index]),
+            "end_to_end_A": float(end_to_end[index]), "helix_fraction": float(helix_fraction[index]),
+            "energy_eV": {key: float(results[key]["energy"][k]) for key in results},
+            "relaxed_energy_eV": {key: float(results[key]["relaxed_energy"][k]) for key in results},
+            "relaxed_end_to_end_A": {key: float(relaxed_e2e[key][k]) for key in results},
+        })
+    return record
+
+
+def write(out_dir: Path, record: dict) -> None:
+    (Path(out_dir) / JSON).write_text(json.dumps(record, indent=1) + "\n")
+    plot(Path(out_dir) / PLOT, record)
+
+
+def plot(path: Path, record: dict) -> None:
+    """Energies of the end-state frames relative to the mean of the extended group (eV): the run's model
+    against the reference, sampled and relaxed, with the line of agreement."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    for ax, key, title in zip(axes, ("energy_eV", "relaxed_energy_eV"), ("sampled frames", "relaxed")):
+        values = {who: np.array([f[key][who] for f in record["frames"]]) for who in ("model", "reference")}
+        extended = np.array([f["group"] == "extended" for f in record["frames"]])
+        relative = {who: v - v[extended].mean() for who, v in values.items()}
+        for group, marker in (("compact", "o"), ("extended", "s")):
+            mask = ~extended if group == "compact" else extended
+            ax.scatter(relative["reference"][mask], relative["model"][mask], marker=marker, label=group)
+        low = min(relative["reference"].min(), relative["model"].min())
+        high = max(relative["reference"].max(), relative["model"].max())
+        ax.plot([low, high], [low, high], "k--", lw=1, label="agreement")
+        ax.set(xlabel=f"{record['reference']} (eV, relative to extended)",
+               ylabel=f"{record['model']} (eV, relative to extended)", title=f"{title}, {record['temperature_K']:g} K")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(record: dict) -> list[str]:
+    differences = record["compact_minus_extended_eV"]
+    lines = [f"## End states against {record['reference']} ({record['reference_dtype']})", "",
+             f"{record['compact_frames']} most compact and {record['extended_frames']} most extended frames at "
+             f"{record['temperature_K']:g} K (end-to-end distance), evaluated with the run's model "
+             f"({record['model']}) and the reference, as sampled and relaxed (L-BFGS to "
+             f"{record['fmax_eV_per_A']:g} eV/Å; converged {record['relaxations_converged']['model']} and "
+             f"{record['relaxations_converged']['reference']}). [{JSON}]({JSON}), [{PLOT}]({PLOT}).", "",
+             "| compact − extended (eV) | run's model | reference | model − reference |", "|---|---|---|---|"]
+    for key in ("sampled", "relaxed"):
+        d = differences[key]
+        lines.append(f"| {key} | {d['model']:+.3f} | {d['reference']:+.3f} | {d['model_minus_reference']:+.3f} |")
+    lines += ["", f"Force error of the run's model on these frames: MAE {record['force_mae_meV_per_A']:.1f} meV/Å, "
+              f"RMSE {record['force_rmse_meV_per_A']:.1f} meV/Å.", "",
+              "| group | time (ps) | end-to-end (Å) | helix fraction | relaxed end-to-end, model / reference (Å) |",
+              "|---|---|---|---|---|"]
+    for f in record["frames"]:
+        lines.append(f"| {f['group']} | {f['time_ps']:.2f} | {f['end_to_end_A']:.1f} | {f['helix_fraction']:.2f} | "
+                     f"{f['relaxed_end_to_end_A']['model']:.1f} / {f['relaxed_end_to_end_A']['reference']:.1f} |")
+    return lines + [""]

@@ -1,0 +1,101 @@
+"""End states re-evaluated with a reference model (sampling/analysis/end_states.py)."""
+
+import json
+
+import ase.io
+import numpy as np
+import pytest
+
+from so3k_driver.errors import UserError
+from so3k_driver.sampling.analysis import end_states
+from so3k_driver.sampling.plumed_inputs import bundled_structure
+
+
+def test_the_most_compact_and_most_extended_frames_are_chosen_apart_and_after_the_burn_in():
+    e2e = np.array([10.0, 50.0, 20.0, 21.0, 22.0, 45.0, 46.0, 30.0, 23.0, 47.0])
+    compact, extended = end_states.select_end_states(e2e, count=2, burn_in=0.1, separation=2)
+    assert compact == [2, 4]  # frame 0 is burn-in; frame 3 (21 Å) is next to frame 2
+    assert extended == [1, 9]  # 50 and 47 Å, the two largest, 8 frames apart
+    compact, extended = end_states.select_end_states(e2e, count=3, burn_in=0.0, separation=1)
+    assert compact == [0, 2, 3] and extended == [1, 9, 6]
+    assert not set(compact) & set(extended)
+
+
+def test_a_bad_count_or_too_few_frames_is_one_user_error():
+    with pytest.raises(UserError, match="integer >= 1"):
+        end_states.select_end_states(np.arange(5.0), count=0, burn_in=0.0, separation=1)
+    with pytest.raises(UserError, match="too few frames"):
+        end_states.select_end_states(np.arange(1.0), count=1, burn_in=0.0, separation=1)
+
+
+@pytest.mark.slow  # two precisions: two compilations of the model and of the optimiser (~1 min)
+def test_a_model_against_itself_in_float64_agrees_and_relaxation_lowers_every_energy():
+    """Displaced Ac-Ala3-NHMe frames, the bundled model in float32 against itself in float64: the groups
+    are split by end-to-end distance, relaxing lowers every energy, and the two precisions agree to
+    float32 noise on the compact − extended difference and the forces."""
+    from so3k_driver.evaluation.potential import Potential
+
+    molecule = ase.io.read(bundled_structure("Ac-Ala3-NHMe_ext.xyz"))
+    rng = np.random.default_rng(0)
+    positions = np.stack([molecule.positions + rng.normal(scale=0.05, size=molecule.positions.shape)
+                          for _ in range(4)])
+    record = end_states.compare_end_states(
+        molecule.numbers, positions, np.arange(4.0), np.zeros(4), 300.0, Potential.load("default"),
+        Potential.load("default", dtype="float64"), "default", "default (float64)", count=1, burn_in=0.0,
+        separation=1, report=lambda line: None)
+    frames = record["frames"]
+    assert [f["group"] for f in frames] == ["compact", "extended"]
+    assert frames[0]["end_to_end_A"] < frames[1]["end_to_end_A"]
+    for f in frames:
+        for who in ("model", "reference"):
+            assert f["relaxed_energy_eV"][who] < f["energy_eV"][who] - 0.1  # eV: 0.05 Å noise costs more
+    for key in ("sampled", "relaxed"):
+        pair = record["compact_minus_extended_eV"][key]
+        assert pair["model_minus_reference"] == pytest.approx(pair["model"] - pair["reference"])
+    assert abs(record["compact_minus_extended_eV"]["sampled"]["model_minus_reference"]) < 2e-3  # eV
+    assert record["force_mae_meV_per_A"] < 1.0
+    assert record["relaxations_converged"] == {"model": 2, "reference": 2}
+    lines = "\n".join(end_states.markdown(record))
+    assert "compact − extended" in lines and "| relaxed |" in lines
+
+
+def write_run(folder, frames: int = 5):
+    """A single-system i-PI output (sim.out, sim.pos_0.xyz) of displaced Ac-Ala3-NHMe at 300 K."""
+    molecule = ase.io.read(bundled_structure("Ac-Ala3-NHMe_ext.xyz"))
+    rng = np.random.default_rng(1)
+    header = ["# column   1     --> step", "# column   2     --> time{picosecond}",
+              "# column   3     --> temperature{kelvin}", "# column   4     --> potential{electronvolt}"]
+    rows = [f"{10 * k:d} {0.005 * k:.4f} 300.0 0.0" for k in range(frames)]
+    (folder / "sim.out").write_text("\n".join(header + rows) + "\n")
+    with open(folder / "sim.pos_0.xyz", "w") as handle:
+        for k in range(frames):
+            handle.write(f"{len(molecule)}\n# CELL(abcABC): 0 0 0 90 90 90 Step: {10 * k} Bead: 0 positions{{angstrom}}\n")
+            for symbol, xyz in zip(molecule.get_chemical_symbols(),
+                                   molecule.positions + rng.normal(scale=0.03, size=molecule.positions.shape)):
+                handle.write(f"{symbol} {xyz[0]:.6f} {xyz[1]:.6f} {xyz[2]:.6f}\n")
+
+
+def test_so3k_analyze_with_a_reference_writes_the_end_states(tmp_path, capsys):
+    from so3k_driver.cli.main import main as so3k
+
+    write_run(tmp_path)
+    assert so3k(["analyze", str(tmp_path), "--reference", "default", "--model", "default", "--end-states", "1",
+                 "--reference-dtype", "float32"]) == 0
+    record = json.loads((tmp_path / "analysis" / end_states.JSON).read_text())
+    assert record["temperature_K"] == 300.0 and len(record["frames"]) == 2
+    assert record["compact_minus_extended_eV"]["sampled"]["model_minus_reference"] == 0.0  # the same model
+    compact, extended = record["frames"]
+    assert compact["end_to_end_A"] < extended["end_to_end_A"]  # Å
+    assert all(f["relaxed_energy_eV"]["model"] < f["energy_eV"]["model"] - 0.1 for f in record["frames"])  # eV
+    assert (tmp_path / "analysis" / end_states.PLOT).stat().st_size > 5000
+    assert "## End states against default (float32)" in (tmp_path / "analysis" / "summary.md").read_text()
+    assert "end states: relaxing 2 frames" in capsys.readouterr().err
+
+
+def test_without_study_json_the_runs_model_must_be_named(tmp_path, capsys):
+    from so3k_driver.cli.main import main as so3k
+
+    write_run(tmp_path)
+    assert so3k(["analyze", str(tmp_path), "--reference", "default"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "--model" in error[0]
