@@ -99,3 +99,10 @@ def test_without_study_json_the_runs_model_must_be_named(tmp_path, capsys):
     assert so3k(["analyze", str(tmp_path), "--reference", "default"]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "--model" in error[0]
+
+
+def test_model_specs_become_short_axis_labels():
+    assert end_states.short_name("so3lr:/data/so3lr/params") == "SO3LR"
+    assert end_states.short_name("/models/student_v4_epoch7.so3k") == "student_v4_epoch7"
+    assert end_states.short_name("mlff:/runs/ala3/") == "mlff:ala3"
+    assert end_states.short_name("default") == "default"

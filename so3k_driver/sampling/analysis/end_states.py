@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import peptide
 from ...errors import UserError
+from ...progress import Progress
 
 JSON = "end_states.json"
 PLOT = "end_states.png"
@@ -67,7 +68,9 @@ def _evaluate(potential, numbers, positions, settings, progress_label, report) -
 
     single = potential.evaluate(np.broadcast_to(numbers, (len(positions), len(numbers))), positions)
     report(f"end states: relaxing {len(positions)} frames with {progress_label}")
-    relaxed = minimise(potential, numbers, positions, settings)
+    with Progress(total=len(positions), description="relaxing", unit="frame") as display:
+        relaxed = minimise(potential, numbers, positions, settings,
+                           on_progress=lambda finished, converged: display.update(finished, converged=converged))
     return {"energy": single.energy, "forces": single.forces, "relaxed_energy": relaxed.energy,
             "relaxed_positions": relaxed.positions, "converged": relaxed.converged}
 
@@ -134,6 +137,16 @@ def write(out_dir: Path, record: dict) -> None:
     plot(Path(out_dir) / PLOT, record)
 
 
+def short_name(spec: str) -> str:
+    """A model spec as an axis label: so3lr:DIR -> SO3LR, a file -> its stem, mlff:DIR -> mlff:folder name."""
+    kind, _, location = spec.partition(":")
+    if kind == "so3lr":
+        return "SO3LR"
+    if kind == "mlff":
+        return f"mlff:{Path(location.rstrip('/')).name}"
+    return Path(spec).stem if spec.endswith(".so3k") else spec
+
+
 def plot(path: Path, record: dict) -> None:
     """Energies of the end-state frames relative to the mean of the extended group (eV): the run's model
     against the reference, sampled and relaxed, with the line of agreement."""
@@ -153,8 +166,9 @@ def plot(path: Path, record: dict) -> None:
         low = min(relative["reference"].min(), relative["model"].min())
         high = max(relative["reference"].max(), relative["model"].max())
         ax.plot([low, high], [low, high], "k--", lw=1, label="agreement")
-        ax.set(xlabel=f"{record['reference']} (eV, relative to extended)",
-               ylabel=f"{record['model']} (eV, relative to extended)", title=f"{title}, {record['temperature_K']:g} K")
+        ax.set(xlabel=f"{short_name(record['reference'])} ({record['reference_dtype']}): E − mean E(extended) (eV)",
+               ylabel=f"{short_name(record['model'])}: E − mean E(extended) (eV)",
+               title=f"{title}, {record['temperature_K']:g} K")
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -164,7 +178,7 @@ def plot(path: Path, record: dict) -> None:
 def markdown(record: dict) -> list[str]:
     differences = record["compact_minus_extended_eV"]
     lines = [f"## End states against {record['reference']} ({record['reference_dtype']})", "",
-             f"{record['compact_frames']} most compact and {record['extended_frames']} most extended frames at "
+             f"The {record['compact_frames']} most compact and {record['extended_frames']} most extended frames at "
              f"{record['temperature_K']:g} K (end-to-end distance), evaluated with the run's model "
              f"({record['model']}) and the reference, as sampled and relaxed (L-BFGS to "
              f"{record['fmax_eV_per_A']:g} eV/Å; converged {record['relaxations_converged']['model']} and "
