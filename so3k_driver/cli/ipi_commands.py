@@ -11,6 +11,8 @@ from .model_commands import add_model_options, lr_cutoff_from_flag
 
 
 def add_parser(subparsers) -> None:
+    from ..io.model_files import MODEL_SPECS
+
     from ..ipi.compute import DEFAULT_MAX_BOND_STRETCH, DEFAULT_MAX_FORCE
 
     serve = subparsers.add_parser(
@@ -53,7 +55,7 @@ def add_parser(subparsers) -> None:
                     "'so3k run RESTART --model MODEL' resumes.")
     run.add_argument("input", metavar="INPUT", help="i-PI XML input or RESTART file")
     run.add_argument("--model", action="append", default=[], metavar="[NAME=]SPEC",
-                     help="model served by the drivers: FILE.so3k, mlff:DIR, so3lr:DIR or 'default' (required for an "
+                     help="model served by the drivers: " + MODEL_SPECS + " (required for an "
                           "<ffsocket> input; an <ffdirect> input names its own). Repeatable: NAME=SPEC serves the "
                           "<ffsocket name='NAME'>, a plain SPEC every ffsocket not named")
     run.add_argument("--structure", help="replace the <initialize><file> structures (xyz, Å)")

@@ -12,7 +12,9 @@ from ..evaluation.validation import InputError
 
 def add_model_options(parser) -> None:
     """Options every command that loads a model shares."""
-    parser.add_argument("model", metavar="MODEL", help="model: FILE.so3k, mlff:DIR, so3lr:DIR or 'default'")
+    from ..io.model_files import MODEL_SPECS
+
+    parser.add_argument("model", metavar="MODEL", help="model: " + MODEL_SPECS)
     parser.add_argument("--dtype", choices=["float32", "float64"], default=None,
                         help="evaluation precision (default: the model's own, float32)")
     parser.add_argument("--device", default=None, help="JAX device, e.g. cpu, gpu, gpu:1 (default: JAX's choice)")

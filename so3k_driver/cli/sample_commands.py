@@ -9,6 +9,8 @@ from .model_commands import lr_cutoff_from_flag
 
 
 def add_parser(subparsers) -> None:
+    from ..io.model_files import MODEL_SPECS
+
     from ..sampling.settings import BACKENDS, DEFAULT_METAD_SIGMA, METAD_CVS, MetadSettings, StudySettings
 
     study = StudySettings.__dataclass_fields__
@@ -24,7 +26,7 @@ def add_parser(subparsers) -> None:
         description="Write a study into --out: one temperature = NVT, several = replica exchange; "
                     "--metad adds well-tempered metadynamics at each temperature.")
     init.add_argument("structure", metavar="STRUCTURE", help="starting structure (any file ASE reads; Å)")
-    init.add_argument("--model", required=True, help="model: FILE.so3k, mlff:DIR, so3lr:DIR or 'default'")
+    init.add_argument("--model", required=True, help="model: " + MODEL_SPECS)
     init.add_argument("--temperatures", required=True, metavar="K",
                       help="temperatures in K: 300 (NVT), 300,340,385 or 300:450:8 (8 geometric from 300 to 450 K; REMD)")
     init.add_argument("--steps", type=int, required=True, metavar="N", help="total MD steps")

@@ -9,6 +9,8 @@ from .model_commands import lr_cutoff_from_flag
 
 
 def add_parser(subparsers) -> None:
+    from ..io.model_files import MODEL_SPECS
+
     t = subparsers.add_parser("train", help="train a SO3krates model from labelled data (YAML/TOML config)")
     t.add_argument("config", metavar="CONFIG", help="training settings, .yaml/.yml, .toml or .json")
     t.add_argument("--data", help="labelled data: extxyz or npz (overrides 'data')")
@@ -23,7 +25,7 @@ def add_parser(subparsers) -> None:
     t.set_defaults(func=run_train)
 
     s = subparsers.add_parser("test", help="energy/force errors of a model on labelled data, with a parity plot")
-    s.add_argument("model", metavar="MODEL", help="FILE.so3k, mlff:DIR, so3lr:DIR or 'default'")
+    s.add_argument("model", metavar="MODEL", help=MODEL_SPECS)
     s.add_argument("data", metavar="DATA", help="labelled data: extxyz or npz")
     s.add_argument("--energy-unit", default="eV", help="unit of energies in DATA: eV (default) or kcal/mol")
     s.add_argument("--dtype", choices=["float32", "float64"], default=None, help="evaluation precision")

@@ -6,7 +6,9 @@ Specs accepted by :func:`load_model`:
   code version, free-form metadata) and ``params.npz`` (flattened parameter tree, no pickles).
 - ``mlff:DIR``: the authors' SO3krates layout, ``params.pkl`` + ``hparams.json``.
 - ``so3lr:DIR``: the published SO3LR layout, ``params.pkl`` + ``hyperparameters.json``.
-- ``default``: the model bundled with the package.
+- a bundled model by name (:data:`BUNDLED_MODELS`): ``default`` (the small GFN2-xTB model of
+  Ac-Ala3-NHMe, for demonstrations and tests) and ``so3lr-student`` (distilled from SO3LR on Ac-Ala
+  peptide configurations, for sampling them); their cards are in docs/model_card.md.
 
 Pickles are read with :class:`RestrictedUnpickler`, which builds numpy arrays and plain containers
 only and refuses every other global, so a malicious file raises and executes nothing.
@@ -34,6 +36,10 @@ SCHEMA_VERSION = 1
 # silently: a shape they change is caught by check_parameters).
 REQUIRED_CONFIG_KEYS = ("num_layers", "num_features", "num_heads", "degrees", "cutoff", "species")
 UNITS = {"length": "angstrom", "energy": "eV", "forces": "eV/angstrom", "stress": "eV/angstrom^3"}
+# Models shipped in so3k_driver/data, by the name a model spec uses for them
+BUNDLED_MODELS = {"default": "default.so3k", "so3lr-student": "so3lr_student.so3k"}
+# What a MODEL argument may be, for help texts and errors
+MODEL_SPECS = "FILE.so3k, mlff:DIR, so3lr:DIR or a bundled model (" + ", ".join(BUNDLED_MODELS) + ")"
 
 
 
@@ -299,12 +305,12 @@ def _read_authors_layout(directory: Path, hparams_name: str) -> tuple[ModelConfi
 
 def absolute_model_spec(spec: str) -> str:
     """``spec`` with its file or folder made absolute (``mlff:DIR``, ``so3lr:DIR``, FILE), so that a run
-    started from another folder finds the same model; 'default' stays as it is."""
+    started from another folder finds the same model; a bundled model's name stays as it is."""
     spec = str(spec)
     for prefix in ("mlff:", "so3lr:"):
         if spec.startswith(prefix):
             return prefix + str(Path(spec[len(prefix):]).expanduser().resolve())
-    if spec == "default":
+    if spec in BUNDLED_MODELS:
         return spec
     return str(Path(spec).expanduser().resolve())
 
@@ -316,15 +322,13 @@ def load_model(spec: str) -> tuple[ModelConfig, dict, dict]:
         return _read_authors_layout(Path(spec[5:]).expanduser(), "hparams.json")
     if spec.startswith("so3lr:"):
         return _read_authors_layout(Path(spec[6:]).expanduser(), "hyperparameters.json")
-    if spec == "default":
-        bundled = resources.files("so3k_driver.data").joinpath("default.so3k")
+    if spec in BUNDLED_MODELS:
+        bundled = resources.files("so3k_driver.data").joinpath(BUNDLED_MODELS[spec])
         if not bundled.is_file():
-            raise ModelFileError("this installation has no bundled default model; pass a model file, mlff:DIR or so3lr:DIR")
+            raise ModelFileError(f"this installation has no bundled model {spec!r}; pass a model file, mlff:DIR or so3lr:DIR")
         with resources.as_file(bundled) as path:
             return _read_own_format(Path(path))
     path = Path(spec).expanduser()
     if not path.exists():
-        raise ModelFileError(
-            f"model {spec!r} not found (give a .so3k file, mlff:DIR, so3lr:DIR or 'default')"
-        )
+        raise ModelFileError(f"model {spec!r} not found (give {MODEL_SPECS})")
     return _read_own_format(path)
