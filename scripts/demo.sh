@@ -4,12 +4,13 @@
 #   2. run replica exchange + PLUMED metadynamics of Ac-Ala15-NHMe from the extended chain through
 #      i-PI and the socket driver (quick mode: 4 replicas x 100 steps, ~20 s on 2 CPU cores), then
 #      analyse it: end-to-end distance, radius of gyration, helix fraction, free energy, Ramachandran.
-# MODEL defaults to the bundled model; any spec works: MODEL=so3lr:/path/to/params bash scripts/demo.sh
+# MODEL defaults to the bundled SO3LR student (so3lr-student, made for Ac-Ala peptides; docs/model_card.md);
+# any spec works: MODEL=so3lr:/path/to/params bash scripts/demo.sh
 # DEMO_STEPS=2000 runs longer (1 ps per replica); OUT sets the output folder (default runs/demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
-MODEL=${MODEL:-default}
+MODEL=${MODEL:-so3lr-student}
 OUT=${OUT:-runs/demo}
 .venv/bin/so3k info "$MODEL"
 .venv/bin/so3k eval "$MODEL" so3k_driver/data/Ac-Ala3-NHMe_ext.xyz
