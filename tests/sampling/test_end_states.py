@@ -99,6 +99,7 @@ def test_without_study_json_the_runs_model_must_be_named(tmp_path, capsys):
     assert so3k(["analyze", str(tmp_path), "--reference", "default"]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "--model" in error[0]
+    assert not (tmp_path / "analysis" / "summary.md").exists()  # refused before the analysis ran
 
 
 def test_model_specs_become_short_axis_labels():

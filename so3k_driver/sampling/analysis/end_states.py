@@ -29,13 +29,18 @@ DEFAULT_COUNT = 4
 DEFAULT_REFERENCE_DTYPE = "float64"
 
 
+def check_count(count) -> None:
+    """UserError unless ``count`` (frames per end state) is an integer >= 1."""
+    if not (isinstance(count, int) and count >= 1):
+        raise UserError(f"end-state count must be an integer >= 1, got {count!r}")
+
+
 def select_end_states(end_to_end, count: int, burn_in: float, separation: int) -> tuple[list[int], list[int]]:
     """Frame indices (compact, extended): the ``count`` smallest and largest end_to_end (Å, one per frame
     in time order) among the frames after the first ``burn_in`` fraction, greedily, no two chosen frames
     of a group fewer than ``separation`` frames apart. A group may come out shorter on a short run."""
     end_to_end = np.asarray(end_to_end, float)
-    if not (isinstance(count, int) and count >= 1):
-        raise UserError(f"end-state count must be an integer >= 1, got {count!r}")
+    check_count(count)
     first = int(burn_in * len(end_to_end))
     candidates = np.arange(first, len(end_to_end))
     if len(candidates) < 2:
@@ -93,7 +98,7 @@ def compare_end_states(numbers, positions, time, helix_fraction, temperature: fl
     compact, extended = select_end_states(end_to_end, count, burn_in, separation)
     chosen = compact + extended
     frames = np.asarray(positions)[chosen]
-    settings = LbfgsSettings(fmax=fmax, structures_per_call=min(len(chosen), 4))
+    settings = LbfgsSettings(fmax=fmax)  # minimise() takes at most len(chosen) structures per call
     results = {}
     for key, potential, label in (("model", model_potential, model_label),
                                   ("reference", reference_potential, reference_label)):

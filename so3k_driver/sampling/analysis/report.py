@@ -429,6 +429,9 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
     if not (isinstance(fes_cutoff, (int, float)) and np.isfinite(fes_cutoff) and fes_cutoff > 0):
         raise UserError(f"free-energy cutoff must be > 0 kJ/mol, got {fes_cutoff!r}")
     run_dir = Path(run_dir)
+    if reference is not None:  # a bad request fails before the analysis, not after it
+        end_states.check_count(end_state_count)
+        run_model = _run_model(run_dir, model)
     out_dir = Path(out_dir) if out_dir else run_dir / "analysis"
     out_dir.mkdir(parents=True, exist_ok=True)
     symbols, series, breakages = ipi_outputs.demultiplex(run_dir)
@@ -453,7 +456,7 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
     with summary.open("a") as handle:
         handle.write("\n" + spectrum.write_spectrum(run_dir, out_dir) + "\n")
     if reference is not None:
-        record = _end_state_check(run_dir, symbols, series[0], data[0], reference, model, end_state_count,
+        record = _end_state_check(symbols, series[0], data[0], reference, run_model, end_state_count,
                                   reference_dtype, burn_in, report)
         end_states.write(out_dir, record)
         with summary.open("a") as handle:
@@ -461,21 +464,28 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
     return summary
 
 
-def _end_state_check(run_dir, symbols, lowest, observed, reference, model, count, reference_dtype, burn_in, report):
-    """end_states.compare_end_states on the lowest temperature's frames, with the run's model (``model``,
-    or the study's) and the reference, both gas phase with SO3LR's long-range terms over all pairs
-    unless the study set a cutoff for its model."""
+def _run_model(run_dir: Path, model: str | None) -> tuple[str, str | None, float | None]:
+    """(spec, dtype, lr_cutoff) of the run's model: ``model`` as given (gas phase, all pairs), or the
+    study's from its study.json."""
+    from ..settings import StudySettings
+
+    if model is not None:
+        return model, None, None
+    if not (run_dir / "study.json").exists():
+        raise UserError(f"{run_dir} has no study.json: name the run's model with --model to compare end states")
+    settings = StudySettings.load(run_dir)
+    return settings.model, settings.dtype, settings.lr_cutoff
+
+
+def _end_state_check(symbols, lowest, observed, reference, run_model, count, reference_dtype, burn_in, report):
+    """end_states.compare_end_states on the lowest temperature's frames, with the run's model
+    (``run_model``: spec, dtype, lr_cutoff) and the reference, gas phase with SO3LR's long-range terms
+    over all pairs."""
     from ase.data import atomic_numbers
 
     from ...evaluation.potential import Potential
-    from ..settings import StudySettings
 
-    dtype, lr_cutoff = None, None
-    if model is None:
-        if not (Path(run_dir) / "study.json").exists():
-            raise UserError(f"{run_dir} has no study.json: name the run's model with --model to compare end states")
-        settings = StudySettings.load(run_dir)
-        model, dtype, lr_cutoff = settings.model, settings.dtype, settings.lr_cutoff
+    model, dtype, lr_cutoff = run_model
     report(f"end states: loading {model} and {reference}")
     model_potential = Potential.load(model, dtype=dtype, lr_cutoff=lr_cutoff)
     reference_potential = Potential.load(reference, dtype=reference_dtype, lr_cutoff=None)
