@@ -49,13 +49,16 @@ class Case:
 
     def what(self) -> str:
         if not self.mts:
-            return f"SO3LR alone, {self.outer_fs:g} fs"
+            return f"--slow alone, {self.outer_fs:g} fs"
         return (f"MTS: SO3LR - student every {self.outer_fs:g} fs, student every "
                 f"{self.outer_fs / self.inner_steps:g} fs")
 
 
 CASES = [Case("slow1", 1.0, 1), Case("slow2", 2.0, 1), Case("mts4", 4.0, 2), Case("mts6", 6.0, 3),
          Case("mts8", 8.0, 4)]
+# Time-step scans of one model (--slow), not run by default: e.g. --slow so3lr-student --cases slow2,slow3,slow4
+# with heavy hydrogens against --hydrogen-mass 1.008 --cases slow05.
+EXTRA_CASES = [Case("slow05", 0.5, 1), Case("slow3", 3.0, 1), Case("slow4", 4.0, 1)]
 
 
 def input_xml(case: Case, structure: Path, outer_steps: int, velocity_k: float, seed: int) -> str:
@@ -158,7 +161,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     args = parser.parse_args()
-    cases = chosen_cases(parser, args, CASES, describe=Case.what)
+    cases = chosen_cases(parser, args, CASES + EXTRA_CASES, describe=Case.what)
     if cases is None:
         return 0
     if any(case.mts for case in cases) and not args.fast:
