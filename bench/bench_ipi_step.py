@@ -1,6 +1,6 @@
 """Where an i-PI MD step's time goes (issue #12). A benchmark, not a test: prints one table.
 
-    .venv/bin/python bench/bench_ipi_step.py [--model default|so3lr:DIR|FILE.so3k] [--steps 300]
+    .venv/bin/python bench/bench_ipi_step.py [--model ala3-xtb|so3lr:DIR|FILE.so3k] [--steps 300]
         [--repeats 3] [--cases shipped,minimal,...] [--list]
 
 Ac-Ala3-NHMe (42 atoms), 1-bead NVT (ipi_inputs/nvt.xml), i-PI + our driver through the runner of
@@ -261,7 +261,7 @@ def engine_case_ms(case: Case, steps: int, tag: str) -> float | None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="default", help="default, so3lr:DIR, FILE.so3k, mlff:DIR")
+    parser.add_argument("--model", default="ala3-xtb", help="ala3-xtb, default, so3lr:DIR, FILE.so3k, mlff:DIR")
     parser.add_argument("--steps", type=int, default=300,
                         help="MD steps per run with the model (the first 10 are not timed; 0: i-PI alone only)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds over all cases")

@@ -1,6 +1,6 @@
 """What a replica-exchange step costs against one model call (issue #12). A benchmark, not a test.
 
-    .venv/bin/python bench/bench_remd_step.py [--model default|so3lr:DIR|FILE.so3k] [--structure ipi_inputs/ala3.xyz]
+    .venv/bin/python bench/bench_remd_step.py [--model ala3-xtb|so3lr:DIR|FILE.so3k] [--structure ipi_inputs/ala3.xyz]
         [--replicas 8] [--steps 300] [--rounds 2] [--metad none|end-to-end|...] [--cases socket,direct,...]
         [--json OUT.json] [--list]
 
@@ -128,7 +128,7 @@ def run_case(case: Case, model: str, structure: Path, replicas: int, steps: int,
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="default")
+    parser.add_argument("--model", default="ala3-xtb")
     parser.add_argument("--structure", type=Path, default=DEFAULT_STRUCTURE, help="starting structure (Å)")
     parser.add_argument("--replicas", type=int, default=8)
     parser.add_argument("--steps", type=int, default=300, help="MD steps per run")

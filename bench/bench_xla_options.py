@@ -24,8 +24,8 @@ STUDENT = REPO / "docs" / "results" / "so3lr_student_v3" / "student_v4_epoch7.so
 
 # name: (model spec, dtype, structure file, batch size)
 CASES = {
-    "default 1x42": ("default", "float32", "Ac-Ala3-NHMe_ext.xyz", 1),
-    "default 8x42": ("default", "float32", "Ac-Ala3-NHMe_ext.xyz", 8),
+    "ala3-xtb 1x42": ("ala3-xtb", "float32", "Ac-Ala3-NHMe_ext.xyz", 1),
+    "ala3-xtb 8x42": ("ala3-xtb", "float32", "Ac-Ala3-NHMe_ext.xyz", 8),
     "student 1x162": (str(STUDENT), "float32", "Ac-Ala15-NHMe_folded.xyz", 1),
     "student 8x162": (str(STUDENT), "float32", "Ac-Ala15-NHMe_folded.xyz", 8),
     "so3lr 1x42": (f"so3lr:{SO3LR}", "float32", "Ac-Ala3-NHMe_ext.xyz", 1),
@@ -36,7 +36,7 @@ CASES = {
 
 def available_cases() -> dict:
     def present(spec):
-        return spec == "default" or Path(spec.removeprefix("so3lr:")).exists()
+        return spec in ("ala3-xtb", "default", "so3lr-student") or Path(spec.removeprefix("so3lr:")).exists()
     return {name: case for name, case in CASES.items() if present(case[0])}
 
 

@@ -116,7 +116,7 @@ def main() -> None:
     started = time.perf_counter()
     report = {"jax": jax.__version__, "devices": [str(d) for d in jax.devices()], "host": platform.node(),
               "python": sys.version.split()[0], "models": {}}
-    report["models"]["default"] = model_times("default", args.device, repeats, args.quick, log)
+    report["models"]["default (so3lr-student)"] = model_times("default", args.device, repeats, args.quick, log)
     if args.so3lr:
         report["models"]["so3lr"] = model_times(f"so3lr:{args.so3lr}", args.device, repeats, args.quick, log)
     steps = 50 if args.quick else 400

@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model", default="default")
+    parser.add_argument("--model", default="ala3-xtb")
     parser.add_argument("--structure", default=str(DATA / "Ac-Ala3-NHMe_ext.xyz"))
     parser.add_argument("--cv", default="backbone")
     parser.add_argument("--out", default="runs/soak")

@@ -10,7 +10,7 @@
 # in pieces if need be: `so3k sample run OUT` continues from the newest restart.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-MODEL=${MODEL:-default}
+MODEL=${MODEL:-ala3-xtb}  # trained on Ac-Ala3-NHMe (GFN2-xTB); the SO3LR student (default) knows only Ac-Ala15-NHMe
 OUT=${OUT:-examples/ala3_metad/output}
 if [ "${1:-full}" = quick ]; then STEPS=300 PACE=10 STRIDE=5; else STEPS=100000 PACE=250 STRIDE=50; fi
 so3k sample init so3k_driver/data/Ac-Ala3-NHMe_ext.xyz --model "$MODEL" --out "$OUT" --force --temperatures 300 \

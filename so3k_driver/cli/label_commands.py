@@ -7,6 +7,8 @@ from .model_commands import lr_cutoff_from_flag
 
 
 def add_parser(subparsers) -> None:
+    from ..io.model_files import MODEL_SPECS
+
     p = subparsers.add_parser(
         "label", help="sample configurations (xTB Langevin MD or i-PI with a model) and label them (eV, eV/Å)",
         description="Label training data. The labeller is a tblite method (GFN2-xTB, GFN1-xTB) or any MODEL "
@@ -18,7 +20,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="structure(s) or trajectories (any file ASE reads)")
     p.add_argument("-o", "--output", required=True, help="output extxyz file (energy eV, forces eV/Å)")
     p.add_argument("--labeller", default="GFN2-xTB",
-                   help="GFN2-xTB (default), GFN1-xTB, or a MODEL: FILE.so3k, mlff:DIR, so3lr:DIR, default")
+                   help="GFN2-xTB (default), GFN1-xTB, or a MODEL: " + MODEL_SPECS)
     p.add_argument("--sample-with", default=None, metavar="SAMPLER",
                    help="'none' (label INPUT's frames), an xTB method, or a MODEL (default: the labeller)")
     p.add_argument("--temperatures", default="300,600,900,1200",

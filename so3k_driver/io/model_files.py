@@ -6,9 +6,10 @@ Specs accepted by :func:`load_model`:
   code version, free-form metadata) and ``params.npz`` (flattened parameter tree, no pickles).
 - ``mlff:DIR``: the authors' SO3krates layout, ``params.pkl`` + ``hparams.json``.
 - ``so3lr:DIR``: the published SO3LR layout, ``params.pkl`` + ``hyperparameters.json``.
-- a bundled model by name (:data:`BUNDLED_MODELS`): ``default`` (the small GFN2-xTB model of
-  Ac-Ala3-NHMe, for demonstrations and tests) and ``so3lr-student`` (distilled from SO3LR on Ac-Ala
-  peptide configurations, for sampling them); their cards are in docs/model_card.md.
+- a bundled model by name (:data:`BUNDLED_MODELS`): ``so3lr-student`` (distilled from SO3LR on Ac-Ala
+  peptide configurations, for sampling them), also called ``default`` (:data:`MODEL_ALIASES`), and
+  ``ala3-xtb`` (a small GFN2-xTB model of Ac-Ala3-NHMe, for tests and demonstrations on that molecule
+  only); their cards are in docs/model_card.md.
 
 Pickles are read with :class:`RestrictedUnpickler`, which builds numpy arrays and plain containers
 only and refuses every other global, so a malicious file raises and executes nothing.
@@ -37,9 +38,11 @@ SCHEMA_VERSION = 1
 REQUIRED_CONFIG_KEYS = ("num_layers", "num_features", "num_heads", "degrees", "cutoff", "species")
 UNITS = {"length": "angstrom", "energy": "eV", "forces": "eV/angstrom", "stress": "eV/angstrom^3"}
 # Models shipped in so3k_driver/data, by the name a model spec uses for them
-BUNDLED_MODELS = {"default": "default.so3k", "so3lr-student": "so3lr_student.so3k"}
+BUNDLED_MODELS = {"so3lr-student": "so3lr_student.so3k", "ala3-xtb": "ala3_xtb.so3k"}
+# Other names of bundled models: 'default' is the one a user should reach for first.
+MODEL_ALIASES = {"default": "so3lr-student"}
 # What a MODEL argument may be, for help texts and errors
-MODEL_SPECS = "FILE.so3k, mlff:DIR, so3lr:DIR or a bundled model (" + ", ".join(BUNDLED_MODELS) + ")"
+MODEL_SPECS = "FILE.so3k, mlff:DIR, so3lr:DIR or a bundled model (default = so3lr-student, ala3-xtb)"
 
 
 
@@ -310,7 +313,7 @@ def absolute_model_spec(spec: str) -> str:
     for prefix in ("mlff:", "so3lr:"):
         if spec.startswith(prefix):
             return prefix + str(Path(spec[len(prefix):]).expanduser().resolve())
-    if spec in BUNDLED_MODELS:
+    if spec in BUNDLED_MODELS or spec in MODEL_ALIASES:
         return spec
     return str(Path(spec).expanduser().resolve())
 
@@ -322,6 +325,7 @@ def load_model(spec: str) -> tuple[ModelConfig, dict, dict]:
         return _read_authors_layout(Path(spec[5:]).expanduser(), "hparams.json")
     if spec.startswith("so3lr:"):
         return _read_authors_layout(Path(spec[6:]).expanduser(), "hyperparameters.json")
+    spec = MODEL_ALIASES.get(spec, spec)
     if spec in BUNDLED_MODELS:
         bundled = resources.files("so3k_driver.data").joinpath(BUNDLED_MODELS[spec])
         if not bundled.is_file():

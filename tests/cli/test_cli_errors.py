@@ -45,7 +45,7 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
 
 def test_cli_user_errors_are_one_line_under_python_m():
     """`python -m so3k_driver.cli` runs cli.py as __main__: user errors must still be caught."""
-    result = run_cli("run", "/nonexistent/input.xml", "--model", "default")
+    result = run_cli("run", "/nonexistent/input.xml", "--model", "ala3-xtb")
     assert result.returncode == 2
     assert result.stderr.strip() == "so3k run: error: i-PI input '/nonexistent/input.xml' not found"
 
@@ -59,5 +59,5 @@ def test_driver_options_become_serve_fields_and_bad_ones_are_one_line():
     assert driver_settings([]) == {}
     with pytest.raises(UserError, match="--max-steps"):
         driver_settings(["--max-steps=3"])
-    result = run_cli("run", "/nonexistent/input.xml", "--model", "default", "--driver-option=--bogus")
+    result = run_cli("run", "/nonexistent/input.xml", "--model", "ala3-xtb", "--driver-option=--bogus")
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--bogus" in result.stderr

@@ -55,7 +55,7 @@ def test_a_command_fills_the_cache(tmp_path):
     environ = {k: v for k, v in os.environ.items() if k not in (JAX_ENVIRONMENT, "SO3K_COMPILATION_CACHE")}
     # every compilation stored, however fast this machine compiles
     environ.update(XDG_CACHE_HOME=str(tmp_path), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
-    command = [sys.executable, "-m", "so3k_driver.cli", "eval", "default", str(DATA / "Ac-Ala3-NHMe_ext.xyz")]
+    command = [sys.executable, "-m", "so3k_driver.cli", "eval", "ala3-xtb", str(DATA / "Ac-Ala3-NHMe_ext.xyz")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environ)
     assert result.returncode == 0, result.stderr
     entries = list((tmp_path / "so3k_driver" / "xla" / machine_key()).iterdir())

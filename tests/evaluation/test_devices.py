@@ -16,8 +16,8 @@ from physics_suite import bundled_molecule
 numbers, positions = bundled_molecule()
 rng = np.random.default_rng(0)
 batch = np.stack([positions + rng.normal(scale=0.03, size=positions.shape) for _ in range(5)])
-shared = Potential.load("default", dtype="float64", device="cpu:all", pairs_per_call=None)
-single = Potential.load("default", dtype="float64", device="cpu:0", pairs_per_call=None)
+shared = Potential.load("ala3-xtb", dtype="float64", device="cpu:all", pairs_per_call=None)
+single = Potential.load("ala3-xtb", dtype="float64", device="cpu:0", pairs_per_call=None)
 used = []
 original = shared._dispatch
 def recording(index, call, *args):
@@ -51,7 +51,7 @@ def test_bad_device_specs_are_refused():
 
     for spec, message in [("cpu:7", "only"), ("cpu:x", "look like")]:
         with pytest.raises(ValueError, match=message):
-            Potential.load("default", device=spec)
+            Potential.load("ala3-xtb", device=spec)
 
 
 MINIMISE_SCRIPT = r"""
@@ -77,7 +77,7 @@ minimise_module.optimizer_call_for = recording
 settings = LbfgsSettings(max_steps=30, structures_per_call=2)
 results = {}
 for device in ("cpu:1", "cpu:0"):
-    potential = Potential.load("default", dtype="float64", device=device)
+    potential = Potential.load("ala3-xtb", dtype="float64", device=device)
     results[device] = minimise_module.minimise(potential, numbers, frames, settings)
 print(json.dumps({"used": used, "energy": float(np.abs(results["cpu:1"].energy - results["cpu:0"].energy).max())}))
 """

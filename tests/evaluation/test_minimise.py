@@ -23,7 +23,7 @@ ENERGY_AGREEMENT = 2e-3  # eV
 def potential():
     from so3k_driver.evaluation.potential import Potential
 
-    return Potential.load("default")
+    return Potential.load("ala3-xtb")
 
 
 SETTINGS = FireSettings(fmax=FMAX, structures_per_call=2)  # one compiled call for every FIRE test here
@@ -33,7 +33,7 @@ LBFGS = LbfgsSettings(fmax=FMAX, structures_per_call=2)
 @pytest.fixture(scope="module")
 def starts():
     """Two Ac-Ala3-NHMe MD frames of the validation set (300-1200 K Langevin MD), Å."""
-    md = [ase.io.read(DATA / "default_validation.xyz", index=i) for i in (0, 5)]
+    md = [ase.io.read(DATA / "ala3_xtb_validation.xyz", index=i) for i in (0, 5)]
     return md[0].numbers, np.array([a.positions for a in md])
 
 

@@ -1,5 +1,5 @@
 """The shared physics suite (tests/physics_suite.py) applied to every model kind we ship or load:
-the paper-size SO3krates (random reference weights), the published SO3LR, and the bundled default."""
+the paper-size SO3krates (random reference weights), the published SO3LR, and both bundled models."""
 
 import numpy as np
 import pytest
@@ -51,10 +51,26 @@ class TestSO3LR(PotentialPhysicsSuite):
         return water_box()
 
 
-class TestBundledDefault(PotentialPhysicsSuite):
-    """The model shipped in the package (needs nothing from ../shared)."""
+class TestBundledStudent(PotentialPhysicsSuite):
+    """The bundled default, the SO3LR student (needs nothing from ../shared): long-range terms as SO3LR's."""
 
     spec = "default"
+    options = {"lr_cutoff": 12.0}
+    periodic_options = {"lr_cutoff": 8.0}
+    invariance_atol = 1e-9
+    finite_difference_atol = 1e-6
+    stress_atol = 1e-7
+    float32_energy_per_atom = 1e-5
+    float32_forces = 2e-4
+
+    def periodic_system(self):
+        return water_box()
+
+
+class TestBundledAla3Xtb(PotentialPhysicsSuite):
+    """The small GFN2-xTB model of Ac-Ala3-NHMe shipped in the package."""
+
+    spec = "ala3-xtb"
     invariance_atol = 1e-9
     finite_difference_atol = 1e-6
     stress_atol = 1e-7

@@ -236,7 +236,7 @@ def test_an_unknown_element_is_refused_before_ipi_starts(tmp_path, reaper):
     lines[4] = "Xe" + lines[4][1:] if lines[4].startswith("C") else "Xe " + " ".join(lines[4].split()[1:])
     (tmp_path / "ala3.xyz").write_text("\n".join(lines) + "\n")
     # The bundled model knows H, C, N, O (the authors' mlff: layouts accept every element).
-    result = so3k("run", str(xml), "--model", "default", "--workdir", str(tmp_path / "run"))
+    result = so3k("run", str(xml), "--model", "ala3-xtb", "--workdir", str(tmp_path / "run"))
     assert result.returncode == 2
     line = one_error_line(result)
     assert "Xe (first at atom 3, 1-based)" in line and "unknown" in line

@@ -61,7 +61,7 @@ def test_checkpoints_inputs_with_masses_and_bad_masses_are_refused(tmp_path):
 def test_so3k_run_refuses_hydrogen_masses_for_a_checkpoint_in_one_line(tmp_path):
     checkpoint = tmp_path / "RESTART"
     checkpoint.write_text("<simulation><step> 3 </step><system><beads natoms='1' nbeads='1'/></system></simulation>")
-    result = subprocess.run([sys.executable, "-m", "so3k_driver.cli", "run", str(checkpoint), "--model", "default",
+    result = subprocess.run([sys.executable, "-m", "so3k_driver.cli", "run", str(checkpoint), "--model", "ala3-xtb",
                              "--hydrogen-mass", "4", "--workdir", str(tmp_path / "run")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
@@ -85,7 +85,7 @@ def nve_run(folder, timestep_fs, hydrogen_mass, picoseconds=1.0):
         text = text.replace(old, new)
     (folder / "nve.xml").write_text(text)
     steps = round(picoseconds * 1000 / timestep_fs)
-    command = [sys.executable, "-m", "so3k_driver.cli", "run", str(folder / "nve.xml"), "--model", "default",
+    command = [sys.executable, "-m", "so3k_driver.cli", "run", str(folder / "nve.xml"), "--model", "ala3-xtb",
                "--steps", str(steps), "--workdir", str(folder), "--quiet", "--max-force", "0",
                "--address", f"so3k-test-{os.getpid()}-{folder.name}"]
     if hydrogen_mass is not None:

@@ -325,19 +325,19 @@ def test_the_bond_stretch_option_reaches_every_driver_path(tmp_path):
     nvt = str(REPO / "ipi_inputs" / "nvt.xml")
     parser = build_parser()
     assert parser.parse_args(["run", nvt]).max_bond_stretch == 1.6
-    args = parser.parse_args(["run", nvt, "--model", "default", "--max-bond-stretch", "2.5"])
+    args = parser.parse_args(["run", nvt, "--model", "ala3-xtb", "--max-bond-stretch", "2.5"])
     options = run_options(args)
     assert options.max_bond_stretch == 2.5
-    serve = parser.parse_args(["serve", "default", "--unix", "x", "--structure", nvt, "--max-bond-stretch", "0"])
-    assert (serve.max_bond_stretch, ServeOptions(model="default", structure=nvt, unix="x").max_bond_stretch) == (0, 1.6)
+    serve = parser.parse_args(["serve", "ala3-xtb", "--unix", "x", "--structure", nvt, "--max-bond-stretch", "0"])
+    assert (serve.max_bond_stretch, ServeOptions(model="ala3-xtb", structure=nvt, unix="x").max_bond_stretch) == (0, 1.6)
     [socket] = ipi_xml.socket_settings(ipi_xml.load(nvt).getroot())
     piece = SimpleNamespace(sockets=[socket], outputs=None, ipi_command=["i-pi", nvt], per_step={socket.name: 1},
                             periodic=False, direct=[])
     assert _Run(options, str(tmp_path), piece, print, None).serve_options(socket).max_bond_stretch == 2.5
     config = json.loads(open(_write_pes_config(options, str(tmp_path), socket, 1, nvt, False)).read())
     assert config["max_bond_stretch"] == 2.5 and "max_bond_stretch" in DRIVER_OPTIONS
-    for make in (lambda: RunOptions(input=nvt, model="default", max_bond_stretch=-0.5),
-                 lambda: ServeOptions(model="default", structure=nvt, unix="x", max_bond_stretch=-0.5)):
+    for make in (lambda: RunOptions(input=nvt, model="ala3-xtb", max_bond_stretch=-0.5),
+                 lambda: ServeOptions(model="ala3-xtb", structure=nvt, unix="x", max_bond_stretch=-0.5)):
         with pytest.raises(UserError, match="max_bond_stretch must be >= 0"):
             make()
 

@@ -189,7 +189,7 @@ def test_remd_metad_input_runs_with_plumed(tmp_path):
     tmp_path.mkdir()
     # The bundled (trained) model: 100 steps of 162 atoms with random weights can crush two atoms together.
     result = so3k_run(inputs / "remd_metad.xml", tmp_path, "--steps", "100", "--address", unique("remdmtd"),
-                      timeout=300, model="default")
+                      timeout=300, model="ala3-xtb")
     assert result.returncode == 0, result.stderr
     outputs = sorted(tmp_path.glob("*remd_metad.out"))
     assert len(outputs) == 4 and all(properties(p)[-1, 0] == 100 for p in outputs)
@@ -221,7 +221,7 @@ def test_run_options_name_the_bad_value(field, value, named):
     from so3k_driver.errors import UserError
     from so3k_driver.ipi.runner import RunOptions
 
-    arguments = {"input": str(INPUTS / "nvt.xml"), "model": "default", field: value}
+    arguments = {"input": str(INPUTS / "nvt.xml"), "model": "ala3-xtb", field: value}
     with pytest.raises(UserError, match=named):
         RunOptions(**arguments)
 
@@ -235,13 +235,13 @@ def test_run_options_make_model_paths_absolute_because_drivers_start_in_the_work
     options = RunOptions(input=str(INPUTS / "nvt.xml"), model="student.so3k", models={"slow": "so3lr:params"})
     assert options.model == str(tmp_path / "student.so3k")
     assert options.model_for("slow") == f"so3lr:{tmp_path / 'params'}"
-    assert RunOptions(input=str(INPUTS / "nvt.xml"), model="default").model == "default"
+    assert RunOptions(input=str(INPUTS / "nvt.xml"), model="ala3-xtb").model == "ala3-xtb"
 
 
 def test_a_missing_plumed_kernel_stops_so3k_run_before_ipi_starts(tmp_path):
     """One line, exit 2, and no i-PI started (no log written)."""
     environment = dict(os.environ, PLUMED_KERNEL=str(tmp_path / "libplumedKernel.so"))
-    result = subprocess.run(SO3K + ["run", str(INPUTS / "remd_metad.xml"), "--model", "default", "--workdir",
+    result = subprocess.run(SO3K + ["run", str(INPUTS / "remd_metad.xml"), "--model", "ala3-xtb", "--workdir",
                                     str(tmp_path / "run")], capture_output=True, text=True, timeout=60, env=environment)
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if "error" in line]
@@ -254,11 +254,11 @@ def test_so3k_serve_is_a_library_call_with_checked_options():
     from so3k_driver.ipi.serving import ServeOptions
 
     with pytest.raises(UserError, match="HOST:PORT"):
-        ServeOptions(model="default", structure=str(INPUTS / "ala3.xyz"), inet="localhost")
+        ServeOptions(model="ala3-xtb", structure=str(INPUTS / "ala3.xyz"), inet="localhost")
     with pytest.raises(UserError, match="exactly one"):
-        ServeOptions(model="default", structure=str(INPUTS / "ala3.xyz"))
+        ServeOptions(model="ala3-xtb", structure=str(INPUTS / "ala3.xyz"))
     with pytest.raises(UserError, match="shm"):
-        ServeOptions(model="default", structure=str(INPUTS / "ala3.xyz"), inet="localhost:1234", shm=True)
+        ServeOptions(model="ala3-xtb", structure=str(INPUTS / "ala3.xyz"), inet="localhost:1234", shm=True)
 
 
 @pytest.mark.slow

@@ -71,13 +71,13 @@ def test_every_ffsocket_is_read_and_each_gets_its_own_address(tmp_path):
 def test_model_and_driver_option_flags_map_to_forcefields():
     from so3k_driver.cli.ipi_commands import forcefield_driver_options, forcefield_models
 
-    assert forcefield_models(["default"]) == ("default", {})
-    assert forcefield_models(["fast=default", "slow=so3lr:/m", "mlff:/x"]) == ("mlff:/x", {"fast": "default",
+    assert forcefield_models(["ala3-xtb"]) == ("ala3-xtb", {})
+    assert forcefield_models(["fast=ala3-xtb", "slow=so3lr:/m", "mlff:/x"]) == ("mlff:/x", {"fast": "ala3-xtb",
                                                                                         "slow": "so3lr:/m"})
     with pytest.raises(UserError, match="two models"):
-        forcefield_models(["default", "so3lr:/m"])
+        forcefield_models(["ala3-xtb", "so3lr:/m"])
     with pytest.raises(UserError, match="'fast' given twice"):
-        forcefield_models(["fast=default", "fast=so3lr:/m"])
+        forcefield_models(["fast=ala3-xtb", "fast=so3lr:/m"])
     common, own = forcefield_driver_options(["--lr-cutoff=10", "slow:--dtype=float64", "slow:--total-charge=1"])
     assert common == {"lr_cutoff": 10.0} and own == {"slow": {"dtype": "float64", "total_charge": 1.0}}
     with pytest.raises(UserError, match="--dtype"):
@@ -85,7 +85,7 @@ def test_model_and_driver_option_flags_map_to_forcefields():
 
 
 @pytest.mark.parametrize("models, model, message", [
-    ({"slow": "default"}, None, "fast need"), ({"medium": "default"}, "default", "medium"), ({}, None, "need")])
+    ({"slow": "ala3-xtb"}, None, "fast need"), ({"medium": "ala3-xtb"}, "ala3-xtb", "medium"), ({}, None, "need")])
 def test_an_unserved_or_unknown_forcefield_stops_before_ipi_starts(tmp_path, models, model, message):
     from so3k_driver.ipi.runner import RunOptions, run_simulation
 
@@ -112,19 +112,19 @@ def test_multiple_time_stepping_with_two_models_gives_the_weighted_sum_of_both(t
 
     xml = mts_input(tmp_path / "inputs")
     workdir = tmp_path / "run"
-    result = subprocess.run(SO3K + ["run", str(xml), "--model", "slow=default", "--model", f"fast={SO3KRATES_RANDOM}",
+    result = subprocess.run(SO3K + ["run", str(xml), "--model", "slow=ala3-xtb", "--model", f"fast={SO3KRATES_RANDOM}",
                                     "--driver-option=fast:--dtype=float64", "--workdir", str(workdir), "--quiet",
                                     "--address", f"so3k-test-{os.getpid()}-mts"],
                             capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr
     options = {name: (workdir / f"so3k_driver_{name}.json").read_text() for name in ("slow", "fast")}
-    assert '"model": "default"' in options["slow"] and '"dtype": null' in options["slow"]
+    assert '"model": "ala3-xtb"' in options["slow"] and '"dtype": null' in options["slow"]
     assert SO3KRATES_RANDOM in options["fast"] and '"dtype": "float64"' in options["fast"]
     numbers = read_numbers(str(INPUTS / "ala3.xyz"))
     frames = read_frames(workdir / "mts.pos_0.xyz", len(numbers))
     potential = np.loadtxt(workdir / "mts.out", ndmin=2)[:, 1]  # eV
     assert len(frames) == len(potential) == 5
-    slow = Potential.load("default").evaluate(np.broadcast_to(numbers, (5, len(numbers))), frames).energy
+    slow = Potential.load("ala3-xtb").evaluate(np.broadcast_to(numbers, (5, len(numbers))), frames).energy
     fast = Potential.load(SO3KRATES_RANDOM, dtype="float64").evaluate(np.broadcast_to(numbers, (5, len(numbers))),
                                                                       frames).energy
     assert np.ptp(frames[:, :, 0]) > 0 and np.all(np.abs(slow - fast) > 100)  # moving atoms, two different models

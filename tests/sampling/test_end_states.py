@@ -40,8 +40,8 @@ def test_a_model_against_itself_in_float64_agrees_and_relaxation_lowers_every_en
     positions = np.stack([molecule.positions + rng.normal(scale=0.05, size=molecule.positions.shape)
                           for _ in range(4)])
     record = end_states.compare_end_states(
-        molecule.numbers, positions, np.arange(4.0), np.zeros(4), 300.0, Potential.load("default"),
-        Potential.load("default", dtype="float64"), "default", "default (float64)", count=1, burn_in=0.0,
+        molecule.numbers, positions, np.arange(4.0), np.zeros(4), 300.0, Potential.load("ala3-xtb"),
+        Potential.load("ala3-xtb", dtype="float64"), "ala3-xtb", "ala3-xtb (float64)", count=1, burn_in=0.0,
         separation=1, report=lambda line: None)
     frames = record["frames"]
     assert [f["group"] for f in frames] == ["compact", "extended"]
@@ -79,7 +79,7 @@ def test_so3k_analyze_with_a_reference_writes_the_end_states(tmp_path, capsys):
     from so3k_driver.cli.main import main as so3k
 
     write_run(tmp_path)
-    assert so3k(["analyze", str(tmp_path), "--reference", "default", "--model", "default", "--end-states", "1",
+    assert so3k(["analyze", str(tmp_path), "--reference", "ala3-xtb", "--model", "ala3-xtb", "--end-states", "1",
                  "--reference-dtype", "float32"]) == 0
     record = json.loads((tmp_path / "analysis" / end_states.JSON).read_text())
     assert record["temperature_K"] == 300.0 and len(record["frames"]) == 2
@@ -88,7 +88,7 @@ def test_so3k_analyze_with_a_reference_writes_the_end_states(tmp_path, capsys):
     assert compact["end_to_end_A"] < extended["end_to_end_A"]  # Å
     assert all(f["relaxed_energy_eV"]["model"] < f["energy_eV"]["model"] - 0.1 for f in record["frames"])  # eV
     assert (tmp_path / "analysis" / end_states.PLOT).stat().st_size > 5000
-    assert "## End states against default (float32)" in (tmp_path / "analysis" / "summary.md").read_text()
+    assert "## End states against ala3-xtb (float32)" in (tmp_path / "analysis" / "summary.md").read_text()
     assert "end states: relaxing 2 frames" in capsys.readouterr().err
 
 
@@ -96,7 +96,7 @@ def test_without_study_json_the_runs_model_must_be_named(tmp_path, capsys):
     from so3k_driver.cli.main import main as so3k
 
     write_run(tmp_path)
-    assert so3k(["analyze", str(tmp_path), "--reference", "default"]) == 2
+    assert so3k(["analyze", str(tmp_path), "--reference", "ala3-xtb"]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "--model" in error[0]
     assert not (tmp_path / "analysis" / "summary.md").exists()  # refused before the analysis ran
@@ -106,4 +106,4 @@ def test_model_specs_become_short_axis_labels():
     assert end_states.short_name("so3lr:/data/so3lr/params") == "SO3LR"
     assert end_states.short_name("/models/student_v4_epoch7.so3k") == "student_v4_epoch7"
     assert end_states.short_name("mlff:/runs/ala3/") == "mlff:ala3"
-    assert end_states.short_name("default") == "default"
+    assert end_states.short_name("ala3-xtb") == "ala3-xtb"

@@ -207,7 +207,7 @@ def write_study(folder: Path, cv: str, colvar_text: str, frames: int = 6, broken
     from so3k_driver.sampling.settings import MetadSettings, StudySettings
 
     folder.mkdir(parents=True, exist_ok=True)
-    StudySettings(str(ALA3), "default", (300.0,), 1000, timestep_fs=2.0, metad=MetadSettings(cv=cv)).save(folder)
+    StudySettings(str(ALA3), "ala3-xtb", (300.0,), 1000, timestep_fs=2.0, metad=MetadSettings(cv=cv)).save(folder)
     arguments = "phi2,psi2" if cv == "backbone" else "e2e"
     (folder / "plumed.dat").write_text(f"UNITS LENGTH=A ENERGY=kj/mol TIME=ps\nmetad: METAD ARG={arguments} PACE=10 "
                                        "HEIGHT=1 SIGMA=0.3 BIASFACTOR=8 TEMP=300 FILE=HILLS CALC_RCT\n")

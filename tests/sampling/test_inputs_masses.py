@@ -21,7 +21,7 @@ NO_METAD = MetadSettings(cv="none")
 
 
 def settings(**changes):
-    fields = dict(structure="mol.xyz", model="default", temperatures=(300.0, 350.0), steps=4, metad=NO_METAD)
+    fields = dict(structure="mol.xyz", model="ala3-xtb", temperatures=(300.0, 350.0), steps=4, metad=NO_METAD)
     return StudySettings(**{**fields, **changes})
 
 
@@ -57,7 +57,7 @@ def test_ipi_runs_a_heavy_hydrogen_remd_study_with_those_masses(tmp_path):
 
     folder = tmp_path / "study"
     structure = bundled_structure("Ac-Ala3-NHMe_ext.xyz")
-    init = subprocess.run(SO3K + ["sample", "init", str(structure), "--model", "default", "--temperatures", "300,350",
+    init = subprocess.run(SO3K + ["sample", "init", str(structure), "--model", "ala3-xtb", "--temperatures", "300,350",
                                   "--steps", "2", "--timestep", "2", "--metad", "none", "--output-stride", "1",
                                   "--hydrogen-mass", "4", "--out", str(folder)], capture_output=True, text=True, timeout=60)
     assert init.returncode == 0, init.stderr

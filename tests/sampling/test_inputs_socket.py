@@ -19,7 +19,7 @@ def test_poll_interval_is_1_5_ms_per_replica_up_to_20_ms(replicas, latency):
 
 
 def test_a_remd_study_input_carries_the_latency_of_its_replicas():
-    settings = StudySettings(structure="mol.xyz", model="default", temperatures="300:450:8", steps=10,
+    settings = StudySettings(structure="mol.xyz", model="ala3-xtb", temperatures="300:450:8", steps=10,
                              metad=MetadSettings(cv="none"))
     forcefield = study_inputs.socket_forcefield("addr", batch_size=len(settings.temperatures))
     text = study_inputs.study_xml(settings, forcefield, None)

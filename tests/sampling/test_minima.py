@@ -38,13 +38,13 @@ def minima_run(tmp_path_factory):
     """The command on four Ac-Ala3-NHMe frames: an MD frame twice, a slightly displaced copy of it,
     and another MD frame."""
     folder = tmp_path_factory.mktemp("minima")
-    first, other = (ase.io.read(DATA / "default_validation.xyz", index=i) for i in (0, 5))
+    first, other = (ase.io.read(DATA / "ala3_xtb_validation.xyz", index=i) for i in (0, 5))
     displaced = first.copy()
     displaced.positions += np.random.default_rng(1).normal(scale=0.02, size=displaced.positions.shape)
     ase.io.write(folder / "a.xyz", [first, first, displaced])
     ase.io.write(folder / "b.extxyz", [other])
     out = folder / "out"
-    code = main(["minima", "default", str(folder / "a.xyz"), str(folder / "b.extxyz"), "--out", str(out),
+    code = main(["minima", "ala3-xtb", str(folder / "a.xyz"), str(folder / "b.extxyz"), "--out", str(out),
                  "--structures-per-call", "2", "--quiet"])
     return code, out, folder
 
@@ -75,7 +75,7 @@ def test_the_command_writes_summary_and_sorted_minima(minima_run):
 def test_fire_on_request_finds_the_same_minima(minima_run, capsys):
     _, lbfgs_out, folder = minima_run
     out = folder / "fire"
-    code = main(["minima", "default", str(folder / "a.xyz"), str(folder / "b.extxyz"), "--out", str(out),
+    code = main(["minima", "ala3-xtb", str(folder / "a.xyz"), str(folder / "b.extxyz"), "--out", str(out),
                  "--structures-per-call", "2", "--quiet", "--optimizer", "fire"])
     assert code == 0 and "converged with fire" in capsys.readouterr().out
     fire, lbfgs = (json.loads((path / "summary.json").read_text()) for path in (out, lbfgs_out))
@@ -92,8 +92,8 @@ def test_fire_on_request_finds_the_same_minima(minima_run, capsys):
 ])
 def test_bad_settings_are_one_line_and_exit_2(tmp_path, capsys, options, words):
     path = tmp_path / "frames.xyz"
-    ase.io.write(path, ase.io.read(DATA / "default_validation.xyz", index=0))
-    code = main(["minima", "default", str(path), "--out", str(tmp_path / "out"), *options])
+    ase.io.write(path, ase.io.read(DATA / "ala3_xtb_validation.xyz", index=0))
+    code = main(["minima", "ala3-xtb", str(path), "--out", str(tmp_path / "out"), *options])
     error = capsys.readouterr().err.strip()
     assert code == 2 and len(error.splitlines()) == 1 and error.startswith("so3k minima: error:")
     assert all(word in error for word in words), error
@@ -109,7 +109,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, message):
     path = tmp_path / "frames.xyz"
     if content is not None:
         path.write_text(content)
-    code = main(["minima", "default", str(path), "--out", str(tmp_path / "out")])
+    code = main(["minima", "ala3-xtb", str(path), "--out", str(tmp_path / "out")])
     error = capsys.readouterr().err.strip()
     assert code == 2
     assert len(error.splitlines()) == 1 and error.startswith("so3k minima: error:") and message in error

@@ -27,7 +27,7 @@ def hill_lines(path):
 def test_study_init_run_analyze_and_extend(tmp_path):
     pytest.importorskip("plumed")
     study = tmp_path / "study"
-    init = so3k("sample", "init", bundled_structure("Ac-Ala15-NHMe_ext.xyz"), "--model", "default",
+    init = so3k("sample", "init", bundled_structure("Ac-Ala15-NHMe_ext.xyz"), "--model", "ala3-xtb",
                 "--temperatures", "300:450:3", "--metad", "end-to-end", "--steps", 30, "--out", study,
                 "--timestep", 0.5, "--exchange-stride", 2, "--output-stride", 5, "--metad-pace", 10)
     assert init.returncode == 0, init.stderr
@@ -76,7 +76,7 @@ def test_init_refuses_a_non_empty_folder_and_force_moves_it_aside(tmp_path):
     study = tmp_path / "study"
     study.mkdir()
     (study / "HILLS.T0").write_text("hills\n")
-    command = ("sample", "init", bundled_structure("Ac-Ala3-NHMe_ext.xyz"), "--model", "default",
+    command = ("sample", "init", bundled_structure("Ac-Ala3-NHMe_ext.xyz"), "--model", "ala3-xtb",
                "--temperatures", "300", "--metad", "backbone", "--steps", 10, "--out", study)
     refused = so3k(*command)
     assert refused.returncode == 2 and "not empty" in refused.stderr and "--force" in refused.stderr

@@ -10,7 +10,7 @@ from conftest import REPO
 from so3k_driver.errors import UserError
 from so3k_driver.sampling.settings import MetadSettings, StudySettings, parse_temperatures
 
-VALID = dict(structure="mol.xyz", model="default", temperatures=(300.0, 400.0), steps=100)
+VALID = dict(structure="mol.xyz", model="ala3-xtb", temperatures=(300.0, 400.0), steps=100)
 
 
 def test_temperature_ranges_are_geometric_lists_or_one_value():
@@ -147,15 +147,15 @@ def test_prepare_records_the_model_file_as_an_absolute_path(tmp_path, monkeypatc
 
     from so3k_driver.sampling.run import prepare
 
-    shutil.copy(REPO / "so3k_driver" / "data" / "default.so3k", tmp_path / "student.so3k")
+    shutil.copy(REPO / "so3k_driver" / "data" / "ala3_xtb.so3k", tmp_path / "student.so3k")
     shutil.copy(REPO / "so3k_driver" / "data" / "Ac-Ala3-NHMe_ext.xyz", tmp_path / "ala3.xyz")
     monkeypatch.chdir(tmp_path)
     prepare("study", StudySettings(structure="ala3.xyz", model="student.so3k", temperatures="300", steps=10,
                                    metad=MetadSettings(cv="none")))
     assert StudySettings.load(tmp_path / "study").model == str(tmp_path / "student.so3k")
-    prepare("study2", StudySettings(structure="ala3.xyz", model="default", temperatures="300", steps=10,
+    prepare("study2", StudySettings(structure="ala3.xyz", model="ala3-xtb", temperatures="300", steps=10,
                                     metad=MetadSettings(cv="none")))
-    assert StudySettings.load(tmp_path / "study2").model == "default"
+    assert StudySettings.load(tmp_path / "study2").model == "ala3-xtb"
 
 
 def test_metad_hill_width_defaults_to_the_cvs_own_unit():

@@ -115,7 +115,7 @@ def test_coarse_frames_give_a_reason_not_an_aliased_spectrum(tmp_path):
 def test_analyze_of_a_real_nve_run_writes_the_spectrum(tmp_path):
     """ipi_inputs/nve_spectrum.xml, 40 steps with the bundled model through so3k run, then so3k analyze."""
     run = subprocess.run([sys.executable, "-m", "so3k_driver.cli", "run", str(INPUTS / "nve_spectrum.xml"),
-                          "--model", "default", "--steps", "40", "--workdir", str(tmp_path),
+                          "--model", "ala3-xtb", "--steps", "40", "--workdir", str(tmp_path),
                           "--address", f"spectrum-test-{tmp_path.name}"[-40:], "--quiet"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr

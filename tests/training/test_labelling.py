@@ -25,13 +25,13 @@ def perturbed_frames(count=5, seed=0):
 
 def test_model_labels_are_the_models_numbers():
     frames = perturbed_frames()
-    labelled = label_with_model(frames, ModelLabeller("default", batch_size=2), quiet=True)
-    potential = Potential.load("default", dtype="float64")
+    labelled = label_with_model(frames, ModelLabeller("ala3-xtb", batch_size=2), quiet=True)
+    potential = Potential.load("ala3-xtb", dtype="float64")
     for frame, atoms in zip(frames, labelled):
         alone = potential.evaluate(frame.numbers, frame.positions)
         assert atoms.get_potential_energy() == alone.energy[0]  # batched or alone: the same numbers
         np.testing.assert_allclose(atoms.get_forces(), alone.forces[0], atol=1e-12)
-        assert atoms.info["labeller"] == "default"
+        assert atoms.info["labeller"] == "ala3-xtb"
 
 
 def so3k(*args, cwd):
@@ -44,14 +44,14 @@ def test_label_samples_with_ipi_replica_exchange_and_labels(tmp_path):
     """Two temperatures, 15 MD steps each, frames every 5 steps after 5 steps of equilibration."""
     numbers, positions = bundled_molecule()
     ase.io.write(tmp_path / "ala3.xyz", perturbed_frames(1)[0])
-    result = so3k("label", "ala3.xyz", "-o", "labels.extxyz", "--labeller", "default", "--sample-with", "default",
+    result = so3k("label", "ala3.xyz", "-o", "labels.extxyz", "--labeller", "ala3-xtb", "--sample-with", "ala3-xtb",
                   "--temperatures", "300,400", "--frames", "2", "--sample-every", "5", "--equilibration", "5",
                   "--workdir", "sampling", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     frames = ase.io.read(tmp_path / "labels.extxyz", index=":")
     assert sorted((a.info["temperature_K"], a.info["md_step"]) for a in frames) == [
         (300.0, 10), (300.0, 15), (400.0, 10), (400.0, 15)]
-    potential = Potential.load("default", dtype="float64")
+    potential = Potential.load("ala3-xtb", dtype="float64")
     for atoms in frames:  # extxyz keeps about 12 significant digits
         assert atoms.get_potential_energy() == pytest.approx(potential.evaluate(atoms.numbers, atoms.positions).energy[0],
                                                              abs=1e-7)
@@ -60,10 +60,10 @@ def test_label_samples_with_ipi_replica_exchange_and_labels(tmp_path):
 
 def test_label_frames_as_they_are_and_bad_input(tmp_path):
     ase.io.write(tmp_path / "traj.extxyz", perturbed_frames(3))
-    result = so3k("label", "traj.extxyz", "-o", "out.extxyz", "--labeller", "default", "--sample-with", "none",
+    result = so3k("label", "traj.extxyz", "-o", "out.extxyz", "--labeller", "ala3-xtb", "--sample-with", "none",
                   cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert len(ase.io.read(tmp_path / "out.extxyz", index=":")) == 3
-    missing = so3k("label", "nothere.xyz", "-o", "out.extxyz", "--labeller", "default", "--sample-with", "none",
+    missing = so3k("label", "nothere.xyz", "-o", "out.extxyz", "--labeller", "ala3-xtb", "--sample-with", "none",
                    cwd=tmp_path)
     assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0 and "not found" in missing.stderr

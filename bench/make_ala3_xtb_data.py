@@ -1,10 +1,10 @@
-"""Combine labelled Ac-Ala3-NHMe GFN2-xTB trajectories into the training file of the default model.
+"""Combine labelled Ac-Ala3-NHMe GFN2-xTB trajectories into the training file of the ala3-xtb model.
 
-  .venv/bin/python bench/make_default_data.py OUT.extxyz SPACING_FS:FILE [SPACING_FS:FILE ...]
+  .venv/bin/python bench/make_ala3_xtb_data.py OUT.extxyz SPACING_FS:FILE [SPACING_FS:FILE ...]
 
 Each input is an extxyz file written by ``so3k label``; every frame gets ``spacing_fs`` (the time
 between kept frames of its trajectory) and ``source`` (the input file name) in its info, so that
-bench/package_default_model.py can ship held-out frames from the less correlated trajectories only.
+bench/package_ala3_xtb_model.py can ship held-out frames from the less correlated trajectories only.
 Frames are written in the order given (energies eV, forces eV/Å, unchanged).
 """
 

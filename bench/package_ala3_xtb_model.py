@@ -1,13 +1,13 @@
-"""Copy a finished training run into the package as the bundled default model.
+"""Copy a finished training run into the package as the bundled ala3-xtb model.
 
-  .venv/bin/python bench/package_default_model.py RUN_DIR [--spacing-fs 30] [--max-frames 80]
+  .venv/bin/python bench/package_ala3_xtb_model.py RUN_DIR [--spacing-fs 30] [--max-frames 80]
 
 The run's training file, split sizes and split seed are read from the model's metadata and the
 seeded split is recomputed (so3k_driver.training.data.split_indices). Frames that are neither
 training frames nor early-stopping validation frames form the test split; of those, the ones from
-trajectories sampled ``--spacing-fs`` apart (info ``spacing_fs``, see bench/make_default_data.py;
+trajectories sampled ``--spacing-fs`` apart (info ``spacing_fs``, see bench/make_ala3_xtb_data.py;
 all of them if the file has no such info) are written, at most ``--max-frames``, to
-so3k_driver/data/default_validation.xyz (eV, eV/Å). The errors recorded in the metadata
+so3k_driver/data/ala3_xtb_validation.xyz (eV, eV/Å). The errors recorded in the metadata
 (``validation_errors``) are measured on exactly those shipped frames; the errors on the whole
 test split and on the early-stopping validation split are recorded alongside. The force error on
 the 5 MD22 frames (PBE+MBD, kcal/mol converted to eV) is recorded when the shared file exists.
@@ -48,7 +48,7 @@ def main(run_dir: str, spacing_fs: float | None, max_frames: int) -> None:
     shipped = shipped[:max_frames]
     assert not set(shipped) & (set(train_idx) | set(valid_idx))
 
-    validation = DATA / "default_validation.xyz"
+    validation = DATA / "ala3_xtb_validation.xyz"
     write_extxyz(data.subset(shipped), validation)
     test_path = run / "test.extxyz"
     write_extxyz(data.subset(test_idx), test_path)
@@ -59,10 +59,10 @@ def main(run_dir: str, spacing_fs: float | None, max_frames: int) -> None:
         name="SO3krates Ac-Ala3-NHMe GFN2-xTB (CPU-trained)",
         level_of_theory="GFN2-xTB (tblite), gas phase",
         training_data=(f"{len(data)} frames of Langevin MD at 300/600/900/1200 K (so3k label, "
-                       "bench/make_default_data.py): "
+                       "bench/make_ala3_xtb_data.py): "
                        f"{len(train_idx)} train / {len(valid_idx)} early-stopping validation / {len(test_idx)} test "
                        f"(split_seed {hyper['split_seed']})"),
-        validation_file="default_validation.xyz",
+        validation_file="ala3_xtb_validation.xyz",
         validation_errors={k: v for k, v in shipped_errors.items() if k not in ("model", "data", "units")},
         validation_note=(f"{len(shipped)} test-split frames (never used for training or early stopping)"
                          + (f", from the trajectories sampled {spacing_fs:g} fs apart" if spacing_fs else "")
@@ -75,8 +75,8 @@ def main(run_dir: str, spacing_fs: float | None, max_frames: int) -> None:
         metadata["md22_5frames_forces_mae_eV_per_A"] = md22["forces_mae_eV_per_A"]
         metadata["md22_5frames_forces_rmse_eV_per_A"] = md22["forces_rmse_eV_per_A"]
         metadata["md22_note"] = "MD22 reference is PBE+MBD, the model is trained on GFN2-xTB"
-    save_model(DATA / "default.so3k", config, params, dtype=header.get("dtype", "float32"), metadata=metadata)
-    print(f"wrote {DATA / 'default.so3k'} ({(DATA / 'default.so3k').stat().st_size / 1e3:.0f} kB) and "
+    save_model(DATA / "ala3_xtb.so3k", config, params, dtype=header.get("dtype", "float32"), metadata=metadata)
+    print(f"wrote {DATA / 'ala3_xtb.so3k'} ({(DATA / 'ala3_xtb.so3k').stat().st_size / 1e3:.0f} kB) and "
           f"{validation} ({len(shipped)} frames, {validation.stat().st_size / 1e3:.0f} kB)")
     for label, m in (("shipped", shipped_errors), ("test", test_errors),
                      ("early-stopping valid", metadata["early_stopping_validation_errors"])):
