@@ -34,11 +34,10 @@ def water_box():
     return np.array(numbers), np.array(positions), cell
 
 
-@pytest.mark.shared
-class TestSO3LR(PotentialPhysicsSuite):
-    """Gas phase with SO3LR's default 12 Å long-range cutoff; periodic checks with 8 Å (beyond half the cell)."""
+class SO3LRTypeSuite(PotentialPhysicsSuite):
+    """Models with SO3LR's long-range terms: gas phase with SO3LR's default 12 Å long-range cutoff;
+    periodic checks with 8 Å (beyond half the cell)."""
 
-    spec = SO3LR
     options = {"lr_cutoff": 12.0}
     periodic_options = {"lr_cutoff": 8.0}
     invariance_atol = 1e-9
@@ -51,20 +50,15 @@ class TestSO3LR(PotentialPhysicsSuite):
         return water_box()
 
 
-class TestBundledStudent(PotentialPhysicsSuite):
-    """The bundled default, the SO3LR student (needs nothing from ../shared): long-range terms as SO3LR's."""
+@pytest.mark.shared
+class TestSO3LR(SO3LRTypeSuite):
+    spec = SO3LR
+
+
+class TestBundledStudent(SO3LRTypeSuite):
+    """The bundled default, the SO3LR student (needs nothing from ../shared)."""
 
     spec = "default"
-    options = {"lr_cutoff": 12.0}
-    periodic_options = {"lr_cutoff": 8.0}
-    invariance_atol = 1e-9
-    finite_difference_atol = 1e-6
-    stress_atol = 1e-7
-    float32_energy_per_atom = 1e-5
-    float32_forces = 2e-4
-
-    def periodic_system(self):
-        return water_box()
 
 
 class TestBundledAla3Xtb(PotentialPhysicsSuite):
