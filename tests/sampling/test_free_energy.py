@@ -208,7 +208,7 @@ def write_study(folder: Path, cv: str, colvar_text: str, frames: int = 6, broken
 
     folder.mkdir(parents=True, exist_ok=True)
     StudySettings(str(ALA3), "ala3-xtb", (300.0,), 1000, timestep_fs=2.0, metad=MetadSettings(cv=cv)).save(folder)
-    arguments = "phi2,psi2" if cv == "backbone" else "e2e"
+    arguments = {"backbone": "phi2,psi2", "helix": "hb"}.get(cv, "e2e")
     (folder / "plumed.dat").write_text(f"UNITS LENGTH=A ENERGY=kj/mol TIME=ps\nmetad: METAD ARG={arguments} PACE=10 "
                                        "HEIGHT=1 SIGMA=0.3 BIASFACTOR=8 TEMP=300 FILE=HILLS CALC_RCT\n")
     (folder / "HILLS").write_text("")
@@ -282,6 +282,31 @@ def test_analyze_end_to_end_study_writes_the_profile(tmp_path, capsys):
     assert h["cutoff_kJmol"] == 20.0 and 0 < h["mean_kJmol"] <= h["max_kJmol"] < 5.0
     assert (tmp_path / "out" / "fes_end_to_end.png").stat().st_size > 10_000
     assert "Minimum of F at" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_a_helix_biased_study_gets_its_end_to_end_profile_reweighted(tmp_path, capsys):
+    """Bias on the helix H-bonds: the end-to-end profile (the folding observable) is reweighted from it.
+    Two equally sampled states, helix (hb 10, 23 Å) and extended (hb 0, 50 Å); the bias left on the
+    extended frames weighs them 3x, so the unbiased helix population is 1/4 (F difference kT ln 3)."""
+    rng = np.random.default_rng(7)
+    helix = rng.random(4000) < 0.5
+    hb = np.where(helix, rng.normal(10.0, 0.5, 4000), rng.normal(0.0, 0.5, 4000))
+    e2e = np.where(helix, rng.normal(23.0, 1.0, 4000), rng.normal(50.0, 1.0, 4000))  # Å
+    rbias = np.where(helix, 0.0, KT_300 * np.log(3.0))  # kJ/mol
+    rows = np.column_stack([5.0 * np.arange(4000), hb, e2e, np.full(4000, 8.0), np.zeros(4000), rbias])
+    write_study(tmp_path / "study", "helix", colvar(["time", "hb", "e2e", "rg", "metad.bias", "metad.rbias"], rows))
+    status, out, err = so3k(capsys, "analyze", str(tmp_path / "study"), "--out", str(tmp_path / "out"))
+    assert status == 0, err
+    assert json.loads((tmp_path / "out" / "free_energy.json").read_text())["cvs"] == ["hb"]
+    record = json.loads((tmp_path / "out" / "free_energy_end_to_end.json").read_text())
+    assert record["cvs"] == ["e2e"] and record["cv_unit"] == "Å"
+    distance, F = (np.array(record["profile"][k], float) for k in ("e2e", "F_kJmol"))
+    weight = np.exp(-np.nan_to_num(F, nan=np.inf) / KT_300)
+    assert weight[distance < 35].sum() / weight.sum() == pytest.approx(0.25, abs=0.02)
+    assert record["minimum_A"] == pytest.approx(50.0, abs=1.5)
+    assert (tmp_path / "out" / "fes_end_to_end.png").stat().st_size > 10_000
+    assert "## Free energy along end-to-end distance (reweighted from the bias on hb)" in (
+        tmp_path / "out" / "summary.md").read_text()
 
 
 def test_analyze_old_run_without_rbias_says_so_in_one_line(tmp_path, capsys):

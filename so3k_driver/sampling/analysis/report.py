@@ -22,6 +22,7 @@ from . import end_states, free_energy, ipi_outputs, plumed_files, spectrum, unce
 from ...errors import UserError
 
 PLOTS = ("end_to_end.png", "radius_of_gyration.png", "helix_fraction.png", "free_energy.png", "ramachandran.png")
+END_TO_END_FES_JSON = "free_energy_end_to_end.json"  # a run biased on another CV: its end-to-end profile
 FES_TORSION_BINS = 36      # 10° bins over a torsion's period
 FES_DISTANCE_BINS = 50     # bins over the visited range of a distance CV
 MIN_FES_FRAMES_PER_HALF = 10
@@ -222,19 +223,30 @@ def _fes_record(estimate: free_energy.FreeEnergyEstimate, temperature: float, co
                                 "bins_missing_in_a_half": s.missing_bins}}
 
 
-def free_energy_analysis(run_dir: Path, out_dir: Path, temperatures, burn_in: float = free_energy.DEFAULT_BURN_IN,
-                         cutoff: float = free_energy.DEFAULT_CUTOFF_KJMOL, breakages=()) -> tuple[list[str], list[str]]:
-    """Reweighted free energies from COLVAR's metad.rbias at every temperature: free_energy.json and,
-    at the lowest temperature, fes_phi_psi.png (backbone) or fes_<cv>.png (fes_end_to_end.png).
-    Returns (summary.md lines, plot names); ([], []) for a run without metadynamics."""
-    colvars = plumed_files.temperature_files(run_dir, "COLVAR")
+def biased_cvs(run_dir: Path) -> list[str]:
+    """The CVs the run's METAD biases (from its PLUMED inputs, else from its HILLS); [] without metadynamics."""
     cvs = plumed_files.metad_arguments(run_dir)
     if not cvs:
         hills = plumed_files.temperature_files(run_dir, "HILLS")
         cvs = plumed_files.hill_cvs(plumed_files.read_plumed(hills[0])) if hills else []
-    if not colvars or not cvs:
+    return cvs
+
+
+def free_energy_analysis(run_dir: Path, out_dir: Path, temperatures, burn_in: float = free_energy.DEFAULT_BURN_IN,
+                         cutoff: float = free_energy.DEFAULT_CUTOFF_KJMOL, breakages=(), cvs: list[str] | None = None,
+                         json_name: str = "free_energy.json") -> tuple[list[str], list[str]]:
+    """Reweighted free energies from COLVAR's metad.rbias at every temperature along ``cvs`` (default: the
+    biased CVs; any COLVAR column may be given, e.g. ['e2e'] for a run biased on the helix H-bonds):
+    ``json_name`` and, at the lowest temperature, fes_phi_psi.png (backbone) or fes_<cv>.png
+    (fes_end_to_end.png). Returns (summary.md lines, plot names); ([], []) for a run without metadynamics."""
+    colvars = plumed_files.temperature_files(run_dir, "COLVAR")
+    biased = biased_cvs(run_dir)
+    cvs = biased if cvs is None else cvs
+    if not colvars or not cvs or not biased:
         return [], []
     title = "## Free energy (reweighted metadynamics)"
+    if cvs != biased:
+        title = f"## Free energy along {', '.join(CV_LABELS.get(cv, cv) for cv in cvs)} (reweighted from the bias on {', '.join(biased)})"
     columns = [plumed_files.read_plumed(path) for path in colvars]
     if not all("metad.rbias" in c for c in columns if c):
         return [title, "", "No error estimate: COLVAR has no metad.rbias column (a run from before the inputs "
@@ -273,7 +285,8 @@ def free_energy_analysis(run_dir: Path, out_dir: Path, temperatures, burn_in: fl
                 "basins_missing_in_a_half": [b.name for b in found if b.half_difference is None],
                 "max_basin_half_difference_kJmol": _json_number(worst)})
         elif len(cvs) == 1:
-            record.update({"minimum_rad" if _is_torsion(cvs[0]) else "minimum_A": round(estimate.minimum[0], 3),
+            key = "minimum_rad" if _is_torsion(cvs[0]) else "minimum_A" if _cv_unit(cvs[0]) == "Å" else "minimum"
+            record.update({key: round(estimate.minimum[0], 3),
                            "profile": {cvs[0]: _json_array(estimate.centres[0], 4),
                                        "F_kJmol": _json_array(estimate.full),
                                        "F_first_half": _json_array(estimate.first),
@@ -303,12 +316,17 @@ def free_energy_analysis(run_dir: Path, out_dir: Path, temperatures, burn_in: fl
     elif len(cvs) == 1:
         plots.append("fes_end_to_end.png" if cvs[0] == "e2e" else f"fes_{cvs[0]}.png")
         _fes_1d_plot(out_dir / plots[-1], estimate, cvs[0], unit, lowest["temperature_K"])
-    (out_dir / "free_energy.json").write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+    (out_dir / json_name).write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
     return _fes_markdown(title, document, records, backbone, unit, limit), plots
 
 
+def _colvar_has(run_dir: Path, column: str) -> bool:
+    colvars = plumed_files.temperature_files(run_dir, "COLVAR")
+    return bool(colvars) and column in plumed_files.read_plumed(colvars[0])
+
+
 def _minimum(record):
-    return record.get("minimum_A", record.get("minimum_rad"))
+    return record.get("minimum_A", record.get("minimum_rad", record.get("minimum")))
 
 
 def _fes_markdown(title, document, records, backbone, unit, limit) -> list[str]:
@@ -449,8 +467,13 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
     committee = uncertainty.summary(replicas, threshold) if replicas else None
     if replicas:
         uncertainty.plot(out_dir / uncertainty.PLOT, replicas, threshold)
-    fes_lines, fes_plots = free_energy_analysis(run_dir, out_dir, _study_temperatures(run_dir, data), burn_in,
-                                                fes_cutoff, breakages)
+    temperatures = _study_temperatures(run_dir, data)
+    fes_lines, fes_plots = free_energy_analysis(run_dir, out_dir, temperatures, burn_in, fes_cutoff, breakages)
+    if biased_cvs(run_dir) not in ([], ["e2e"]) and _colvar_has(run_dir, "e2e"):
+        # The folding observable is the end-to-end distance whatever the bias: its profile, reweighted.
+        lines, plots = free_energy_analysis(run_dir, out_dir, temperatures, burn_in, fes_cutoff, breakages,
+                                            cvs=["e2e"], json_name=END_TO_END_FES_JSON)
+        fes_lines, fes_plots = list(fes_lines) + lines, list(fes_plots) + plots
     summary = _write_summary(out_dir, run_dir, data, exchanges, hills, breakages, committee, fes_lines, fes_plots)
     # Vibrational spectrum when velocities (or positions) are written often enough; one summary line either way.
     with summary.open("a") as handle:
