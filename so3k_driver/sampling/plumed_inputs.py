@@ -24,6 +24,8 @@ from .settings import MetadSettings
 UNITS_LINE = "UNITS LENGTH=A ENERGY=kj/mol TIME=ps"
 # The helix CV's switching function s(r) = (1 - (r/R_0)^6) / (1 - (r/R_0)^12): 1/2 at R_0, 0.79 at 2 Å, 0.12 at 3.5 Å
 HELIX_HBOND_SWITCH = f"{{RATIONAL R_0={HELIX_HBOND_CUTOFF_A} NN=6 MM=12}}"
+# The ideal α-helix's backbone torsions (rad): φ = -57°, ψ = -47°, the references of the helix-torsions CV
+ALPHA_PHI_RAD, ALPHA_PSI_RAD = -0.995, -0.820
 
 
 def _atoms(indices) -> str:
@@ -101,17 +103,41 @@ def helix_hbond_metad(numbers, positions, settings: MetadSettings, temperature: 
     return "\n".join(lines) + "\n"
 
 
+def helix_torsion_metad(numbers, positions, settings: MetadSettings, temperature: float, suffix: str = "") -> str:
+    """Well-tempered metadynamics on ab = Σ_k ½(1 + cos(θ_k − θ_α)) over every backbone φ and ψ (PLUMED's
+    ALPHABETA; references ALPHA_PHI_RAD, ALPHA_PSI_RAD) at temperature (K): 2 × residues for an ideal helix,
+    about a fifth of that for the extended chain, and a force on every torsion wherever it is (the H-bond
+    count of helix_hbond_metad has none until an i→i+4 contact forms). Prints ab, e2e (Å), rg (Å) and the
+    bias to COLVAR{suffix}."""
+    backbone = find_backbone(numbers, positions)
+    torsions = [(quad, ALPHA_PHI_RAD) for quad in backbone.phi_atoms()] + [
+        (quad, ALPHA_PSI_RAD) for quad in backbone.psi_atoms()]
+    s = settings
+    lines = _header("well-tempered metadynamics on the helix-likeness of the backbone torsions (ALPHABETA)") + [
+        "ab: ALPHABETA ...  # Σ ½(1 + cos(θ - θ_α)) over every φ (θ_α -57°) and ψ (θ_α -47°)"]
+    lines += [f"  ATOMS{k}={_atoms(quad)} REFERENCE{k}={reference}" for k, (quad, reference) in enumerate(torsions, 1)]
+    lines += ["..."] + _cv_lines(backbone) + [
+        f"metad: METAD ARG=ab PACE={s.pace} HEIGHT={s.height} SIGMA={s.sigma} BIASFACTOR={s.bias_factor} "
+        f"TEMP={temperature} GRID_MIN=0 GRID_MAX={len(torsions) + 1} FILE=HILLS{suffix} CALC_RCT",
+        f"PRINT ARG=ab,e2e,rg,metad.bias,metad.rbias STRIDE={s.colvar_stride} FILE=COLVAR{suffix}",
+        f"FLUSH STRIDE={s.colvar_stride}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def bundled_structure(name: str) -> Path:
     """Path of a structure shipped in so3k_driver/data (e.g. 'Ac-Ala15-NHMe_ext.xyz')."""
     return Path(__file__).resolve().parents[1] / "data" / name
 
 
 def metad_input(numbers, positions, settings: MetadSettings, temperature: float, suffix: str = "") -> str:
-    """The PLUMED input for settings.cv ("end-to-end", "backbone" or "helix") at temperature (K)."""
+    """The PLUMED input for settings.cv ("end-to-end", "backbone", "helix" or "helix-torsions") at temperature (K)."""
     if settings.cv == "end-to-end":
         return end_to_end_metad(numbers, positions, settings, temperature, suffix)
     if settings.cv == "helix":
         return helix_hbond_metad(numbers, positions, settings, temperature, suffix)
+    if settings.cv == "helix-torsions":
+        return helix_torsion_metad(numbers, positions, settings, temperature, suffix)
     if settings.cv == "backbone":
         return backbone_torsion_metad(numbers, positions, settings, temperature, suffix=suffix)
     raise ValueError(f"no PLUMED input for metadynamics cv {settings.cv!r}")

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from ..errors import UserError
 
-METAD_CVS = ("end-to-end", "backbone", "helix", "none")
-# Hill width when none is given, in the CV's unit: Å (end-to-end), rad (backbone), H-bonds (helix)
-DEFAULT_METAD_SIGMA = {"end-to-end": 0.5, "backbone": 0.35, "helix": 0.25, "none": 0.5}
+METAD_CVS = ("end-to-end", "backbone", "helix", "helix-torsions", "none")
+# Hill width when none is given, in the CV's unit: Å (end-to-end), rad (backbone), H-bonds (helix),
+# torsions (helix-torsions)
+DEFAULT_METAD_SIGMA = {"end-to-end": 0.5, "backbone": 0.35, "helix": 0.25, "helix-torsions": 0.5, "none": 0.5}
 BACKENDS = ("socket", "direct")
 DTYPES = (None, "float32", "float64")
 SETTINGS_FILE = "study.json"
@@ -64,8 +65,10 @@ class MetadSettings:
     """Well-tempered metadynamics on a collective variable (cv), one METAD per temperature.
 
     cv: "end-to-end" (distance between the first and last carbonyl C, Å), "backbone" (phi/psi of
-    the central residue, rad), "helix" (smooth count of i→i+4 backbone hydrogen bonds) or "none"
-    (no bias). height: initial hill height, kJ/mol. sigma: hill width in the CV's unit (None: the
+    the central residue, rad), "helix" (smooth count of i→i+4 backbone hydrogen bonds),
+    "helix-torsions" (how α-helical every backbone φ and ψ is: PLUMED's ALPHABETA, Σ ½(1 + cos(θ − θ_α))
+    over all of them, 0 to 2 × residues; unlike the H-bond count it pushes an extended chain too) or
+    "none" (no bias). height: initial hill height, kJ/mol. sigma: hill width in the CV's unit (None: the
     CV's DEFAULT_METAD_SIGMA). pace: MD steps between hills. bias_factor: well-tempered γ (> 1).
     grid_max: upper grid bound of the end-to-end distance, Å. colvar_stride: MD steps between COLVAR lines.
     """
@@ -165,7 +168,7 @@ class StudySettings:
         record["temperatures"] = list(self.temperatures)
         record["units"] = {"temperatures": "K", "timestep_fs": "fs", "thermostat_tau_fs": "fs",
                            "strides, steps, pace": "MD steps", "metad.height": "kJ/mol",
-                           "metad.sigma": "Å (end-to-end) or rad (backbone)", "metad.grid_max": "Å",
+                           "metad.sigma": "Å (end-to-end), rad (backbone), H-bonds (helix), torsions (helix-torsions)", "metad.grid_max": "Å",
                            "hydrogen_mass": "amu", "lr_cutoff": "Å (null: all pairs)"}
         return json.dumps(record, indent=1, ensure_ascii=False) + "\n"
 

@@ -163,3 +163,23 @@ def test_helix_cv_counts_the_i_to_i4_hydrogen_bonds_as_plumed_computes_them(tmp_
     colvar = plumed_colvar(text, atoms, tmp_path)
     assert colvar["hb"] == pytest.approx(expected, abs=1e-4)
     assert colvar["e2e"] == pytest.approx(peptide.distance(atoms.positions, *backbone.end_to_end_atoms()), abs=1e-3)
+
+
+@pytest.mark.parametrize("name, low, high", [("Ac-Ala15-NHMe_folded.xyz", 27.0, 30.0),
+                                             ("Ac-Ala15-NHMe_ext.xyz", 4.0, 8.0)])
+def test_helix_torsion_cv_is_alphabeta_over_every_backbone_torsion(tmp_path, name, low, high):
+    """PLUMED's ab (ALPHABETA in the generated input, evaluated by the real kernel) equals
+    Σ ½(1 + cos(θ − θ_α)) over the 15 φ and 15 ψ computed here: ~29 of 30 in the helix, ~6 extended."""
+    atoms = ase.io.read(bundled_structure(name))
+    backbone = peptide.find_backbone(atoms.numbers, atoms.positions)
+    phi = np.radians(peptide.dihedrals(atoms.positions[None], backbone.phi_atoms())[0])
+    psi = np.radians(peptide.dihedrals(atoms.positions[None], backbone.psi_atoms())[0])
+    assert len(phi) == len(psi) == 15
+    expected = float(np.sum(0.5 * (1 + np.cos(phi - plumed_inputs.ALPHA_PHI_RAD)))
+                     + np.sum(0.5 * (1 + np.cos(psi - plumed_inputs.ALPHA_PSI_RAD))))
+    assert low < expected < high
+    text = plumed_inputs.metad_input(atoms.numbers, atoms.positions, MetadSettings(cv="helix-torsions"), 300.0)
+    assert "GRID_MAX=31" in text and "SIGMA=0.5" in text and "ATOMS30=" in text
+    colvar = plumed_colvar(text, atoms, tmp_path)
+    assert colvar["ab"] == pytest.approx(expected, abs=1e-4)
+    assert colvar["e2e"] == pytest.approx(peptide.distance(atoms.positions, *backbone.end_to_end_atoms()), abs=1e-3)

@@ -169,8 +169,9 @@ def _is_torsion(cv: str) -> bool:
 
 
 # The CVs the study's PLUMED inputs define (sampling/plumed_inputs.py): unit and axis label
-CV_UNITS = {"e2e": "Å", "rg": "Å", "hb": "H-bonds"}
-CV_LABELS = {"e2e": "end-to-end distance", "rg": "radius of gyration", "hb": "helical i→i+4 H-bonds"}
+CV_UNITS = {"e2e": "Å", "rg": "Å", "hb": "H-bonds", "ab": "torsions"}
+CV_LABELS = {"e2e": "end-to-end distance", "rg": "radius of gyration", "hb": "helical i→i+4 H-bonds",
+             "ab": "helix-likeness of the backbone torsions"}
 
 
 def _cv_unit(cv: str) -> str:
