@@ -17,6 +17,8 @@ import statistics
 import time
 from pathlib import Path
 
+from so3k_driver.io.model_files import BUNDLED_MODELS, MODEL_ALIASES
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "so3k_driver" / "data"
 SO3LR = REPO.parent / "shared" / "reference" / "so3lr"
@@ -36,7 +38,7 @@ CASES = {
 
 def available_cases() -> dict:
     def present(spec):
-        return spec in ("ala3-xtb", "default", "so3lr-student") or Path(spec.removeprefix("so3lr:")).exists()
+        return spec in BUNDLED_MODELS or spec in MODEL_ALIASES or Path(spec.removeprefix("so3lr:")).exists()
     return {name: case for name, case in CASES.items() if present(case[0])}
 
 

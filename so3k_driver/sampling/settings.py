@@ -168,7 +168,8 @@ class StudySettings:
         record["temperatures"] = list(self.temperatures)
         record["units"] = {"temperatures": "K", "timestep_fs": "fs", "thermostat_tau_fs": "fs",
                            "strides, steps, pace": "MD steps", "metad.height": "kJ/mol",
-                           "metad.sigma": "Å (end-to-end), rad (backbone), H-bonds (helix), torsions (helix-torsions)", "metad.grid_max": "Å",
+                           "metad.sigma": "Å (end-to-end), rad (backbone), H-bonds (helix), torsions (helix-torsions)",
+                           "metad.grid_max": "Å",
                            "hydrogen_mass": "amu", "lr_cutoff": "Å (null: all pairs)"}
         return json.dumps(record, indent=1, ensure_ascii=False) + "\n"
 

@@ -11,6 +11,7 @@ energy with an error from the run's two halves and, for backbone torsions, named
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,7 +225,7 @@ def _fes_record(estimate: free_energy.FreeEnergyEstimate, temperature: float, co
                                 "bins_missing_in_a_half": s.missing_bins}}
 
 
-def biased_cvs(run_dir: Path) -> list[str]:
+def _biased_cvs(run_dir: Path) -> list[str]:
     """The CVs the run's METAD biases (from its PLUMED inputs, else from its HILLS); [] without metadynamics."""
     cvs = plumed_files.metad_arguments(run_dir)
     if not cvs:
@@ -234,25 +235,37 @@ def biased_cvs(run_dir: Path) -> list[str]:
 
 
 def free_energy_analysis(run_dir: Path, out_dir: Path, temperatures, burn_in: float = free_energy.DEFAULT_BURN_IN,
-                         cutoff: float = free_energy.DEFAULT_CUTOFF_KJMOL, breakages=(), cvs: list[str] | None = None,
-                         json_name: str = "free_energy.json") -> tuple[list[str], list[str]]:
-    """Reweighted free energies from COLVAR's metad.rbias at every temperature along ``cvs`` (default: the
-    biased CVs; any COLVAR column may be given, e.g. ['e2e'] for a run biased on the helix H-bonds):
-    ``json_name`` and, at the lowest temperature, fes_phi_psi.png (backbone) or fes_<cv>.png
-    (fes_end_to_end.png). Returns (summary.md lines, plot names); ([], []) for a run without metadynamics."""
+                         cutoff: float = free_energy.DEFAULT_CUTOFF_KJMOL, breakages=()) -> tuple[list[str], list[str]]:
+    """Reweighted free energies from COLVAR's metad.rbias at every temperature along the biased CVs:
+    free_energy.json and, at the lowest temperature, fes_phi_psi.png (backbone) or fes_<cv>.png
+    (fes_end_to_end.png). A run biased on another CV whose COLVAR has the end-to-end distance also gets
+    that profile, reweighted from the same bias (the folding observable whatever the bias):
+    END_TO_END_FES_JSON and fes_end_to_end.png. Returns (summary.md lines, plot names); ([], []) for a
+    run without metadynamics."""
     colvars = plumed_files.temperature_files(run_dir, "COLVAR")
-    biased = biased_cvs(run_dir)
-    cvs = biased if cvs is None else cvs
-    if not colvars or not cvs or not biased:
+    biased = _biased_cvs(run_dir)
+    if not colvars or not biased:
         return [], []
     title = "## Free energy (reweighted metadynamics)"
-    if cvs != biased:
-        title = f"## Free energy along {', '.join(CV_LABELS.get(cv, cv) for cv in cvs)} (reweighted from the bias on {', '.join(biased)})"
     columns = [plumed_files.read_plumed(path) for path in colvars]
     if not all("metad.rbias" in c for c in columns if c):
         return [title, "", "No error estimate: COLVAR has no metad.rbias column (a run from before the inputs "
                            "with CALC_RCT), so only the HILLS free energy (free_energy.png) is drawn.", ""], []
     limit = _breakage_step(run_dir, breakages)
+    profile = functools.partial(_reweighted_profile, out_dir=out_dir, colvars=colvars, columns=columns,
+                                temperatures=temperatures, burn_in=burn_in, cutoff=cutoff, limit=limit)
+    lines, plots = profile(biased, title, "free_energy.json")
+    if biased != ["e2e"] and any("e2e" in c for c in columns):
+        more_lines, more_plots = profile(["e2e"], f"## Free energy along {CV_LABELS['e2e']} (reweighted from the "
+                                                  f"bias on {', '.join(biased)})", END_TO_END_FES_JSON)
+        lines, plots = lines + more_lines, plots + more_plots
+    return lines, plots
+
+
+def _reweighted_profile(cvs, title, json_name, out_dir, colvars, columns, temperatures, burn_in, cutoff,
+                        limit) -> tuple[list[str], list[str]]:
+    """free_energy_analysis along ``cvs`` (COLVAR columns) from the COLVARs already read: ``json_name``,
+    the plot and the summary lines under ``title``."""
     records, plots, estimates = [], [], []
     backbone = len(cvs) == 2 and all(_is_torsion(cv) for cv in cvs)
     for k, (path, data) in enumerate(zip(colvars, columns)):
@@ -319,11 +332,6 @@ def free_energy_analysis(run_dir: Path, out_dir: Path, temperatures, burn_in: fl
         _fes_1d_plot(out_dir / plots[-1], estimate, cvs[0], unit, lowest["temperature_K"])
     (out_dir / json_name).write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
     return _fes_markdown(title, document, records, backbone, unit, limit), plots
-
-
-def _colvar_has(run_dir: Path, column: str) -> bool:
-    colvars = plumed_files.temperature_files(run_dir, "COLVAR")
-    return bool(colvars) and column in plumed_files.read_plumed(colvars[0])
 
 
 def _minimum(record):
@@ -468,13 +476,8 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
     committee = uncertainty.summary(replicas, threshold) if replicas else None
     if replicas:
         uncertainty.plot(out_dir / uncertainty.PLOT, replicas, threshold)
-    temperatures = _study_temperatures(run_dir, data)
-    fes_lines, fes_plots = free_energy_analysis(run_dir, out_dir, temperatures, burn_in, fes_cutoff, breakages)
-    if biased_cvs(run_dir) not in ([], ["e2e"]) and _colvar_has(run_dir, "e2e"):
-        # The folding observable is the end-to-end distance whatever the bias: its profile, reweighted.
-        lines, plots = free_energy_analysis(run_dir, out_dir, temperatures, burn_in, fes_cutoff, breakages,
-                                            cvs=["e2e"], json_name=END_TO_END_FES_JSON)
-        fes_lines, fes_plots = list(fes_lines) + lines, list(fes_plots) + plots
+    fes_lines, fes_plots = free_energy_analysis(run_dir, out_dir, _study_temperatures(run_dir, data), burn_in,
+                                                fes_cutoff, breakages)
     summary = _write_summary(out_dir, run_dir, data, exchanges, hills, breakages, committee, fes_lines, fes_plots)
     # Vibrational spectrum when velocities (or positions) are written often enough; one summary line either way.
     with summary.open("a") as handle:
