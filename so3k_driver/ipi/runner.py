@@ -281,6 +281,14 @@ def run_simulation(options: RunOptions, description: str | None = None) -> RunRe
                 checkpoint = recovery.latest_checkpoint(workdir, piece.outputs.prefix)
                 if checkpoint is None:
                     raise RunFailed(f"{crash}; no checkpoint to resume from in {workdir}") from None
+                total = piece.outputs.total_steps
+                if total is not None and checkpoint.step >= total:
+                    # i-PI died after its last step (killed while it wrote its final files): nothing is lost
+                    recovery.truncate_outputs(workdir, checkpoint.path)
+                    say(f"{crash}; its checkpoint {checkpoint.path} covers all {total} steps: the run is complete")
+                    driver_restarts += run.driver_restarts
+                    return RunResult(False, workdir, checkpoint.step, time.time() - started, driver_restarts,
+                                     resumes, options.model, options.models, run.call_counts())
                 # Healing a driver crash that took i-PI down is part of the driver's restart budget.
                 healing = getattr(crash, "after_driver_crash", False) and driver_restarts <= options.max_driver_restarts
                 if not healing and resumes >= options.auto_resume:
@@ -325,6 +333,10 @@ def _prepare_piece(options: RunOptions, input_path: str, workdir: str, resumed: 
                             temperature=None if resumed else options.temperature,
                             hydrogen_mass=None if resumed else options.hydrogen_mass)
     ipi_xml.number_checkpoints(root)
+    outputs = ipi_xml.output_settings(root)
+    if outputs.total_steps is not None and outputs.start_step >= outputs.total_steps:
+        raise InputError(f"{os.path.basename(input_path)} has already run all {outputs.total_steps} steps "
+                         f"(its <step> is {outputs.start_step}): give a larger --steps to continue it")
     sockets = ipi_xml.socket_settings(root)
     if not sockets and not ipi_xml.has_direct_forcefield(root):
         raise IpiInputError("the input has no <ffsocket> (nor <ffdirect>): so3k run serves models over i-PI sockets")
@@ -341,7 +353,6 @@ def _prepare_piece(options: RunOptions, input_path: str, workdir: str, resumed: 
     if ipi_xml.uses_plumed(root):
         environment["PLUMED_KERNEL"] = str(find_plumed_kernel())
     command = [str(ipi_executable())]
-    outputs = ipi_xml.output_settings(root)
     periodic = options.pbc or ipi_xml.is_variable_cell(root)
     try:
         tree.write(run_input)

@@ -138,11 +138,14 @@ def test_a_crashed_ipi_resumes_from_its_checkpoint_and_plumed_extends_its_hills(
     reaper(tmp_path)
     # PLUMED never deposits at the first update after a (re)start: a checkpoint at step S loses the
     # hill due at S+1 when S+1 is a multiple of PACE. Checkpoints every 4 steps and PACE 4 never do.
-    pace, total = 4, 30
+    # The kill lands near step 10 of 48: on a busy machine i-PI must not reach its last step first
+    # (a kill after the last step is the next test).
+    pace, total = 4, 48
     xml = nvt_variant(tmp_path, "metad.xml", unique("resume"), steps=total, metad_pace=pace)
-    run = start_run(xml, tmp_path, "--auto-resume", "1")
+    # the bias stretches bond C1-H2 of a random model: the bond guard is not under test here
+    run = start_run(xml, tmp_path, "--auto-resume", "1", "--max-bond-stretch", "0")
     try:
-        wait_for(lambda: len(property_steps(tmp_path / "nvt.out")) > 14, 90, "MD steps")
+        wait_for(lambda: len(property_steps(tmp_path / "nvt.out")) > 10, 90, "MD steps")
         ipi = pids_of(f"i-pi {tmp_path}/")
         assert len(ipi) == 1
         os.kill(ipi[0], signal.SIGKILL)
@@ -159,6 +162,29 @@ def test_a_crashed_ipi_resumes_from_its_checkpoint_and_plumed_extends_its_hills(
     assert np.all(np.diff(colvar) > 0)
     numbered = [p for p in tmp_path.glob("nvt.restart_*") if p.name.rpartition("_")[2].isdigit()]
     assert 1 <= len(numbered) <= 3  # the newest K=3 numbered checkpoints
+
+
+def test_an_ipi_killed_after_its_last_step_is_not_resumed_and_the_run_is_complete(tmp_path, reaper, monkeypatch):
+    from so3k_driver.errors import IpiCrashed
+    from so3k_driver.ipi import runner
+
+    reaper(tmp_path)
+    real_execute = runner._Run.execute
+
+    def killed_while_exiting(self):
+        real_execute(self)  # the whole run, final RESTART included
+        raise IpiCrashed("i-PI exited with status -9 after its last step")
+
+    monkeypatch.setattr(runner._Run, "execute", killed_while_exiting)
+    xml = nvt_variant(tmp_path, "short.xml", unique("lastkill"), steps=6)
+    result = runner.run_simulation(runner.RunOptions(input=str(xml), model=SO3KRATES_RANDOM, workdir=str(tmp_path),
+                                                     auto_resume=1, quiet=True))
+    assert (result.last_step, result.resumes, result.interrupted) == (6, 0, False)
+    assert property_steps(tmp_path / "nvt.out") == list(range(7))
+    # Running the finished checkpoint again is refused in one line, before i-PI starts.
+    again = so3k("run", str(tmp_path / "RESTART"), "--model", SO3KRATES_RANDOM, "--workdir", str(tmp_path))
+    assert again.returncode == 2
+    assert "has already run all 6 steps" in one_error_line(again) and "--steps" in one_error_line(again)
 
 
 @pytest.mark.slow  # two runs; the default suite covers resuming through the auto-resume test
