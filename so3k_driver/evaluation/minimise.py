@@ -50,7 +50,7 @@ from ..errors import UserError
 from ..model.forces import energy_and_derivatives
 from . import xla_options
 from .batching import Batcher, StructureBatch
-from .neighbors import PairList, half_pair_list
+from .neighbors import PairList, all_pairs, half_pair_list
 from .optimizers import DEFAULT_OPTIMIZER, OPTIMIZERS, FireSettings, LbfgsSettings
 from .validation import check_structures
 
@@ -303,8 +303,7 @@ def optimizer_call_for(potential, settings, num_structures: int, num_atoms: int)
 def _pair_list(positions: np.ndarray, cutoff: float | None) -> PairList:
     """Gas-phase half list within ``cutoff`` Å (None: all pairs)."""
     if cutoff is None:
-        first, second = np.triu_indices(len(positions), k=1)
-        return PairList(first, second, np.zeros((len(first), 3)))
+        return all_pairs(len(positions))
     return half_pair_list(positions, cutoff, None, False)
 
 

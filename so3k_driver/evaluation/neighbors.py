@@ -9,6 +9,7 @@ evaluates both directions. Cutoffs larger than half the cell are handled (severa
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -41,6 +42,20 @@ def half_pair_list(positions: np.ndarray, cutoff: float, cell: np.ndarray | None
     calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=False)
     first, second, shifts = calculator.compute(positions, box, periodic.tolist() if periodic.any() else False, quantities="ijS")
     return PairList(first.astype(np.int64), second.astype(np.int64), shifts.astype(np.float64) @ box)
+
+
+@functools.lru_cache(maxsize=16)
+def all_pairs(num_atoms: int) -> PairList:
+    """Every unordered pair of a gas-phase structure of ``num_atoms`` atoms (no shifts).
+
+    The list depends on the atom count only, so it is built once per count (read-only arrays: an MD
+    step of 8 x 162 atoms would otherwise rebuild 8 x 13 041 pairs).
+    """
+    first, second = np.triu_indices(num_atoms, k=1)
+    pairs = PairList(first, second, np.zeros((len(first), 3)))
+    for array in (pairs.first, pairs.second, pairs.shifts):
+        array.flags.writeable = False
+    return pairs
 
 
 def bucket_capacity(count: int, minimum: int = 16, growth: float = 1.1, multiple: int = 8) -> int:

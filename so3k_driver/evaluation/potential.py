@@ -24,7 +24,7 @@ from ..model.energy import EnergyModel
 from ..model.forces import committee_energy_and_derivatives, energy_and_derivatives
 from . import xla_options
 from .batching import Batcher, Outputs, StructureBatch, repeat_last, trailing_copies
-from .neighbors import PairList, half_pair_list
+from .neighbors import PairList, all_pairs, half_pair_list
 from .validation import check_close_contacts, check_structures
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -207,8 +207,7 @@ class Potential:
     def _pairs(positions, cells, pbc, b: int, cutoff: float | None, check: bool = False) -> PairList:
         """Half pair list of structure b (positions (N, 3) Å); cutoff None = all pairs (gas phase)."""
         if cutoff is None:
-            first, second = np.triu_indices(len(positions), k=1)
-            return PairList(first, second, np.zeros((len(first), 3)))
+            return all_pairs(len(positions))
         pairs = half_pair_list(positions, cutoff, None if cells is None else cells[b], pbc)
         if check:
             distances = np.linalg.norm(pairs.displacements(positions), axis=-1)

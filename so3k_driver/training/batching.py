@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..evaluation.neighbors import PairList, half_pair_list
+from ..evaluation.neighbors import PairList, all_pairs, half_pair_list
 from ..model.forces import Batch
 from .data import Dataset
 
@@ -55,8 +55,7 @@ class PairCache:
                     if pbc.any():
                         raise ValueError(f"{data.source} structure {s} is periodic: SO3LR-type training "
                                          "needs a finite lr_cutoff (Å) for periodic data")
-                    first, second = np.triu_indices(len(positions), k=1)
-                    long.append(PairList(first, second, np.zeros((len(first), 3))))
+                    long.append(all_pairs(len(positions)))
                 else:
                     long.append(half_pair_list(positions, lr_cutoff, cell, pbc))
         return cls(short, long)
