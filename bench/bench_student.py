@@ -25,6 +25,11 @@ bonds      bond-stretch scans on the relaxed-free bundled helix: for two bonds o
            (float64, all pairs). Reports the energy rise ΔE(f) = E(f) - E(1) in eV of both, and the
            "wall": the lowest ΔE for f in [1.3, 2.0]. A student whose wall is far below the teacher's (or
            negative) has a hole a hot MD run can fall into (v3: a Cα–H left at 500 K). Plot with --plot.
+donors     (with --scan-frames) N–H bonds whose H is H-bonded (an O within 2.6 Å) in study frames: the H
+           moved along the bond to 0.9–2.0x its length, student and teacher (float32, all pairs). Reports
+           each scan's wall (lowest ΔE for f >= 1.3) and whether the student's curve turns over (falls by
+           more than 0.1 eV after its maximum). Student v6 stopped a study this way: N17–H18 H-bonded to
+           O22, its energy rising only 0.36 eV to 1.6 Å and then falling, where SO3LR rises 1.3 eV and on.
 committee  (with --committee) the committee's per-frame force spread against its mean's force RMSE to the
            teacher on TEST's frames: Spearman rank correlation (goal >= 0.5), and the same per atom.
 """
@@ -44,9 +49,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "so3k_driver" / "data"
 SO3LR_DIR = REPO.parent / "shared" / "reference" / "so3lr"
-PARTS = ("accuracy", "relax", "speed", "bonds", "committee")
+PARTS = ("accuracy", "relax", "speed", "bonds", "donors", "committee")
 BOND_FACTORS = np.round(np.arange(0.8, 2.01, 0.1), 2)  # × the bond's length in the helix
 BOND_PAIRS = ("C-H", "N-H", "C-C", "C-N", "C-O")
+DONOR_FACTORS = np.round(np.arange(0.9, 2.01, 0.1), 2)  # × the N–H length in the frame
+HBOND_CUTOFF = 2.6  # Å, H···O for an N–H to count as H-bonded
 WALL_FROM = 1.3
 TEMPERATURE_BINS = ((300.0, 400.0), (400.0, 500.0), (500.0, 600.0))  # K, lower edge included; 600 K in the last
 TEACHER_HELIX_MINUS_EXTENDED_EV = -1.47  # issue #11: SO3LR, gas phase, all pairs
@@ -450,6 +457,80 @@ def print_bond_scans(result: dict) -> None:
         print(f"plot: {result['plot']}")
 
 
+def donor_scan_structures(path: str, max_frames: int, per_frame: int, seed: int = 0):
+    """(numbers, positions (S, N, 3) Å, scans [(frame, n, h, H···O Å)]): H-bonded N–H bonds of frames in
+    ``path`` (any file ASE reads), each scanned over DONOR_FACTORS by moving the H along the bond."""
+    import ase.io
+
+    from so3k_driver.evaluation.topology import bond_pairs
+
+    frames = ase.io.read(path, index=":")
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(frames), size=min(max_frames, len(frames)), replace=False)
+    numbers = frames[0].numbers
+    oxygens = np.flatnonzero(numbers == 8)
+    scans, structures = [], []
+    for f in sorted(chosen):
+        positions = frames[f].positions
+        donors = []
+        for i, j in bond_pairs(numbers, positions):
+            n, h = (i, j) if numbers[j] == 1 else (j, i)
+            if numbers[n] != 7 or numbers[h] != 1:
+                continue
+            acceptor = np.linalg.norm(positions[oxygens] - positions[h], axis=1).min()
+            if acceptor < HBOND_CUTOFF:
+                donors.append((int(n), int(h), float(acceptor)))
+        for k in rng.permutation(len(donors))[:per_frame]:
+            n, h, acceptor = donors[k]
+            scans.append((int(f), n, h, acceptor))
+            for factor in DONOR_FACTORS:
+                moved = positions.copy()
+                moved[h] = positions[n] + factor * (positions[h] - positions[n])
+                structures.append(moved)
+    return numbers, np.stack(structures), scans
+
+
+def donor_scans(student_spec: str, teacher_spec: str, path: str, max_frames: int, per_frame: int) -> dict:
+    """Part donors: walls and turnovers of H-bonded N–H stretches, student against teacher."""
+    numbers, positions, scans = donor_scan_structures(path, max_frames, per_frame)
+    one = int(np.argmin(np.abs(DONOR_FACTORS - 1.0)))
+    curves = {}
+    for name, spec in (("student", student_spec), ("teacher", teacher_spec)):
+        log(f"donor scans with the {name}: {len(positions)} structures")
+        potential = load(spec, "float32", None)
+        energy = np.concatenate([np.asarray(potential.evaluate(np.broadcast_to(numbers, (len(chunk), len(numbers))),
+                                                               chunk).energy)
+                                 for chunk in np.array_split(positions, max(1, len(positions) // 8))])
+        energy = energy.reshape(len(scans), len(DONOR_FACTORS))
+        curves[name] = energy - energy[:, one:one + 1]
+    wall = DONOR_FACTORS >= WALL_FROM - 1e-9
+    at = int(np.argmin(np.abs(DONOR_FACTORS - 1.6)))
+    rows = []
+    for k, (frame, n, h, acceptor) in enumerate(scans):
+        student = curves["student"][k]
+        peak = int(np.argmax(student))
+        rows.append({"frame": frame, "bond": f"N{n + 1}-H{h + 1}", "h_acceptor_A": round(acceptor, 3),
+                     "student_dE_eV": student.round(3).tolist(), "teacher_dE_eV": curves["teacher"][k].round(3).tolist(),
+                     "student_wall_eV": float(student[wall].min()), "teacher_wall_eV": float(curves["teacher"][k][wall].min()),
+                     "student_turns_over": bool(student[peak] - student[peak:].min() > 0.1)})
+    student_walls = np.array([r["student_wall_eV"] for r in rows])
+    return {"factors": DONOR_FACTORS.tolist(), "frames_file": path, "scans": rows, "count": len(rows),
+            "student_turnovers": int(sum(r["student_turns_over"] for r in rows)),
+            "teacher_turnovers": int(sum(bool(np.argmax(r["teacher_dE_eV"]) < len(DONOR_FACTORS) - 1) for r in rows)),
+            "student_wall_median_eV": float(np.median(student_walls)), "student_wall_min_eV": float(student_walls.min()),
+            "teacher_wall_median_eV": float(np.median([r["teacher_wall_eV"] for r in rows])),
+            "student_dE_at_1p6_median_eV": float(np.median([r["student_dE_eV"][at] for r in rows])),
+            "teacher_dE_at_1p6_median_eV": float(np.median([r["teacher_dE_eV"][at] for r in rows]))}
+
+
+def print_donor_scans(result: dict) -> None:
+    print(f"\n== H-bonded N–H scans ({result['count']} bonds from {result['frames_file']}; ΔE in eV)")
+    print(f"student turns over in {result['student_turnovers']} (teacher: {result['teacher_turnovers']}); "
+          f"wall median {result['student_wall_median_eV']:.2f} (teacher {result['teacher_wall_median_eV']:.2f}), "
+          f"student's lowest {result['student_wall_min_eV']:.2f}; ΔE at 1.6x median "
+          f"{result['student_dE_at_1p6_median_eV']:.2f} (teacher {result['teacher_dE_at_1p6_median_eV']:.2f})")
+
+
 # ------------------------------------------------------------------------------------------------
 
 
@@ -488,12 +569,17 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=10, help="timed calls per model and round (default %(default)s)")
     parser.add_argument("--device", help="device for the speed part, e.g. gpu (default: JAX's default)")
     parser.add_argument("--plot", help="PNG for the bond-stretch scans (part bonds)")
+    parser.add_argument("--scan-frames", help="frames (any file ASE reads) for part donors (skipped without it)")
+    parser.add_argument("--scan-max-frames", type=int, default=40, help="frames used by part donors (default %(default)s)")
+    parser.add_argument("--scans-per-frame", type=int, default=2, help="H-bonded N–H per frame (default %(default)s)")
     args = parser.parse_args()
     skip = {part for part in args.skip.split(",") if part}
     if skip - set(PARTS):
         parser.error(f"--skip: unknown part(s) {', '.join(sorted(skip - set(PARTS)))}; choose from {', '.join(PARTS)}")
     if args.committee is None:
         skip.add("committee")
+    if args.scan_frames is None:
+        skip.add("donors")
     if not {"accuracy", "committee"} <= skip and not args.test:
         parser.error("--test is needed by the accuracy and committee parts (or --skip accuracy,committee)")
 
@@ -507,6 +593,8 @@ def main() -> None:
                                 args.skip_teacher_relax), print_relax),
         "speed": (lambda: speed(args.student, args.teacher, args.rounds, args.calls, args.device), print_speed),
         "bonds": (lambda: bond_scans(args.student, args.teacher, args.plot), print_bond_scans),
+        "donors": (lambda: donor_scans(args.student, args.teacher, args.scan_frames, args.scan_max_frames,
+                                       args.scans_per_frame), print_donor_scans),
         "committee": (lambda: committee(args.committee, frames), print_committee),
     }
     print(f"student {args.student}; teacher {args.teacher}; test {args.test} ({len(frames) if frames else 0} frames)")

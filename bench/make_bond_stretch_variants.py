@@ -30,8 +30,10 @@ HEAVY_FACTORS = (0.9, 1.3)
 
 
 def stretched(atoms, rng, hydrogens_per_frame: int, heavy_per_frame: int,
-              hydrogen_factors=HYDROGEN_FACTORS, heavy_factors=HEAVY_FACTORS):
-    """A copy of ``atoms`` with some bonds set to random factors of their length (Å)."""
+              hydrogen_factors=HYDROGEN_FACTORS, heavy_factors=HEAVY_FACTORS, bonded_to: int | None = None):
+    """A copy of ``atoms`` with some bonds set to random factors of their length (Å).
+
+    bonded_to: only X–H bonds whose X has this atomic number (e.g. 7: the amide N–H bonds)."""
     atoms = atoms.copy()
     atoms.calc = None
     atoms.info = {}
@@ -40,6 +42,8 @@ def stretched(atoms, rng, hydrogens_per_frame: int, heavy_per_frame: int,
     pairs = bond_pairs(numbers, atoms.positions, TOPOLOGY_BOND_SCALE)
     is_h = numbers[pairs] == 1
     x_h = pairs[is_h.any(axis=1) & ~is_h.all(axis=1)]
+    if bonded_to is not None:
+        x_h = x_h[(numbers[x_h] == bonded_to).any(axis=1)]
     heavy = pairs[~is_h.any(axis=1)]
     positions = atoms.positions
     for i, j in x_h[rng.choice(len(x_h), size=min(hydrogens_per_frame, len(x_h)), replace=False)]:
@@ -66,14 +70,16 @@ def main() -> None:
                         help="range of X–H length factors (default %(default)s)")
     parser.add_argument("--heavy-factors", type=float, nargs=2, default=HEAVY_FACTORS, metavar=("LOW", "HIGH"),
                         help="range of heavy-atom bond length factors (default %(default)s)")
+    parser.add_argument("--bonded-to", type=int, default=None, metavar="Z",
+                        help="only X–H bonds whose X has atomic number Z (e.g. 7 for N–H; default: any)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="output xyz (Å)")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     source = read(args.frames, index=":")
     chosen = rng.choice(len(source), size=args.count, replace=args.count > len(source))
-    write(args.out, [stretched(source[k], rng, args.hydrogens, args.heavy, args.hydrogen_factors, args.heavy_factors)
-                      for k in chosen])
+    write(args.out, [stretched(source[k], rng, args.hydrogens, args.heavy, args.hydrogen_factors, args.heavy_factors,
+                               args.bonded_to) for k in chosen])
     print(f"wrote {args.count} frames with stretched bonds to {args.out} (from {len(source)} in {args.frames})")
 
 
