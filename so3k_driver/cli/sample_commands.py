@@ -81,6 +81,9 @@ def add_parser(subparsers) -> None:
     run.add_argument("--steps", type=int, default=None, metavar="TOTAL",
                      help="total MD steps, counted from the start of the study (default: the planned total)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument("--model", default=None, metavar="MODEL",
+                     help="continue with this model from the newest restart on (e.g. a student retrained on the "
+                          "study's frames); study.json records the earlier model and the step of the change")
     run.add_argument("--auto-resume", type=int, default=0, metavar="N",
                      help="when i-PI itself crashes, resume from the newest checkpoint, at most N times (default 0)")
     run.set_defaults(func=run_run)
@@ -122,9 +125,14 @@ def run_init(args) -> int:
 
 def run_run(args) -> int:
     from ..errors import RunFailed
-    from ..sampling.run import planned_run, run_study
+    from ..sampling.run import change_model, planned_run, run_study
 
     settings, restart, step = planned_run(args.folder)
+    if args.model is not None:
+        changed = change_model(args.folder, args.model)
+        if changed.model != settings.model:
+            print(f"{args.folder}: model {changed.model} from step {step} on (before: {settings.model})",
+                  file=sys.stderr, flush=True)
     if restart is not None and (args.steps or settings.steps) > step:
         print(f"continuing {args.folder} from step {step} ({restart.name}) to step {args.steps or settings.steps}",
               file=sys.stderr, flush=True)

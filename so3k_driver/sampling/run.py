@@ -108,6 +108,30 @@ def _forcefield(folder: Path, settings: StudySettings) -> str:
     return study_inputs.direct_forcefield(str(PES_FILE), str((folder / PES_CONFIG).resolve()), batch_size)
 
 
+def change_model(folder, model: str) -> StudySettings:
+    """Continue the study in folder with another model (e.g. a student retrained on what the study found).
+
+    The model is checked against the study's elements before anything changes; study.json then
+    records the old model in ``earlier_models`` with the step of the newest restart (from which the
+    new model takes over), and the direct backend's PES configuration names the new model. Metadynamics
+    hills deposited so far stay: they are a bias, not a property of the model.
+    """
+    from ..ipi.runner import check_model_elements
+
+    folder = Path(folder).resolve()
+    settings, _, step = planned_run(folder)
+    model = absolute_model_spec(model)
+    if model == settings.model:
+        return settings
+    check_model_elements(model, str(folder / study_inputs.DEFAULT_INIT_FILE))
+    settings = dataclasses.replace(settings, model=model,
+                                   earlier_models=settings.earlier_models + ({"model": settings.model, "until_step": step},))
+    settings.save(folder)
+    if settings.backend == "direct":
+        _forcefield(folder, settings)  # rewrites the PES configuration that input.xml and every restart name
+    return settings
+
+
 def latest_restart(folder: Path) -> Path | None:
     """RESTART or a checkpoint sim.restart_N (or an older study's sim.restart), whichever was written at
     the latest step; None if there is none."""
@@ -136,11 +160,11 @@ def planned_run(folder) -> tuple[StudySettings, Path | None, int]:
 
 
 def run_study(folder, total_steps: int | None = None, quiet: bool = True, auto_resume: int = 0,
-              driver_restarts: int = 3) -> StudyRun:
+              driver_restarts: int = 3, model: str | None = None) -> StudyRun:
     """Run (or continue) the study in folder up to total_steps MD steps (default: the settings' steps;
     a larger total is saved in study.json). quiet=False shows progress on stderr. auto_resume: times
     a crashed i-PI is resumed from its newest checkpoint without asking; driver_restarts: times a
-    crashed driver is started again.
+    crashed driver is started again. model: continue with this model instead (see change_model).
 
     Raises UserError when there is nothing left to run or i-PI stopped early, RunFailed when i-PI or
     a driver failed (the newest restart stays: run again to continue).
@@ -148,6 +172,8 @@ def run_study(folder, total_steps: int | None = None, quiet: bool = True, auto_r
     from ..ipi.runner import RunOptions, run_simulation
 
     folder = Path(folder).resolve()
+    if model is not None:
+        change_model(folder, model)
     settings, restart, first_step = planned_run(folder)
     total = settings.steps if total_steps is None else total_steps
     if total < 1:

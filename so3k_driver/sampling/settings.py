@@ -109,7 +109,9 @@ class StudySettings:
     every hydrogen (None = natural masses; e.g. 4 allows 2 fs steps; the total mass grows, the other
     atoms keep theirs; configurational averages do not depend on masses, dynamics do); lr_cutoff:
     long-range cutoff (Å) of the electrostatics and dispersion of SO3LR-type models, None = all pairs
-    (a study is gas phase; models without long-range terms ignore it)."""
+    (a study is gas phase; models without long-range terms ignore it). earlier_models: the models
+    a continued study ran with before ``model``, oldest first, each {"model": spec, "until_step": the
+    MD step from which the next one took over} (``so3k sample run --model``)."""
 
     structure: str
     model: str
@@ -125,6 +127,7 @@ class StudySettings:
     seed: int = 31415
     hydrogen_mass: float | None = None
     lr_cutoff: float | None = None
+    earlier_models: tuple = ()
 
     def __post_init__(self):
         _check(isinstance(self.structure, str) and self.structure != "", "structure", self.structure, "a file name")
@@ -156,6 +159,11 @@ class StudySettings:
         _check(_is_int(self.seed) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
         _check(self.hydrogen_mass is None or (_is_number(self.hydrogen_mass) and self.hydrogen_mass > 0),
                "hydrogen mass (amu)", self.hydrogen_mass, "> 0 amu or None (natural masses)")
+        earlier = tuple(dict(entry) if isinstance(entry, dict) else entry for entry in self.earlier_models)
+        _check(all(isinstance(e, dict) and set(e) == {"model", "until_step"} and isinstance(e["model"], str)
+                   and _is_int(e["until_step"]) and e["until_step"] >= 0 for e in earlier),
+               "earlier models", self.earlier_models, 'entries {"model": spec, "until_step": step >= 0}')
+        object.__setattr__(self, "earlier_models", earlier)
         _check(self.lr_cutoff is None or (_is_number(self.lr_cutoff) and self.lr_cutoff > 0),
                "long-range cutoff (Å)", self.lr_cutoff, "> 0 Å, or None for all pairs (so3k sample init --lr-cutoff 0)")
 
@@ -166,6 +174,7 @@ class StudySettings:
     def to_json(self) -> str:
         record = dataclasses.asdict(self)
         record["temperatures"] = list(self.temperatures)
+        record["earlier_models"] = list(self.earlier_models)
         record["units"] = {"temperatures": "K", "timestep_fs": "fs", "thermostat_tau_fs": "fs",
                            "strides, steps, pace": "MD steps", "metad.height": "kJ/mol",
                            "metad.sigma": "Å (end-to-end), rad (backbone), H-bonds (helix), torsions (helix-torsions)",

@@ -1,0 +1,58 @@
+"""sampling/run.py change_model / ``so3k sample run --model``: a study continued with another model
+(e.g. a student retrained on the study's frames) runs on with it from its newest restart, and
+study.json says which model ran which steps."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import SO3KRATES_RANDOM
+from so3k_driver.io.model_files import absolute_model_spec
+from so3k_driver.sampling import plumed_inputs, run as sampling_run
+from so3k_driver.sampling.analysis import ipi_outputs
+from so3k_driver.sampling.settings import MetadSettings, StudySettings
+
+pytestmark = pytest.mark.shared
+
+
+def test_a_study_continues_with_another_model_and_records_the_change(tmp_path):
+    structure = plumed_inputs.bundled_structure("Ac-Ala3-NHMe_ext.xyz")
+    settings = StudySettings(structure=str(structure), model="ala3-xtb", temperatures=(300.0,), steps=10,
+                             output_stride=1, metad=MetadSettings(cv="none"), backend="direct")
+    sampling_run.prepare(tmp_path, settings)
+    assert sampling_run.run_study(tmp_path).last_step == 10
+
+    piece = sampling_run.run_study(tmp_path, total_steps=20, model=SO3KRATES_RANDOM)
+    assert (piece.first_step, piece.last_step) == (10, 20)
+    record = json.loads((tmp_path / "study.json").read_text())
+    assert record["model"] == absolute_model_spec(SO3KRATES_RANDOM)
+    assert record["earlier_models"] == [{"model": "ala3-xtb", "until_step": 10}]
+    assert json.loads((tmp_path / sampling_run.PES_CONFIG).read_text())["model"] == record["model"]
+    # The two models' energies differ by far more than 10 steps of MD move them: the jump shows
+    # which model computed which step.
+    properties = ipi_outputs.read_properties(tmp_path / "sim.out")
+    steps, potential = properties["step"].astype(int), properties["potential"]
+    assert steps.tolist() == list(range(21))
+    before, after = potential[steps <= 10], potential[steps > 10]
+    assert np.ptp(before) < 1.0 and np.ptp(after) < 1.0 and abs(after[0] - before[-1]) > 10.0  # eV
+
+    # The same model again changes nothing; StudySettings round-trips the record.
+    assert sampling_run.change_model(tmp_path, SO3KRATES_RANDOM).earlier_models == (
+        {"model": "ala3-xtb", "until_step": 10},)
+    assert StudySettings.load(tmp_path).earlier_models == ({"model": "ala3-xtb", "until_step": 10},)
+
+
+def test_a_model_that_cannot_be_loaded_is_refused_in_one_line_and_nothing_changes(tmp_path):
+    structure = plumed_inputs.bundled_structure("Ac-Ala3-NHMe_ext.xyz")
+    settings = StudySettings(structure=str(structure), model="ala3-xtb", temperatures=(300.0,), steps=10,
+                             metad=MetadSettings(cv="none"), backend="direct")
+    sampling_run.prepare(tmp_path, settings)
+    before = (tmp_path / "study.json").read_text(), (tmp_path / sampling_run.PES_CONFIG).read_text()
+    result = subprocess.run([sys.executable, "-m", "so3k_driver.cli", "sample", "run", str(tmp_path), "--model",
+                             str(tmp_path / "missing.so3k")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "missing.so3k" in result.stderr
+    assert ((tmp_path / "study.json").read_text(), (tmp_path / sampling_run.PES_CONFIG).read_text()) == before
