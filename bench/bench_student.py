@@ -393,20 +393,27 @@ def bond_scan_structures(per_pair: int = 2, seed: int = 0):
     return numbers, np.stack(scans), bonds, BOND_FACTORS
 
 
+def scan_curves(student_spec: str, teacher_spec: str, numbers, positions, factors, dtype: str, what: str) -> dict:
+    """{"student"|"teacher": ΔE (scans, factors) in eV relative to factor 1} for structures laid out scan
+    by scan, factor by factor (gas phase, all pairs)."""
+    one = int(np.argmin(np.abs(np.asarray(factors) - 1.0)))
+    curves = {}
+    for name, spec in (("student", student_spec), ("teacher", teacher_spec)):
+        log(f"{what} with the {name}: {len(positions)} structures")
+        potential = load(spec, dtype, None)
+        energy = np.concatenate([np.asarray(potential.evaluate(np.broadcast_to(numbers, (len(chunk), len(numbers))),
+                                                               chunk).energy)
+                                 for chunk in np.array_split(positions, max(1, len(positions) // 8))])
+        energy = energy.reshape(-1, len(factors))
+        curves[name] = energy - energy[:, one:one + 1]
+    return curves
+
+
 def bond_scans(student_spec: str, teacher_spec: str, plot: str | None) -> dict:
     """Part 4: ΔE(f) of student and teacher along each scan (eV), and each curve's wall (lowest ΔE for
     f >= WALL_FROM)."""
     numbers, positions, bonds, factors = bond_scan_structures()
-    one = int(np.argmin(np.abs(factors - 1.0)))
-    curves = {}
-    for name, spec in (("student", student_spec), ("teacher", teacher_spec)):
-        log(f"bond scans with the {name}: {len(positions)} structures")
-        potential = load(spec, "float64", None)
-        energy = np.concatenate([np.asarray(potential.evaluate(np.broadcast_to(numbers, (len(chunk), len(numbers))),
-                                                               chunk).energy)
-                                 for chunk in np.array_split(positions, max(1, len(positions) // 8))])
-        energy = energy.reshape(len(bonds), len(factors))
-        curves[name] = energy - energy[:, one:one + 1]
+    curves = scan_curves(student_spec, teacher_spec, numbers, positions, factors, "float64", "bond scans")
     wall = factors >= WALL_FROM - 1e-9
     rows = []
     for k, (pair, i, j) in enumerate(bonds):
@@ -493,16 +500,7 @@ def donor_scan_structures(path: str, max_frames: int, per_frame: int, seed: int 
 def donor_scans(student_spec: str, teacher_spec: str, path: str, max_frames: int, per_frame: int) -> dict:
     """Part donors: walls and turnovers of H-bonded N–H stretches, student against teacher."""
     numbers, positions, scans = donor_scan_structures(path, max_frames, per_frame)
-    one = int(np.argmin(np.abs(DONOR_FACTORS - 1.0)))
-    curves = {}
-    for name, spec in (("student", student_spec), ("teacher", teacher_spec)):
-        log(f"donor scans with the {name}: {len(positions)} structures")
-        potential = load(spec, "float32", None)
-        energy = np.concatenate([np.asarray(potential.evaluate(np.broadcast_to(numbers, (len(chunk), len(numbers))),
-                                                               chunk).energy)
-                                 for chunk in np.array_split(positions, max(1, len(positions) // 8))])
-        energy = energy.reshape(len(scans), len(DONOR_FACTORS))
-        curves[name] = energy - energy[:, one:one + 1]
+    curves = scan_curves(student_spec, teacher_spec, numbers, positions, DONOR_FACTORS, "float32", "donor scans")
     wall = DONOR_FACTORS >= WALL_FROM - 1e-9
     at = int(np.argmin(np.abs(DONOR_FACTORS - 1.6)))
     rows = []
