@@ -275,9 +275,8 @@ def run_simulation(options: RunOptions, description: str | None = None) -> RunRe
                 say(line)
             run = _Run(options, workdir, piece, say, display, restarts_used=driver_restarts)
             try:
-                interrupted = run.execute()
+                interrupted, last_step = run.execute(), run.last_step
             except IpiCrashed as crash:
-                driver_restarts += run.driver_restarts
                 checkpoint = recovery.latest_checkpoint(workdir, piece.outputs.prefix)
                 if checkpoint is None:
                     raise RunFailed(f"{crash}; no checkpoint to resume from in {workdir}") from None
@@ -286,23 +285,26 @@ def run_simulation(options: RunOptions, description: str | None = None) -> RunRe
                     # i-PI died after its last step (killed while it wrote its final files): nothing is lost
                     recovery.truncate_outputs(workdir, checkpoint.path)
                     say(f"{crash}; its checkpoint {checkpoint.path} covers all {total} steps: the run is complete")
+                    interrupted, last_step = False, checkpoint.step
+                else:
                     driver_restarts += run.driver_restarts
-                    return RunResult(False, workdir, checkpoint.step, time.time() - started, driver_restarts,
-                                     resumes, options.model, options.models, run.call_counts())
-                # Healing a driver crash that took i-PI down is part of the driver's restart budget.
-                healing = getattr(crash, "after_driver_crash", False) and driver_restarts <= options.max_driver_restarts
-                if not healing and resumes >= options.auto_resume:
-                    raise RunFailed(f"{crash}; resume with: "
-                                    f"{resume_command(checkpoint.path, workdir, options.model, options.models)}") from None
-                resumes += 0 if healing else 1
-                cut = recovery.truncate_outputs(workdir, checkpoint.path)
-                say(f"{crash}; resuming from {checkpoint.path} (step {checkpoint.step})"
-                    + ("" if healing else f", resume {resumes} of {options.auto_resume}")
-                    + (f"; outputs cut back to that step: {', '.join(os.path.basename(p) for p in cut)}" if cut else ""))
-                input_path = checkpoint.path
-                continue
+                    # Healing a driver crash that took i-PI down is part of the driver's restart budget.
+                    healing = (getattr(crash, "after_driver_crash", False)
+                               and driver_restarts <= options.max_driver_restarts)
+                    if not healing and resumes >= options.auto_resume:
+                        raise RunFailed(f"{crash}; resume with: "
+                                        f"{resume_command(checkpoint.path, workdir, options.model, options.models)}"
+                                        ) from None
+                    resumes += 0 if healing else 1
+                    cut = recovery.truncate_outputs(workdir, checkpoint.path)
+                    say(f"{crash}; resuming from {checkpoint.path} (step {checkpoint.step})"
+                        + ("" if healing else f", resume {resumes} of {options.auto_resume}")
+                        + (f"; outputs cut back to that step: {', '.join(os.path.basename(p) for p in cut)}"
+                           if cut else ""))
+                    input_path = checkpoint.path
+                    continue
             driver_restarts += run.driver_restarts
-            return RunResult(interrupted, workdir, run.last_step, time.time() - started, driver_restarts, resumes,
+            return RunResult(interrupted, workdir, last_step, time.time() - started, driver_restarts, resumes,
                              options.model, options.models, run.call_counts())
     finally:
         if display is not None:

@@ -160,11 +160,11 @@ def planned_run(folder) -> tuple[StudySettings, Path | None, int]:
 
 
 def run_study(folder, total_steps: int | None = None, quiet: bool = True, auto_resume: int = 0,
-              driver_restarts: int = 3, model: str | None = None) -> StudyRun:
+              driver_restarts: int = 3) -> StudyRun:
     """Run (or continue) the study in folder up to total_steps MD steps (default: the settings' steps;
     a larger total is saved in study.json). quiet=False shows progress on stderr. auto_resume: times
     a crashed i-PI is resumed from its newest checkpoint without asking; driver_restarts: times a
-    crashed driver is started again. model: continue with this model instead (see change_model).
+    crashed driver is started again. To continue with another model, call change_model first.
 
     Raises UserError when there is nothing left to run or i-PI stopped early, RunFailed when i-PI or
     a driver failed (the newest restart stays: run again to continue).
@@ -172,8 +172,6 @@ def run_study(folder, total_steps: int | None = None, quiet: bool = True, auto_r
     from ..ipi.runner import RunOptions, run_simulation
 
     folder = Path(folder).resolve()
-    if model is not None:
-        change_model(folder, model)
     settings, restart, first_step = planned_run(folder)
     total = settings.steps if total_steps is None else total_steps
     if total < 1:

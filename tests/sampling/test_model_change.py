@@ -25,7 +25,8 @@ def test_a_study_continues_with_another_model_and_records_the_change(tmp_path):
     sampling_run.prepare(tmp_path, settings)
     assert sampling_run.run_study(tmp_path).last_step == 10
 
-    piece = sampling_run.run_study(tmp_path, total_steps=20, model=SO3KRATES_RANDOM)
+    sampling_run.change_model(tmp_path, SO3KRATES_RANDOM)
+    piece = sampling_run.run_study(tmp_path, total_steps=20)
     assert (piece.first_step, piece.last_step) == (10, 20)
     record = json.loads((tmp_path / "study.json").read_text())
     assert record["model"] == absolute_model_spec(SO3KRATES_RANDOM)
