@@ -108,7 +108,10 @@ class Batcher:
         if key not in self._per_call:
             per_call = -(-num_structures // self.min_calls)  # ceil: every device gets a share
             if self.pairs_per_call is not None:
-                per_call = min(per_call, self.pairs_per_call // max(1, pairs_per_structure))
+                per_call = max(1, min(per_call, self.pairs_per_call // max(1, pairs_per_structure)))
+                # as many calls as the budget needs, filled evenly: 16 structures with room for 9 per
+                # call become 2 calls of 8, not 9 + 7 padded to 9 + 9
+                per_call = -(-num_structures // -(-num_structures // per_call))
             self._per_call[key] = max(1, per_call)
         return self._per_call[key]
 

@@ -28,12 +28,14 @@ from .neighbors import PairList, all_pairs, half_pair_list
 from .validation import check_close_contacts, check_structures
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
-# On a CPU a call runs fastest while its per-pair arrays stay in cache (1 MB L2 per core here):
-# 32 Ac-Ala3-NHMe (400 pairs each) cost 4.5 ms per structure one per call, 3.5 ms two per call,
-# and 6.1-6.5 ms with 3, 4 or all 32 per call (2-core EPYC, float32). Batches are therefore split
-# into calls of at most this many pairs on CPUs (half as many in float64, whose arrays are twice
-# as large); accelerators get the whole batch in one call.
-CPU_PAIRS_PER_CALL = 1024
+# On a CPU a call runs fastest while its per-pair arrays stay in cache: with the bundled student (float32,
+# 2-core EPYC, 2026-12-02) 8 Ac-Ala3-NHMe in one call (3400 pairs) cost 1.2 ms per structure, 12 or 16
+# in one call 2.3-4.0 ms. Batches are therefore split into calls of at most this many short-range pairs
+# (half as many in float64, whose arrays are twice as large), filled evenly (Batcher.structures_per_call);
+# accelerators get the whole batch in one call. Budget 4096 against the earlier 1024 (Potential.evaluate,
+# interleaved rounds, docs/performance.md): 4 / 8 / 16 x Ac-Ala3-NHMe 0.77-0.81 x the time; 8 x extended
+# Ac-Ala15-NHMe (2 per call instead of 1) 0.84 and 0.97 x in two runs; the helix (2539 pairs) is unchanged.
+CPU_PAIRS_PER_CALL = 4096
 
 
 @dataclasses.dataclass

@@ -1,0 +1,37 @@
+"""Call sizing of the host-side Batcher: pair budgets, even filling, one shape per (B, N)."""
+
+import numpy as np
+import pytest
+
+from so3k_driver.evaluation.batching import Batcher
+
+
+@pytest.mark.parametrize("structures, room, expected", [
+    (16, 9, 8),   # 2 calls of 8, not 9 + 7 padded to 9 + 9
+    (8, 7, 4),    # 2 calls of 4
+    (5, 4, 3),    # 2 calls: 3 + 2 (padded to 3)
+    (8, 8, 8),    # fits in one call
+    (4, 100, 4),  # never more than the batch
+    (6, 2, 2),    # 3 calls of 2
+    (3, 0, 1),    # one structure over budget still gets a call of its own
+])
+def test_calls_are_filled_evenly_within_the_pair_budget(structures, room, expected):
+    pairs_per_structure = 100
+    batcher = Batcher(np.float32, pairs_per_call=max(1, room * pairs_per_structure))
+    per_call = batcher.structures_per_call(structures, 42, pairs_per_structure)
+    assert per_call == expected
+    calls = -(-structures // per_call)
+    assert per_call * calls - structures < calls  # padding below one slot per call
+    assert per_call * pairs_per_structure <= max(room, 1) * pairs_per_structure
+
+
+def test_devices_each_get_a_share_without_a_pair_budget():
+    assert Batcher(np.float32, pairs_per_call=None, min_calls=2).structures_per_call(5, 42, 100) == 3
+    assert Batcher(np.float32, pairs_per_call=None).structures_per_call(5, 42, 100) == 5
+
+
+def test_the_choice_is_kept_per_batch_shape_so_md_keeps_one_compiled_shape():
+    batcher = Batcher(np.float32, pairs_per_call=1000)
+    assert batcher.structures_per_call(8, 42, 250) == 4
+    assert batcher.structures_per_call(8, 42, 600) == 4  # more pairs later in the run: same shape
+    assert batcher.structures_per_call(8, 50, 600) == 1  # another structure size: its own choice
