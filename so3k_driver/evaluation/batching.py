@@ -109,10 +109,10 @@ class Batcher:
             per_call = -(-num_structures // self.min_calls)  # ceil: every device gets a share
             if self.pairs_per_call is not None:
                 per_call = max(1, min(per_call, self.pairs_per_call // max(1, pairs_per_structure)))
-                # as many calls as the budget needs, filled evenly: 16 structures with room for 9 per
-                # call become 2 calls of 8, not 9 + 7 padded to 9 + 9
-                per_call = -(-num_structures // -(-num_structures // per_call))
-            self._per_call[key] = max(1, per_call)
+            # as many calls as needed, filled evenly: 16 structures with room for 9 per call become
+            # 2 calls of 8, not 9 + 7 padded to 9 + 9
+            calls = -(-num_structures // per_call)
+            self._per_call[key] = -(-num_structures // calls)
         return self._per_call[key]
 
     def calls(self, structures: StructureBatch, pad_to: int | None = None) -> Iterator[tuple[Batch, int]]:

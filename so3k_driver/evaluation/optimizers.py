@@ -13,12 +13,11 @@ import dataclasses
 from ..errors import UserError
 
 # Measured on the project's 2-core machine with Ac-Ala3-NHMe and the bundled student
-# (docs/results/ala3_minima/README.md, "Throughput with the student"): 8 slots per call beat 4 (534 against
-# 579 frames/min on 804 REMD frames; 1.05 against 1.15-1.40 ms per slot evaluation), while 12 or 16 slots
-# fall off a cliff (1.4-1.6 ms; on one core too, so not threading: most likely a call's per-pair
-# arrays outgrow the caches). A 0.2 Å skin (lists
-# of 5.2 Å for a 5 Å cutoff, rebuilt every ~40 steps) beats both a 0.5 Å skin (more pairs in every
-# evaluation) and exact lists rebuilt on the host before every step.
+# (docs/results/ala3_minima/README.md, "Throughput with the student"): 8 slots per call beat 4 (579 against
+# 534 frames/min on 804 REMD frames), while 12 or 16 slots fall off a cliff (1.4-1.6 ms per slot
+# evaluation against 1.05-1.2; on one core too, so not threading: most likely a call's per-pair arrays
+# outgrow the caches). A 0.2 Å skin (lists of 5.2 Å for a 5 Å cutoff, rebuilt every ~40 steps) beats
+# both a 0.5 Å skin (more pairs in every evaluation) and exact lists rebuilt on the host before every step.
 DEFAULT_STRUCTURES_PER_CALL = 8
 DEFAULT_SKIN = 0.2
 
