@@ -42,7 +42,8 @@ def add_parser(subparsers) -> None:
     init.add_argument("--thermostat-tau", type=float, default=study["thermostat_tau_fs"].default, metavar="FS",
                       help="Langevin thermostat time constant in fs (default %(default)s fs)")
     init.add_argument("--exchange-stride", type=int, default=study["exchange_stride"].default, metavar="N",
-                      help="MD steps between replica-exchange attempts (default %(default)s)")
+                      help="i-PI's replica-exchange stride: every pair of replicas is tried with "
+                           "probability 1/N per MD step (default %(default)s)")
     init.add_argument("--output-stride", type=int, default=study["output_stride"].default, metavar="N",
                       help="MD steps between trajectory frames and property lines (default %(default)s)")
     init.add_argument("--metad-height", type=float, default=metad.height, metavar="KJ_PER_MOL",

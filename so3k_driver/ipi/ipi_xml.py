@@ -218,6 +218,13 @@ def number_checkpoints(root) -> None:
         checkpoint.set("overwrite", "false")
 
 
+def exchange_stride(root) -> float | None:
+    """<smotion mode='remd'>'s <stride>: i-PI tries each pair of replicas with probability 1/stride per
+    step (None without replica exchange)."""
+    stride = _text(root.find(".//smotion/remd/stride"))
+    return float(stride) if stride else None
+
+
 def is_variable_cell(root) -> bool:
     """NPT/NST dynamics or a cell optimisation: the driver must return the virial."""
     return any(d.get("mode") in ("npt", "nst") for d in root.iter("dynamics")) or root.find(".//barostat") is not None

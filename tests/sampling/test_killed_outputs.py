@@ -3,7 +3,8 @@
 import numpy as np
 
 from so3k_driver.ipi.properties import read_properties
-from so3k_driver.sampling.analysis.ipi_outputs import exchange_acceptance, read_xyz_frames
+from so3k_driver.sampling.analysis.ipi_outputs import read_xyz_frames
+from so3k_driver.sampling.analysis.replica_exchange import read_swaps
 from so3k_driver.sampling.analysis.plumed_files import read_plumed
 
 PROPERTIES = ("# column   1     --> step : The current simulation time step.\n"
@@ -18,7 +19,8 @@ def test_properties_hills_exchanges_and_trajectories_cut_mid_line(tmp_path):
                                     "100 10.0 0.5 1.0 10\n200 11.0 0.5 0.9 10\n300 1")
     assert read_plumed(tmp_path / "HILLS")["time"].tolist() == [100, 200]
     (tmp_path / "sim.remd_idx").write_text("2 0 1\n4 1 0\n6 1")
-    assert exchange_acceptance(tmp_path) == (2, 1)
+    steps, permutations = read_swaps(tmp_path)
+    assert steps.tolist() == [2, 4] and permutations.tolist() == [[0, 1], [1, 0]]
     frame = "2\n# Step: {step}\nC 0.0 0.0 0.0\nH 1.0 0.0 0.0\n"
     (tmp_path / "sim.pos_0.xyz").write_text(frame.format(step=0) + frame.format(step=1)[:-8])
     symbols, frames = read_xyz_frames(tmp_path / "sim.pos_0.xyz")
@@ -30,6 +32,6 @@ def test_an_exchange_log_with_no_swap_yet_reads_as_none_accepted(tmp_path):
     """i-PI creates PREFIX.remd_idx at the start and writes a line per accepted swap: a short run may
     have none (so3k analyze stopped with a reshape error)."""
     (tmp_path / "sim.remd_idx").write_text("")
-    assert exchange_acceptance(tmp_path) == (0, 0)
+    assert [len(a) for a in read_swaps(tmp_path)] == [0, 0]
     (tmp_path / "sim.remd_idx").write_text("6 1")  # only a cut line
-    assert exchange_acceptance(tmp_path) == (0, 0)
+    assert [len(a) for a in read_swaps(tmp_path)] == [0, 0]

@@ -7,8 +7,11 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from so3k_driver.ipi.properties import read_properties
+from so3k_driver.sampling.analysis.replica_exchange import exchange_statistics
 from so3k_driver.sampling.analysis.report import PLOTS
 from so3k_driver.sampling.plumed_inputs import bundled_structure
 
@@ -53,6 +56,15 @@ def test_study_init_run_analyze_and_extend(tmp_path):
     summary = json.loads((study / "analysis" / "summary.json").read_text())
     assert [t["temperature_K"] for t in summary["temperatures"]] == TEMPERATURES
     assert all(abs(t["end_to_end_first_A"] - 54.66) < 0.5 for t in summary["temperatures"])  # Å, extended start
+    exchanges = summary["replica_exchange"]
+    assert exchanges["accepted_swaps"] >= 1 and exchanges["expected_attempts_per_pair"] == 15  # 30 steps / stride 2
+    assert (study / "analysis" / "replica_exchange.png").stat().st_size > 5000
+    # the swap file's walks are the temperatures i-PI reports for each configuration, frame by frame
+    stats = exchange_statistics(study, TEMPERATURES, 30, 2)
+    for k in range(3):
+        properties = read_properties(study / f"T-{k}_sim.out")
+        indices = stats.temperature_indices_at(properties["step"].astype(int))[:, k]
+        np.testing.assert_allclose(np.array(TEMPERATURES)[indices], properties["ensemble_temperature"])
 
     # Extend to 50 steps: i-PI continues from RESTART, PLUMED restarts and appends hills.
     extended = so3k("sample", "run", study, "--steps", 50)

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import peptide
 from ...evaluation.topology import BREAKAGE_BOND_SCALE, BondGuard
-from ...ipi.properties import complete_lines, complete_rows, read_properties
+from ...ipi.properties import complete_lines, read_properties
 
 
 def read_xyz_frames(path) -> tuple[list[str], np.ndarray]:
@@ -146,17 +146,3 @@ def demultiplex(run_dir: Path) -> tuple[list[str], list[ReplicaSeries], list[Bre
         series.append(ReplicaSeries(temperature, np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
                                     np.array([r[2] for r in rows]), np.array([r[3] for r in rows])))
     return symbols, series, breakages
-
-
-def exchange_acceptance(run_dir: Path) -> tuple[int, int] | None:
-    """(number of exchange records, number of permutation changes) from '<prefix>.remd_idx', or None."""
-    files = sorted(run_dir.glob("*.remd_idx"))
-    if not files:
-        return None
-    rows = complete_rows(files[0])  # a killed run can leave its last line cut
-    if len(rows) == 0:
-        return 0, 0
-    permutations = rows[:, 1:]
-    changes = int(np.sum(np.any(permutations[1:] != permutations[:-1], axis=1))) + int(
-        np.any(permutations[0] != np.arange(permutations.shape[1])))
-    return len(rows), changes

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import peptide
-from . import end_states, free_energy, ipi_outputs, plumed_files, spectrum, uncertainty
+from . import end_states, free_energy, ipi_outputs, plumed_files, replica_exchange, spectrum, uncertainty
 from ...errors import UserError
 
 PLOTS = ("end_to_end.png", "radius_of_gyration.png", "helix_fraction.png", "free_energy.png", "ramachandran.png")
@@ -186,6 +186,26 @@ def _study_temperatures(run_dir: Path, data) -> list[float]:
     if (run_dir / SETTINGS_FILE).is_file():
         return list(StudySettings.load(run_dir).temperatures)
     return [d.temperature for d in data]
+
+
+def _exchange_statistics(run_dir: Path, data):
+    """(replica_exchange.ExchangeStatistics, ps per MD step or None) of a replica-exchange run, else None.
+    The stride comes from study.json or the run's input.xml; steps and time from the first properties file."""
+    from ...ipi import ipi_xml
+    from ..settings import SETTINGS_FILE, StudySettings
+
+    if len(data) < 2:
+        return None
+    stride = None
+    if (run_dir / SETTINGS_FILE).is_file():
+        stride = float(StudySettings.load(run_dir).exchange_stride)
+    elif (run_dir / "input.xml").is_file():
+        stride = ipi_xml.exchange_stride(ipi_xml.load(str(run_dir / "input.xml")).getroot())
+    properties = ipi_outputs.read_properties(ipi_outputs.find_systems(run_dir)[0][0])
+    steps = int(properties["step"][-1]) if len(properties["step"]) else 0
+    ps_per_step = float(properties["time"][-1]) / steps if steps and "time" in properties else None
+    stats = replica_exchange.exchange_statistics(run_dir, _study_temperatures(run_dir, data), steps, stride)
+    return (stats, ps_per_step) if stats is not None else None
 
 
 def _breakage_step(run_dir: Path, breakages) -> int | None:
@@ -469,7 +489,9 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
     profiles = free_energy_profiles(run_dir, [d.temperature for d in data])
     _free_energy_plot(out_dir / "free_energy.png", profiles)
     _ramachandran_plot(out_dir / "ramachandran.png", data)
-    exchanges = ipi_outputs.exchange_acceptance(run_dir)
+    exchanges = _exchange_statistics(run_dir, data)
+    if exchanges is not None:
+        replica_exchange.plot(out_dir / replica_exchange.PLOT, *exchanges)
     hills = {p.name: len(plumed_files.read_plumed(p).get("height", ()))
              for p in plumed_files.temperature_files(run_dir, "HILLS")}
     replicas = uncertainty.replica_uncertainties(run_dir)
@@ -533,7 +555,7 @@ def _write_summary(out_dir, run_dir, data, exchanges, hills, breakages=(), commi
                   "frames from then on are left out of everything below; continue only from a restart before that "
                   "time, or with a model trained on such geometries.", ""]
     if exchanges:
-        lines.append(f"Replica exchange: {exchanges[0]} swap records in the remd_idx file (i-PI writes one per accepted exchange).")
+        lines += replica_exchange.markdown(*exchanges) + [f"Plot: [{replica_exchange.PLOT}]({replica_exchange.PLOT})", ""]
     if hills:
         lines.append("Hills deposited: " + ", ".join(f"{k}: {v}" for k, v in hills.items()) + ".")
     lines += ["", "| T (K) | end-to-end first→last (Å) | mean end-to-end (Å) | mean Rg (Å) | helix fraction, torsions | "
@@ -554,7 +576,9 @@ def _write_summary(out_dir, run_dir, data, exchanges, hills, breakages=(), commi
     if committee is not None:
         lines += uncertainty.markdown(committee)
     broken = [vars(b) for b in breakages]
-    (out_dir / "summary.json").write_text(json.dumps({"temperatures": summary, "exchanges": exchanges, "hills": hills,
+    (out_dir / "summary.json").write_text(json.dumps({"temperatures": summary,
+                                                      "replica_exchange": exchanges[0].as_dict() if exchanges else None,
+                                                      "hills": hills,
                                                       "broken_configurations": broken,
                                                       "committee_uncertainty": committee}, indent=1) + "\n")
     path = out_dir / "summary.md"
