@@ -21,7 +21,8 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 ALA15 = "Ac-Ala15-NHMe_ext.xyz"
 ALA3 = "Ac-Ala3-NHMe_ext.xyz"
 
-# The shipped REMD + metadynamics input: 1 fs steps, an exchange attempt and a frame every 50 steps,
+# The shipped REMD + metadynamics input: 1 fs steps, each pair of replicas tried for an exchange with
+# probability 1/50 per step, a frame every 50 steps,
 # a hill every 100 steps; 2000 steps (2 ps) unless so3k run --steps says otherwise.
 REMD_METAD = StudySettings(
     structure=f"so3k_driver/data/{ALA15}", model="default", temperatures=(300.0, 340.0, 385.0, 435.0), steps=2000,

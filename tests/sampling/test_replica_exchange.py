@@ -92,3 +92,11 @@ def test_a_swap_file_of_another_width_is_refused(tmp_path):
     (tmp_path / "sim.remd_idx").write_text("4 1 0\n")
     with pytest.raises(ValueError, match="2 replicas, the run 3 temperatures"):
         exchange_statistics(tmp_path, [300.0, 350.0, 400.0], steps=10, stride=10)
+
+
+def test_the_stride_is_read_from_an_ipi_input():
+    from conftest import REPO
+    from so3k_driver.ipi import ipi_xml
+
+    assert ipi_xml.exchange_stride(ipi_xml.load(str(REPO / "ipi_inputs" / "remd.xml")).getroot()) == 2
+    assert ipi_xml.exchange_stride(ipi_xml.load(str(REPO / "ipi_inputs" / "nvt.xml")).getroot()) is None
