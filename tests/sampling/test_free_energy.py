@@ -197,6 +197,24 @@ def test_a_basin_seen_in_one_half_only_has_no_half_difference():
     assert by_name["C5"].F_first_half is None and by_name["C5"].F_second_half == pytest.approx(-KT_300 * np.log(2))
 
 
+def test_basin_history_settles_on_the_full_runs_basin_free_energies():
+    """A run whose first kept part sits in C7eq only, then samples C7eq and C5 evenly under a bias that
+    makes C5 four times less likely: F(C5) - F(C7eq) is undefined (NaN) before C5 is visited and
+    tends to -kT ln(weights) at the end."""
+    phi = np.array([-85.0] * 100 + [-85.0, -155.0] * 200)
+    psi = np.array([75.0] * 100 + [75.0, 160.0] * 200)
+    rbias = np.where(phi < -120, -KT_300 * np.log(4.0), 0.0)  # ln w = rbias / kT: each C5 frame counts 1/4
+    ends, F = fe.basin_history(phi, psi, rbias, 300.0, burn_in=0.0, points=5)
+    names = [b.name for b in fe.RAMACHANDRAN_BASINS]
+    c7eq, c5 = names.index("C7eq"), names.index("C5")
+    assert ends.tolist() == [99, 199, 299, 399, 499]
+    assert np.isnan(F[0, c5]) and np.all(F[:, c7eq] == 0.0)  # C7eq holds the most weight: the reference
+    weight_c7eq, weight_c5 = 100 + 200, 200 / 4
+    assert F[-1, c5] == pytest.approx(-KT_300 * np.log(weight_c5 / weight_c7eq))
+    records, _ = fe.basin_free_energies(phi, psi, rbias, 300.0, burn_in=0.0)
+    assert F[-1, c5] == pytest.approx({r.name: r.F_kJmol for r in records}["C5"])
+
+
 # --- so3k analyze on synthetic study folders -------------------------------------------------------
 
 
@@ -262,6 +280,12 @@ def test_analyze_backbone_study_writes_basins(tmp_path, capsys):
     assert (tmp_path / "out" / "fes_phi_psi.png").stat().st_size > 10_000
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "## Free energy (reweighted metadynamics)" in summary and "| C7eq | 0.600 | 0.00 |" in summary
+    history = record["basin_history"]
+    assert history["time_unit"] == "ps" and history["time"][-1] == pytest.approx(5.0 * 1999 * 0.002)
+    assert set(history["F_kJmol"]) == {"C7eq", "C5", "alpha_R"} and len(history["time"]) == 20
+    assert history["F_kJmol"]["C5"][-1] == pytest.approx(record["basins"]["C5"]["F_kJmol"], abs=1e-3)
+    assert (tmp_path / "out" / "fes_basin_history.png").stat().st_size > 10_000
+    assert "As the run grew" in summary
 
 
 def test_analyze_end_to_end_study_writes_the_profile(tmp_path, capsys):

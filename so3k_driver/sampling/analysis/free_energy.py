@@ -285,3 +285,24 @@ def basin_free_energies(phi_deg, psi_deg, rbias, temperature_K: float, burn_in: 
         difference = abs(values[1] - values[2]) if values[1] is not None and values[2] is not None else None
         records.append(BasinFreeEnergy(basin.name, float(full[i]), *values, difference, bool(found[i])))
     return records, basins[reference].name
+
+
+def basin_history(phi_deg, psi_deg, rbias, temperature_K: float, burn_in: float = DEFAULT_BURN_IN,
+                  points: int = 20, basins=RAMACHANDRAN_BASINS) -> tuple[np.ndarray, np.ndarray]:
+    """How the basin free energies settle: F_B - F_ref (kJ/mol) from the frames kept after the burn-in
+    up to each of ``points`` evenly spaced ends, ref being the basin with the most weight over the
+    whole run. Returns (end frame indices (points,), F (points, basins), NaN where
+    no frame up to that end is in the basin). A converged run shows flat lines at the end."""
+    rbias = np.asarray(rbias, float)
+    kT = thermal_energy(temperature_K)
+    kept = kept_frames(len(rbias), burn_in)[0]
+    labels = assign_basins(phi_deg, psi_deg, basins)[kept]
+    log_w = log_weights(rbias[kept], kT)
+    w = np.exp(log_w - log_w.max()) if log_w.size else log_w
+    weights = np.stack([np.cumsum(np.where(labels == b, w, 0.0)) for b in range(len(basins))], axis=1)
+    ends = np.unique(np.linspace(0, len(w), points + 1).astype(int)[1:]) - 1 if len(w) else np.zeros(0, int)
+    fractions = weights[ends] / np.cumsum(w)[ends, None]
+    reference = int(np.argmax(fractions[-1])) if len(ends) else 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        F = -kT * np.log(fractions) + kT * np.log(fractions[:, reference:reference + 1])
+    return ends + kept.start, np.where(np.isfinite(F), F, np.nan)

@@ -273,7 +273,8 @@ def free_energy_analysis(run_dir: Path, out_dir: Path, temperatures, burn_in: fl
                            "with CALC_RCT), so only the HILLS free energy (free_energy.png) is drawn.", ""], []
     limit = _breakage_step(run_dir, breakages)
     profile = functools.partial(_reweighted_profile, out_dir=out_dir, colvars=colvars, columns=columns,
-                                temperatures=temperatures, burn_in=burn_in, cutoff=cutoff, limit=limit)
+                                temperatures=temperatures, burn_in=burn_in, cutoff=cutoff, limit=limit,
+                                ps_per_step=_ps_per_step(run_dir))
     lines, plots = profile(biased, title, "free_energy.json")
     if biased != ["e2e"] and any("e2e" in c for c in columns):
         more_lines, more_plots = profile(["e2e"], f"## Free energy along {CV_LABELS['e2e']} (reweighted from the "
@@ -283,7 +284,7 @@ def free_energy_analysis(run_dir: Path, out_dir: Path, temperatures, burn_in: fl
 
 
 def _reweighted_profile(cvs, title, json_name, out_dir, colvars, columns, temperatures, burn_in, cutoff,
-                        limit) -> tuple[list[str], list[str]]:
+                        limit, ps_per_step=None) -> tuple[list[str], list[str]]:
     """free_energy_analysis along ``cvs`` (COLVAR columns) from the COLVARs already read: ``json_name``,
     the plot and the summary lines under ``title``."""
     records, plots, estimates = [], [], []
@@ -347,11 +348,59 @@ def _reweighted_profile(cvs, title, json_name, out_dir, colvars, columns, temper
                                "F_kJmol": _json_array(estimate.full)}
         plots.append("fes_phi_psi.png")
         _fes_2d_plot(out_dir / plots[-1], estimate, cvs, lowest, cutoff)
+        history = _basin_history(colvars[0], columns[0], cvs, temperatures[0], burn_in, limit, lowest, ps_per_step)
+        if history is not None:
+            document["basin_history"] = history
+            plots.append("fes_basin_history.png")
+            _basin_history_plot(out_dir / plots[-1], history, lowest["temperature_K"])
     elif len(cvs) == 1:
         plots.append("fes_end_to_end.png" if cvs[0] == "e2e" else f"fes_{cvs[0]}.png")
         _fes_1d_plot(out_dir / plots[-1], estimate, cvs[0], unit, lowest["temperature_K"])
     (out_dir / json_name).write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
     return _fes_markdown(title, document, records, backbone, unit, limit), plots
+
+
+def _ps_per_step(run_dir: Path) -> float | None:
+    """The study's time step in ps (COLVAR's time column counts MD steps under i-PI), None without study.json."""
+    from ..settings import SETTINGS_FILE, StudySettings
+
+    if not (run_dir / SETTINGS_FILE).is_file():
+        return None
+    return StudySettings.load(run_dir).timestep_fs * 1e-3
+
+
+def _basin_history(path, data, cvs, temperature, burn_in, limit, record, ps_per_step) -> dict | None:
+    """free_energy.basin_history of the lowest temperature's found basins, as JSON: time (ps, or MD
+    steps without a study time step), F per basin (kJ/mol, null before a first visit) and the largest
+    spread of a basin's F over the last quarter of the run ("drift", kJ/mol)."""
+    rows = data["time"] < limit if limit is not None else np.ones(len(data["time"]), bool)
+    phi, psi = (np.degrees(free_energy.wrap_angle(data[cv][rows])) for cv in cvs)
+    ends, F = free_energy.basin_history(phi, psi, data["metad.rbias"][rows], float(temperature), burn_in)
+    if len(ends) < 4:
+        return None
+    names = [b.name for b in free_energy.RAMACHANDRAN_BASINS]
+    found = [names.index(name) for name in record["basins"]]
+    times = data["time"][rows][ends] * (ps_per_step or 1.0)
+    last_quarter = F[int(0.75 * len(ends)):, found]
+    drift = np.nanmax(last_quarter, axis=0) - np.nanmin(last_quarter, axis=0)
+    return {"time": _json_array(times, 3), "time_unit": "ps" if ps_per_step else "MD step",
+            "F_kJmol": {names[b]: _json_array(F[:, b]) for b in found},
+            "drift_last_quarter_kJmol": {names[b]: _json_number(float(d)) for b, d in zip(found, drift)}}
+
+
+def _basin_history_plot(path, history, temperature):
+    plt, fig, axis = _figure(1, 1, (6.5, 4))
+    for name, values in history["F_kJmol"].items():
+        values = np.array([np.nan if v is None else v for v in values], float)
+        axis.plot(history["time"], values, "o-", ms=3, label=f"{name} (last-quarter drift "
+                  f"{history['drift_last_quarter_kJmol'][name]:.2f} kJ/mol)")
+    axis.set(xlabel=f"end of the frames used ({history['time_unit']})",
+             ylabel="F of the basin − F of the most populated (kJ/mol)",
+             title=f"basin free energies as the run grows, {temperature:g} K")
+    axis.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _minimum(record):
@@ -386,6 +435,13 @@ def _fes_markdown(title, document, records, backbone, unit, limit) -> list[str]:
                          else "– (no basin found)" if worst is None else f"{worst:.2f} kJ/mol") + "."]
         if r["basins_not_found"]:
             lines.append("Not found: " + ", ".join(f"{k} ({v:.2%})" for k, v in r["basins_not_found"].items()) + ".")
+        history = document.get("basin_history")
+        if history:
+            drift = {k: v for k, v in history["drift_last_quarter_kJmol"].items() if v is not None}
+            if drift:
+                name = max(drift, key=drift.get)
+                lines.append(f"As the run grew ([fes_basin_history.png](fes_basin_history.png)), the basin free "
+                             f"energies moved by at most {drift[name]:.2f} kJ/mol ({name}) over its last quarter.")
     elif _minimum(r) is not None:
         lines.append(f"Minimum of F at {_minimum(r):.2f} {unit}.")
     region = (f"max {h['max_kJmol']:.2f}, mean {h['mean_kJmol']:.2f} kJ/mol over {h['bins']} bins"
