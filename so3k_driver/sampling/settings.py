@@ -103,7 +103,8 @@ class StudySettings:
     """One study. structure: the starting structure file (Å) as given; model: FILE.so3k, mlff:DIR,
     so3lr:DIR or 'default'; temperatures (K, ascending; several = REMD); steps: total MD steps;
     timestep_fs; thermostat_tau_fs: Langevin time constant; exchange_stride: i-PI's REMD stride,
-    each pair of replicas is tried with probability 1/stride per MD step; output_stride: MD steps between trajectory frames and property lines;
+    each pair of replicas is tried with probability 1/stride per MD step; output_stride: MD steps
+    between trajectory frames and property lines;
     backend: "socket" (i-PI + so3k serve drivers) or "direct" (the model inside i-PI); dtype:
     evaluation precision (None = the model's own); seed: i-PI's random seed; hydrogen_mass: amu of
     every hydrogen (None = natural masses; e.g. 4 allows 2 fs steps; the total mass grows, the other

@@ -297,8 +297,7 @@ def basin_history(phi_deg, psi_deg, rbias, temperature_K: float, burn_in: float 
     kT = thermal_energy(temperature_K)
     kept = kept_frames(len(rbias), burn_in)[0]
     labels = assign_basins(phi_deg, psi_deg, basins)[kept]
-    log_w = log_weights(rbias[kept], kT)
-    w = np.exp(log_w - log_w.max()) if log_w.size else log_w
+    w = np.exp(log_weights(rbias[kept], kT))  # the largest weight is 1
     weights = np.stack([np.cumsum(np.where(labels == b, w, 0.0)) for b in range(len(basins))], axis=1)
     ends = np.unique(np.linspace(0, len(w), points + 1).astype(int)[1:]) - 1 if len(w) else np.zeros(0, int)
     fractions = weights[ends] / np.cumsum(w)[ends, None]

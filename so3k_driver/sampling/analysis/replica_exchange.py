@@ -27,6 +27,7 @@ import numpy as np
 from ...ipi.properties import complete_rows
 
 PLOT = "replica_exchange.png"
+MAX_CYCLE = 6  # 15 pairs choose 5 = 3003 candidate sequences; longer cycles are counted, not attributed
 
 
 @dataclass
@@ -109,9 +110,6 @@ def exchange_statistics(run_dir: Path, temperatures, steps: int, stride: float |
     return ExchangeStatistics([float(t) for t in temperatures], int(steps), stride, accepted, pair_accepted,
                               unattributed, [round_trips(walks[:, k], n) for k in range(n)],
                               np.concatenate([[0], swap_steps]), walks)
-
-
-MAX_CYCLE = 6  # 15 pairs choose 5 = 3003 candidate sequences; longer cycles are counted, not attributed
 
 
 def _cycles(before: np.ndarray, after: np.ndarray) -> list[np.ndarray]:

@@ -208,14 +208,11 @@ def _exchange_statistics(run_dir: Path, data):
     return (stats, ps_per_step) if stats is not None else None
 
 
-def _breakage_step(run_dir: Path, breakages) -> int | None:
+def _breakage_step(breakages, timestep_ps: float | None) -> int | None:
     """MD step of the earliest breakage (COLVAR's time column counts MD steps under i-PI), from the
-    study's time step; None without breakages or without study.json."""
-    from ..settings import SETTINGS_FILE, StudySettings
-
-    if not breakages or not (run_dir / SETTINGS_FILE).is_file():
+    study's time step; None without breakages or without a time step (no study.json)."""
+    if not breakages or timestep_ps is None:
         return None
-    timestep_ps = StudySettings.load(run_dir).timestep_fs * 1e-3
     return int(round(min(b.time for b in breakages) / timestep_ps))  # i-PI prints time = step × time step
 
 
@@ -271,10 +268,11 @@ def free_energy_analysis(run_dir: Path, out_dir: Path, temperatures, burn_in: fl
     if not all("metad.rbias" in c for c in columns if c):
         return [title, "", "No error estimate: COLVAR has no metad.rbias column (a run from before the inputs "
                            "with CALC_RCT), so only the HILLS free energy (free_energy.png) is drawn.", ""], []
-    limit = _breakage_step(run_dir, breakages)
+    ps_per_step = _ps_per_step(run_dir)
+    limit = _breakage_step(breakages, ps_per_step)
     profile = functools.partial(_reweighted_profile, out_dir=out_dir, colvars=colvars, columns=columns,
                                 temperatures=temperatures, burn_in=burn_in, cutoff=cutoff, limit=limit,
-                                ps_per_step=_ps_per_step(run_dir))
+                                ps_per_step=ps_per_step)
     lines, plots = profile(biased, title, "free_energy.json")
     if biased != ["e2e"] and any("e2e" in c for c in columns):
         more_lines, more_plots = profile(["e2e"], f"## Free energy along {CV_LABELS['e2e']} (reweighted from the "
@@ -289,6 +287,7 @@ def _reweighted_profile(cvs, title, json_name, out_dir, colvars, columns, temper
     the plot and the summary lines under ``title``."""
     records, plots, estimates = [], [], []
     backbone = len(cvs) == 2 and all(_is_torsion(cv) for cv in cvs)
+    history = None  # basin free energies as the run grows, at the lowest temperature with a record
     for k, (path, data) in enumerate(zip(colvars, columns)):
         temperature = float(temperatures[k]) if k < len(temperatures) else None
         if temperature is None or not data or any(cv not in data for cv in cvs):
@@ -304,9 +303,12 @@ def _reweighted_profile(cvs, title, json_name, out_dir, colvars, columns, temper
                                                       burn_in, cutoff)
         record = _fes_record(estimate, temperature, path)
         if backbone:
-            basins, reference = free_energy.basin_free_energies(np.degrees(samples[:, 0]), np.degrees(samples[:, 1]),
-                                                                rbias, temperature, burn_in)
+            phi, psi = np.degrees(samples[:, 0]), np.degrees(samples[:, 1])
+            basins, reference = free_energy.basin_free_energies(phi, psi, rbias, temperature, burn_in)
             found = [b for b in basins if b.found]
+            if not records:
+                history = _basin_history(phi, psi, rbias, data["time"][rows], temperature, burn_in,
+                                         [b.name for b in found], ps_per_step)
             # a found basin that one half never visited has no finite difference: the maximum is then undefined
             differences = [b.half_difference for b in found]
             worst = None if None in differences or not differences else max(differences)
@@ -348,7 +350,6 @@ def _reweighted_profile(cvs, title, json_name, out_dir, colvars, columns, temper
                                "F_kJmol": _json_array(estimate.full)}
         plots.append("fes_phi_psi.png")
         _fes_2d_plot(out_dir / plots[-1], estimate, cvs, lowest, cutoff)
-        history = _basin_history(colvars[0], columns[0], cvs, temperatures[0], burn_in, limit, lowest, ps_per_step)
         if history is not None:
             document["basin_history"] = history
             plots.append("fes_basin_history.png")
@@ -369,23 +370,20 @@ def _ps_per_step(run_dir: Path) -> float | None:
     return StudySettings.load(run_dir).timestep_fs * 1e-3
 
 
-def _basin_history(path, data, cvs, temperature, burn_in, limit, record, ps_per_step) -> dict | None:
-    """free_energy.basin_history of the lowest temperature's found basins, as JSON: time (ps, or MD
-    steps without a study time step), F per basin (kJ/mol, null before a first visit) and the largest
-    spread of a basin's F over the last quarter of the run ("drift", kJ/mol)."""
-    rows = data["time"] < limit if limit is not None else np.ones(len(data["time"]), bool)
-    phi, psi = (np.degrees(free_energy.wrap_angle(data[cv][rows])) for cv in cvs)
-    ends, F = free_energy.basin_history(phi, psi, data["metad.rbias"][rows], float(temperature), burn_in)
+def _basin_history(phi, psi, rbias, times, temperature, burn_in, found, ps_per_step) -> dict | None:
+    """free_energy.basin_history of the found basins (names), as JSON: time (ps, or MD steps without a
+    study time step; ``times`` is COLVAR's time column), F per basin (kJ/mol, null before a first visit)
+    and the largest spread of a basin's F over the last quarter of the run ("drift", kJ/mol)."""
+    ends, F = free_energy.basin_history(phi, psi, rbias, temperature, burn_in)
     if len(ends) < 4:
         return None
     names = [b.name for b in free_energy.RAMACHANDRAN_BASINS]
-    found = [names.index(name) for name in record["basins"]]
-    times = data["time"][rows][ends] * (ps_per_step or 1.0)
-    last_quarter = F[int(0.75 * len(ends)):, found]
+    columns = [names.index(name) for name in found]
+    last_quarter = F[int(0.75 * len(ends)):, columns]
     drift = np.nanmax(last_quarter, axis=0) - np.nanmin(last_quarter, axis=0)
-    return {"time": _json_array(times, 3), "time_unit": "ps" if ps_per_step else "MD step",
-            "F_kJmol": {names[b]: _json_array(F[:, b]) for b in found},
-            "drift_last_quarter_kJmol": {names[b]: _json_number(float(d)) for b, d in zip(found, drift)}}
+    return {"time": _json_array(times[ends] * (ps_per_step or 1.0), 3), "time_unit": "ps" if ps_per_step else "MD step",
+            "F_kJmol": {names[b]: _json_array(F[:, b]) for b in columns},
+            "drift_last_quarter_kJmol": {names[b]: _json_number(float(d)) for b, d in zip(columns, drift)}}
 
 
 def _basin_history_plot(path, history, temperature):
