@@ -295,7 +295,8 @@ def optimizer_call_for(potential, settings, num_structures: int, num_atoms: int)
     if key not in calls:
         device = potential.devices[0]
         params = potential.params if device is None else jax.device_put(potential.params, device)
-        calls[key] = make_optimizer_call(potential.model, params, settings, num_structures, num_atoms,
+        model = potential.model_for(potential.uses_dense_long_range(False, num_atoms))
+        calls[key] = make_optimizer_call(model, params, settings, num_structures, num_atoms,
                                          None if device is None else device.platform)
     return calls[key]
 
@@ -335,7 +336,7 @@ def minimise(potential, numbers, positions, settings: FireSettings | LbfgsSettin
     dtype = np.float64 if potential.dtype == "float64" else np.float32
     short_cutoff = potential.cutoff + settings.skin
     long_cutoff = None if potential.lr_cutoff is None else potential.lr_cutoff + settings.skin
-    needs_long = potential.config.needs_long_range_pairs
+    needs_long = potential.config.needs_long_range_pairs and not potential.uses_dense_long_range(False, N)
     batcher = Batcher(dtype, pairs_per_call=None)
     optimizer_call = optimizer_call_for(potential, settings, S, N)
     device = potential.devices[0]

@@ -36,6 +36,9 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 # interleaved rounds, docs/performance.md): 4 / 8 / 16 x Ac-Ala3-NHMe 0.77-0.81 x the time; 8 x extended
 # Ac-Ala15-NHMe (2 per call instead of 1) 0.84 and 0.97 x in two runs; the helix (2539 pairs) is unchanged.
 CPU_PAIRS_PER_CALL = 4096
+# Gas-phase structures up to this many atoms get SO3LR's long-range terms as dense (S, N, N) arrays
+# instead of a pair list (model.so3lr.DensePairs); measured in docs/performance.md.
+DENSE_LONG_RANGE_MAX_ATOMS = 1024
 
 
 @dataclasses.dataclass
@@ -62,12 +65,16 @@ class Potential:
     'auto' = CPU_PAIRS_PER_CALL on a CPU, one call on an accelerator.
     committee_size: M for a committee (every parameter leaf has a leading axis M): results are the
     committee mean, with the members and their spread in ``Results.extras`` (see ``evaluate``).
+    dense_long_range: SO3LR's long-range terms over dense per-structure arrays (True) or a pair list
+    (False); 'auto' = dense for gas-phase structures of up to DENSE_LONG_RANGE_MAX_ATOMS atoms. The
+    numbers are the same either way, up to summation order.
     """
 
     def __init__(self, config: ModelConfig, params: dict, *, dtype: str = "float32",
                  lr_cutoff: float | None = 12.0, dispersion_damping: float = 2.0,
                  device: str | None = None, pairs_per_call: int | None | str = "auto",
-                 description: str = "", committee_size: int | None = None):
+                 description: str = "", committee_size: int | None = None,
+                 dense_long_range: bool | str = "auto"):
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
         if lr_cutoff is not None and lr_cutoff <= dispersion_damping:
@@ -79,7 +86,11 @@ class Potential:
         self.dtype = dtype
         self.description = description
         self.lr_cutoff = lr_cutoff if config.needs_long_range_pairs else None
+        if dense_long_range not in (True, False, "auto"):
+            raise ValueError(f"dense_long_range must be True, False or 'auto', got {dense_long_range!r}")
+        self._dense_long_range = dense_long_range
         self.model = EnergyModel(config, lr_cutoff=self.lr_cutoff, dispersion_damping=dispersion_damping)
+        self._dense_model = self.model.clone(dense_long_range=True)
         self._devices = _resolve_devices(device)
         if pairs_per_call == "auto":
             platform = (self._devices[0] or jax.devices()[0]).platform
@@ -89,9 +100,9 @@ class Potential:
         self._compile_count = 0
         derivatives = committee_energy_and_derivatives if committee_size else energy_and_derivatives
 
-        def traced(params, batch, num_structures, with_stress):
+        def traced(params, batch, num_structures, with_stress, dense_long_range):
             self._compile_count += 1  # runs only while tracing, i.e. once per compiled shape and device
-            return derivatives(self.model, params, batch, num_structures, with_stress)
+            return derivatives(self.model_for(dense_long_range), params, batch, num_structures, with_stress)
 
         # Parameters are closed over, i.e. compiled in as constants: no per-call pytree handling of
         # ~130 arrays, and XLA folds the weight-only work (block-diagonal q/k/v, fused kernels).
@@ -103,7 +114,8 @@ class Potential:
                 on_device = jax.device_put(params, target) if target is not None else params
                 self._jitted.append(xla_options.jit(functools.partial(traced, on_device),
                                                     target.platform if target is not None else None,
-                                                    static_argnames=("num_structures", "with_stress")))
+                                                    static_argnames=("num_structures", "with_stress",
+                                                                     "dense_long_range")))
         self._params = params
 
     # ------------------------------------------------------------------------------------------
@@ -132,6 +144,18 @@ class Potential:
     @property
     def cutoff(self) -> float:
         return self.config.cutoff
+
+    def uses_dense_long_range(self, periodic: bool, num_atoms: int) -> bool:
+        """Whether batches of ``num_atoms``-atom structures get the long-range terms as dense arrays."""
+        if not self.config.needs_long_range_pairs or periodic:
+            return False
+        if self._dense_long_range == "auto":
+            return num_atoms <= DENSE_LONG_RANGE_MAX_ATOMS
+        return bool(self._dense_long_range)
+
+    def model_for(self, dense_long_range: bool) -> EnergyModel:
+        """The energy model whose long-range pairs are dense arrays (True) or the batch's pair list."""
+        return self._dense_model if dense_long_range else self.model
 
     def _precision(self):
         return jax.enable_x64(self.dtype == "float64")
@@ -162,6 +186,7 @@ class Potential:
         if self.lr_cutoff is None and self.config.needs_long_range_pairs and periodic:
             raise InputError("SO3LR under periodic boundaries needs a finite long-range cutoff (lr_cutoff)")
         B, N = numbers.shape
+        dense = self.uses_dense_long_range(periodic, N)
         cells = cells if periodic else None
         dtype = DTYPES[self.dtype]
         charges = np.broadcast_to(np.asarray(total_charge, dtype), (B,))
@@ -172,7 +197,7 @@ class Potential:
             numbers[:distinct], positions[:distinct], charges[:distinct], unpaired[:distinct],
             short=[self._pairs(positions[b], cells, pbc, b, self.config.cutoff, check=True) for b in range(distinct)],
             long=([self._pairs(positions[b], cells, pbc, b, self.lr_cutoff) for b in range(distinct)]
-                  if self.config.needs_long_range_pairs else None),
+                  if self.config.needs_long_range_pairs and not dense else None),
         )
         # Calls are sized for the full B (or pad_to), not for how many are distinct, so the
         # compiled shape does not change when i-PI's batches are more or less full.
@@ -184,7 +209,7 @@ class Potential:
             # several devices run together, while on one CPU a call keeps the cores (and their
             # caches) to itself (two calls at once measured 6-10 % slower for 32 x 42 atoms).
             for first in range(0, len(calls), D):
-                round_ = [(self._dispatch(k, batch, with_stress), count)
+                round_ = [(self._dispatch(k, batch, with_stress, dense), count)
                           for k, (batch, count) in enumerate(calls[first:first + D], start=first)]
                 parts += [self._batcher.host_outputs(*out, count=count, num_atoms=N) for out, count in round_]
         outputs = repeat_last(Outputs.concatenate(parts), B)
@@ -226,13 +251,14 @@ class Potential:
         """The JAX devices a batch is spread over (``[None]``: JAX's default device)."""
         return list(self._devices)
 
-    def _dispatch(self, index: int, batch, with_stress: bool):
+    def _dispatch(self, index: int, batch, with_stress: bool, dense_long_range: bool):
         """Start the jitted model on call ``index`` of a batch (device ``index mod D``); returns device arrays."""
         slot = index % len(self._devices)
         target = self._devices[slot]
         if target is not None:
             batch = jax.device_put(batch, target)
-        return self._jitted[slot](batch, num_structures=len(batch.total_charge), with_stress=with_stress)
+        return self._jitted[slot](batch, num_structures=len(batch.total_charge), with_stress=with_stress,
+                                  dense_long_range=dense_long_range)
 
 
 def _symmetric(matrices: np.ndarray) -> np.ndarray:

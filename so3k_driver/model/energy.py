@@ -52,7 +52,7 @@ class EnergyObservable(nn.Module):
     lr_cutoff: float | None
 
     @nn.compact
-    def __call__(self, x, graph: Graph, distances, lr_distances, num_structures):
+    def __call__(self, x, graph: Graph, distances, long_range, num_structures):
         cfg = self.config
         num_atoms, F = x.shape
         act = activation(cfg.energy_activation)
@@ -75,11 +75,11 @@ class EnergyObservable(nn.Module):
             charges = ChargeHead(F, name="electrostatic_energy")(
                 x, graph.numbers, graph.total_charge, graph.atom_structure, num_structures
             )
-            la, lb = graph.lr_first, graph.lr_second
             elec = so3lr.electrostatic_pair_energy(
-                charges[la], charges[lb], lr_distances, graph.lr_mask, cfg.electrostatic_sigma, self.lr_cutoff
+                *long_range.ends(charges), long_range.distances, long_range.mask, cfg.electrostatic_sigma,
+                self.lr_cutoff,
             )
-            outputs["atom_energies"] = outputs["atom_energies"] + so3lr.pair_to_atoms(elec, la, lb, num_atoms)
+            outputs["atom_energies"] = outputs["atom_energies"] + long_range.to_atoms(elec)
             outputs["charges"] = charges
             outputs["dipole"] = jax.ops.segment_sum(
                 charges[:, None] * graph.positions, graph.atom_structure, num_structures
@@ -102,11 +102,15 @@ class EnergyModel(nn.Module):
 
     config: the hyperparameters. lr_cutoff (Å, or None for all pairs) and dispersion_damping (Å)
     are SO3LR run-time options; they are ignored by plain SO3krates models.
+    dense_long_range: take the long-range pairs as every atom pair within each structure, as dense
+    (S, N, N) arrays (:class:`~so3k_driver.model.so3lr.DensePairs`), instead of the graph's lr_* list.
+    Only for gas-phase batches of S slots of N = A / S atoms each; lr_cutoff still applies.
     """
 
     config: ModelConfig
     lr_cutoff: float | None = 12.0
     dispersion_damping: float = 2.0
+    dense_long_range: bool = False
 
     @nn.compact
     def __call__(self, graph: Graph, num_structures: int):
@@ -131,20 +135,23 @@ class EnergyModel(nn.Module):
             layer = SO3kratesLayer(cfg, first_layer=(t == 0), name=f"layers_{t}")
             x, chi = layer(x, chi, geometry, graph.pair_first, graph.pair_second)
 
-        lr_distances = None
-        if cfg.needs_long_range_pairs:
-            lr_distances = jnp.sqrt(jnp.sum(graph.lr_displacements**2, axis=-1))
+        long_range = None
+        if cfg.needs_long_range_pairs and self.dense_long_range:
+            long_range = so3lr.DensePairs.build(graph.positions, num_structures)
+        elif cfg.needs_long_range_pairs:
+            long_range = so3lr.ListedPairs(graph.lr_first, graph.lr_second,
+                                           jnp.sqrt(jnp.sum(graph.lr_displacements**2, axis=-1)),
+                                           graph.lr_mask, x.shape[0])
         outputs = EnergyObservable(cfg, self.lr_cutoff, name="observables_0")(
-            x, graph, distances, lr_distances, num_structures
+            x, graph, distances, long_range, num_structures
         )
         if cfg.dispersion:
             hirshfeld = so3lr.HirshfeldRatios(F, name="observables_2")(x, graph.numbers)
-            la, lb = graph.lr_first, graph.lr_second
             disp = so3lr.dispersion_pair_energy(
-                graph.numbers[la], graph.numbers[lb], hirshfeld[la], hirshfeld[lb], lr_distances,
-                graph.lr_mask, cfg.dispersion_scale, self.lr_cutoff, self.dispersion_damping,
+                *long_range.ends(graph.numbers), *long_range.ends(hirshfeld), long_range.distances,
+                long_range.mask, cfg.dispersion_scale, self.lr_cutoff, self.dispersion_damping,
             )
-            outputs["atom_energies"] = outputs["atom_energies"] + so3lr.pair_to_atoms(disp, la, lb, x.shape[0])
+            outputs["atom_energies"] = outputs["atom_energies"] + long_range.to_atoms(disp)
             outputs["hirshfeld_ratios"] = hirshfeld
         return outputs
 

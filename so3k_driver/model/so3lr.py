@@ -9,6 +9,7 @@ Units: Å, eV; the dispersion formula is evaluated in atomic units and converted
 from __future__ import annotations
 
 import json
+import dataclasses
 import math
 from importlib import resources
 
@@ -36,6 +37,61 @@ def pair_to_atoms(pair_energy, first, second, num_atoms):
     """Attribute each pair energy half to each of its atoms: (P,) -> (A,)."""
     half = 0.5 * pair_energy
     return jax.ops.segment_sum(jnp.concatenate([half, half]), jnp.concatenate([first, second]), num_atoms)
+
+
+@dataclasses.dataclass(frozen=True)
+class ListedPairs:
+    """The long-range pairs as a half list: first, second (Q,) atom indices, distances (Q,) Å, mask (Q,)
+    False for padding; num_atoms A."""
+
+    first: jax.Array
+    second: jax.Array
+    distances: jax.Array
+    mask: jax.Array
+    num_atoms: int
+
+    def ends(self, values):
+        """Per-atom values (A,) at the two atoms of every pair: two (Q,) arrays."""
+        return values[self.first], values[self.second]
+
+    def to_atoms(self, pair_energy):
+        """Pair energies (Q,) -> per-atom energies (A,), half to each atom."""
+        return pair_to_atoms(pair_energy, self.first, self.second, self.num_atoms)
+
+
+@dataclasses.dataclass(frozen=True)
+class DensePairs:
+    """Every pair of atoms within each structure as dense arrays, for S structure slots of N atoms each
+    (atoms ordered by slot, as the inference batcher packs them, none padded): distances (S, N, N) Å and
+    mask (S, N, N), False on the diagonal. Each unordered pair appears twice, as (i, j) and (j, i), and
+    each copy gives its row atom half the pair energy, so the sums equal the half list's.
+
+    On a CPU this trades a gather per pair end and a scatter per pair energy (and their gradients)
+    for elementwise passes over twice as many entries, which is cheaper for gas-phase molecules
+    (docs/performance.md).
+    """
+
+    distances: jax.Array
+    mask: jax.Array
+
+    @classmethod
+    def build(cls, positions, num_structures: int) -> "DensePairs":
+        """From positions (A, 3) Å with A = S * N."""
+        r = positions.reshape(num_structures, -1, 3)
+        N = r.shape[1]
+        squared = jnp.sum((r[:, None, :, :] - r[:, :, None, :]) ** 2, axis=-1)
+        mask = jnp.broadcast_to(~jnp.eye(N, dtype=bool), squared.shape)
+        # any finite diagonal distance will do: the energies there are masked, so their gradients are zero
+        return cls(jnp.sqrt(jnp.where(mask, squared, 1.0)), mask)
+
+    def ends(self, values):
+        """Per-atom values (A,) at the two atoms of every pair: (S, N, 1) and (S, 1, N), broadcasting."""
+        grid = values.reshape(self.distances.shape[:2])
+        return grid[:, :, None], grid[:, None, :]
+
+    def to_atoms(self, pair_energy):
+        """Pair energies (S, N, N) -> per-atom energies (A,)."""
+        return 0.5 * jnp.sum(pair_energy, axis=2).reshape(-1)
 
 
 class ChargeSpinEmbedding(nn.Module):

@@ -58,13 +58,14 @@ def _compiled_text(potential, numbers, positions) -> str:
     dispatched = {}
     original = potential._dispatch
 
-    def spy(index, batch, with_stress):
-        dispatched["batch"] = batch
-        return original(index, batch, with_stress)
+    def spy(index, batch, with_stress, dense_long_range):
+        dispatched["batch"], dispatched["dense"] = batch, dense_long_range
+        return original(index, batch, with_stress, dense_long_range)
 
     potential._dispatch = spy
     potential.evaluate(numbers, positions)
-    lowered = potential._jitted[0].lower(dispatched["batch"], num_structures=1, with_stress=False)
+    lowered = potential._jitted[0].lower(dispatched["batch"], num_structures=1, with_stress=False,
+                                         dense_long_range=dispatched["dense"])
     return lowered.compile().as_text()
 
 
