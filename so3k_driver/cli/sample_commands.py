@@ -30,6 +30,9 @@ def add_parser(subparsers) -> None:
     init.add_argument("--temperatures", required=True, metavar="K",
                       help="temperatures in K: 300 (NVT), 300,340,385 or 300:450:8 (8 geometric from 300 to 450 K; REMD)")
     init.add_argument("--steps", type=int, required=True, metavar="N", help="total MD steps")
+    init.add_argument("--walkers", type=int, default=study["walkers"].default, metavar="N",
+                      help="metadynamics walkers at the one temperature, building one bias together (PLUMED's "
+                           "multiple walkers; evaluated in one model call per step); default %(default)s")
     init.add_argument("--out", required=True, metavar="DIR", help="the study folder (must be empty unless --force)")
     init.add_argument("--metad", choices=METAD_CVS, default="end-to-end",
                       help="metadynamics CV: end-to-end (distance of the first and last carbonyl C, Å), "
@@ -104,7 +107,7 @@ def study_settings(args):
         steps=args.steps, timestep_fs=args.timestep, thermostat_tau_fs=args.thermostat_tau,
         exchange_stride=args.exchange_stride, output_stride=args.output_stride, metad=metad, backend=args.backend,
         dtype=args.dtype, seed=args.seed, hydrogen_mass=args.hydrogen_mass,
-        lr_cutoff=lr_cutoff_from_flag(args.lr_cutoff))
+        lr_cutoff=lr_cutoff_from_flag(args.lr_cutoff), walkers=args.walkers)
 
 
 def run_init(args) -> int:
@@ -114,7 +117,8 @@ def run_init(args) -> int:
     backup = prepare(args.out, settings, force=args.force)
     if backup is not None:
         print(f"previous content of {args.out} moved to {backup}")
-    kind = "replica exchange" if settings.replica_exchange else "NVT"
+    kind = ("replica exchange" if settings.replica_exchange
+            else f"NVT, {settings.walkers} walkers" if settings.walkers > 1 else "NVT")
     bias = f", metadynamics on {settings.metad.cv}" if settings.metad.enabled else ""
     print(f"prepared {args.out}: {kind} at {', '.join(f'{t:g}' for t in settings.temperatures)} K{bias}, "
           f"{settings.steps} steps of {settings.timestep_fs:g} fs ({settings.backend} backend"

@@ -21,6 +21,7 @@ from .properties import parse_header
 CLEAN_STOP_FILE = "RESTART"  # what i-PI writes on a soft exit (Ctrl-C, SIGTERM, end of run)
 XYZ_STEP = re.compile(r"\bStep:\s*(\d+)")
 PLUMED_FILE = re.compile(r"\bFILE=(\S+)")
+PLUMED_WALKER = re.compile(r"\bWALKERS_ID=(\d+)")  # on a METAD line written in one line, as plumed_inputs does
 DEFAULT_OUTPUT_NAMES = {"properties": "out", "trajectory": "traj"}  # i-PI's defaults for filename=
 
 
@@ -198,8 +199,12 @@ def plumed_outputs(root, workdir: str) -> list[tuple[str, int]]:
         if not source or not os.path.isfile(source):
             continue
         with open(source, errors="replace") as handle:
-            for match in PLUMED_FILE.finditer(handle.read()):
-                found.append((os.path.join(workdir, match.group(1)), plumed_step))
+            for line in handle.read().splitlines():
+                # a walker of PLUMED's multiple walkers writes its hills to FILE.<WALKERS_ID>
+                walker = PLUMED_WALKER.search(line)
+                for match in PLUMED_FILE.finditer(line.split("#")[0]):
+                    name = match.group(1) + (f".{walker.group(1)}" if walker else "")
+                    found.append((os.path.join(workdir, name), plumed_step))
     return found
 
 

@@ -17,6 +17,7 @@ from ..ipi.ipi_xml import masses_element
 MODEL_FORCEFIELD = "so3k"
 DEFAULT_PREFIX = "sim"
 DEFAULT_INIT_FILE = "init.xyz"
+WALKER_PREFIX = "W-"  # system k of a multiple-walker study writes W-k_<prefix>.out, W-k_<prefix>.pos_0.xyz
 
 
 SINGLE_SYSTEM_LATENCY_S = 1e-4
@@ -116,7 +117,7 @@ def _output(s: StudySettings, prefix: str) -> str:
             f"conserved{{electronvolt}}, temperature{{kelvin}}, ensemble_temperature{{kelvin}}, "
             f"potential{{electronvolt}}, ensemble_bias{{electronvolt}} ] </properties>\n"
             f"    <trajectory filename='pos' stride='{s.output_stride}' format='xyz'> positions{{angstrom}} </trajectory>{uncertainty}\n"
-            f"    <checkpoint stride='{checkpoint_stride(s.output_stride, len(s.temperatures))}'/>\n  </output>")
+            f"    <checkpoint stride='{checkpoint_stride(s.output_stride, s.systems)}'/>\n  </output>")
 
 
 def _dynamics(s: StudySettings) -> str:
@@ -131,9 +132,9 @@ def study_xml(s: StudySettings, forcefield: str, plumed_files: list[str] | None,
     """The i-PI input of a study: REMD when s has several temperatures, else NVT at the one;
     plumed_files: one PLUMED input per temperature (metadynamics), or None (no bias); numbers (N,):
     the atomic numbers of init_file, needed when s.hydrogen_mass is set (i-PI masses per atom)."""
-    if plumed_files is not None and len(plumed_files) != len(s.temperatures):
-        raise ValueError(f"one PLUMED file per temperature is needed: {len(plumed_files)} files for "
-                         f"{len(s.temperatures)} temperatures")
+    if plumed_files is not None and len(plumed_files) != s.systems:
+        raise ValueError(f"one PLUMED file per temperature or walker is needed: {len(plumed_files)} files for "
+                         f"{s.systems} systems")
     head = f"<!-- {comment} -->\n" if comment else ""
     masses = ""
     if s.hydrogen_mass is not None:
@@ -142,6 +143,8 @@ def study_xml(s: StudySettings, forcefield: str, plumed_files: list[str] | None,
         masses = masses_element(numbers, s.hydrogen_mass)
     if s.replica_exchange:
         return head + _remd_xml(s, forcefield, plumed_files, prefix, init_file, _on_new_line(masses, 10))
+    if s.walkers > 1:
+        return head + _walkers_xml(s, forcefield, plumed_files, prefix, init_file, _on_new_line(masses, 10))
     return head + _nvt_xml(s, forcefield, plumed_files, prefix, init_file, _on_new_line(masses, 6))
 
 
@@ -196,6 +199,43 @@ def _remd_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init
     </template>
   </system_template>{smotion_metad}<smotion mode='remd'> <remd> <stride> {s.exchange_stride} </stride> <krescale> true </krescale>
       <swapfile> remd_idx </swapfile> </remd> </smotion>{smotion_end}
+</simulation>
+"""
+
+
+def _walkers_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init_file: str, masses: str) -> str:
+    """Multiple walkers: s.walkers systems W-k at the one temperature, each biased by its own ffplumed (walker
+    k of PLUMED's multiple walkers), whose hills every walker reads: one bias built by all of them."""
+    t = s.temperatures[0]
+    plumed_ffs = "\n  ".join(_plumed_forcefield(f"plumed{k}", init_file, f) for k, f in enumerate(plumed_files))
+    instances = "\n    ".join(f"<instance> [ {k} ] </instance>" for k in range(s.walkers))
+    metaff = ", ".join(f"plumed{k}" for k in range(s.walkers))
+    return f"""<simulation verbosity='low' safe_stride='{s.output_stride}'>
+  <!-- {s.walkers} metadynamics walkers at {t:g} K sharing one bias (PLUMED multiple walkers: HILLS.k per walker) -->
+  {_output(s, prefix)}
+  <total_steps> {s.steps} </total_steps>
+  <prng> <seed> {s.seed} </seed> </prng>
+  {forcefield}
+  {plumed_ffs}
+  <system_template>
+    <labels> [ IDX ] </labels>
+    {instances}
+    <template>
+      <system prefix='{WALKER_PREFIX}IDX'>
+        <initialize nbeads='1'>
+          <file mode='xyz'> {init_file} </file>{masses}
+          <velocities mode='thermal' units='kelvin'> {t:g} </velocities>
+        </initialize>
+        <forces> <force forcefield='{MODEL_FORCEFIELD}'/> </forces>
+        <ensemble>
+          <temperature units='kelvin'> {t:g} </temperature>
+          <bias> <force forcefield='plumedIDX' nbeads='1'/> </bias>
+        </ensemble>
+        {_dynamics(s)}
+      </system>
+    </template>
+  </system_template>
+  <smotion mode='metad'> <metad> <metaff> [ {metaff} ] </metaff> </metad> </smotion>
 </simulation>
 """
 

@@ -1,7 +1,7 @@
 """Prepare a study folder and run it in pieces with i-PI (+ PLUMED), through the runner library.
 
-``prepare(folder, settings)`` writes study.json, init.xyz, the PLUMED inputs (plumed.dat, or
-plumed_T{k}.dat per REMD temperature) and input.xml; a non-empty folder is refused unless
+``prepare(folder, settings)`` writes study.json, init.xyz, the PLUMED inputs (plumed.dat,
+plumed_T{k}.dat per REMD temperature or plumed_W{k}.dat per walker) and input.xml; a non-empty folder is refused unless
 force=True, which moves it to FOLDER.bck.N (nothing is deleted).
 
 ``run_study(folder)`` starts i-PI in the folder with so3k_driver.ipi.runner (socket backend: i-PI
@@ -69,9 +69,15 @@ def prepare(folder, settings: StudySettings, force: bool = False) -> Path | None
     if settings.metad.enabled:
         many = settings.replica_exchange
         try:
-            plumed_texts = [plumed_inputs.metad_input(atoms.numbers, atoms.positions, settings.metad, t,
-                                                      suffix=f".T{k}" if many else "")
-                            for k, t in enumerate(settings.temperatures)]
+            if settings.walkers > 1:
+                plumed_texts = [plumed_inputs.metad_input(atoms.numbers, atoms.positions, settings.metad,
+                                                          settings.temperatures[0], suffix=f".W{k}",
+                                                          walker=(k, settings.walkers))
+                                for k in range(settings.walkers)]
+            else:
+                plumed_texts = [plumed_inputs.metad_input(atoms.numbers, atoms.positions, settings.metad, t,
+                                                          suffix=f".T{k}" if many else "")
+                                for k, t in enumerate(settings.temperatures)]
         except ValueError as error:
             raise UserError(f"{settings.structure}: metadynamics on {settings.metad.cv!r} needs a capped "
                             f"peptide (Ac-(Xaa)n-NHMe): {error}") from None
@@ -83,6 +89,7 @@ def prepare(folder, settings: StudySettings, force: bool = False) -> Path | None
     plumed_files = None
     if plumed_texts:
         plumed_files = ([f"plumed_T{k}.dat" for k in range(len(plumed_texts))] if settings.replica_exchange
+                        else [f"plumed_W{k}.dat" for k in range(len(plumed_texts))] if settings.walkers > 1
                         else ["plumed.dat"])
         for name, text in zip(plumed_files, plumed_texts):
             (folder / name).write_text(text)
@@ -95,7 +102,7 @@ def _forcefield(folder: Path, settings: StudySettings) -> str:
     from ..ipi.compute import pes_lr_cutoff
     from ..ipi.runner import stats_file_name
 
-    batch_size = len(settings.temperatures)  # one driver call evaluates all replicas of a step
+    batch_size = settings.systems  # one driver call evaluates all replicas (or walkers) of a step
     if settings.backend == "socket":
         return study_inputs.socket_forcefield(SOCKET_PLACEHOLDER, batch_size)
     config = {"model": settings.model, "template": str((folder / study_inputs.DEFAULT_INIT_FILE).resolve()),
@@ -209,7 +216,9 @@ def describe(settings: StudySettings, folder) -> str:
     except (OSError, ValueError):
         atoms = "atoms"
     kind = ("REMD" if settings.replica_exchange else "MD") + ("+METAD" if settings.metad.enabled else "")
-    return f"{kind} {len(settings.temperatures)} × {atoms}"
+    if settings.walkers > 1:
+        kind += f" ({settings.walkers} walkers, one bias)"
+    return f"{kind} {settings.systems} × {atoms}"
 
 
 def check_finished(folder, total_steps: int) -> None:

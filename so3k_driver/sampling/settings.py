@@ -112,7 +112,9 @@ class StudySettings:
     long-range cutoff (Å) of the electrostatics and dispersion of SO3LR-type models, None = all pairs
     (a study is gas phase; models without long-range terms ignore it). earlier_models: the models
     a continued study ran with before ``model``, oldest first, each {"model": spec, "until_step": the
-    MD step from which the next one took over} (``so3k sample run --model``)."""
+    MD step from which the next one took over} (``so3k sample run --model``). walkers: metadynamics
+    walkers at the one temperature that build one bias together (PLUMED's multiple walkers: walker k
+    writes HILLS.k and reads the others' hills every pace steps); 1 = a single system."""
 
     structure: str
     model: str
@@ -129,6 +131,7 @@ class StudySettings:
     hydrogen_mass: float | None = None
     lr_cutoff: float | None = None
     earlier_models: tuple = ()
+    walkers: int = 1
 
     def __post_init__(self):
         _check(isinstance(self.structure, str) and self.structure != "", "structure", self.structure, "a file name")
@@ -167,10 +170,21 @@ class StudySettings:
         object.__setattr__(self, "earlier_models", earlier)
         _check(self.lr_cutoff is None or (_is_number(self.lr_cutoff) and self.lr_cutoff > 0),
                "long-range cutoff (Å)", self.lr_cutoff, "> 0 Å, or None for all pairs (so3k sample init --lr-cutoff 0)")
+        _check(_is_int(self.walkers) and self.walkers >= 1, "walkers", self.walkers, "an integer >= 1")
+        if self.walkers > 1:
+            _check(len(temperatures) == 1, "temperatures (K) with several walkers", self.temperatures,
+                   "one temperature (walkers share one bias at one temperature; replica exchange takes several)")
+            _check(self.metad.enabled, "metad cv with several walkers", self.metad.cv,
+                   "a biased CV (walkers share a metadynamics bias)")
 
     @property
     def replica_exchange(self) -> bool:
         return len(self.temperatures) > 1
+
+    @property
+    def systems(self) -> int:
+        """Systems i-PI steps together: one per temperature, or one per walker."""
+        return len(self.temperatures) * self.walkers
 
     def to_json(self) -> str:
         record = dataclasses.asdict(self)

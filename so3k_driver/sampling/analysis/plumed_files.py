@@ -56,19 +56,54 @@ def free_energy_from_hills(hills: dict[str, np.ndarray], grids: list[np.ndarray]
     return free_energy - free_energy.min()
 
 
+def _numbered(run_dir: Path, stem: str, marker: str) -> list[Path]:
+    """Files stem.<marker><k>, sorted by the integer k."""
+    found = [p for p in Path(run_dir).glob(f"{stem}.{marker}*") if p.suffix[1 + len(marker):].isdigit()]
+    return sorted(found, key=lambda p: int(p.suffix[1 + len(marker):]))
+
+
+def walker_files(run_dir: Path, stem: str) -> list[Path]:
+    """A multiple-walker run's files, sorted by walker: COLVAR.W0, COLVAR.W1, ... (stem 'COLVAR') or, as
+    PLUMED names them, HILLS.0, HILLS.1, ... (stem 'HILLS'); [] for any other run."""
+    return _numbered(run_dir, stem, "" if stem == "HILLS" else "W")
+
+
 def temperature_files(run_dir: Path, stem: str) -> list[Path]:
-    """'HILLS.T0', 'HILLS.T1', ... (sorted by k) or ['HILLS'] for a single-temperature run."""
-    numbered = sorted(run_dir.glob(f"{stem}.T*"), key=lambda p: int(p.suffix[2:]) if p.suffix[2:].isdigit() else 0)
-    numbered = [p for p in numbered if p.suffix[2:].isdigit()]
+    """'HILLS.T0', 'HILLS.T1', ... (sorted by k), a multiple-walker run's walker files (walker_files) or
+    ['HILLS'] for a single-system run."""
+    numbered = _numbered(run_dir, stem, "T") or walker_files(run_dir, stem)
     if numbered:
         return numbered
     return [run_dir / stem] if (run_dir / stem).exists() else []
 
 
+def pooled(columns: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The records of several walkers' COLVAR or HILLS as one file's columns, in time order (a stable sort:
+    records of one time keep the walkers' order). Only columns every non-empty file has are kept."""
+    columns = [c for c in columns if c]
+    if not columns:
+        return {}
+    names = [name for name in columns[0] if all(name in c for c in columns)]
+    merged = {name: np.concatenate([c[name] for c in columns]) for name in names}
+    order = np.argsort(merged["time"], kind="stable") if "time" in merged else slice(None)
+    return {name: values[order] for name, values in merged.items()}
+
+
+def temperature_sets(run_dir: Path, stem: str) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """(name, columns) per temperature for stem 'COLVAR' or 'HILLS': one per file of a REMD or a
+    single-system run; a multiple-walker run's walkers pooled into one (they share one bias, so their
+    frames are one sample: the reweighting factor c(t) and the hills are common to all)."""
+    walkers = walker_files(run_dir, stem)
+    if len(walkers) > 1:
+        return [(f"{walkers[0].name}…{walkers[-1].suffix[1:]} ({len(walkers)} walkers pooled)",
+                 pooled([read_plumed(p) for p in walkers]))]
+    return [(p.name, read_plumed(p)) for p in temperature_files(run_dir, stem)]
+
+
 def metad_arguments(run_dir: Path) -> list[str]:
-    """The CV names a METAD biases (its ARG=), from the study's PLUMED input (plumed.dat or
-    plumed_T0.dat); [] when there is none or it has no METAD line."""
-    for name in ("plumed.dat", "plumed_T0.dat"):
+    """The CV names a METAD biases (its ARG=), from the study's PLUMED input (plumed.dat, plumed_T0.dat or
+    plumed_W0.dat); [] when there is none or it has no METAD line."""
+    for name in ("plumed.dat", "plumed_T0.dat", "plumed_W0.dat"):
         path = Path(run_dir) / name
         if not path.is_file():
             continue

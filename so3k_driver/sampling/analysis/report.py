@@ -116,8 +116,7 @@ def _ramachandran_plot(path, data):
 def free_energy_profiles(run_dir: Path, temperatures):
     """[(label, cvs, grids, F kJ/mol)] per HILLS file."""
     profiles = []
-    for k, path in enumerate(plumed_files.temperature_files(run_dir, "HILLS")):
-        hills = plumed_files.read_plumed(path)
+    for k, (name, hills) in enumerate(plumed_files.temperature_sets(run_dir, "HILLS")):
         if len(hills.get("height", ())) == 0:
             continue
         cvs = plumed_files.hill_cvs(hills)
@@ -130,7 +129,7 @@ def free_energy_profiles(run_dir: Path, temperatures):
                 low, high = hills[cv].min(), hills[cv].max()
                 pad = 4 * hills["sigma_" + cv].max()
                 grids.append(np.linspace(max(0.0, low - pad), high + pad, 200)); periods.append(None)
-        label = f"{temperatures[k]:g} K" if k < len(temperatures) else path.name
+        label = f"{temperatures[k]:g} K" if k < len(temperatures) else name
         profiles.append((label, cvs, grids, plumed_files.free_energy_from_hills(hills, grids, periods)))
     return profiles
 
@@ -230,9 +229,9 @@ def _fes_edges(cvs, samples, kept: slice):
     return edges
 
 
-def _fes_record(estimate: free_energy.FreeEnergyEstimate, temperature: float, colvar: Path) -> dict:
+def _fes_record(estimate: free_energy.FreeEnergyEstimate, temperature: float, colvar: str) -> dict:
     s = estimate.summary
-    return {"temperature_K": temperature, "kT_kJmol": round(estimate.kT, 5), "colvar": colvar.name,
+    return {"temperature_K": temperature, "kT_kJmol": round(estimate.kT, 5), "colvar": colvar,
             "frames_total": estimate.frames_total, "burn_in_frames": estimate.frames_burn_in,
             "frames_used": estimate.frames_used, "frames_halves": list(estimate.frames_halves),
             "effective_frames": dict(zip(("used", "first_half", "second_half"),
@@ -259,12 +258,12 @@ def free_energy_analysis(run_dir: Path, out_dir: Path, temperatures, burn_in: fl
     that profile, reweighted from the same bias (the folding observable whatever the bias):
     END_TO_END_FES_JSON and fes_end_to_end.png. Returns (summary.md lines, plot names); ([], []) for a
     run without metadynamics."""
-    colvars = plumed_files.temperature_files(run_dir, "COLVAR")
+    sets = plumed_files.temperature_sets(run_dir, "COLVAR")
     biased = _biased_cvs(run_dir)
-    if not colvars or not biased:
+    if not sets or not biased:
         return [], []
     title = "## Free energy (reweighted metadynamics)"
-    columns = [plumed_files.read_plumed(path) for path in colvars]
+    colvars, columns = [name for name, _ in sets], [data for _, data in sets]
     if not all("metad.rbias" in c for c in columns if c):
         return [title, "", "No error estimate: COLVAR has no metad.rbias column (a run from before the inputs "
                            "with CALC_RCT), so only the HILLS free energy (free_energy.png) is drawn.", ""], []
@@ -600,9 +599,13 @@ def _end_state_check(symbols, lowest, observed, reference, run_model, count, ref
 
 def _write_summary(out_dir, run_dir, data, exchanges, hills, breakages=(), committee=None, fes_lines=(),
                    fes_plots=()) -> Path:
+    walkers = len(ipi_outputs.find_systems(run_dir)) if len(data) == 1 else 1
     lines = [f"# Sampling analysis of `{run_dir}`", "",
              f"Frames per temperature: {', '.join(str(len(d.time)) for d in data)}; "
              f"simulated time per replica: {data[0].time[-1]:.3f} ps.", ""]
+    if walkers > 1:
+        lines += [f"{walkers} walkers at one temperature, building one metadynamics bias together: their frames "
+                  "(and COLVARs) are pooled in time order below.", ""]
     for b in breakages:
         lines += [f"**Warning: configuration {b.system} broke apart** at {b.time:.2f} ps while at {b.temperature:g} K "
                   f"({b.fragments} bonded fragments): the model left the region it describes. Its {b.excluded_frames} "
@@ -630,7 +633,7 @@ def _write_summary(out_dir, run_dir, data, exchanges, hills, breakages=(), commi
     if committee is not None:
         lines += uncertainty.markdown(committee)
     broken = [vars(b) for b in breakages]
-    (out_dir / "summary.json").write_text(json.dumps({"temperatures": summary,
+    (out_dir / "summary.json").write_text(json.dumps({"temperatures": summary, "walkers": walkers,
                                                       "replica_exchange": exchanges[0].as_dict() if exchanges else None,
                                                       "hills": hills,
                                                       "broken_configurations": broken,

@@ -1,0 +1,111 @@
+"""Multiple walkers: N systems at one temperature building one metadynamics bias together (PLUMED's
+multiple walkers), from the settings through the inputs to a real i-PI + PLUMED run, its extension and
+``so3k analyze`` pooling the walkers."""
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from so3k_driver.errors import UserError
+from so3k_driver.ipi.recovery import plumed_outputs
+from so3k_driver.sampling.analysis.plumed_files import read_plumed
+from so3k_driver.sampling.plumed_inputs import bundled_structure
+from so3k_driver.sampling.settings import MetadSettings, StudySettings
+
+SO3K = [sys.executable, "-m", "so3k_driver.cli"]
+BACKBONE = MetadSettings(cv="backbone", pace=10, colvar_stride=5)
+
+
+def so3k(*arguments, timeout=300):
+    return subprocess.run(SO3K + [str(a) for a in arguments], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"walkers": 0}, "walkers must be an integer >= 1, got 0"),
+    ({"walkers": 2, "temperatures": (300.0, 350.0)}, "temperatures (K) with several walkers must be one temperature"),
+    ({"walkers": 2, "metad": MetadSettings(cv="none")}, "metad cv with several walkers must be a biased CV"),
+])
+def test_walkers_need_one_temperature_and_a_bias(changes, message):
+    fields = {"structure": "x.xyz", "model": "default", "temperatures": (300.0,), "steps": 10, "metad": BACKBONE}
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        StudySettings(**{**fields, **changes})
+
+
+def test_an_older_study_without_walkers_has_one(tmp_path):
+    settings = StudySettings(structure="x.xyz", model="default", temperatures=(300.0,), steps=10)
+    record = json.loads(settings.to_json())
+    del record["walkers"]
+    (tmp_path / "study.json").write_text(json.dumps(record))
+    assert StudySettings.load(tmp_path).walkers == 1 and StudySettings.load(tmp_path).systems == 1
+
+
+def test_the_checkpoint_names_each_walkers_own_hills_file(tmp_path):
+    for k in range(2):
+        (tmp_path / f"plumed_W{k}.dat").write_text(
+            f"metad: METAD ARG=phi2,psi2 PACE=10 FILE=HILLS WALKERS_N=2 WALKERS_ID={k} WALKERS_RSTRIDE=10\n"
+            f"PRINT ARG=phi2 STRIDE=5 FILE=COLVAR.W{k}  # FILE=NOT_THIS in a comment\n")
+    root = ET.fromstring("<simulation>" + "".join(
+        f"<ffplumed name='plumed{k}'><plumed_dat>{tmp_path / f'plumed_W{k}.dat'}</plumed_dat>"
+        f"<plumed_step>40</plumed_step></ffplumed>" for k in range(2)) + "</simulation>")
+    assert sorted(plumed_outputs(root, str(tmp_path))) == sorted(
+        (str(tmp_path / name), 40) for name in ("HILLS.0", "COLVAR.W0", "HILLS.1", "COLVAR.W1"))
+
+
+def hill_lines(path):
+    return [line for line in path.read_text().splitlines() if not line.startswith("#")]
+
+
+def bias_of(hills, phi, psi):
+    """Σ of well-tempered hills (heights as PLUMED wrote them) at (phi, psi), kJ/mol; torsions periodic."""
+    total = 0.0
+    for h in hills:
+        dphi = (phi - h["phi2"] + np.pi) % (2 * np.pi) - np.pi
+        dpsi = (psi - h["psi2"] + np.pi) % (2 * np.pi) - np.pi
+        total += np.sum(h["height"] * np.exp(-dphi**2 / (2 * h["sigma_phi2"]**2) - dpsi**2 / (2 * h["sigma_psi2"]**2)))
+    return total
+
+
+def test_three_walkers_share_one_bias_extend_and_are_analysed_together(tmp_path):
+    pytest.importorskip("plumed")
+    study = tmp_path / "walkers"
+    init = so3k("sample", "init", bundled_structure("Ac-Ala3-NHMe_ext.xyz"), "--model", "default",
+                "--temperatures", 300, "--walkers", 3, "--metad", "backbone", "--steps", 40, "--timestep", 1,
+                "--output-stride", 5, "--metad-pace", 10, "--metad-height", 2, "--out", study)
+    assert init.returncode == 0, init.stderr
+    assert "NVT, 3 walkers at 300 K" in init.stdout
+    for k in range(3):
+        assert f"FILE=HILLS WALKERS_N=3 WALKERS_ID={k} WALKERS_RSTRIDE=10" in (study / f"plumed_W{k}.dat").read_text()
+
+    run = so3k("sample", "run", study)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "3 walkers, one bias" in run.stderr + run.stdout
+    first_hills = [hill_lines(study / f"HILLS.{k}") for k in range(3)]
+    assert all(len(hills) == 4 for hills in first_hills)  # 40 steps / PACE 10, one file per walker
+    # Each walker is biased by every walker's hills: its COLVAR bias at the end is far above what its own
+    # hills give there, and not above all of them together (the others' newest hills arrive every 10 steps).
+    hills = [read_plumed(study / f"HILLS.{k}") for k in range(3)]
+    for k in range(3):
+        colvar = read_plumed(study / f"COLVAR.W{k}")
+        phi, psi, bias = colvar["phi2"][-1], colvar["psi2"][-1], colvar["metad.bias"][-1]
+        own, together = bias_of([hills[k]], phi, psi), bias_of(hills, phi, psi)
+        assert 1.5 * own < bias <= together + 1e-3, (k, own, bias, together)
+
+    extended = so3k("sample", "run", study, "--steps", 60)
+    assert extended.returncode == 0, extended.stderr[-3000:]
+    for k in range(3):
+        hills_now = hill_lines(study / f"HILLS.{k}")
+        assert len(hills_now) == 6 and hills_now[:4] == first_hills[k]
+
+    analysis = so3k("analyze", study)
+    assert analysis.returncode == 0, analysis.stderr[-3000:]
+    summary = json.loads((study / "analysis" / "summary.json").read_text())
+    assert summary["walkers"] == 3 and [t["temperature_K"] for t in summary["temperatures"]] == [300.0]
+    assert summary["hills"] == {"HILLS.0": 6, "HILLS.1": 6, "HILLS.2": 6}
+    fes = json.loads((study / "analysis" / "free_energy.json").read_text())
+    assert fes["colvar"] == "COLVAR.W0…W2 (3 walkers pooled)"
+    assert fes["frames_total"] == 3 * 12  # 60 steps / COLVAR stride 5, per walker
+    assert "3 walkers at one temperature" in (study / "analysis" / "summary.md").read_text()
