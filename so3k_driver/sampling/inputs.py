@@ -120,6 +120,25 @@ def _output(s: StudySettings, prefix: str) -> str:
             f"    <checkpoint stride='{checkpoint_stride(s.output_stride, s.systems)}'/>\n  </output>")
 
 
+def _system(s: StudySettings, init_file: str, masses: str, temperature: str, bias: str, prefix: str = "",
+            indent: int = 2) -> str:
+    """One <system>: the structure, the model's forces, the ensemble at ``temperature`` (K, or a template
+    label) with ``bias`` (XML after the temperature), and the dynamics; ``masses`` comes from study_xml."""
+    attribute = f" prefix='{prefix}'" if prefix else ""
+    lines = [f"<system{attribute}>",
+             "  <initialize nbeads='1'>",
+             f"    <file mode='xyz'> {init_file} </file>{masses}",
+             f"    <velocities mode='thermal' units='kelvin'> {temperature} </velocities>",
+             "  </initialize>",
+             f"  <forces> <force forcefield='{MODEL_FORCEFIELD}'/> </forces>",
+             "  <ensemble>",
+             f"    <temperature units='kelvin'> {temperature} </temperature>{bias}",
+             "  </ensemble>",
+             f"  {_dynamics(s)}",
+             "</system>"]
+    return f"\n{' ' * indent}".join(lines)
+
+
 def _dynamics(s: StudySettings) -> str:
     return (f"<motion mode='dynamics'>\n          <dynamics mode='nvt'>\n"
             f"            <timestep units='femtosecond'> {s.timestep_fs} </timestep>\n"
@@ -185,17 +204,7 @@ def _remd_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init
     <labels> [ {labels} ] </labels>
     {instances}
     <template>
-      <system prefix='T-IDX'>
-        <initialize nbeads='1'>
-          <file mode='xyz'> {init_file} </file>{masses}
-          <velocities mode='thermal' units='kelvin'> TEMP </velocities>
-        </initialize>
-        <forces> <force forcefield='{MODEL_FORCEFIELD}'/> </forces>
-        <ensemble>
-          <temperature units='kelvin'> TEMP </temperature>{bias}
-        </ensemble>
-        {_dynamics(s)}
-      </system>
+      {_system(s, init_file, masses, "TEMP", bias, prefix="T-IDX", indent=6)}
     </template>
   </system_template>{smotion_metad}<smotion mode='remd'> <remd> <stride> {s.exchange_stride} </stride> <krescale> true </krescale>
       <swapfile> remd_idx </swapfile> </remd> </smotion>{smotion_end}
@@ -210,6 +219,7 @@ def _walkers_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, i
     plumed_ffs = "\n  ".join(_plumed_forcefield(f"plumed{k}", init_file, f) for k, f in enumerate(plumed_files))
     instances = "\n    ".join(f"<instance> [ {k} ] </instance>" for k in range(s.walkers))
     metaff = ", ".join(f"plumed{k}" for k in range(s.walkers))
+    bias = "\n          <bias> <force forcefield='plumedIDX' nbeads='1'/> </bias>"
     return f"""<simulation verbosity='low' safe_stride='{s.output_stride}'>
   <!-- {s.walkers} metadynamics walkers at {t:g} K sharing one bias (PLUMED multiple walkers: HILLS.k per walker) -->
   {_output(s, prefix)}
@@ -221,18 +231,7 @@ def _walkers_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, i
     <labels> [ IDX ] </labels>
     {instances}
     <template>
-      <system prefix='{WALKER_PREFIX}IDX'>
-        <initialize nbeads='1'>
-          <file mode='xyz'> {init_file} </file>{masses}
-          <velocities mode='thermal' units='kelvin'> {t:g} </velocities>
-        </initialize>
-        <forces> <force forcefield='{MODEL_FORCEFIELD}'/> </forces>
-        <ensemble>
-          <temperature units='kelvin'> {t:g} </temperature>
-          <bias> <force forcefield='plumedIDX' nbeads='1'/> </bias>
-        </ensemble>
-        {_dynamics(s)}
-      </system>
+      {_system(s, init_file, masses, f"{t:g}", bias, prefix=f"{WALKER_PREFIX}IDX", indent=6)}
     </template>
   </system_template>
   <smotion mode='metad'> <metad> <metaff> [ {metaff} ] </metaff> </metad> </smotion>
@@ -253,17 +252,7 @@ def _nvt_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init_
   <total_steps> {s.steps} </total_steps>
   <prng> <seed> {s.seed} </seed> </prng>
   {forcefield}{plumed_ff}
-  <system>
-    <initialize nbeads='1'>
-      <file mode='xyz'> {init_file} </file>{masses}
-      <velocities mode='thermal' units='kelvin'> {t:g} </velocities>
-    </initialize>
-    <forces> <force forcefield='{MODEL_FORCEFIELD}'/> </forces>
-    <ensemble>
-      <temperature units='kelvin'> {t:g} </temperature>{bias}
-    </ensemble>
-    {_dynamics(s)}
-  </system>{smotion}
+  {_system(s, init_file, masses, f"{t:g}", bias)}{smotion}
 </simulation>
 """
 
