@@ -109,3 +109,15 @@ def test_three_walkers_share_one_bias_extend_and_are_analysed_together(tmp_path)
     assert fes["colvar"] == "COLVAR.W0…W2 (3 walkers pooled)"
     assert fes["frames_total"] == 3 * 12  # 60 steps / COLVAR stride 5, per walker
     assert "3 walkers at one temperature" in (study / "analysis" / "summary.md").read_text()
+
+
+def test_walker_records_are_pooled_in_time_order_keeping_the_walkers_order_within_a_time():
+    from so3k_driver.sampling.analysis.plumed_files import pooled
+
+    first = {"time": np.array([1.0, 6.0, 11.0]), "phi2": np.array([0.1, 0.2, 0.3]), "only_here": np.zeros(3)}
+    second = {"time": np.array([1.0, 6.0]), "phi2": np.array([-0.1, -0.2])}
+    merged = pooled([first, {}, second])  # a walker that has not written yet is skipped
+    assert sorted(merged) == ["phi2", "time"]  # only the columns every walker has
+    np.testing.assert_array_equal(merged["time"], [1.0, 1.0, 6.0, 6.0, 11.0])
+    np.testing.assert_array_equal(merged["phi2"], [0.1, -0.1, 0.2, -0.2, 0.3])
+    assert pooled([{}, {}]) == {}
