@@ -65,19 +65,12 @@ def prepare(folder, settings: StudySettings, force: bool = False) -> Path | None
         raise UserError(f"structure file {settings.structure!r} not found") from None
     except Exception as error:  # noqa: BLE001 - ASE raises many kinds for unreadable files
         raise UserError(f"cannot read structure file {settings.structure!r}: {error}") from None
-    plumed_texts = []
+    plumed_texts = {}
     if settings.metad.enabled:
-        many = settings.replica_exchange
         try:
-            if settings.walkers > 1:
-                plumed_texts = [plumed_inputs.metad_input(atoms.numbers, atoms.positions, settings.metad,
-                                                          settings.temperatures[0], suffix=f".W{k}",
-                                                          walker=(k, settings.walkers))
-                                for k in range(settings.walkers)]
-            else:
-                plumed_texts = [plumed_inputs.metad_input(atoms.numbers, atoms.positions, settings.metad, t,
-                                                          suffix=f".T{k}" if many else "")
-                                for k, t in enumerate(settings.temperatures)]
+            plumed_texts = {f"plumed{'_' + label if label else ''}.dat": plumed_inputs.metad_input(
+                atoms.numbers, atoms.positions, settings.metad, temperature, suffix=f".{label}" if label else "",
+                walker=walker) for label, temperature, walker in _biased_systems(settings)}
         except ValueError as error:
             raise UserError(f"{settings.structure}: metadynamics on {settings.metad.cv!r} needs a capped "
                             f"peptide (Ac-(Xaa)n-NHMe): {error}") from None
@@ -86,16 +79,23 @@ def prepare(folder, settings: StudySettings, force: bool = False) -> Path | None
     settings = dataclasses.replace(settings, model=absolute_model_spec(settings.model))  # runs start in the folder
     settings.save(folder)
     (folder / study_inputs.DEFAULT_INIT_FILE).write_text(study_inputs.ipi_xyz(atoms))
-    plumed_files = None
-    if plumed_texts:
-        plumed_files = ([f"plumed_T{k}.dat" for k in range(len(plumed_texts))] if settings.replica_exchange
-                        else [f"plumed_W{k}.dat" for k in range(len(plumed_texts))] if settings.walkers > 1
-                        else ["plumed.dat"])
-        for name, text in zip(plumed_files, plumed_texts):
-            (folder / name).write_text(text)
+    for name, text in plumed_texts.items():
+        (folder / name).write_text(text)
+    plumed_files = list(plumed_texts) or None
     xml = study_inputs.study_xml(settings, _forcefield(folder, settings), plumed_files, numbers=atoms.numbers)
     (folder / INPUT).write_text(xml)
     return backup
+
+
+def _biased_systems(settings: StudySettings) -> list[tuple[str, float, tuple[int, int] | None]]:
+    """(label, temperature K, walker) of each biased system, in i-PI's order: label 'T<k>' per REMD
+    temperature, 'W<k>' per walker (walker = (k, N)), '' for a single system. The label names its PLUMED
+    input plumed_<label>.dat and its COLVAR.<label> (and HILLS.<label>, except for walkers: PLUMED's HILLS.k)."""
+    if settings.walkers > 1:
+        return [(f"W{k}", settings.temperatures[0], (k, settings.walkers)) for k in range(settings.walkers)]
+    if settings.replica_exchange:
+        return [(f"T{k}", t, None) for k, t in enumerate(settings.temperatures)]
+    return [("", settings.temperatures[0], None)]
 
 
 def _forcefield(folder: Path, settings: StudySettings) -> str:
