@@ -215,6 +215,43 @@ def test_basin_history_settles_on_the_full_runs_basin_free_energies():
     assert F[-1, c5] == pytest.approx({r.name: r.F_kJmol for r in records}["C5"])
 
 
+def test_basin_blocks_are_separate_and_show_a_basin_left_for_a_while():
+    """Four blocks: C7eq and C5 under a bias that makes C5 four times less likely, except the third
+    block, which never visits C5. Each block's F(C5) - F(C7eq) comes from its own frames only."""
+    visit = np.array([-85.0, -155.0] * 50)
+    stay = np.full(100, -85.0)
+    phi = np.concatenate([visit, visit, stay, visit])
+    psi = np.where(phi < -120, 160.0, 75.0)
+    rbias = np.where(phi < -120, -KT_300 * np.log(4.0), 0.0)
+    edges, F = fe.basin_blocks(phi, psi, rbias, 300.0, burn_in=0.0, blocks=4)
+    names = [b.name for b in fe.RAMACHANDRAN_BASINS]
+    c7eq, c5 = names.index("C7eq"), names.index("C5")
+    assert edges.tolist() == [0, 100, 200, 300, 400]
+    assert np.all(F[:, c7eq] == 0.0)
+    expected = -KT_300 * np.log((50 / 4) / 50)
+    assert F[[0, 1, 3], c5] == pytest.approx([expected] * 3) and np.isnan(F[2, c5])
+    # the cumulative history still has a finite, slowly moving F(C5) at the end of block 3
+    ends, history = fe.basin_history(phi, psi, rbias, 300.0, burn_in=0.0, points=4)
+    assert np.isfinite(history[2, c5])
+
+
+def test_two_blocks_give_the_halves_basin_differences():
+    rng = np.random.default_rng(8)
+    phi, psi, rbias = basin_mixture(rng, {"C7eq": 0.5, "C5": 0.3, "alpha_R": 0.2}, {"C7eq": 80, "C5": 60, "alpha_R": 60},
+                                    200)
+    phi, psi, rbias = phi + rng.normal(0, 3, len(phi)), psi, rbias + rng.normal(0, 0.5, len(phi))  # halves differ
+    records, _ = fe.basin_free_energies(phi, psi, rbias, 300.0, burn_in=0.1)
+    by_name = {r.name: r for r in records}
+    _, F = fe.basin_blocks(phi, psi, rbias, 300.0, burn_in=0.1, blocks=2)
+    names = [b.name for b in fe.RAMACHANDRAN_BASINS]
+    for name in ("C5", "alpha_R"):
+        k = names.index(name)
+        assert F[0, k] == pytest.approx(by_name[name].F_first_half - by_name["C7eq"].F_first_half)
+        assert F[1, k] == pytest.approx(by_name[name].F_second_half - by_name["C7eq"].F_second_half)
+    with pytest.raises(ValueError, match="blocks must be an integer >= 2, got 1"):
+        fe.basin_blocks(phi, psi, rbias, 300.0, blocks=1)
+
+
 # --- so3k analyze on synthetic study folders -------------------------------------------------------
 
 
@@ -286,6 +323,12 @@ def test_analyze_backbone_study_writes_basins(tmp_path, capsys):
     assert history["F_kJmol"]["C5"][-1] == pytest.approx(record["basins"]["C5"]["F_kJmol"], abs=1e-3)
     assert (tmp_path / "out" / "fes_basin_history.png").stat().st_size > 10_000
     assert "As the run grew" in summary
+    blocks = record["basin_blocks"]
+    assert blocks["blocks"] == 4 and len(blocks["time_edges"]) == 5 and blocks["time_unit"] == "ps"
+    assert blocks["time_edges"][0] == pytest.approx(5.0 * 200 * 0.002)  # the first kept frame
+    assert blocks["F_kJmol"]["C7eq"] == [0.0] * 4 and blocks["spread_kJmol"]["C7eq"] == 0.0
+    assert blocks["spread_kJmol"]["C5"] < 2.0  # one stationary distribution, 450 frames per block
+    assert "In 4 separate blocks after the burn-in" in summary and "| alpha_R |" in summary
 
 
 def test_analyze_end_to_end_study_writes_the_profile(tmp_path, capsys):

@@ -305,3 +305,28 @@ def basin_history(phi_deg, psi_deg, rbias, temperature_K: float, burn_in: float 
     with np.errstate(divide="ignore", invalid="ignore"):
         F = -kT * np.log(fractions) + kT * np.log(fractions[:, reference:reference + 1])
     return ends + kept.start, np.where(np.isfinite(F), F, np.nan)
+
+
+def basin_blocks(phi_deg, psi_deg, rbias, temperature_K: float, burn_in: float = DEFAULT_BURN_IN,
+                 blocks: int = 4, basins=RAMACHANDRAN_BASINS) -> tuple[np.ndarray, np.ndarray]:
+    """Basin free energies in ``blocks`` consecutive, non-overlapping blocks of the frames kept after
+    the burn-in: F_B - F_ref (kJ/mol) within each block, ref being the basin with the most weight over
+    all kept frames. Unlike the cumulative history, blocks do not share frames, so a basin that the
+    walkers or replicas left for a while shows up as a block far from the others (the halves are the
+    case blocks = 2). Returns (block edges as frame indices (blocks + 1,), F (blocks, basins), NaN where
+    a block has no frame in the basin)."""
+    if not (isinstance(blocks, int) and blocks >= 2):
+        raise ValueError(f"blocks must be an integer >= 2, got {blocks!r}")
+    rbias = np.asarray(rbias, float)
+    kT = thermal_energy(temperature_K)
+    kept = kept_frames(len(rbias), burn_in)[0]
+    labels = assign_basins(phi_deg, psi_deg, basins)[kept]
+    w = np.exp(log_weights(rbias[kept], kT))
+    edges = np.linspace(0, len(w), blocks + 1).astype(int)
+    weights = np.array([[w[a:b][labels[a:b] == k].sum() for k in range(len(basins))]
+                        for a, b in zip(edges[:-1], edges[1:])])
+    totals = np.array([w[a:b].sum() for a, b in zip(edges[:-1], edges[1:])])
+    reference = int(np.argmax(weights.sum(axis=0)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        F = -kT * np.log(weights / totals[:, None]) + kT * np.log(weights[:, reference:reference + 1] / totals[:, None])
+    return edges + kept.start, np.where(np.isfinite(F), F, np.nan)

@@ -27,6 +27,7 @@ END_TO_END_FES_JSON = "free_energy_end_to_end.json"  # a run biased on another C
 FES_TORSION_BINS = 36      # 10° bins over a torsion's period
 FES_DISTANCE_BINS = 50     # bins over the visited range of a distance CV
 MIN_FES_FRAMES_PER_HALF = 10
+BASIN_BLOCKS = 4  # separate blocks of the kept frames in the basin stationarity table
 
 
 @dataclass
@@ -286,7 +287,7 @@ def _reweighted_profile(cvs, title, json_name, out_dir, colvars, columns, temper
     the plot and the summary lines under ``title``."""
     records, plots, estimates = [], [], []
     backbone = len(cvs) == 2 and all(_is_torsion(cv) for cv in cvs)
-    history = None  # basin free energies as the run grows, at the lowest temperature with a record
+    history = blocks = None  # basin free energies as the run grows, at the lowest temperature with a record
     for k, (path, data) in enumerate(zip(colvars, columns)):
         temperature = float(temperatures[k]) if k < len(temperatures) else None
         if temperature is None or not data or any(cv not in data for cv in cvs):
@@ -308,6 +309,8 @@ def _reweighted_profile(cvs, title, json_name, out_dir, colvars, columns, temper
             if not records:
                 history = _basin_history(phi, psi, rbias, data["time"][rows], temperature, burn_in,
                                          [b.name for b in found], ps_per_step)
+                blocks = _basin_blocks(phi, psi, rbias, data["time"][rows], temperature, burn_in,
+                                       [b.name for b in found], ps_per_step)
             # a found basin that one half never visited has no finite difference: the maximum is then undefined
             differences = [b.half_difference for b in found]
             worst = None if None in differences or not differences else max(differences)
@@ -349,10 +352,12 @@ def _reweighted_profile(cvs, title, json_name, out_dir, colvars, columns, temper
                                "F_kJmol": _json_array(estimate.full)}
         plots.append("fes_phi_psi.png")
         _fes_2d_plot(out_dir / plots[-1], estimate, cvs, lowest, cutoff)
+        if blocks is not None:
+            document["basin_blocks"] = blocks
         if history is not None:
             document["basin_history"] = history
             plots.append("fes_basin_history.png")
-            _basin_history_plot(out_dir / plots[-1], history, lowest["temperature_K"])
+            _basin_history_plot(out_dir / plots[-1], history, blocks, lowest["temperature_K"])
     elif len(cvs) == 1:
         plots.append("fes_end_to_end.png" if cvs[0] == "e2e" else f"fes_{cvs[0]}.png")
         _fes_1d_plot(out_dir / plots[-1], estimate, cvs[0], unit, lowest["temperature_K"])
@@ -385,8 +390,28 @@ def _basin_history(phi, psi, rbias, times, temperature, burn_in, found, ps_per_s
             "drift_last_quarter_kJmol": {names[b]: _json_number(float(d)) for b, d in zip(columns, drift)}}
 
 
-def _basin_history_plot(path, history, temperature):
-    plt, fig, axis = _figure(1, 1, (6.5, 4))
+def _basin_blocks(phi, psi, rbias, times, temperature, burn_in, found, ps_per_step, blocks: int = BASIN_BLOCKS):
+    """free_energy.basin_blocks of the found basins, as JSON: block edges in time (ps, or MD steps), F per
+    block and basin (kJ/mol, null where a block never visits the basin) and each basin's spread over
+    the blocks (max - min, kJ/mol; null when a block misses the basin). None when a block would hold
+    fewer than MIN_FES_FRAMES_PER_HALF / 2 frames."""
+    kept = free_energy.kept_frames(len(rbias), burn_in)[0]
+    if (kept.stop - kept.start) < blocks * MIN_FES_FRAMES_PER_HALF // 2:
+        return None
+    edges, F = free_energy.basin_blocks(phi, psi, rbias, temperature, burn_in, blocks)
+    names = [b.name for b in free_energy.RAMACHANDRAN_BASINS]
+    columns = [names.index(name) for name in found]
+    scale = ps_per_step or 1.0
+    time_edges = [float(times[min(k, len(times) - 1)]) * scale for k in edges]
+    spread = {names[b]: (None if np.isnan(F[:, b]).any() else _json_number(float(np.ptp(F[:, b])))) for b in columns}
+    return {"blocks": blocks, "time_edges": _json_array(np.array(time_edges), 3),
+            "time_unit": "ps" if ps_per_step else "MD step",
+            "F_kJmol": {names[b]: _json_array(F[:, b]) for b in columns}, "spread_kJmol": spread}
+
+
+def _basin_history_plot(path, history, blocks, temperature):
+    plt, fig, axes = _figure(1, 2 if blocks else 1, (11.5 if blocks else 6.5, 4))
+    axis = axes[0] if blocks else axes
     for name, values in history["F_kJmol"].items():
         values = np.array([np.nan if v is None else v for v in values], float)
         axis.plot(history["time"], values, "o-", ms=3, label=f"{name} (last-quarter drift "
@@ -395,6 +420,19 @@ def _basin_history_plot(path, history, temperature):
              ylabel="F of the basin − F of the most populated (kJ/mol)",
              title=f"basin free energies as the run grows, {temperature:g} K")
     axis.legend(fontsize=7)
+    if blocks:
+        edges = np.array(blocks["time_edges"], float)
+        centres = 0.5 * (edges[:-1] + edges[1:])
+        for name, values in blocks["F_kJmol"].items():
+            values = np.array([np.nan if v is None else v for v in values], float)
+            spread = blocks["spread_kJmol"][name]
+            axes[1].plot(centres, values, "s-", ms=4, label=f"{name} (spread " + (
+                "–" if spread is None else f"{spread:.2f}") + " kJ/mol)")
+        for edge in edges:
+            axes[1].axvline(edge, color="0.85", lw=0.8, zorder=0)
+        axes[1].set(xlabel=f"block centre ({blocks['time_unit']})", ylabel="F of the basin within the block (kJ/mol)",
+                    title=f"{blocks['blocks']} separate blocks after the burn-in")
+        axes[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -439,6 +477,18 @@ def _fes_markdown(title, document, records, backbone, unit, limit) -> list[str]:
                 name = max(drift, key=drift.get)
                 lines.append(f"As the run grew ([fes_basin_history.png](fes_basin_history.png)), the basin free "
                              f"energies moved by at most {drift[name]:.2f} kJ/mol ({name}) over its last quarter.")
+        blocks = document.get("basin_blocks")
+        if blocks:
+            edges = blocks["time_edges"]
+            lines += ["", f"In {blocks['blocks']} separate blocks after the burn-in (each basin's F within the block, "
+                          f"kJ/mol; a block far from the others means the sampling left that basin for a while):", "",
+                      "| basin | " + " | ".join(f"{a:.0f}–{b:.0f} {blocks['time_unit']}" for a, b in zip(edges[:-1], edges[1:]))
+                      + " | spread |", "|---|" + "---|" * (len(edges))]
+            for name, values in blocks["F_kJmol"].items():
+                spread = blocks["spread_kJmol"][name]
+                lines.append(f"| {name} | " + " | ".join("–" if v is None else f"{v:.2f}" for v in values)
+                             + " | " + ("–" if spread is None else f"{spread:.2f}") + " |")
+            lines.append("")
     elif _minimum(r) is not None:
         lines.append(f"Minimum of F at {_minimum(r):.2f} {unit}.")
     region = (f"max {h['max_kJmol']:.2f}, mean {h['mean_kJmol']:.2f} kJ/mol over {h['bins']} bins"
