@@ -407,3 +407,30 @@ def test_analyze_leaves_out_colvar_frames_after_a_breakage(tmp_path, capsys):
     record = json.loads((tmp_path / "out" / "free_energy.json").read_text())
     assert record["frames_total"] == int(np.sum(steps < 75))
     assert "COLVAR frames from MD step 75 on (a configuration broke apart) are left out." in out
+
+
+def test_rct_growth_of_a_settled_well_tempered_bias_matches_the_long_time_rate():
+    """c(t) = kB T (γ - 1) ln(t / τ): the last quarter's slope equals kB T (γ - 1) / t at its mean time
+    (to the curvature of ln over the quarter), i.e. ratio ≈ 1; a linear filling at 5× that rate gives ≈ 5."""
+    from so3k_driver.sampling.analysis.report import _rct_growth
+
+    steps = np.arange(1, 100_001, 50, dtype=float)  # COLVAR time column in MD steps, 2 fs each: 200 ps
+    k_delta_T = KT_300 * (8.0 - 1)
+    settled = _rct_growth(steps, k_delta_T * np.log(steps / 10.0), 0.002, 300.0, 8.0)
+    assert settled["per"] == "100 ps" and settled["ratio"] == pytest.approx(1.0, abs=0.02)
+    t_mid_ps = steps[len(steps) * 3 // 4:].mean() * 0.002
+    assert settled["long_time_rate_kJmol"] == pytest.approx(k_delta_T / t_mid_ps * 100, rel=1e-3)
+    filling = _rct_growth(steps, 5 * settled["long_time_rate_kJmol"] * steps * 0.002 / 100, 0.002, 300.0, 8.0)
+    assert filling["ratio"] == pytest.approx(5.0, rel=1e-3)
+    assert "ratio" not in _rct_growth(steps, np.zeros_like(steps), 0.002, 300.0, None)  # no BIASFACTOR known
+
+
+def test_metad_option_reads_the_metad_line_of_the_study_input(tmp_path):
+    from so3k_driver.sampling.analysis import plumed_files
+
+    (tmp_path / "plumed_W0.dat").write_text("phi2: TORSION ATOMS=11,17,19,21\n# METAD BIASFACTOR=3 in a comment\n"
+                                            "metad: METAD ARG=phi2,psi2 PACE=250 BIASFACTOR=8.0 FILE=HILLS\n")
+    assert plumed_files.metad_option(tmp_path, "BIASFACTOR") == "8.0"
+    assert plumed_files.metad_arguments(tmp_path) == ["phi2", "psi2"]
+    assert plumed_files.metad_option(tmp_path, "TEMP") is None
+    assert plumed_files.metad_option(tmp_path / "missing", "ARG") is None

@@ -100,9 +100,9 @@ def temperature_sets(run_dir: Path, stem: str) -> list[tuple[str, dict[str, np.n
     return [(p.name, read_plumed(p)) for p in temperature_files(run_dir, stem)]
 
 
-def metad_arguments(run_dir: Path) -> list[str]:
-    """The CV names a METAD biases (its ARG=), from the study's PLUMED input (plumed.dat, plumed_T0.dat or
-    plumed_W0.dat); [] when there is none or it has no METAD line."""
+def metad_option(run_dir: Path, key: str) -> str | None:
+    """The value of KEY= on the METAD line of the study's PLUMED input (plumed.dat, plumed_T0.dat or
+    plumed_W0.dat); None when there is no such input, no METAD line or no KEY."""
     for name in ("plumed.dat", "plumed_T0.dat", "plumed_W0.dat"):
         path = Path(run_dir) / name
         if not path.is_file():
@@ -111,6 +111,13 @@ def metad_arguments(run_dir: Path) -> list[str]:
             words = line.split("#")[0].split()
             if "METAD" in words:
                 for word in words:
-                    if word.startswith("ARG="):
-                        return word[len("ARG="):].split(",")
-    return []
+                    if word.startswith(f"{key}="):
+                        return word[len(key) + 1:]
+                return None
+    return None
+
+
+def metad_arguments(run_dir: Path) -> list[str]:
+    """The CV names a METAD biases (its ARG=); [] when there is none (see metad_option)."""
+    arguments = metad_option(run_dir, "ARG")
+    return arguments.split(",") if arguments else []

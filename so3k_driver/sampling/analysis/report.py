@@ -242,6 +242,26 @@ def _fes_record(estimate: free_energy.FreeEnergyEstimate, temperature: float, co
                                 "bins_missing_in_a_half": s.missing_bins}}
 
 
+def _rct_growth(times, rct, ps_per_step, temperature: float, bias_factor: float | None) -> dict | None:
+    """How fast c(t) (metad.bias - metad.rbias, kJ/mol) still rises: the least-squares slope over the
+    last quarter of the frames, per 100 ps (per 100 000 MD steps without a study time step). A
+    well-tempered bias in its long-time regime grows as c(t) ~ kB T (γ - 1) ln t, i.e. at
+    kB T (γ - 1) / t; "ratio" is the slope over that rate at the quarter's mean time (≫ 1: the bias is
+    still filling)."""
+    quarter = slice(int(0.75 * len(times)), None)
+    t, c = np.asarray(times[quarter], float), np.asarray(rct[quarter], float)
+    if len(t) < 3 or np.ptp(t) == 0:
+        return None
+    scale = 100.0 / ps_per_step if ps_per_step else 100_000.0  # time-column units per reported interval
+    slope = float(np.polyfit(t, c, 1)[0] * scale)
+    growth = {"per": "100 ps" if ps_per_step else "100000 MD steps", "kJmol": round(slope, 3),
+              "last_value_kJmol": round(float(c[-1]), 3)}
+    if bias_factor and bias_factor > 1 and t.mean() > 0:
+        expected = free_energy.thermal_energy(temperature) * (bias_factor - 1) / t.mean() * scale
+        growth.update({"long_time_rate_kJmol": round(expected, 3), "ratio": round(slope / expected, 3)})
+    return growth
+
+
 def _biased_cvs(run_dir: Path) -> list[str]:
     """The CVs the run's METAD biases (from its PLUMED inputs, else from its HILLS); [] without metadynamics."""
     cvs = plumed_files.metad_arguments(run_dir)
@@ -270,9 +290,10 @@ def free_energy_analysis(run_dir: Path, out_dir: Path, temperatures, burn_in: fl
                            "with CALC_RCT), so only the HILLS free energy (free_energy.png) is drawn.", ""], []
     ps_per_step = _ps_per_step(run_dir)
     limit = _breakage_step(breakages, ps_per_step)
+    bias_factor = plumed_files.metad_option(run_dir, "BIASFACTOR")
     profile = functools.partial(_reweighted_profile, out_dir=out_dir, colvars=colvars, columns=columns,
                                 temperatures=temperatures, burn_in=burn_in, cutoff=cutoff, limit=limit,
-                                ps_per_step=ps_per_step)
+                                ps_per_step=ps_per_step, bias_factor=float(bias_factor) if bias_factor else None)
     lines, plots = profile(biased, title, "free_energy.json")
     if biased != ["e2e"] and any("e2e" in c for c in columns):
         more_lines, more_plots = profile(["e2e"], f"## Free energy along {CV_LABELS['e2e']} (reweighted from the "
@@ -282,7 +303,7 @@ def free_energy_analysis(run_dir: Path, out_dir: Path, temperatures, burn_in: fl
 
 
 def _reweighted_profile(cvs, title, json_name, out_dir, colvars, columns, temperatures, burn_in, cutoff,
-                        limit, ps_per_step=None) -> tuple[list[str], list[str]]:
+                        limit, ps_per_step=None, bias_factor=None) -> tuple[list[str], list[str]]:
     """free_energy_analysis along ``cvs`` (COLVAR columns) from the COLVARs already read: ``json_name``,
     the plot and the summary lines under ``title``."""
     records, plots, estimates = [], [], []
@@ -302,6 +323,9 @@ def _reweighted_profile(cvs, title, json_name, out_dir, colvars, columns, temper
         estimate = free_energy.reweighted_free_energy(samples, rbias, temperature, _fes_edges(cvs, samples, kept),
                                                       burn_in, cutoff)
         record = _fes_record(estimate, temperature, path)
+        if "metad.bias" in data:
+            record["rct_growth"] = _rct_growth(data["time"][rows], data["metad.bias"][rows] - rbias, ps_per_step,
+                                               temperature, bias_factor)
         if backbone:
             phi, psi = np.degrees(samples[:, 0]), np.degrees(samples[:, 1])
             basins, reference = free_energy.basin_free_energies(phi, psi, rbias, temperature, burn_in)
@@ -491,6 +515,15 @@ def _fes_markdown(title, document, records, backbone, unit, limit) -> list[str]:
             lines.append("")
     elif _minimum(r) is not None:
         lines.append(f"Minimum of F at {_minimum(r):.2f} {unit}.")
+    growth = r.get("rct_growth")
+    if growth:
+        text = (f"c(t), the bias's offset in the reweighting, was {growth['last_value_kJmol']:.1f} kJ/mol at the end and "
+                f"rose by {growth['kJmol']:.2f} kJ/mol per {growth['per']} over the last quarter of the frames")
+        if "ratio" in growth:
+            text += (f"; a well-tempered bias in its long-time regime rises as kB T (γ - 1) ln t, "
+                     f"{growth['long_time_rate_kJmol']:.2f} kJ/mol per {growth['per']} at that time "
+                     f"(ratio {growth['ratio']:.2f}; well above 1: the bias is still filling)")
+        lines.append(text + ".")
     region = (f"max {h['max_kJmol']:.2f}, mean {h['mean_kJmol']:.2f} kJ/mol over {h['bins']} bins"
               if h["max_kJmol"] is not None else "no bin visited by both halves")
     lines += [f"Surface: |F_first - F_second| where the full-run F < {h['cutoff_kJmol']:g} kJ/mol: {region}"
