@@ -2,7 +2,7 @@
 # Fixed-budget frontier (issue #11): six students, each trained from scratch on the v1 distillation data
 # (bench/student_model.yaml) for the same wall time (BUDGET s) on one pinned core, two at a time.
 # Then: python bench/bench_frontier.py runs/frontier/*.so3k --test docs/results/so3lr_student_v1/data/test.extxyz.xz ...
-cd /work/main
+cd "$(dirname "$0")/.."
 BUDGET=${BUDGET:-1380}
 train() {  # name core model-json
   local name=$1 core=$2 model=$3 extra=$4

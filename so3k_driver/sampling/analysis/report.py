@@ -522,7 +522,8 @@ def _fes_markdown(title, document, records, backbone, unit, limit) -> list[str]:
         if "ratio" in growth:
             text += (f"; a well-tempered bias in its long-time regime rises as kB T (γ - 1) ln t, "
                      f"{growth['long_time_rate_kJmol']:.2f} kJ/mol per {growth['per']} at that time "
-                     f"(ratio {growth['ratio']:.2f}; well above 1: the bias is still filling)")
+                     f"(ratio {growth['ratio']:.2f}; " + ("well above 1: the bias is still filling)" if growth["ratio"] > 1.5
+                                                       else "near or below 1: the bias grows as in its long-time regime)"))
         lines.append(text + ".")
     region = (f"max {h['max_kJmol']:.2f}, mean {h['mean_kJmol']:.2f} kJ/mol over {h['bins']} bins"
               if h["max_kJmol"] is not None else "no bin visited by both halves")
