@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
-from bench_student import SO3LR_DIR, accuracy, load, log, read_test_frames, speed_batch, time_summary
+from bench_student import SO3LR_DIR, accuracy, interleaved_times, load, log, read_test_frames, speed_batch
 
 
 def architecture(potential) -> str:
@@ -41,20 +39,7 @@ def parameter_count(potential) -> int:
 def speeds(specs: dict[str, str], rounds: int, calls: int) -> dict:
     numbers, positions = speed_batch()
     models = {name: load(spec, "float32", None) for name, spec in specs.items()}
-    for name, potential in models.items():
-        log(f"compiling {name}")
-        potential.evaluate(numbers, positions)
-        potential.evaluate(numbers, positions)
-    times = {name: [] for name in models}
-    for round_ in range(rounds):
-        for name, potential in models.items():
-            for _ in range(calls):
-                start = time.perf_counter()
-                potential.evaluate(numbers, positions)
-                times[name].append(time.perf_counter() - start)
-        log(f"speed round {round_ + 1}/{rounds}: " + ", ".join(
-            f"{name} {1e3 * statistics.median(t[-calls:]):.0f} ms" for name, t in times.items()))
-    return {name: time_summary(t) for name, t in times.items()}
+    return interleaved_times(models, numbers, positions, rounds, calls)
 
 
 def plot(rows: list[dict], path: Path) -> None:

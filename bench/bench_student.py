@@ -251,16 +251,11 @@ def time_summary(times: list[float]) -> dict:
             "q1_ms": float(q1), "q3_ms": float(q3), "calls": len(ms)}
 
 
-def speed(student_spec: str, teacher_spec: str, rounds: int, calls: int, device: str | None) -> dict:
-    """Part 3: one evaluate() of 8 x 162 atoms in float32, models timed in interleaved rounds."""
-    numbers, positions = speed_batch()
-    models = {"student all pairs": load(student_spec, "float32", None, device)}
-    if models["student all pairs"].config.needs_long_range_pairs:  # a local student: one timing serves both
-        models["student 12 Å"] = load(student_spec, "float32", 12.0, device)
-    models["teacher all pairs"] = load(teacher_spec, "float32", None, device)
-    models["teacher 12 Å"] = load(teacher_spec, "float32", 12.0, device)
+def interleaved_times(models: dict, numbers, positions, rounds: int, calls: int) -> dict:
+    """time_summary of ``calls`` evaluate() calls per model and round, the models taking turns, after two
+    calls each that compile and warm up."""
     times = {name: [] for name in models}
-    for name, potential in models.items():  # compile and warm up
+    for name, potential in models.items():
         log(f"compiling {name}")
         potential.evaluate(numbers, positions)
         potential.evaluate(numbers, positions)
@@ -272,7 +267,18 @@ def speed(student_spec: str, teacher_spec: str, rounds: int, calls: int, device:
                 times[name].append(time.perf_counter() - start)
         log(f"speed round {round_ + 1}/{rounds}: " + ", ".join(
             f"{name} {1e3 * statistics.median(t[-calls:]):.1f} ms" for name, t in times.items()))
-    summary = {name: time_summary(t) for name, t in times.items()}
+    return {name: time_summary(t) for name, t in times.items()}
+
+
+def speed(student_spec: str, teacher_spec: str, rounds: int, calls: int, device: str | None) -> dict:
+    """Part 3: one evaluate() of 8 x 162 atoms in float32, models timed in interleaved rounds."""
+    numbers, positions = speed_batch()
+    models = {"student all pairs": load(student_spec, "float32", None, device)}
+    if models["student all pairs"].config.needs_long_range_pairs:  # a local student: one timing serves both
+        models["student 12 Å"] = load(student_spec, "float32", 12.0, device)
+    models["teacher all pairs"] = load(teacher_spec, "float32", None, device)
+    models["teacher 12 Å"] = load(teacher_spec, "float32", 12.0, device)
+    summary = interleaved_times(models, numbers, positions, rounds, calls)
     student_all = summary["student all pairs"]["median_ms"]
     student_12 = summary.get("student 12 Å", summary["student all pairs"])["median_ms"]
     ratios = {"all pairs": student_all / summary["teacher all pairs"]["median_ms"],
