@@ -75,7 +75,8 @@ def main() -> None:
     args = parser.parse_args()
 
     frames = read_test_frames(args.test)
-    names = {Path(spec).stem: spec for spec in args.models}
+    # a training run's export is OUTPUT_DIR/model.so3k: name it by its folder
+    names = {(Path(spec).parent.name if Path(spec).stem == "model" else Path(spec).stem): spec for spec in args.models}
     rows = []
     for name, spec in names.items():
         log(f"accuracy of {name} on {len(frames)} frames")
