@@ -1,6 +1,6 @@
 """Energy+forces latency of one structure: ours against the authors' code, interleaved in one run.
 
-    python bench/bench_authors.py --authors-python /work/authors_env/bin/python
+    python bench/bench_authors.py --authors-python AUTHORS_ENV/bin/python     # an environment with mlff + so3lr
     python bench/bench_authors.py --authors-python PY --models so3lr --dtypes float32 --atoms 42,162
 
 The authors' code (mlff v1.0 + so3lr, jax 0.5.3) runs in its own environment through
