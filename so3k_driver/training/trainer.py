@@ -91,17 +91,38 @@ def _starting_model(s: TrainSettings, data: Dataset) -> tuple[ModelConfig, dict]
     return config, jax.tree.map(lambda a: np.asarray(a, np.float32), params)
 
 
-def _model_energies(config: ModelConfig, params: dict, data: Dataset, s: TrainSettings) -> np.ndarray:
-    """Energies (eV) of the starting model on ``data``, with the run-time options training uses."""
+def _model_energies(config: ModelConfig, params: dict, data: Dataset, s: TrainSettings,
+                   batch_size: int = 8) -> np.ndarray:
+    """Energies (eV) of the starting model on ``data``, with the run-time options training uses.
+
+    Structures with the same atom count and periodicity go through in batches of ``batch_size``
+    (one compiled shape per size): one structure per call took 3 min for 3920 Ac-Ala15-NHMe frames
+    with no output, before training printed its first line."""
     from ..evaluation.potential import Potential
 
     potential = Potential(config, params, dtype="float64", lr_cutoff=s.lr_cutoff,
                           dispersion_damping=s.dispersion_damping)
-    return np.array([potential.evaluate(data.numbers[i], data.positions[i],
-                                        data.cells[i] if data.pbc[i].any() else None, data.pbc[i],
-                                        total_charge=data.total_charge[i],
-                                        unpaired_electrons=data.unpaired_electrons[i]).energy[0]
-                     for i in range(len(data))])
+    groups: dict[tuple, list[int]] = {}
+    for i, numbers in enumerate(data.numbers):
+        groups.setdefault((len(numbers), tuple(bool(p) for p in data.pbc[i])), []).append(i)
+    energies = np.empty(len(data))
+    done = 0
+    bar = (Progress(len(data), description="starting model on the training data (float64)", unit="structure")
+           if s.progress else None)
+    with bar if bar is not None else contextlib.nullcontext():
+        for (_, pbc), members in groups.items():
+            periodic = any(pbc)
+            for first in range(0, len(members), batch_size):
+                chunk = members[first:first + batch_size]
+                energies[chunk] = potential.evaluate(
+                    np.stack([data.numbers[i] for i in chunk]), np.stack([data.positions[i] for i in chunk]),
+                    data.cells[chunk] if periodic else None, np.array(pbc),
+                    total_charge=data.total_charge[chunk], unpaired_electrons=data.unpaired_electrons[chunk],
+                    pad_to=batch_size).energy
+                done += len(chunk)
+                if bar is not None:
+                    bar.update(done)
+    return energies
 
 
 def residual_energies(data: Dataset, shifts: np.ndarray) -> Dataset:

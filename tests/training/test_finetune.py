@@ -71,3 +71,26 @@ def test_training_the_last_layer_changes_only_it(tmp_path):
     assert "layers_2" in moved
     assert moved <= {"layers_2", "observables_0", "observables_2"}
     assert not any(k.startswith(("layers_0", "layers_1", "feature_embeddings")) for k in moved)
+
+
+def test_the_starting_models_energies_in_batches_equal_one_call_per_structure():
+    """The fitted offsets start from the starting model's energies on the data, which are evaluated in
+    batches of same-size structures: sizes interleaved, a short last batch, charged structures."""
+    from so3k_driver.evaluation.potential import Potential
+    from so3k_driver.training.data import Dataset, load_dataset
+    from so3k_driver.training.trainer import _model_energies
+
+    ala3 = load_dataset(MD22, "kcal/mol")
+    fragment = [(n[:12], x[:12]) for n, x in zip(ala3.numbers, ala3.positions)]  # a 12-atom piece of each frame
+    numbers = [ala3.numbers[0], fragment[0][0], ala3.numbers[1], ala3.numbers[2], fragment[3][0]]
+    positions = [ala3.positions[0], fragment[0][1], ala3.positions[1], ala3.positions[2], fragment[3][1]]
+    data = Dataset(numbers, positions, np.zeros(5), [np.zeros_like(x) for x in positions],
+                   total_charge=np.array([0.0, 1.0, 0.0, -1.0, 0.0]))
+    settings = TrainSettings(data=str(MD22), init_from=SO3LR, progress=False)
+    config, params = load_model(SO3LR)[:2]
+    batched = _model_energies(config, params, data, settings, batch_size=2)
+    so3lr = Potential(config, params, dtype="float64")
+    one_by_one = [so3lr.evaluate(n, x, total_charge=q).energy[0]
+                  for n, x, q in zip(numbers, positions, data.total_charge)]
+    np.testing.assert_allclose(batched, one_by_one, rtol=0, atol=1e-9)
+    assert len(set(np.round(batched, 3))) == 5
