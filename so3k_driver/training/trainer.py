@@ -96,8 +96,8 @@ def _model_energies(config: ModelConfig, params: dict, data: Dataset, s: TrainSe
     """Energies (eV) of the starting model on ``data``, with the run-time options training uses.
 
     Structures with the same atom count and periodicity go through in batches of ``batch_size``
-    (one compiled shape per size): one structure per call took 3 min for 3920 Ac-Ala15-NHMe frames
-    with no output, before training printed its first line."""
+    (one compiled shape per size), 30 Ac-Ala15-NHMe frames/s on 2 CPU cores, with a progress bar:
+    before, one structure per call made the preparation of 3920 frames a silent 3 minutes."""
     from ..evaluation.potential import Potential
 
     potential = Potential(config, params, dtype="float64", lr_cutoff=s.lr_cutoff,
