@@ -11,13 +11,12 @@ ipi_inputs/remd_metad.xml is generated from it (so3k_driver.sampling.bundled_inp
 
 from __future__ import annotations
 
-from .settings import StudySettings
+from .settings import WALKER_OUTPUT_PREFIX, StudySettings
 from ..ipi.ipi_xml import masses_element
 
 MODEL_FORCEFIELD = "so3k"
 DEFAULT_PREFIX = "sim"
 DEFAULT_INIT_FILE = "init.xyz"
-WALKER_PREFIX = "W-"  # system k of a multiple-walker study writes W-k_<prefix>.out, W-k_<prefix>.pos_0.xyz
 
 
 SINGLE_SYSTEM_LATENCY_S = 1e-4
@@ -231,7 +230,7 @@ def _walkers_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, i
     <labels> [ IDX ] </labels>
     {instances}
     <template>
-      {_system(s, init_file, masses, f"{t:g}", bias, prefix=f"{WALKER_PREFIX}IDX", indent=6)}
+      {_system(s, init_file, masses, f"{t:g}", bias, prefix=f"{WALKER_OUTPUT_PREFIX}IDX", indent=6)}
     </template>
   </system_template>
   <smotion mode='metad'> <metad> <metaff> [ {metaff} ] </metaff> </metad> </smotion>

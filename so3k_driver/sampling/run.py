@@ -25,7 +25,7 @@ from pathlib import Path
 
 from . import inputs as study_inputs
 from . import plumed_inputs
-from .settings import SETTINGS_FILE, StudySettings
+from .settings import SETTINGS_FILE, StudySettings, walker_label
 from ..errors import UserError
 from ..io.model_files import absolute_model_spec
 from ..ipi import ipi_xml, recovery
@@ -92,7 +92,7 @@ def _biased_systems(settings: StudySettings) -> list[tuple[str, float, tuple[int
     temperature, 'W<k>' per walker (walker = (k, N)), '' for a single system. The label names its PLUMED
     input plumed_<label>.dat and its COLVAR.<label> (and HILLS.<label>, except for walkers: PLUMED's HILLS.k)."""
     if settings.walkers > 1:
-        return [(f"W{k}", settings.temperatures[0], (k, settings.walkers)) for k in range(settings.walkers)]
+        return [(walker_label(k), settings.temperatures[0], (k, settings.walkers)) for k in range(settings.walkers)]
     if settings.replica_exchange:
         return [(f"T{k}", t, None) for k, t in enumerate(settings.temperatures)]
     return [("", settings.temperatures[0], None)]

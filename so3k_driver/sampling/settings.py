@@ -15,6 +15,17 @@ from pathlib import Path
 
 from ..errors import UserError
 
+# The one place a multiple-walker study's naming is decided: walker k's label is W<k> (its PLUMED input
+# plumed_W<k>.dat and COLVAR.W<k>; PLUMED itself names its hills HILLS.<k>) and its i-PI outputs are
+# W-<k>_<prefix>.out, W-<k>_<prefix>.pos_0.xyz.
+WALKER_MARKER = "W"
+WALKER_OUTPUT_PREFIX = f"{WALKER_MARKER}-"
+
+
+def walker_label(k: int) -> str:
+    """Walker k's label, 'W<k>': plumed_W<k>.dat, COLVAR.W<k>."""
+    return f"{WALKER_MARKER}{k}"
+
 METAD_CVS = ("end-to-end", "backbone", "helix", "helix-torsions", "none")
 # Hill width when none is given, in the CV's unit: Å (end-to-end), rad (backbone), H-bonds (helix),
 # torsions (helix-torsions)

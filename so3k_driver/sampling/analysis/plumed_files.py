@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ...ipi.properties import complete_rows
+from ..settings import WALKER_MARKER
 
 
 def read_plumed(path) -> dict[str, np.ndarray]:
@@ -65,7 +66,7 @@ def _numbered(run_dir: Path, stem: str, marker: str) -> list[Path]:
 def walker_files(run_dir: Path, stem: str) -> list[Path]:
     """A multiple-walker run's files, sorted by walker: COLVAR.W0, COLVAR.W1, ... (stem 'COLVAR') or, as
     PLUMED names them, HILLS.0, HILLS.1, ... (stem 'HILLS'); [] for any other run."""
-    return _numbered(run_dir, stem, "" if stem == "HILLS" else "W")
+    return _numbered(run_dir, stem, "" if stem == "HILLS" else WALKER_MARKER)
 
 
 def temperature_files(run_dir: Path, stem: str) -> list[Path]:
