@@ -62,8 +62,7 @@ def prepare(s: TrainSettings) -> Prepared:
     initial_params = None
     if s.init_from:
         config, initial_params = _starting_model(s, data)
-        shifts = fit_energy_shifts(dataclasses.replace(train, energies=train.energies - _model_energies(
-            config, initial_params, train, s)))
+        shifts = _fine_tuning_shifts(s, config, initial_params, train)
     else:
         model = {**s.model, "species": list(data.species), "learn_atomic_shifts": True}
         config = ModelConfig.from_dict(model)
@@ -89,6 +88,29 @@ def _starting_model(s: TrainSettings, data: Dataset) -> tuple[ModelConfig, dict]
         raise ValueError(f"{s.init_from} has no per-element energy offsets (learn_atomic_shifts): it cannot be "
                          "moved onto the data's energy reference")
     return config, jax.tree.map(lambda a: np.asarray(a, np.float32), params)
+
+
+SHIFTS_FILE = "fine_tuning_shifts.json"
+
+
+def _fine_tuning_shifts(s: TrainSettings, config: ModelConfig, params: dict, train: Dataset) -> np.ndarray:
+    """Per-element shifts (eV) fitted to E_data - E_starting_model on ``train``, kept in
+    OUTPUT_DIR/fine_tuning_shifts.json with what they depend on (starting model, training energies), so
+    that a resumed fine-tune reads them back instead of evaluating the starting model again: ~5 minutes
+    for 3920 Ac-Ala15-NHMe frames on 2 CPU cores, and the exported model needs the same shifts."""
+    path = Path(s.output_dir) / SHIFTS_FILE
+    depends_on = {"init_from": str(s.init_from), "lr_cutoff": s.lr_cutoff, "dispersion_damping": s.dispersion_damping,
+                  "num_train": len(train), "train_energy_sum_eV": float(np.sum(train.energies)),
+                  "train_atoms": int(sum(len(n) for n in train.numbers))}
+    if s.resume and path.exists():
+        stored = json.loads(path.read_text())
+        if stored.get("depends_on") == depends_on:
+            return np.array(stored["shifts_eV"], np.float64)
+    residual = dataclasses.replace(train, energies=train.energies - _model_energies(config, params, train, s))
+    shifts = fit_energy_shifts(residual)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"depends_on": depends_on, "shifts_eV": shifts.tolist()}))
+    return shifts
 
 
 def _model_energies(config: ModelConfig, params: dict, data: Dataset, s: TrainSettings,

@@ -94,3 +94,34 @@ def test_the_starting_models_energies_in_batches_equal_one_call_per_structure():
                   for n, x, q in zip(numbers, positions, data.total_charge)]
     np.testing.assert_allclose(batched, one_by_one, rtol=0, atol=1e-9)
     assert len(set(np.round(batched, 3))) == 5
+
+
+def test_a_resumed_fine_tune_reads_its_shifts_back_instead_of_evaluating_the_starting_model(tmp_path, monkeypatch):
+    from so3k_driver.training import trainer
+    from so3k_driver.training.data import Dataset
+
+    evaluations = []
+
+    def starting_model_energies(config, params, data, settings):
+        evaluations.append(settings.init_from)
+        return np.array([-1.0, -2.5, -0.5]) * (2.0 if "other" in settings.init_from else 1.0)
+
+    monkeypatch.setattr(trainer, "_model_energies", starting_model_energies)
+    numbers = [np.array([1, 6]), np.array([1, 1, 6]), np.array([6, 6])]
+    data = Dataset(numbers, [np.zeros((len(n), 3)) for n in numbers], np.array([-10.0, -11.0, -20.0]),
+                   [np.zeros((len(n), 3)) for n in numbers])
+    settings = TrainSettings(data="frames.extxyz", init_from="start.so3k", output_dir=str(tmp_path))
+    first = trainer._fine_tuning_shifts(settings, None, None, data)
+    again = trainer._fine_tuning_shifts(settings, None, None, data)
+    np.testing.assert_array_equal(again, first)
+    assert evaluations == ["start.so3k"]
+    # what the shifts depend on changed, or no resume: evaluated again
+    other = trainer._fine_tuning_shifts(TrainSettings(data="frames.extxyz", init_from="other.so3k",
+                                                      output_dir=str(tmp_path)), None, None, data)
+    assert not np.allclose(other, first)
+    trainer._fine_tuning_shifts(TrainSettings(data="frames.extxyz", init_from="other.so3k", output_dir=str(tmp_path),
+                                              resume=False), None, None, data)
+    changed = Dataset(numbers, data.positions, data.energies + 0.1, data.forces)
+    trainer._fine_tuning_shifts(TrainSettings(data="frames.extxyz", init_from="other.so3k",
+                                              output_dir=str(tmp_path)), None, None, changed)
+    assert evaluations == ["start.so3k", "other.so3k", "other.so3k", "other.so3k"]
