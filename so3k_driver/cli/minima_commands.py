@@ -8,7 +8,7 @@ from .model_commands import add_model_options, load_potential
 
 
 def add_parser(subparsers) -> None:
-    from ..evaluation.optimizers import DEFAULT_OPTIMIZER, OPTIMIZERS
+    from ..evaluation.optimizers import DEFAULT_OPTIMIZER, MAX_PRECONDITIONED_ATOMS, OPTIMIZERS, PRECONDITIONERS
     from ..sampling.minima import DuplicateTolerances
 
     defaults, tolerances = OPTIMIZERS[DEFAULT_OPTIMIZER](), DuplicateTolerances()
@@ -22,8 +22,13 @@ def add_parser(subparsers) -> None:
                         help="trajectory files, any format ASE reads (i-PI *.pos_*.xyz included; Å)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
     parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=DEFAULT_OPTIMIZER,
-                        help="lbfgs: ASE-like L-BFGS (initial Hessian 70 eV/Å², 20 pairs); fire: FIRE with ASE's "
+                        help="lbfgs: ASE-like L-BFGS (20 pairs; see --preconditioner); fire: FIRE with ASE's "
                              "parameters (default %(default)s)")
+    parser.add_argument("--preconditioner", choices=PRECONDITIONERS, default=defaults.preconditioner,
+                        help="lbfgs only: lindh starts each frame from Lindh's model Hessian (bonds, angles, "
+                             "torsions from the geometry; about half the steps on peptides), none from 70 eV/Å² "
+                             f"times the identity (ASE's); auto: lindh up to {MAX_PRECONDITIONED_ATOMS} atoms "
+                             "(default %(default)s)")
     parser.add_argument("--fmax", type=float, default=defaults.fmax, metavar="EV_PER_A",
                         help="converged when every atomic force is below this, in eV/Å (default %(default)s eV/Å, "
                              "a quench; to count minima use 0.01: looser criteria stop on flat slopes)")
@@ -59,9 +64,11 @@ def run_minima_command(args) -> int:
     from ..evaluation.optimizers import optimizer_settings
     from ..sampling.minima import DuplicateTolerances, read_frames, run_minima
 
+    lbfgs_only = {"preconditioner": args.preconditioner} if args.optimizer == "lbfgs" else {}
     settings = optimizer_settings(args.optimizer, fmax=args.fmax, max_steps=args.max_steps, max_step=args.max_step,
                                   skin=args.skin, min_distance=args.min_distance,
-                                  steps_per_call=args.steps_per_call, structures_per_call=args.structures_per_call)
+                                  steps_per_call=args.steps_per_call, structures_per_call=args.structures_per_call,
+                                  **lbfgs_only)
     tolerances = DuplicateTolerances(energy=args.energy_tolerance, angle=args.angle_tolerance,
                                      distance=args.distance_tolerance)
     frames = read_frames(args.frames)  # bad files fail before the model is loaded

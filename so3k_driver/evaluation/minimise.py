@@ -19,11 +19,14 @@ FIRE (Bitzek et al., PRL 97, 170201 (2006)), per structure s with unit masses, a
 
 L-BFGS (Nocedal, Math. Comp. 35, 773 (1980)), per structure s, as ASE's ``LBFGS`` (no line search):
 the last ``memory`` pairs s_k = r_{k+1} - r_k (Å), y_k = F_k - F_{k+1} (eV/Å) with rho_k = 1/(y_k·s_k)
-and the initial inverse Hessian 1/alpha (alpha in eV/Å²) give the step dr = H F by the two-loop
-recursion; dr is scaled down so that no atom moves more than max_step (Å). Safeguards ASE does not
-have: a pair with y·s <= 1e-4 |y||s| (no positive curvature along the step) is not stored, so H stays
-positive definite and dr stays downhill; when the energy rose by more than ``energy_rise`` (eV) over
-the last step, the structure's history is cleared (the next step is F/alpha, steepest descent).
+and the initial inverse Hessian H_0 give the step dr = H F by the two-loop recursion; dr is scaled down
+so that no atom moves more than max_step (Å). H_0 is either 1/alpha (alpha in eV/Å², ASE's choice) or,
+preconditioned, (H_Lindh + 2 eV/Å²)^-1 with Lindh's model Hessian of the structure where it started
+(:mod:`~so3k_driver.evaluation.model_hessian`), which knows stiff bonds from soft torsions and halves
+the force evaluations on peptides. Safeguards ASE does not have: a pair with y·s <= 1e-4 |y||s| (no
+positive curvature along the step) is not stored, so H stays positive definite and dr stays downhill;
+when the energy rose by more than ``energy_rise`` (eV) over the last step, the structure's history is
+cleared (the next step is H_0 F, preconditioned steepest descent).
 
 A structure has converged when max_a |F_a| < fmax (eV/Å). A structure in which two atoms come closer
 than ``min_distance`` (Å, default 0.5; no chemical bond is that short) is stopped and reported as
@@ -45,11 +48,13 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..errors import UserError
 from ..model.forces import energy_and_derivatives
 from . import xla_options
 from .batching import Batcher, StructureBatch
+from .model_hessian import inverse_preconditioner
 from .neighbors import PairList, all_pairs, half_pair_list
 from .optimizers import DEFAULT_OPTIMIZER, OPTIMIZERS, FireSettings, LbfgsSettings
 from .validation import check_structures
@@ -97,7 +102,8 @@ class LbfgsState(NamedTuple):
     forces as in :class:`FireState`; previous_positions (S, N, 3) Å, previous_forces (S, N, 3) eV/Å,
     previous_energy (S,) eV: where the last step started; has_previous (S,) bool; s_history, y_history
     (S, m, N, 3) (Å, eV/Å), oldest first; rho (S, m) 1/(y·s) in 1/eV, 0 for an empty entry (an empty
-    entry then drops out of the two-loop recursion)."""
+    entry then drops out of the two-loop recursion); initial_inverse_hessian H_0 in Å²/eV, (S, 1, 1)
+    for 1/alpha or (S, 3N, 3N) preconditioned (atom-major)."""
 
     positions: jax.Array
     steps: jax.Array
@@ -111,6 +117,7 @@ class LbfgsState(NamedTuple):
     s_history: jax.Array
     y_history: jax.Array
     rho: jax.Array
+    initial_inverse_hessian: jax.Array
 
 
 def _keep_inactive(state, new_fields: dict, active: jax.Array):
@@ -152,10 +159,19 @@ def fire_update(settings: FireSettings, state: FireState, energy: jax.Array, for
                                   "n_positive": n_positive, "steps": state.steps + 1}, active)
 
 
+def apply_initial_inverse_hessian(initial_inverse_hessian: jax.Array, q: jax.Array) -> jax.Array:
+    """H_0 q per slot: q (S, N, 3); H_0 (S, 1, 1) (a number per slot) or (S, 3N, 3N) (atom-major)."""
+    if initial_inverse_hessian.shape[-1] == 1:
+        return initial_inverse_hessian * q
+    S = q.shape[0]
+    return jnp.einsum("sij,sj->si", initial_inverse_hessian, q.reshape(S, -1)).reshape(q.shape)
+
+
 def lbfgs_direction(s_history: jax.Array, y_history: jax.Array, rho: jax.Array, forces: jax.Array,
-                    alpha: float) -> jax.Array:
+                    initial_inverse_hessian: jax.Array) -> jax.Array:
     """H F for every slot by the two-loop recursion: histories (S, m, N, 3) oldest first, rho (S, m)
-    (0 = empty entry), forces (S, N, 3) eV/Å, initial inverse Hessian 1/alpha (Å²/eV). Returns Å."""
+    (0 = empty entry), forces (S, N, 3) eV/Å, initial inverse Hessian H_0 (S, 1, 1) or (S, 3N, 3N) in Å²/eV
+    (:func:`apply_initial_inverse_hessian`). Returns Å."""
     def dot(a, b):
         return jnp.sum(a * b, axis=(1, 2))
 
@@ -173,7 +189,7 @@ def lbfgs_direction(s_history: jax.Array, y_history: jax.Array, rho: jax.Array, 
         b = r * dot(y, z)
         return z + (a_k - b)[:, None, None] * s, None
 
-    z, _ = jax.lax.scan(oldest_first, q / alpha, items + (a,))
+    z, _ = jax.lax.scan(oldest_first, apply_initial_inverse_hessian(initial_inverse_hessian, q), items + (a,))
     return z
 
 
@@ -194,7 +210,8 @@ def lbfgs_update(settings: LbfgsSettings, state: LbfgsState, energy: jax.Array, 
     s_history = jnp.where(store[:, None, None, None], shift(s_history, s), s_history)
     y_history = jnp.where(store[:, None, None, None], shift(y_history, y), y_history)
     rho = jnp.where(store[:, None], shift(rho, 1.0 / jnp.where(store, sy, 1.0)), rho)
-    step = _limit_step(lbfgs_direction(s_history, y_history, rho, forces, settings.alpha), settings.max_step)
+    direction = lbfgs_direction(s_history, y_history, rho, forces, state.initial_inverse_hessian)
+    step = _limit_step(direction, settings.max_step)
     return _keep_inactive(state, {
         "positions": state.positions + step, "steps": state.steps + 1,
         "previous_positions": state.positions, "previous_forces": forces, "previous_energy": energy,
@@ -204,7 +221,8 @@ def lbfgs_update(settings: LbfgsSettings, state: LbfgsState, energy: jax.Array, 
 
 def _fresh_slot(settings, num_atoms: int) -> dict:
     """Host values (numpy, float64/int32/bool) of one slot's optimiser fields at the start of a structure,
-    positions, done, energy and forces excepted."""
+    positions, done, energy and forces excepted; a preconditioned L-BFGS's H_0 is a placeholder here,
+    set from the structure by :func:`_starting_fields`."""
     zeros = np.zeros((num_atoms, 3))
     if isinstance(settings, FireSettings):
         return {"velocities": zeros, "dt": np.float64(settings.dt_start), "alpha": np.float64(settings.alpha_start),
@@ -212,7 +230,16 @@ def _fresh_slot(settings, num_atoms: int) -> dict:
     m = settings.memory
     return {"steps": np.int32(0), "previous_positions": zeros, "previous_forces": zeros,
             "previous_energy": np.float64(0.0), "has_previous": np.bool_(False),
-            "s_history": np.zeros((m, num_atoms, 3)), "y_history": np.zeros((m, num_atoms, 3)), "rho": np.zeros(m)}
+            "s_history": np.zeros((m, num_atoms, 3)), "y_history": np.zeros((m, num_atoms, 3)), "rho": np.zeros(m),
+            "initial_inverse_hessian": (np.zeros((3 * num_atoms, 3 * num_atoms)) if settings.uses_lindh(num_atoms)
+                                        else np.full((1, 1), 1.0 / settings.alpha))}
+
+
+def _starting_fields(settings, fresh: dict, numbers: np.ndarray, positions: np.ndarray) -> dict:
+    """``fresh`` (from :func:`_fresh_slot`) completed for a structure starting at ``positions`` (N, 3) Å."""
+    if isinstance(settings, LbfgsSettings) and settings.uses_lindh(len(numbers)):
+        return {**fresh, "initial_inverse_hessian": inverse_preconditioner(numbers, positions)}
+    return fresh
 
 
 def _state_class_and_update(settings):
@@ -349,7 +376,9 @@ def minimise(potential, numbers, positions, settings: FireSettings | LbfgsSettin
             "forces": np.zeros((S, N, 3))}
     host.update({k: np.repeat(np.asarray(v)[None], S, axis=0) for k, v in fresh.items()})
     next_frame, finished = 0, 0
-    with jax.enable_x64(dtype == np.float64):
+    # One BLAS thread for the host-side algebra (the Lindh preconditioner's 3N x 3N inverse): OpenBLAS's
+    # threads contend with XLA's between calls, 46 against 0.6 ms per inverse for Ac-Ala3-NHMe on 2 cores.
+    with threadpool_limits(limits=1, user_api="blas"), jax.enable_x64(dtype == np.float64):
         while finished < B:
             for slot in np.flatnonzero(host["done"]):
                 if slot_frame[slot] >= 0:  # harvest
@@ -368,7 +397,7 @@ def minimise(potential, numbers, positions, settings: FireSettings | LbfgsSettin
                 if next_frame < B:  # refill
                     slot_frame[slot] = next_frame
                     host["positions"][slot] = positions[next_frame]
-                    for key, value in fresh.items():
+                    for key, value in _starting_fields(settings, fresh, numbers, positions[next_frame]).items():
                         host[key][slot] = value
                     host["done"][slot] = False
                     next_frame += 1

@@ -20,6 +20,9 @@ from ..errors import UserError
 # both a 0.5 Å skin (more pairs in every evaluation) and exact lists rebuilt on the host before every step.
 DEFAULT_STRUCTURES_PER_CALL = 8
 DEFAULT_SKIN = 0.2
+PRECONDITIONERS = ("auto", "lindh", "none")
+# The Lindh preconditioner is a dense (3N)^2 matrix per structure slot (1000 atoms: 72 MB per slot in float64).
+MAX_PRECONDITIONED_ATOMS = 1000
 
 
 def _require_positive(values: dict) -> None:
@@ -74,18 +77,32 @@ class FireSettings(StoppingSettings):
 
 @dataclasses.dataclass(frozen=True)
 class LbfgsSettings(StoppingSettings):
-    """L-BFGS parameters besides the stopping rule (module docstring of minimise.py): alpha (eV/Å²),
-    the initial Hessian alpha·1, ASE's default 70; memory: stored (s, y) pairs; energy_rise (eV): a
-    rise over one step larger than this clears the structure's history."""
+    """L-BFGS parameters besides the stopping rule (module docstring of minimise.py): preconditioner:
+    'lindh' starts each structure from Lindh's model Hessian (evaluation.model_hessian), 'none' from
+    alpha·1 (alpha in eV/Å², ASE's default 70), 'auto' (default) Lindh up to MAX_PRECONDITIONED_ATOMS atoms;
+    memory: stored (s, y) pairs; energy_rise (eV): a rise over one step larger than this clears the
+    structure's history."""
 
     memory: int = 20
     alpha: float = 70.0
     energy_rise: float = 0.01
+    preconditioner: str = "auto"
 
     name = "lbfgs"
 
+    def uses_lindh(self, num_atoms: int) -> bool:
+        """Whether structures of ``num_atoms`` atoms start from Lindh's model Hessian (else 1/alpha)."""
+        if self.preconditioner == "auto":
+            return num_atoms <= MAX_PRECONDITIONED_ATOMS
+        if self.preconditioner == "lindh" and num_atoms > MAX_PRECONDITIONED_ATOMS:
+            raise UserError(f"the Lindh preconditioner is a dense 3N x 3N matrix per structure and allows at most "
+                            f"{MAX_PRECONDITIONED_ATOMS} atoms, got {num_atoms}: use preconditioner none")
+        return self.preconditioner == "lindh"
+
     def __post_init__(self):
         super().__post_init__()
+        if self.preconditioner not in PRECONDITIONERS:
+            raise UserError(f"preconditioner must be one of {', '.join(PRECONDITIONERS)}, got {self.preconditioner!r}")
         _require_positive({"memory": self.memory, "alpha (eV/Å²)": self.alpha})
         if isinstance(self.memory, bool) or int(self.memory) != self.memory:
             raise UserError(f"memory must be a whole number of (s, y) pairs, got {self.memory!r}")

@@ -308,7 +308,9 @@ def run_minima(potential, frames, inputs, out_dir: Path, settings: FireSettings 
                      "steps_per_call": settings.steps_per_call,
                      "structures_per_call": settings.structures_per_call, "dtype": potential.dtype,
                      **({"memory": settings.memory, "alpha_eV_per_A2": settings.alpha,
-                         "energy_rise_eV": settings.energy_rise} if isinstance(settings, LbfgsSettings) else {})},
+                         "energy_rise_eV": settings.energy_rise,
+                         "preconditioner": settings.preconditioner}
+                        if isinstance(settings, LbfgsSettings) else {})},
         "tolerances": {"energy_eV": tolerances.energy, "angle_deg": tolerances.angle,
                        "distance_A": tolerances.distance},
         "lowest_energy_eV": lowest,

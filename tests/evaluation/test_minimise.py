@@ -27,7 +27,8 @@ def potential():
 
 
 SETTINGS = FireSettings(fmax=FMAX, structures_per_call=2)  # one compiled call for every FIRE test here
-LBFGS = LbfgsSettings(fmax=FMAX, structures_per_call=2)
+LBFGS = LbfgsSettings(fmax=FMAX, structures_per_call=2, preconditioner="none")  # ASE's algorithm
+LINDH = LbfgsSettings(fmax=FMAX, structures_per_call=2, preconditioner="lindh")  # the default for these sizes
 
 
 @pytest.fixture(scope="module")
@@ -105,12 +106,23 @@ def test_unconverged_structures_are_reported(potential, starts):
     (LbfgsSettings, {"energy_rise": -0.1}, ("energy_rise", "-0.1")),
     (LbfgsSettings, {"max_step": 0.0}, ("max_step", "0.0")),
     (LbfgsSettings, {"min_distance": -0.5}, ("min_distance", "-0.5")),
+    (LbfgsSettings, {"preconditioner": "exp"}, ("preconditioner", "auto, lindh, none", "'exp'")),
 ])
 def test_bad_settings_name_the_value(kind, options, words):
     with pytest.raises(UserError) as error:
         kind(**options)
     message = str(error.value)
     assert len(message.splitlines()) == 1 and all(word in message for word in words), message
+
+
+def test_the_lindh_preconditioner_is_used_up_to_its_size_limit():
+    from so3k_driver.evaluation.optimizers import MAX_PRECONDITIONED_ATOMS
+
+    auto, lindh, none = (LbfgsSettings(preconditioner=p) for p in ("auto", "lindh", "none"))
+    assert auto.uses_lindh(42) and auto.uses_lindh(MAX_PRECONDITIONED_ATOMS)
+    assert not auto.uses_lindh(MAX_PRECONDITIONED_ATOMS + 1) and not none.uses_lindh(42) and lindh.uses_lindh(42)
+    with pytest.raises(UserError, match=f"at most {MAX_PRECONDITIONED_ATOMS} atoms, got 1200: use preconditioner none"):
+        lindh.uses_lindh(1200)
 
 
 def test_an_unknown_optimizer_is_named():
@@ -155,6 +167,28 @@ def test_batched_lbfgs_reaches_the_minima_ase_lbfgs_finds(potential, starts, lbf
         assert rmsd < 0.05, (b, rmsd)
 
 
+def test_preconditioned_lbfgs_stops_at_minima_ase_agrees_with_in_fewer_steps(potential, starts, lbfgs_minimised):
+    """Lindh-preconditioned L-BFGS takes another path than ASE's L-BFGS, so it may end in another minimum;
+    what must hold is that it ends at one: ASE's L-BFGS started there stays there."""
+    from ase import Atoms
+    from ase.optimize import LBFGS as AseLBFGS
+
+    from so3k_driver.evaluation.ase_calculator import SO3kCalculator
+
+    numbers, positions = starts
+    result = minimise(potential, numbers, positions, LINDH)
+    assert result.converged.all() and (result.fmax < FMAX).all()
+    check = potential.evaluate(numbers, result.positions)
+    assert (np.linalg.norm(check.forces, axis=-1).max(axis=1) < FMAX * 1.05).all()
+    atoms = Atoms(numbers=numbers, positions=result.positions[0])
+    atoms.calc = SO3kCalculator(potential=potential)
+    AseLBFGS(atoms, logfile=None).run(fmax=FMAX / 2, steps=500)
+    assert result.energy[0] - atoms.get_potential_energy() < ENERGY_AGREEMENT
+    assert np.sqrt(np.mean(np.sum((atoms.positions - result.positions[0]) ** 2, axis=-1))) < 0.05
+    # the point of the preconditioner (measured here: see the assertion message)
+    assert result.steps.sum() < 0.8 * lbfgs_minimised.steps.sum(), (result.steps, lbfgs_minimised.steps)
+
+
 def test_a_converged_structure_stays_put_under_lbfgs(potential, starts, lbfgs_minimised):
     numbers, _ = starts
     again = minimise(potential, numbers, lbfgs_minimised.positions, LBFGS)
@@ -193,7 +227,7 @@ def _state(rng, S=3, m=4, N=5):
         positions=rng.normal(size=shape), steps=np.full(S, 7, np.int32), done=np.zeros(S, bool),
         energy=np.zeros(S), forces=np.zeros(shape), previous_positions=rng.normal(size=shape),
         previous_forces=rng.normal(size=shape), previous_energy=np.full(S, -10.0), has_previous=np.ones(S, bool),
-        s_history=s_history, y_history=y_history, rho=rho)
+        s_history=s_history, y_history=y_history, rho=rho, initial_inverse_hessian=np.full((S, 1, 1), 1.0 / 70.0))
     # float32 as in a default (float32) run, so that unchanged values compare exactly
     return state._replace(**{k: v.astype(np.float32) for k, v in state._asdict().items() if v.dtype == np.float64})
 
@@ -203,13 +237,31 @@ def test_two_loop_recursion_is_the_bfgs_inverse_hessian_update():
     state = _state(rng)
     forces = rng.normal(size=state.positions.shape).astype(np.float32)
     alpha = 70.0
-    direction = np.asarray(lbfgs_direction(state.s_history, state.y_history, state.rho, forces, alpha))
+    direction = np.asarray(lbfgs_direction(state.s_history, state.y_history, state.rho, forces,
+                                           np.full((len(forces), 1, 1), 1.0 / alpha, np.float32)))
     for b in range(len(forces)):
         s, y, r = (np.asarray(a, np.float64) for a in (state.s_history[b, -1].ravel(),
                                                          state.y_history[b, -1].ravel(), state.rho[b, -1]))
         eye = np.eye(len(s))
         inverse = (eye - r * np.outer(s, y)) @ (eye / alpha) @ (eye - r * np.outer(y, s)) + r * np.outer(s, s)
         np.testing.assert_allclose(direction[b].ravel(), inverse @ forces[b].ravel(), rtol=1e-4, atol=1e-7)
+
+
+def test_two_loop_recursion_with_a_matrix_as_initial_inverse_hessian():
+    """A preconditioned L-BFGS: H_0 is a (3N, 3N) matrix per slot, and the BFGS update wraps it."""
+    rng = np.random.default_rng(5)
+    state = _state(rng)
+    S, _, N, _ = state.s_history.shape
+    forces = rng.normal(size=state.positions.shape).astype(np.float32)
+    roots = rng.normal(size=(S, 3 * N, 3 * N))
+    h0 = (np.einsum("sij,skj->sik", roots, roots) / (3 * N) + 0.01 * np.eye(3 * N)).astype(np.float32)
+    direction = np.asarray(lbfgs_direction(state.s_history, state.y_history, state.rho, forces, h0))
+    for b in range(S):
+        s, y, r = (np.asarray(a, np.float64) for a in (state.s_history[b, -1].ravel(),
+                                                         state.y_history[b, -1].ravel(), state.rho[b, -1]))
+        eye = np.eye(len(s))
+        inverse = (eye - r * np.outer(s, y)) @ h0[b] @ (eye - r * np.outer(y, s)) + r * np.outer(s, s)
+        np.testing.assert_allclose(direction[b].ravel(), inverse @ forces[b].ravel(), rtol=2e-4, atol=1e-6)
 
 
 def test_lbfgs_update_skips_bad_curvature_clears_on_energy_rise_and_leaves_inactive_slots():
