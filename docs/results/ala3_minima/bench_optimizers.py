@@ -8,7 +8,7 @@ the distinct minima of all frames (the dedup of ``so3k minima``). Energies are c
 frame with the first variant (frames both converged).
 
     python docs/results/ala3_minima/bench_optimizers.py --model default --frames FRAMES.xyz [--every K] \
-        --variants fire:4 lbfgs:4 lbfgs:8 lbfgs:16 --blocks 4 [--fmax 0.05] --json out.json
+        --variants lbfgs-none:8 lbfgs-lindh:8 fire:8 --blocks 4 [--fmax 0.05] --json out.json
 
 Units: eV, eV/Å, Å, s.
 """
@@ -29,6 +29,8 @@ def variant_settings(text: str, fmax: float):
 
     name, structures, *skin = text.split(":")
     extra = {"skin": float(skin[0])} if skin else {}
+    if "-" in name:  # lbfgs-none, lbfgs-lindh: L-BFGS with that preconditioner
+        name, extra["preconditioner"] = name.split("-")
     return optimizer_settings(name, fmax=fmax, structures_per_call=int(structures), **extra)
 
 
@@ -37,7 +39,7 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--frames", required=True, nargs="+", help="trajectory files (any format ASE reads)")
     parser.add_argument("--variants", nargs="+", default=["fire:4", "lbfgs:4"],
-                        help="OPTIMIZER:STRUCTURES_PER_CALL[:SKIN_A]")
+                        help="OPTIMIZER[-PRECONDITIONER]:STRUCTURES_PER_CALL[:SKIN_A], e.g. lbfgs-none:8")
     parser.add_argument("--blocks", type=int, default=4)
     parser.add_argument("--fmax", type=float, default=0.05, help="eV/Å")
     parser.add_argument("--every", type=int, default=1, help="take every k-th frame of the file")
