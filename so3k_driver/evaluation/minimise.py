@@ -375,6 +375,10 @@ def minimise(potential, numbers, positions, settings: FireSettings | LbfgsSettin
     host = {"positions": np.repeat(positions[:1], S, axis=0), "done": np.ones(S, bool), "energy": np.zeros(S),
             "forces": np.zeros((S, N, 3))}
     host.update({k: np.repeat(np.asarray(v)[None], S, axis=0) for k, v in fresh.items()})
+    # Set on the host at a refill and never changed by a call: kept in the compute dtype, so it goes to
+    # the call without a cast and is not copied back ((S, 3N, 3N) with the Lindh preconditioner).
+    host_only = [k for k in ("initial_inverse_hessian",) if k in host]
+    host.update({k: host[k].astype(dtype) for k in host_only})
     next_frame, finished = 0, 0
     # One BLAS thread for the host-side algebra (the Lindh preconditioner's 3N x 3N inverse): OpenBLAS's
     # threads contend with XLA's between calls, 46 against 0.6 ms per inverse for Ac-Ala3-NHMe on 2 cores.
@@ -415,8 +419,8 @@ def minimise(potential, numbers, positions, settings: FireSettings | LbfgsSettin
                 batch, state = jax.device_put((batch, state), device)
             state, iterations = optimizer_call(batch, state, next_frame < B, dtype(settings.fmax),
                                                np.int32(settings.max_steps), dtype(settings.min_distance))
-            host = {k: np.array(v, np.float64 if np.asarray(v).dtype.kind == "f" else np.asarray(v).dtype)
-                    for k, v in state._asdict().items()}
+            host.update({k: np.array(v, np.float64 if np.asarray(v).dtype.kind == "f" else np.asarray(v).dtype)
+                         for k, v in state._asdict().items() if k not in host_only})
             out.force_evaluations += int(iterations) * S
             out.calls += 1
             if on_progress is not None:
