@@ -69,6 +69,7 @@ def _compiled_text(potential, numbers, positions) -> str:
     return lowered.compile().as_text()
 
 
+@pytest.mark.shared  # ala3_reference
 def test_the_model_is_compiled_with_them_and_keeps_its_numbers(fresh_options, ala3_reference):
     config = tiny_model_config()
     params = initial_parameters(config, seed=3)

@@ -144,12 +144,14 @@ def test_the_driver_splits_a_steps_time_into_model_waiting_for_ipi_and_its_own_w
     assert counter.timed_calls == steps - UNTIMED_CALLS - 1 and counter.compiling_calls == 1
     assert compile_s + model_s <= timing["compiling_s"] < compile_s + model_s + 0.1
     assert "compiles" not in timing and json.dumps(timing)
-    assert 1e3 * model_s <= timing["model_ms_per_call"] < 1e3 * model_s + 15
-    assert 1e3 * ipi_s - 5 <= timing["idle_ms_per_call"] < 1e3 * ipi_s + 15
+    # Upper margins (25 ms) absorb a loaded machine's late wake-ups from sleep; they still tell the
+    # model's 30 ms from i-PI's 60 ms and from their 90 ms sum.
+    assert 1e3 * model_s <= timing["model_ms_per_call"] < 1e3 * model_s + 25
+    assert 1e3 * ipi_s - 5 <= timing["idle_ms_per_call"] < 1e3 * ipi_s + 25
     assert timing["ms_per_step"] == pytest.approx(timing["ms_per_call"])  # one structure per step, one call each
     assert timing["ms_per_call"] == pytest.approx(timing["model_ms_per_call"] + timing["idle_ms_per_call"]
                                                   + timing["own_ms_per_call"])
-    assert 1e3 * (model_s + ipi_s) - 5 <= timing["ms_per_call"] < 1e3 * (model_s + ipi_s) + 25
+    assert 1e3 * (model_s + ipi_s) - 5 <= timing["ms_per_call"] < 1e3 * (model_s + ipi_s) + 40
     assert CallCounter(per_step=1).timing()["ms_per_step"] is None  # nothing timed yet
 
 

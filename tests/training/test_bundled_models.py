@@ -20,8 +20,7 @@ LR_CUTOFF = {"ala3-xtb": 12.0, "so3lr-student": None}
 def test_bundled_model_reproduces_recorded_validation_error(name):
     from so3k_driver.training.testing import test_model
 
-    if not DATA.joinpath(BUNDLED_MODELS[name]).is_file():
-        pytest.skip(f"no bundled model {name}")
+    assert DATA.joinpath(BUNDLED_MODELS[name]).is_file(), f"bundled model {name} is missing from the package"
     _, _, header = load_model(name)
     metadata = header["metadata"]
     recorded = metadata["validation_errors"]

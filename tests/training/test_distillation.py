@@ -17,6 +17,8 @@ from so3k_driver.training.labelling import ModelLabeller, label_with_model
 from so3k_driver.training.settings import TrainSettings
 from so3k_driver.training.trainer import train
 
+pytestmark = pytest.mark.shared  # the teacher is the SO3LR of ../shared/reference
+
 STUDENT = {"num_layers": 1, "num_features": 16, "num_heads": 2, "degrees": [1, 2], "energy_regression_dim": 16,
            "num_radial": 8, "electrostatics": True, "dispersion": True, "zbl_repulsion": True}
 
