@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import peptide
+from ...errors import UserError
 from ...evaluation.topology import BREAKAGE_BOND_SCALE, BondGuard
 from ...ipi.properties import complete_lines, read_properties
 
@@ -37,6 +38,22 @@ def read_xyz_frames(path) -> tuple[list[str], np.ndarray]:
         frames.append(np.array([[float(x) for x in b[1:4]] for b in block]))
         i += n + 2
     return symbols or [], np.array(frames)
+
+
+def sampling_temperatures(props: dict, source) -> np.ndarray:
+    """Per properties record, the temperature (K) its configuration was sampled at.
+
+    i-PI's ``ensemble_temperature`` when written (in REMD it follows a configuration from temperature
+    to temperature). Without it (NVE, or an NVT input that writes only ``temperature``), every record of
+    the system gets one value: the mean of the instantaneous kinetic ``temperature``, rounded to 0.1 K.
+    Grouping by the instantaneous value would put every frame at a temperature of its own."""
+    if "ensemble_temperature" in props:
+        return np.asarray(props["ensemble_temperature"], dtype=np.float64)
+    if "temperature" in props:
+        kinetic = np.asarray(props["temperature"], dtype=np.float64)
+        return np.full(len(kinetic), round(float(kinetic.mean()), 1) if len(kinetic) else np.nan)
+    raise UserError(f"{source}: its properties have neither ensemble_temperature nor temperature; "
+                    "add temperature{kelvin} to the input's <properties>")
 
 
 @dataclass
@@ -128,7 +145,7 @@ def demultiplex(run_dir: Path) -> tuple[list[str], list[ReplicaSeries], list[Bre
         props = read_properties(properties_file)
         symbols, frames = read_xyz_frames(trajectory_file)
         count = min(len(frames), len(props["step"]))
-        temperatures = props.get("ensemble_temperature", props.get("temperature"))[:count]
+        temperatures = sampling_temperatures(props, properties_file)[:count]
         broken = first_broken_frame(symbols, frames[:count])
         if broken is not None:
             index, fragments = broken

@@ -30,6 +30,7 @@ from ...errors import UserError
 from ...ipi.properties import complete_lines, read_properties
 from ...units import BOHR_IN_ANGSTROM, HARTREE_IN_EV
 from ..inputs import UNCERTAINTY_EXTRAS
+from .ipi_outputs import sampling_temperatures
 
 # meV/Å on the largest per-atom force spread: five times the 40 meV/Å force error asked of the
 # distilled student (issue 11), so a flagged frame is far outside what the members agree on. A choice,
@@ -109,7 +110,7 @@ def _frames_of_system(properties_file: Path, uncertainty_file: Path):
     if len(steps) == 0 or len(props.get("step", ())) == 0:
         return None
     prop_steps = props["step"]
-    temperatures = props.get("ensemble_temperature", props.get("temperature"))
+    temperatures = sampling_temperatures(props, properties_file)
     # the last properties record at or before each step (the same step with one stride for both)
     row = np.clip(np.searchsorted(prop_steps, steps, side="right") - 1, 0, len(prop_steps) - 1)
     times = props["time"]
