@@ -3,9 +3,13 @@
 #   bash examples/ala15_folding/run.sh [quick]      # MODEL=so3lr:DIR, OUT=DIR and METAD=CV may be set; so3k
 #                                                   # on PATH (source .venv/bin/activate)
 #
-# Temperatures (K) are geometric between 300 and 500 (quick: 450); each has its own METAD on the end-to-end
-# distance (carbonyl C of the acetyl cap and of Ala15, Å), or with METAD=helix-torsions on how α-helical
-# every backbone φ/ψ is (PLUMED's ALPHABETA; the end-to-end profile is then reweighted from that bias).
+# Temperatures (K) are geometric between 300 and 500 (quick: 450); each has its own METAD on how α-helical
+# every backbone φ/ψ is (METAD=helix-torsions, the default: PLUMED's ALPHABETA; the end-to-end profile is
+# then reweighted from that bias), or with METAD=end-to-end on the end-to-end distance (carbonyl C of the
+# acetyl cap and of Ala15, Å). The end-to-end bias collapsed the chain into compact globules that never
+# became helical (96.5 ps, docs/results/ala15_folding_student_v4); the helix-torsion bias made it helical at
+# 300 K by torsions (0.74 over the last quarter of 342 ps, docs/results/ala15_folding_student_v6), with the
+# reweighted helix/coil balance not yet converged.
 # Outputs: OUT (i-PI + PLUMED files), OUT/analysis.
 # REFERENCE=so3lr:DIR adds the end-state check: the most compact and most extended frames at 300 K,
 # evaluated and relaxed with the run's model and with SO3LR (gas phase, all pairs, float64).
@@ -13,17 +17,17 @@
 # Modes (bundled SO3LR student so3lr-student, 162 atoms, 2 CPU cores; docs/model_card.md):
 #   quick  4 replicas × 100 steps of 0.5 fs, a hill every 10 steps: about a minute including start-up.
 #   full   8 replicas × 100 000 steps of 2 fs with 4 amu hydrogens (200 ps), the model inside i-PI
-#          (--backend direct), a hill every 0.5 ps. Measured: 136 ms per step for all 8 replicas with
+#          (--backend direct), a hill every 0.25 ps. Measured: 136 ms per step for all 8 replicas with
 #          compact chains (~53 ps per hour per replica, docs/results/ala15_folding_student_v4), 92 ms with
 #          the extended chain (docs/results/ala15_folding_student_v6), so 3–4 h on 2 CPU cores: run it
 #          in pieces. 3 fs steps broke an N–H bond (docs/ipi.md): keep 2 fs. Ctrl-C (or a killed job) keeps a restart; `so3k sample run OUT` continues,
-#          `so3k sample run OUT --steps TOTAL` extends. After 51 ps the chain had shortened from 54.7 Å to
-#          41–50 Å with no helix yet; folding, if it comes, needs far longer (~1 ns per replica).
+#          `so3k sample run OUT --steps TOTAL` extends. With the helix-torsion bias the 300 K replica
+#          was partly helical after 64.5 ps; a converged helix/coil balance needs far longer.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODEL=${MODEL:-so3lr-student}
 OUT=${OUT:-examples/ala15_folding/output}
-METAD=${METAD:-end-to-end}
+METAD=${METAD:-helix-torsions}
 STRUCTURE=so3k_driver/data/Ac-Ala15-NHMe_ext.xyz
 if [ "${1:-full}" = quick ]; then
   so3k sample init "$STRUCTURE" --model "$MODEL" --out "$OUT" --force --temperatures 300:450:4 --steps 100 \
@@ -31,7 +35,7 @@ if [ "${1:-full}" = quick ]; then
 else
   so3k sample init "$STRUCTURE" --model "$MODEL" --out "$OUT" --force --temperatures 300:500:8 --steps 100000 \
       --timestep 2 --hydrogen-mass 4 --exchange-stride 50 --output-stride 250 --colvar-stride 50 \
-      --metad "$METAD" --metad-pace 250 --metad-height 1.2 --backend direct
+      --metad "$METAD" --metad-pace 125 --metad-height 2.0 --metad-sigma 0.8 --backend direct  # the v6 study's hills
 fi
 so3k sample run "$OUT"
 so3k analyze "$OUT" ${REFERENCE:+--reference "$REFERENCE"}
