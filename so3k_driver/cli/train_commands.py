@@ -81,10 +81,11 @@ def run_test(args) -> int:
     if args.json:
         print(json.dumps(metrics))
     else:
-        from ..training.evaluation import format_metrics
+        from ..training.evaluation import format_element_errors, format_metrics
 
         print(f"{args.model} on {args.data} (energies eV, forces eV/Å after conversion from {args.energy_unit}):")
         print("  " + format_metrics(metrics))
+        print("  " + format_element_errors(metrics["forces_by_element"]))
         if args.plot:
             print(f"  parity plot: {args.plot}")
     return 0

@@ -28,6 +28,28 @@ def error_metrics(pred_energies, ref_energies, atom_counts, pred_forces, ref_for
     } | _stress_metrics(pred_stress, ref_stress)
 
 
+def force_errors_by_element(numbers, pred_forces, ref_forces) -> dict[str, dict]:
+    """Force MAE and RMSE (eV/Å per component) of each element's atoms: {symbol: {mae_eV_per_A,
+    rmse_eV_per_A, atoms}}, elements in order of atomic number. numbers: list of (N_i,) arrays."""
+    from ase.data import chemical_symbols
+
+    z = np.concatenate([np.asarray(n).reshape(-1) for n in numbers])
+    df = np.concatenate([np.asarray(p, np.float64).reshape(-1, 3) - np.asarray(r, np.float64).reshape(-1, 3)
+                         for p, r in zip(pred_forces, ref_forces)])
+    if len(z) != len(df):
+        raise ValueError(f"{len(z)} atomic numbers for {len(df)} force rows")
+    return {chemical_symbols[int(e)]: {"mae_eV_per_A": float(np.mean(np.abs(df[z == e]))),
+                                       "rmse_eV_per_A": float(np.sqrt(np.mean(df[z == e] ** 2))),
+                                       "atoms": int(np.sum(z == e))}
+            for e in np.unique(z)}
+
+
+def format_element_errors(by_element: dict[str, dict]) -> str:
+    return "forces MAE by element (meV/Å): " + ", ".join(
+        f"{symbol} {e['mae_eV_per_A'] * 1e3:.1f} ({e['atoms']} atom{'' if e['atoms'] == 1 else 's'})"
+        for symbol, e in by_element.items())
+
+
 def _stress_metrics(pred, ref) -> dict[str, float]:
     if pred is None or ref is None:
         return {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .data import load_dataset
-from .evaluation import error_metrics
+from .evaluation import error_metrics, force_errors_by_element
 
 
 def predict_dataset(potential, data):
@@ -35,6 +35,7 @@ def test_model(model: str, data_path: str, energy_unit: str = "eV", dtype: str |
     data = load_dataset(data_path, energy_unit)
     energies, forces = predict_dataset(potential, data)
     metrics = error_metrics(energies, data.energies, [len(n) for n in data.numbers], forces, data.forces)
+    metrics["forces_by_element"] = force_errors_by_element(data.numbers, forces, data.forces)
     metrics.update(model=model, data=data_path, units={"energy": "eV", "forces": "eV/angstrom"})
     if plot:
         from .plots import parity_plot

@@ -32,4 +32,7 @@ def test_all_pair_labels_are_matched_only_with_all_pairs(tmp_path, capsys):
     assert cut["energy_mae_eV"] > 1e-3 and cut["forces_mae_eV_per_A"] > 1e-6
 
     assert main(["test", str(STUDENT), str(path), "--dtype", "float64", "--lr-cutoff", "0", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["forces_mae_eV_per_A"] < 1e-8
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["forces_mae_eV_per_A"] < 1e-8
+    assert set(printed["forces_by_element"]) == {"H", "C", "N", "O"}
+    assert sum(e["atoms"] for e in printed["forces_by_element"].values()) == len(atoms)
