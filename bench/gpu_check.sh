@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
 # The GPU check, run whenever the device tool lends a GPU (one call, < 8 minutes; see bench/gpu_check.py).
-# The GPU machine has no network: bring CUDA JAX as wheels first, on this machine, into ./.whl (ignored by git):
-#   python3 -m pip download --only-binary=:all: --python-version 3.12 --platform manylinux_2_27_x86_64 \
-#       -d .whl "jax[cuda12]==$(.venv/bin/python -c 'import jax; print(jax.__version__)')" flax e3x ase vesin ipi optax \
-#       orbax-checkpoint pyyaml matplotlib rich
-# then, in the device tool: carry .whl and run `bash bench/gpu_check.sh` (results in $OUT/gpu_check.json).
+# The GPU machine has no network but its image has CUDA JAX and most of what so3k needs. Before the call,
+# here: `bash bench/gpu_wheels.sh` (the missing wheels into ./.whl, ~8 MB) and
+# `mkdir -p .so3lr && cp -r ../shared/reference/so3lr/. .so3lr/` (SO3LR's parameters, 2 MB; ../shared does
+# not travel; .so3lr is ignored through .git/info/exclude). Then, in the device tool:
+#   run(command="bash bench/gpu_check.sh", carry=[".whl", ".so3lr"], timeout_s=540)
+# and the results come back as $OUT/gpu_check.json and $OUT/gpu_check.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-.}
+PYTHON=${PYTHON:-python3}  # the image's Python, which holds its CUDA JAX
 if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site:$PWD
-  export PATH=/tmp/site/bin:$PATH
+  export PATH=/tmp/site/bin:$PATH  # i-pi
+else
+  export PYTHONPATH=$PWD
 fi
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
-python3 -c "import jax; print('devices:', jax.devices())"
-SO3LR_DIR=${SO3LR_DIR:-}
-timeout 470 python3 bench/gpu_check.py --out "$OUT/gpu_check.json" ${SO3LR_DIR:+--so3lr "$SO3LR_DIR"} "$@"
+export PYTHONUNBUFFERED=1
+SO3LR_DIR=${SO3LR_DIR:-$([ -d .so3lr ] && echo "$PWD/.so3lr" || true)}
+{
+  "$PYTHON" -c "import jax, flax, e3x, ase; print('devices:', jax.devices(), '| jax', jax.__version__, '| flax', flax.__version__)"
+  timeout 470 "$PYTHON" bench/gpu_check.py --out "$OUT/gpu_check.json" ${SO3LR_DIR:+--so3lr "$SO3LR_DIR"} "$@"
+} 2>&1 | tee "$OUT/gpu_check.log"
