@@ -113,7 +113,7 @@ def test_imports_are_resolved():
     assert "so3k_driver.units" in IMPORTS["so3k_driver.model.so3lr"]  # from .. import units
     assert "so3k_driver.model.basis" in IMPORTS["so3k_driver.model.so3lr"]  # from . import basis
     assert "so3k_driver.evaluation.potential" in IMPORTS["so3k_driver"]  # inside __getattr__
-    assert "so3k_driver.sampling.peptide" in IMPORTS["so3k_driver.sampling.analysis.report"]  # from .. import peptide
+    assert "so3k_driver.sampling.peptide" in IMPORTS["so3k_driver.sampling.analysis.observables"]  # from .. import peptide
     assert "so3k_driver.errors" in IMPORTS["so3k_driver.cli.main"]  # from ..errors import So3kError
 
 

@@ -412,7 +412,7 @@ def test_analyze_leaves_out_colvar_frames_after_a_breakage(tmp_path, capsys):
 def test_rct_growth_of_a_settled_well_tempered_bias_matches_the_long_time_rate():
     """c(t) = kB T (γ - 1) ln(t / τ): the last quarter's slope equals kB T (γ - 1) / t at its mean time
     (to the curvature of ln over the quarter), i.e. ratio ≈ 1; a linear filling at 5× that rate gives ≈ 5."""
-    from so3k_driver.sampling.analysis.report import _rct_growth
+    from so3k_driver.sampling.analysis.free_energy_report import _rct_growth
 
     steps = np.arange(1, 100_001, 50, dtype=float)  # COLVAR time column in MD steps, 2 fs each: 200 ps
     k_delta_T = KT_300 * (8.0 - 1)

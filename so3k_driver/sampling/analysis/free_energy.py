@@ -1,7 +1,7 @@
 """Reweighted free energies of a metadynamics run, their error from two halves, and named basins.
 
 Pure numpy: every function takes arrays and returns arrays or plain records; reading COLVAR files,
-plots and JSON are in report.py.
+plots and JSON are in free_energy_report.py.
 
 Reweighting (Tiwary & Parrinello, J. Phys. Chem. B 119, 736 (2015)): PLUMED's METAD with CALC_RCT
 prints ``metad.rbias`` = V(s, t) - c(t) (kJ/mol) for each COLVAR frame; a frame then carries the
