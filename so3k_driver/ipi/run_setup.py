@@ -21,7 +21,7 @@ import socket
 from . import ipi_xml, recovery
 from .compute import DEFAULT_MAX_BOND_STRETCH, DEFAULT_MAX_FORCE, pes_lr_cutoff
 from .executables import find_plumed_kernel, ipi_executable
-from .serving import ServeOptions
+from .serving import ServeOptions, check_model_options
 from .transport import remove_stale_unix_socket
 from ..errors import InputError, IpiInputError, UserError
 from ..io.model_files import absolute_model_spec
@@ -103,15 +103,9 @@ class RunOptions:
             raise UserError(f"temperature must be > 0 K, got {self.temperature}")
         if self.hydrogen_mass is not None and not self.hydrogen_mass > 0:
             raise UserError(f"hydrogen mass must be > 0 amu, got {self.hydrogen_mass}")
-        if self.dtype not in (None, "float32", "float64"):
-            raise UserError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        check_model_options(self.dtype, self.max_force, self.max_bond_stretch)
         if self.backend not in BACKENDS:
             raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.max_force < 0:
-            raise UserError(f"max_force must be >= 0 eV/Å (0 = no check), got {self.max_force}")
-        if not self.max_bond_stretch >= 0:
-            raise UserError(f"max_bond_stretch must be >= 0 × sum of covalent radii (0 = no check), "
-                            f"got {self.max_bond_stretch}")
         if not self.timeout_s > 0:
             raise UserError(f"timeout_s must be > 0 s, got {self.timeout_s}")
         if self.structure is not None and not os.path.isfile(self.structure):

@@ -34,6 +34,17 @@ GPU_MEMORY_DEFAULTS = {
 }
 
 
+def check_model_options(dtype, max_force, max_bond_stretch) -> None:
+    """UserError naming the first bad value among the options every driver takes: dtype (None, float32 or
+    float64), max_force (eV/Å, 0 = no check) and max_bond_stretch (× sum of covalent radii, 0 = no check)."""
+    if dtype not in (None, "float32", "float64"):
+        raise UserError(f"dtype must be float32 or float64, got {dtype!r}")
+    if max_force < 0:
+        raise UserError(f"max_force must be >= 0 eV/Å (0 = no check), got {max_force}")
+    if not max_bond_stretch >= 0:
+        raise UserError(f"max_bond_stretch must be >= 0 × sum of covalent radii (0 = no check), got {max_bond_stretch}")
+
+
 @dataclasses.dataclass(frozen=True)
 class ServeOptions:
     """model: FILE.so3k, mlff:DIR, so3lr:DIR or 'default'. structure: where the elements come from
@@ -80,13 +91,7 @@ class ServeOptions:
             self.inet_address()  # checks the form
         if self.connections < 1:
             raise UserError(f"connections must be >= 1, got {self.connections}")
-        if self.dtype not in (None, "float32", "float64"):
-            raise UserError(f"dtype must be float32 or float64, got {self.dtype!r}")
-        if self.max_force < 0:
-            raise UserError(f"max_force must be >= 0 eV/Å (0 = no check), got {self.max_force}")
-        if not self.max_bond_stretch >= 0:
-            raise UserError(f"max_bond_stretch must be >= 0 × sum of covalent radii (0 = no check), "
-                            f"got {self.max_bond_stretch}")
+        check_model_options(self.dtype, self.max_force, self.max_bond_stretch)
         if not self.connect_timeout_s > 0:
             raise UserError(f"connect_timeout_s must be > 0 s, got {self.connect_timeout_s}")
         if self.structures_per_step is not None and self.structures_per_step < 1:
