@@ -6,9 +6,9 @@
 # The GPU image already holds CUDA JAX (0.11.2 with the CUDA 13 plugin when last read), flax, optax,
 # orbax-checkpoint, matplotlib, scipy, rich, pyyaml, threadpoolctl, filelock, sympy, etils, absl-py and
 # jaxtyping (/work/.library/device/KINDS.md), so only these travel: e3x, ase, vesin, i-PI and
-# more-itertools. e3x's wheel is 95 MB, 94 MB of it a Wigner-D lookup table that only
-# e3x.so3.rotations.wigner_d reads (lazily; so3k uses e3x's spherical harmonics alone), so it travels
-# without that table: ~6 MB.
+# more-itertools. e3x's wheel is 95 MB, 94 MB of it a Wigner-D and 4 MB a Clebsch-Gordan lookup table
+# that only e3x.so3.rotations.wigner_d and e3x.so3.clebsch_gordan read (lazily, and they would rebuild
+# them if called; so3k uses e3x's spherical harmonics alone), so it travels without them: 0.3 MB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
@@ -25,14 +25,15 @@ e3x_wheel=$(ls .whl/e3x-*.whl)
 python3 - "$e3x_wheel" <<'EOF'
 import sys, zipfile, os
 path = sys.argv[1]
+DROPPED = ("so3/_wigner_d_lut.npz", "so3/_clebsch_gordan_lut.npz")
 slim = path + ".slim"
 with zipfile.ZipFile(path) as source, zipfile.ZipFile(slim, "w", zipfile.ZIP_DEFLATED) as target:
     for item in source.infolist():
-        if item.filename.endswith("so3/_wigner_d_lut.npz"):
+        if item.filename.endswith(DROPPED):
             continue
         data = source.read(item.filename)
         if item.filename.endswith(".dist-info/RECORD"):  # drop the table's line so the record stays true
-            data = b"\n".join(line for line in data.split(b"\n") if b"_wigner_d_lut.npz" not in line)
+            data = b"\n".join(line for line in data.split(b"\n") if not any(d.encode() in line for d in DROPPED))
         target.writestr(item, data)
 os.replace(slim, path)
 EOF
