@@ -31,17 +31,19 @@ def error_metrics(pred_energies, ref_energies, atom_counts, pred_forces, ref_for
 def force_errors_by_element(numbers, pred_forces, ref_forces) -> dict[str, dict]:
     """Force MAE and RMSE (eV/Å per component) of each element's atoms: {symbol: {mae_eV_per_A,
     rmse_eV_per_A, atoms}}, elements in order of atomic number. numbers: list of (N_i,) arrays."""
-    from ase.data import chemical_symbols
+    from ..evaluation.validation import symbol
 
     z = np.concatenate([np.asarray(n).reshape(-1) for n in numbers])
     df = np.concatenate([np.asarray(p, np.float64).reshape(-1, 3) - np.asarray(r, np.float64).reshape(-1, 3)
                          for p, r in zip(pred_forces, ref_forces)])
     if len(z) != len(df):
         raise ValueError(f"{len(z)} atomic numbers for {len(df)} force rows")
-    return {chemical_symbols[int(e)]: {"mae_eV_per_A": float(np.mean(np.abs(df[z == e]))),
-                                       "rmse_eV_per_A": float(np.sqrt(np.mean(df[z == e] ** 2))),
-                                       "atoms": int(np.sum(z == e))}
-            for e in np.unique(z)}
+    errors = {}
+    for element in np.unique(z):
+        own = df[z == element]
+        errors[symbol(int(element))] = {"mae_eV_per_A": float(np.mean(np.abs(own))),
+                                        "rmse_eV_per_A": float(np.sqrt(np.mean(own ** 2))), "atoms": len(own)}
+    return errors
 
 
 def format_element_errors(by_element: dict[str, dict]) -> str:
