@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from so3k_driver.sampling.analysis.plumed_files import read_plumed
 
 REPO = Path(__file__).resolve().parents[1]

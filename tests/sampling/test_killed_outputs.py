@@ -1,6 +1,7 @@
 """What a killed run leaves (last lines cut mid-way) is read without the cut line, never a traceback."""
 
 import numpy as np
+import pytest
 
 from so3k_driver.ipi.properties import read_properties
 from so3k_driver.sampling.analysis.ipi_outputs import read_xyz_frames
@@ -40,8 +41,6 @@ def test_an_exchange_log_with_no_swap_yet_reads_as_none_accepted(tmp_path):
 def test_a_run_without_ensemble_temperature_is_one_series_at_its_mean_kinetic_temperature(tmp_path):
     """The shipped nvt.xml and nve_spectrum.xml write only the instantaneous temperature: grouping by it
     made every frame a temperature of its own (8001 one-frame series, minutes per plot)."""
-    import pytest
-
     from so3k_driver.errors import UserError
     from so3k_driver.sampling.analysis.ipi_outputs import demultiplex, sampling_temperatures
 
