@@ -25,7 +25,10 @@ def add_parser(subparsers) -> None:
         "init", help="prepare a study folder: study.json, init.xyz, PLUMED inputs, input.xml",
         description="Write a study into --out: one temperature = NVT, several = replica exchange; "
                     "--metad adds well-tempered metadynamics at each temperature.")
-    init.add_argument("structure", metavar="STRUCTURE", help="starting structure (any file ASE reads; Å)")
+    init.add_argument("structure", metavar="STRUCTURE",
+                      help="starting structure (any file ASE reads; Å). A file of several frames (e.g. frames of an "
+                           "earlier run) starts the S replicas or walkers from S frames spread evenly over it, first "
+                           "and last included (S frames: one each); one system starts from the last frame")
     init.add_argument("--model", required=True, help="model: " + MODEL_SPECS)
     init.add_argument("--temperatures", required=True, metavar="K",
                       help="temperatures in K: 300 (NVT), 300,340,385 or 300:450:8 (8 geometric from 300 to 450 K; REMD)")
@@ -112,6 +115,7 @@ def study_settings(args):
 
 def run_init(args) -> int:
     from ..sampling.run import prepare
+    from ..sampling.settings import StudySettings
 
     settings = study_settings(args)
     backup = prepare(args.out, settings, force=args.force)
@@ -124,6 +128,10 @@ def run_init(args) -> int:
           f"{settings.steps} steps of {settings.timestep_fs:g} fs ({settings.backend} backend"
           + (f", hydrogens {settings.hydrogen_mass:g} amu" if settings.hydrogen_mass is not None else "")
           + (f", long-range cutoff {settings.lr_cutoff:g} Å" if settings.lr_cutoff is not None else "") + ")")
+    starts = StudySettings.load(args.out).start_frames
+    if starts is not None:
+        print(f"starting from frame{'s' if len(starts) > 1 else ''} {', '.join(map(str, starts))} of "
+              f"{settings.structure} (0-based; study.json: start_frames)")
     print(f"run it with: so3k sample run {shlex.quote(args.out)}")
     return 0
 

@@ -107,6 +107,30 @@ def atom_masses(numbers, hydrogen_mass: float | None = None):
     return masses
 
 
+def _list_items(text: str | None) -> list[str]:
+    """i-PI's list syntax '[ a, b, c ]' as strings."""
+    return [item.strip() for item in (text or "").strip().strip("[]").split(",") if item.strip()]
+
+
+def first_instance_text(root, text: str) -> str:
+    """``text`` from inside a <system_template>'s <template> with its labels filled in as i-PI fills them
+    for the first <instance> (labels in reverse sorted order, as i-PI does), e.g. 'init_IDX.xyz' -> 'init_0.xyz'.
+    Every instance of a template is the same molecule, so the first one tells its elements; text
+    without a label comes back as it is."""
+    for template in root.iter("system_template"):
+        labels = _list_items(_text(template.find("labels"), None))
+        instance = template.find("instance")
+        if not labels or instance is None or not any(label in text for label in labels):
+            continue
+        values = _list_items(instance.text)
+        if len(values) != len(labels):
+            raise IpiInputError(f"<system_template>: {len(labels)} labels {labels} but its first <instance> has "
+                                f"{len(values)} values {values}")
+        for label, value in sorted(zip(labels, values), reverse=True):
+            text = text.replace(label, value)
+    return text
+
+
 def masses_element(numbers, hydrogen_mass: float) -> str:
     """i-PI's per-atom masses for an <initialize>, hydrogens at hydrogen_mass amu (see atom_masses).
 
@@ -134,7 +158,7 @@ def set_hydrogen_masses(root, hydrogen_mass: float) -> None:
         files = [index for index, child in enumerate(children) if child.tag == "file"]
         if not files:
             raise IpiInputError("hydrogen masses: an <initialize> has no <file> to read the elements from")
-        path = _text(children[files[0]])
+        path = first_instance_text(root, _text(children[files[0]]))
         try:
             numbers = read_numbers(path)
         except (ValueError, OSError) as error:

@@ -17,6 +17,12 @@ from ..ipi.ipi_xml import masses_element
 MODEL_FORCEFIELD = "so3k"
 DEFAULT_PREFIX = "sim"
 DEFAULT_INIT_FILE = "init.xyz"
+SYSTEM_INIT_FILE = "init_{}.xyz"  # system k's own start when the systems start from different frames
+
+
+def system_init_file(k) -> str:
+    """The starting structure of system k (an index, or i-PI's template label IDX)."""
+    return SYSTEM_INIT_FILE.format(k)
 
 
 SINGLE_SYSTEM_LATENCY_S = 1e-4
@@ -146,10 +152,13 @@ def _dynamics(s: StudySettings) -> str:
 
 
 def study_xml(s: StudySettings, forcefield: str, plumed_files: list[str] | None, *, prefix: str = DEFAULT_PREFIX,
-              init_file: str = DEFAULT_INIT_FILE, comment: str | None = None, numbers=None) -> str:
+              init_file: str = DEFAULT_INIT_FILE, comment: str | None = None, numbers=None,
+              system_init_file: str | None = None) -> str:
     """The i-PI input of a study: REMD when s has several temperatures, else NVT at the one;
     plumed_files: one PLUMED input per temperature (metadynamics), or None (no bias); numbers (N,):
-    the atomic numbers of init_file, needed when s.hydrogen_mass is set (i-PI masses per atom)."""
+    the atomic numbers of init_file, needed when s.hydrogen_mass is set (i-PI masses per atom);
+    system_init_file: where each replica or walker starts, with i-PI's template label IDX for its index
+    (e.g. init_IDX.xyz; None: every system starts from init_file, which also serves the forcefields)."""
     if plumed_files is not None and len(plumed_files) != s.systems:
         raise ValueError(f"one PLUMED file per temperature or walker is needed: {len(plumed_files)} files for "
                          f"{s.systems} systems")
@@ -159,10 +168,13 @@ def study_xml(s: StudySettings, forcefield: str, plumed_files: list[str] | None,
         if numbers is None:
             raise ValueError("hydrogen_mass is set: study_xml needs the atomic numbers of the structure")
         masses = masses_element(numbers, s.hydrogen_mass)
+    if system_init_file is not None and s.systems == 1:
+        raise ValueError("system_init_file is for several systems (replicas or walkers); one system uses init_file")
+    starts = system_init_file or init_file
     if s.replica_exchange:
-        return head + _remd_xml(s, forcefield, plumed_files, prefix, init_file, _on_new_line(masses, 10))
+        return head + _remd_xml(s, forcefield, plumed_files, prefix, init_file, _on_new_line(masses, 10), starts)
     if s.walkers > 1:
-        return head + _walkers_xml(s, forcefield, plumed_files, prefix, init_file, _on_new_line(masses, 10))
+        return head + _walkers_xml(s, forcefield, plumed_files, prefix, init_file, _on_new_line(masses, 10), starts)
     return head + _nvt_xml(s, forcefield, plumed_files, prefix, init_file, _on_new_line(masses, 6))
 
 
@@ -170,7 +182,8 @@ def _on_new_line(element: str, indent: int) -> str:
     return f"\n{' ' * indent}{element}" if element else ""
 
 
-def _remd_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init_file: str, masses: str) -> str:
+def _remd_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init_file: str, masses: str,
+              starts: str) -> str:
     n = len(s.temperatures)
     metad = plumed_files is not None
     if metad:
@@ -203,7 +216,7 @@ def _remd_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init
     <labels> [ {labels} ] </labels>
     {instances}
     <template>
-      {_system(s, init_file, masses, "TEMP", bias, prefix="T-IDX", indent=6)}
+      {_system(s, starts, masses, "TEMP", bias, prefix="T-IDX", indent=6)}
     </template>
   </system_template>{smotion_metad}<smotion mode='remd'> <remd> <stride> {s.exchange_stride} </stride> <krescale> true </krescale>
       <swapfile> remd_idx </swapfile> </remd> </smotion>{smotion_end}
@@ -211,7 +224,8 @@ def _remd_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init
 """
 
 
-def _walkers_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init_file: str, masses: str) -> str:
+def _walkers_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init_file: str, masses: str,
+                 starts: str) -> str:
     """Multiple walkers: s.walkers systems W-k at the one temperature, each biased by its own ffplumed (walker
     k of PLUMED's multiple walkers), whose hills every walker reads: one bias built by all of them."""
     t = s.temperatures[0]
@@ -230,7 +244,7 @@ def _walkers_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, i
     <labels> [ IDX ] </labels>
     {instances}
     <template>
-      {_system(s, init_file, masses, f"{t:g}", bias, prefix=f"{WALKER_OUTPUT_PREFIX}IDX", indent=6)}
+      {_system(s, starts, masses, f"{t:g}", bias, prefix=f"{WALKER_OUTPUT_PREFIX}IDX", indent=6)}
     </template>
   </system_template>
   <smotion mode='metad'> <metad> <metaff> [ {metaff} ] </metaff> </metad> </smotion>

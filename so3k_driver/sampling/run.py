@@ -60,11 +60,20 @@ def prepare(folder, settings: StudySettings, force: bool = False) -> Path | None
         raise UserError(f"{folder} is not empty; choose another folder or pass --force (moves it to "
                         f"{folder.name}.bck.N, nothing is deleted)")
     try:
-        atoms = ase.io.read(settings.structure)
+        frames = ase.io.read(settings.structure, index=":")
     except FileNotFoundError:
         raise UserError(f"structure file {settings.structure!r} not found") from None
     except Exception as error:  # noqa: BLE001 - ASE raises many kinds for unreadable files
         raise UserError(f"cannot read structure file {settings.structure!r}: {error}") from None
+    if not frames:
+        raise UserError(f"structure file {settings.structure!r} holds no structure")
+    starts = start_frame_indices(len(frames), settings.systems, settings.structure)
+    starting = [frames[i] for i in starts] if starts is not None else [frames[0]]
+    if any(len(a) != len(starting[0]) or (a.numbers != starting[0].numbers).any() for a in starting):
+        raise UserError(f"{settings.structure}: the starting frames {list(starts)} are not all the same molecule "
+                        "(atoms or their order differ)")
+    settings = dataclasses.replace(settings, start_frames=starts)
+    atoms = starting[0]
     plumed_texts = {}
     if settings.metad.enabled:
         try:
@@ -79,12 +88,38 @@ def prepare(folder, settings: StudySettings, force: bool = False) -> Path | None
     settings = dataclasses.replace(settings, model=absolute_model_spec(settings.model))  # runs start in the folder
     settings.save(folder)
     (folder / study_inputs.DEFAULT_INIT_FILE).write_text(study_inputs.ipi_xyz(atoms))
+    system_init_file = None
+    if len(starting) > 1:
+        for k, start in enumerate(starting):
+            (folder / study_inputs.system_init_file(k)).write_text(study_inputs.ipi_xyz(start))
+        system_init_file = study_inputs.system_init_file("IDX")  # i-PI's <system_template> fills in IDX
     for name, text in plumed_texts.items():
         (folder / name).write_text(text)
     plumed_files = list(plumed_texts) or None
-    xml = study_inputs.study_xml(settings, _forcefield(folder, settings), plumed_files, numbers=atoms.numbers)
+    xml = study_inputs.study_xml(settings, _forcefield(folder, settings), plumed_files, numbers=atoms.numbers,
+                                 system_init_file=system_init_file)
     (folder / INPUT).write_text(xml)
     return backup
+
+
+def start_frame_indices(frames: int, systems: int, source: str = "the structure file") -> tuple[int, ...] | None:
+    """Which frame of a structure file each of ``systems`` systems starts from.
+
+    One frame: None (every system starts there). Several frames (M) and one system: the last (what ASE
+    reads from a trajectory when asked for one structure). S >= 2 systems: S frames spread evenly over the
+    file, first and last included: system k starts from frame round(k (M - 1) / (S - 1)); M = S gives
+    frame k to system k. Fewer frames than systems is an error (which frames would repeat is not obvious).
+    """
+    if frames < 1 or systems < 1:
+        raise ValueError(f"frames and systems must be >= 1, got {frames} and {systems}")
+    if frames == 1:
+        return None
+    if systems == 1:
+        return (frames - 1,)
+    if frames < systems:
+        raise UserError(f"{source} has {frames} frames for {systems} systems (replicas or walkers): give one "
+                        f"frame (every system starts there) or at least {systems}")
+    return tuple(round(k * (frames - 1) / (systems - 1)) for k in range(systems))
 
 
 def _biased_systems(settings: StudySettings) -> list[tuple[str, float, tuple[int, int] | None]]:
@@ -237,5 +272,5 @@ def check_finished(folder, total_steps: int) -> None:
                         + f"; {restart.name} is kept: continue with `so3k sample run {folder}` once the cause is fixed")
 
 
-__all__ = ["prepare", "run_study", "set_aside", "latest_restart", "check_finished", "planned_run", "StudyRun",
+__all__ = ["prepare", "start_frame_indices", "run_study", "set_aside", "latest_restart", "check_finished", "planned_run", "StudyRun",
            "SETTINGS_FILE"]

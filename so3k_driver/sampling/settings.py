@@ -125,7 +125,10 @@ class StudySettings:
     a continued study ran with before ``model``, oldest first, each {"model": spec, "until_step": the
     MD step from which the next one took over} (``so3k sample run --model``). walkers: metadynamics
     walkers at the one temperature that build one bias together (PLUMED's multiple walkers: walker k
-    writes HILLS.k and reads the others' hills every pace steps); 1 = a single system."""
+    writes HILLS.k and reads the others' hills every pace steps); 1 = a single system. start_frames: the
+    frame of ``structure`` (0-based) each system starts from, in i-PI's order (replicas by temperature, or
+    walkers), when ``structure`` holds several frames (``sampling.run.start_frame_indices``); None = a
+    one-frame structure, where every system starts."""
 
     structure: str
     model: str
@@ -143,6 +146,7 @@ class StudySettings:
     lr_cutoff: float | None = None
     earlier_models: tuple = ()
     walkers: int = 1
+    start_frames: tuple[int, ...] | None = None
 
     def __post_init__(self):
         _check(isinstance(self.structure, str) and self.structure != "", "structure", self.structure, "a file name")
@@ -187,6 +191,12 @@ class StudySettings:
                    "one temperature (walkers share one bias at one temperature; replica exchange takes several)")
             _check(self.metad.enabled, "metad cv with several walkers", self.metad.cv,
                    "a biased CV (walkers share a metadynamics bias)")
+        if self.start_frames is not None:
+            starts = self.start_frames
+            _check(isinstance(starts, (list, tuple)) and len(starts) == self.systems
+                   and all(_is_int(i) and i >= 0 for i in starts), "start frames", starts,
+                   f"None or one frame index >= 0 per system ({self.systems})")
+            object.__setattr__(self, "start_frames", tuple(starts))
 
     @property
     def replica_exchange(self) -> bool:
@@ -201,11 +211,13 @@ class StudySettings:
         record = dataclasses.asdict(self)
         record["temperatures"] = list(self.temperatures)
         record["earlier_models"] = list(self.earlier_models)
+        record["start_frames"] = None if self.start_frames is None else list(self.start_frames)
         record["units"] = {"temperatures": "K", "timestep_fs": "fs", "thermostat_tau_fs": "fs",
                            "strides, steps, pace": "MD steps", "metad.height": "kJ/mol",
                            "metad.sigma": "Å (end-to-end), rad (backbone), H-bonds (helix), torsions (helix-torsions)",
                            "metad.grid_max": "Å",
-                           "hydrogen_mass": "amu", "lr_cutoff": "Å (null: all pairs)"}
+                           "hydrogen_mass": "amu", "lr_cutoff": "Å (null: all pairs)",
+                           "start_frames": "0-based frame of structure per system (null: one frame, all start there)"}
         return json.dumps(record, indent=1, ensure_ascii=False) + "\n"
 
     @classmethod

@@ -46,6 +46,29 @@ def test_a_remd_template_gets_masses_in_its_initialize(tmp_path):
     assert np.all(masses_of(initializers[0])[numbers == 1] == 3.0)
 
 
+def test_a_template_whose_systems_start_from_their_own_files_is_read_through_its_first_instance(tmp_path):
+    """i-PI fills a <template>'s labels per <instance> (init_IDX.xyz -> init_0.xyz, init_1.xyz): the elements
+    (for the driver and for hydrogen masses) come from the first instance's file, as i-PI would read it."""
+    structure = (INPUTS / "ala3.xyz").read_text()
+    for k in range(2):
+        (tmp_path / f"init_{k}.xyz").write_text(structure)
+    text = (f"<simulation><system_template><labels> [ IDX, TEMP ] </labels>"
+            f"<instance> [ 0, 300 ] </instance><instance> [ 1, 350 ] </instance><template><system>"
+            f"<initialize nbeads='1'><file mode='xyz'> init_IDX.xyz </file></initialize>"
+            f"</system></template></system_template></simulation>")
+    (tmp_path / "input.xml").write_text(text)
+    assert len(read_numbers(str(tmp_path / "input.xml"))) == 42
+    root = ipi_xml.load(str(tmp_path / "input.xml")).getroot()
+    ipi_xml.apply_overrides(root, input_dir=str(tmp_path), hydrogen_mass=4.0)
+    masses = masses_of(root.find("system_template/template/system/initialize"))
+    assert len(masses) == 42 and (masses == 4.0).sum() == 22
+    assert ipi_xml.first_instance_text(root, "T-IDX at TEMP K") == "T-0 at 300 K"
+    assert ipi_xml.first_instance_text(root, "no label here") == "no label here"
+    root.find("system_template/instance").text = " [ 0 ] "
+    with pytest.raises(IpiInputError, match=r"2 labels \['IDX', 'TEMP'\] but its first <instance> has 1 values"):
+        ipi_xml.first_instance_text(root, "init_IDX.xyz")
+
+
 def test_checkpoints_inputs_with_masses_and_bad_masses_are_refused(tmp_path):
     checkpoint = ET.fromstring("<simulation><system><beads natoms='2' nbeads='1'/></system></simulation>")
     with pytest.raises(IpiInputError, match="checkpoint keeps the masses"):
