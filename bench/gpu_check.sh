@@ -6,6 +6,10 @@
 # not travel; .so3lr is ignored through .git/info/exclude). Then, in the device tool:
 #   run(command="bash bench/gpu_check.sh", carry=[".whl", ".so3lr"], timeout_s=540)
 # and the results come back as $OUT/gpu_check.json and $OUT/gpu_check.log.
+# The call carries at most 64 MiB (the working tree's tracked files + the carried paths). Check first:
+#   git ls-files -z | xargs -0 du -cb | tail -1; du -scb .whl .so3lr | tail -1   # bytes; sum < 67 108 864
+# If it is over, move the resume kits (docs/results/*/*_resume.tar.xz, ~20 MB) out of the tree for the
+# call (`mkdir -p /tmp/kits && mv docs/results/*/*_resume.tar.xz /tmp/kits/`) and back after it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-.}
