@@ -39,18 +39,11 @@ def run_create(args) -> int:
 def run_select(args) -> int:
     import ase.io
 
-    from ..errors import UserError
+    from ..evaluation.frames import read_structure_frames
     from ..evaluation.potential import Potential
     from ..training.active_learning import committee_uncertainties, most_uncertain
 
-    frames = []
-    for path in args.trajectories:
-        try:
-            frames.extend(ase.io.read(path, index=":"))
-        except FileNotFoundError:
-            raise UserError(f"trajectory {path} not found") from None
-        except Exception as error:  # ASE raises many kinds for unreadable files
-            raise UserError(f"cannot read {path}: {error}") from None
+    frames = [atoms for path in args.trajectories for atoms in read_structure_frames(path)]
     potential = Potential.load(args.committee, dtype=args.dtype)
     spreads = committee_uncertainties(frames, potential)
     chosen = most_uncertain(frames, spreads, args.count, args.by)

@@ -73,14 +73,6 @@ def run_label(args) -> int:
 
 
 def _read(path: str, index):
-    import ase.io
+    from ..evaluation.frames import read_structure_frames
 
-    from ..errors import UserError
-
-    try:
-        frames = ase.io.read(path, index=index)
-    except FileNotFoundError:
-        raise UserError(f"input {path} not found") from None
-    except Exception as error:  # ASE raises many kinds for unreadable files
-        raise UserError(f"cannot read {path}: {error}") from None
-    return frames
+    return read_structure_frames(path, index=index)

@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 
-from ..evaluation.validation import InputError
 
 
 def add_model_options(parser) -> None:
@@ -79,16 +78,11 @@ def run_info(args) -> int:
 
 
 def run_eval(args) -> int:
-    import ase.io
+    from ..evaluation.frames import read_structure_frames
 
     potential = load_potential(args)
     for path in args.structures:
-        try:
-            frames = ase.io.read(path, index=":")
-        except FileNotFoundError:
-            raise InputError(f"structure file {path} not found") from None
-        except Exception as error:  # ASE raises many kinds for unreadable files
-            raise InputError(f"cannot read structure file {path}: {error}") from None
+        frames = read_structure_frames(path)
         for index, atoms in enumerate(frames):
             results = potential.evaluate_atoms(
                 atoms, total_charge=args.total_charge, unpaired_electrons=args.unpaired_electrons

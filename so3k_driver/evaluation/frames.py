@@ -1,14 +1,74 @@
-"""Evaluate many ``ase.Atoms`` frames with a Potential: same-size frames (same elements in the same
-order, same periodicity) go together, ``batch_size`` per call, whatever order they come in."""
+"""Read structure files into ``ase.Atoms`` frames (Å), and evaluate many frames with a Potential:
+same-size frames (same elements in the same order, same periodicity) go together, ``batch_size`` per
+call, whatever order they come in."""
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from ..errors import UserError
 from ..progress import Progress
+from ..units import BOHR_IN_ANGSTROM
+
+# i-PI's xyz trajectories name what they hold and its unit in the comment line, e.g.
+# "positions{atomic_unit}  cell{atomic_unit}"; ASE keeps each word, braces dropped, as a key of atoms.info.
+IPI_LENGTH_UNITS_IN_ANGSTROM = {"atomic_unit": BOHR_IN_ANGSTROM, "angstrom": 1.0, "nanometer": 10.0,
+                                "picometer": 0.01}
+IPI_POSITION_KINDS = ("positions", "x_centroid")
+IPI_OTHER_KINDS = ("velocities", "v_centroid", "momenta", "p_centroid", "forces", "f_centroid", "forces_sc",
+                   "forces_spring", "extras")
+
+
+def read_structure_frames(path, index=":") -> list:
+    """The frames of a structure file as a list of ase.Atoms with positions in Å: any file ASE reads.
+
+    i-PI xyz trajectories are recognised by their "# CELL(abcABC):" comment: positions written in
+    atomic units (i-PI's default, ``positions{atomic_unit}``) or nm are converted to Å, and a trajectory
+    of something else (forces, velocities, ...) is refused. Their CELL is not read (frames come back
+    without a cell). Errors (missing, empty, unreadable file) are one-line UserErrors."""
+    import ase.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"structure file {path} not found")
+    if path.stat().st_size == 0:
+        raise UserError(f"no frames in {path}: the file is empty")
+    try:
+        frames = ase.io.read(path, index=index)
+    except Exception as error:  # noqa: BLE001 - ASE raises many kinds for unreadable files
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserError(f"cannot read structure file {path}: {message}") from None
+    frames = frames if isinstance(frames, list) else [frames]
+    if not frames:
+        raise UserError(f"no frames in {path}" + ("" if index == ":" else f" at index {index!r}"))
+    for atoms in frames:
+        _to_angstrom(atoms, path)
+    return frames
+
+
+def _to_angstrom(atoms, path) -> None:
+    """Positions of an i-PI xyz frame (recognised by its CELL comment) to Å, in place. The comment's
+    words are then dropped from atoms.info: written out again (extxyz) they would say "atomic units"
+    about positions that are now in Å."""
+    if "CELL(abcABC):" not in atoms.info:
+        return
+    words, atoms.info = atoms.info, {}
+    for key in words:
+        kind = next((k for k in sorted(IPI_POSITION_KINDS + IPI_OTHER_KINDS, key=len, reverse=True)
+                     if key.startswith(k)), None)
+        if kind is None:
+            continue
+        if kind not in IPI_POSITION_KINDS:
+            raise UserError(f"{path} is an i-PI trajectory of {kind}, not of positions")
+        unit = key[len(kind):]
+        if unit not in IPI_LENGTH_UNITS_IN_ANGSTROM:
+            raise UserError(f"{path}: i-PI positions in {unit!r}; known: " + ", ".join(IPI_LENGTH_UNITS_IN_ANGSTROM))
+        atoms.positions *= IPI_LENGTH_UNITS_IN_ANGSTROM[unit]
+        return
 
 
 def evaluate_frames(potential, frames: list, batch_size: int = 16, description: str = "evaluating",

@@ -32,7 +32,6 @@ import numpy as np
 from ..errors import UserError
 from ..evaluation.optimizers import DEFAULT_OPTIMIZER, OPTIMIZERS, FireSettings, LbfgsSettings
 from ..progress import Progress
-from ..units import BOHR_IN_ANGSTROM
 from . import peptide
 
 SUMMARY = "summary.json"
@@ -70,32 +69,18 @@ class Minimum:
 
 
 def read_frames(paths) -> list:
-    """Every frame of every file (ase.Atoms, positions in Å). i-PI trajectories written in atomic
-    units (``positions{atomic_unit}``) are converted to Å; errors are one-line UserErrors."""
-    import ase.io
+    """Every frame of every file (ase.Atoms, positions in Å; i-PI trajectories in atomic units are
+    converted, see evaluation.frames.read_structure_frames); errors are one-line UserErrors."""
+    from ..evaluation.frames import read_structure_frames
 
     if not paths:
         raise UserError("no trajectory files given")
     frames = []
     for path in paths:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"trajectory file {path} not found")
-        if path.stat().st_size == 0:
-            raise UserError(f"no frames in {path}: the file is empty")
-        try:
-            read = ase.io.read(path, index=":")
-        except Exception as error:  # ASE raises many kinds for unreadable files
-            message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise UserError(f"cannot read trajectory file {path}: {message}") from None
-        for atoms in read:
-            if atoms.info.get("positionsatomic_unit"):
-                atoms.positions *= BOHR_IN_ANGSTROM
-            if atoms.pbc.any():
-                raise UserError(f"{path}: periodic frames are not supported (gas-phase minimisation only)")
+        read = read_structure_frames(path)
+        if any(atoms.pbc.any() for atoms in read):
+            raise UserError(f"{path}: periodic frames are not supported (gas-phase minimisation only)")
         frames.extend(read)
-    if not frames:
-        raise UserError(f"no frames in {', '.join(map(str, paths))}")
     return frames
 
 

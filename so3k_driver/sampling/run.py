@@ -51,7 +51,7 @@ def set_aside(folder: Path) -> Path | None:
 
 def prepare(folder, settings: StudySettings, force: bool = False) -> Path | None:
     """Write a study into folder; returns where an older content was moved (force=True), else None."""
-    import ase.io
+    from ..evaluation.frames import read_structure_frames
 
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
@@ -59,14 +59,7 @@ def prepare(folder, settings: StudySettings, force: bool = False) -> Path | None
     if folder.is_dir() and any(folder.iterdir()) and not force:
         raise UserError(f"{folder} is not empty; choose another folder or pass --force (moves it to "
                         f"{folder.name}.bck.N, nothing is deleted)")
-    try:
-        frames = ase.io.read(settings.structure, index=":")
-    except FileNotFoundError:
-        raise UserError(f"structure file {settings.structure!r} not found") from None
-    except Exception as error:  # noqa: BLE001 - ASE raises many kinds for unreadable files
-        raise UserError(f"cannot read structure file {settings.structure!r}: {error}") from None
-    if not frames:
-        raise UserError(f"structure file {settings.structure!r} holds no structure")
+    frames = read_structure_frames(settings.structure)
     starts = start_frame_indices(len(frames), settings.systems, settings.structure)
     starting = [frames[i] for i in starts] if starts is not None else [frames[0]]
     if any(len(a) != len(starting[0]) or (a.numbers != starting[0].numbers).any() for a in starting):

@@ -177,6 +177,7 @@ def sample_with_model(structures: list[str], sampler: str, settings: LabelSettin
     import ase.io
     from ase import Atoms
 
+    from ..evaluation.frames import read_structure_frames
     from ..sampling.analysis.ipi_outputs import find_systems, read_xyz_frames
     from ..sampling.run import prepare, run_study
     from ..sampling.settings import MetadSettings, StudySettings
@@ -184,13 +185,18 @@ def sample_with_model(structures: list[str], sampler: str, settings: LabelSettin
     frames = []
     for k, structure in enumerate(structures):
         folder = Path(workdir) / f"sample_{k}"
-        study = StudySettings(structure=str(Path(structure).resolve()), model=sampler,
+        start = read_structure_frames(structure, index=0)[0]
+        start = Atoms(numbers=start.numbers, positions=start.positions)
+        # every replica starts from INPUT's first structure (a study would spread them over its frames)
+        first = Path(workdir) / f"start_{k}.xyz"
+        first.parent.mkdir(parents=True, exist_ok=True)
+        ase.io.write(first, start, format="extxyz")
+        study = StudySettings(structure=str(first.resolve()), model=sampler,
                               temperatures=settings.temperatures, steps=settings.steps,
                               timestep_fs=settings.timestep_fs, output_stride=settings.sample_every,
                               metad=MetadSettings(cv=metad_cv), dtype=dtype, seed=settings.seed + k)
         prepare(folder, study)
         run_study(folder, quiet=quiet)
-        start = ase.io.read(structure, index=0)
         for _, trajectory in find_systems(folder):
             _, positions = read_xyz_frames(trajectory)
             temperature = _temperature_of(trajectory.name, settings.temperatures)

@@ -1,0 +1,95 @@
+"""Reading structure files (evaluation/frames.py): any ASE format in Å, i-PI trajectories in their units,
+one-line errors; and `so3k eval` giving the same energy for the same structure in either unit."""
+
+import json
+import subprocess
+import sys
+
+import ase.io
+import numpy as np
+import pytest
+
+from so3k_driver.errors import UserError
+from so3k_driver.evaluation.frames import read_structure_frames
+from so3k_driver.sampling.plumed_inputs import bundled_structure
+from so3k_driver.units import BOHR_IN_ANGSTROM
+
+ALA3 = bundled_structure("Ac-Ala3-NHMe_ext.xyz")
+
+
+def ipi_trajectory(path, frames, what="positions", unit="atomic_unit", factor=1.0 / BOHR_IN_ANGSTROM):
+    """Frames as i-PI writes an xyz trajectory: its CELL comment, then `what{unit}`, numbers in that unit."""
+    lines = []
+    for step, atoms in enumerate(frames):
+        lines += [str(len(atoms)), f"# CELL(abcABC):  188.97261   188.97261   188.97261    90.00000    90.00000"
+                                   f"    90.00000  Step:  {step:10d}  Bead:       0 {what}{{{unit}}}  cell{{atomic_unit}}"]
+        lines += [f"{s:>2} {x:16.8e} {y:16.8e} {z:16.8e}" for s, (x, y, z)
+                  in zip(atoms.get_chemical_symbols(), atoms.positions * factor)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def two_frames():
+    first = ase.io.read(ALA3)
+    second = first.copy()
+    second.positions += 0.1
+    return [first, second]
+
+
+def test_i_pi_positions_in_atomic_units_come_back_in_angstrom_without_the_comment_words(tmp_path):
+    frames = two_frames()
+    read = read_structure_frames(ipi_trajectory(tmp_path / "sim.pos_0.xyz", frames))
+    assert len(read) == 2
+    for atoms, expected in zip(read, frames):
+        np.testing.assert_allclose(atoms.positions, expected.positions, atol=1e-6)
+        assert list(atoms.numbers) == list(expected.numbers) and atoms.info == {}
+    # Written out again and read back, they stay in Å (no second conversion).
+    ase.io.write(tmp_path / "again.extxyz", read, format="extxyz")
+    np.testing.assert_allclose(read_structure_frames(tmp_path / "again.extxyz")[1].positions,
+                               frames[1].positions, atol=1e-6)
+
+
+def test_i_pi_positions_in_angstrom_and_centroids_in_nanometres_are_read_in_their_units(tmp_path):
+    frames = two_frames()
+    in_angstrom = ipi_trajectory(tmp_path / "a.xyz", frames, unit="angstrom", factor=1.0)
+    in_nm = ipi_trajectory(tmp_path / "nm.xyz", frames, what="x_centroid", unit="nanometer", factor=0.1)
+    for path in (in_angstrom, in_nm):
+        np.testing.assert_allclose(read_structure_frames(path, index=-1)[0].positions, frames[1].positions, atol=1e-6)
+
+
+def test_plain_files_are_read_as_they_are():
+    atoms = read_structure_frames(ALA3)
+    assert len(atoms) == 1
+    np.testing.assert_allclose(atoms[0].positions, ase.io.read(ALA3).positions)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "structure file .*missing.xyz not found"),
+    ("", "no frames in .*: the file is empty"),
+    ("not a structure\n", "cannot read structure file"),
+])
+def test_bad_files_are_one_line_errors(tmp_path, content, message):
+    path = tmp_path / "missing.xyz"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(UserError, match=message) as error:
+        read_structure_frames(path)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("what", ["forces", "velocities", "f_centroid"])
+def test_an_i_pi_trajectory_of_something_else_than_positions_is_refused(tmp_path, what):
+    path = ipi_trajectory(tmp_path / f"sim.{what}.xyz", two_frames(), what=what)
+    with pytest.raises(UserError, match=f"is an i-PI trajectory of {what}, not of positions"):
+        read_structure_frames(path)
+
+
+def test_so3k_eval_gives_the_same_energy_for_a_structure_in_angstrom_and_in_i_pi_atomic_units(tmp_path):
+    path = ipi_trajectory(tmp_path / "sim.pos_0.xyz", two_frames()[:1])
+    energies = []
+    for structure in (ALA3, path):
+        result = subprocess.run([sys.executable, "-m", "so3k_driver.cli", "eval", "default", str(structure), "--json"],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        energies.append(json.loads(result.stdout.splitlines()[-1])["energy"])
+    assert energies[0] == pytest.approx(energies[1], abs=1e-4)
