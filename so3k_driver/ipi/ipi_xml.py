@@ -56,11 +56,17 @@ def apply_overrides(root, *, input_dir: str, structure=None, steps=None, address
 
     steps: the new <total_steps> (MD steps counted from the start of the first piece of a run).
     hydrogen_mass: amu given to every hydrogen of every <initialize> (see set_hydrogen_masses)."""
+    template_labels = {id(element): _list_items(_text(template.find("labels"), None))
+                       for template in root.iter("system_template") for element in template.iter("file")}
     for file_element in root.iter("file"):
         if structure is not None:
-            file_element.text = f" {os.path.abspath(structure)} "
+            path = ours = os.path.abspath(structure)
         elif file_element.text and not os.path.isabs(file_element.text.strip()):
-            file_element.text = f" {os.path.join(input_dir, file_element.text.strip())} "
+            path, ours = os.path.join(input_dir, file_element.text.strip()), input_dir
+        else:
+            continue
+        _check_no_template_label(ours, template_labels.get(id(file_element), []), path)
+        file_element.text = f" {path} "
     # i-PI resolves PLUMED input paths against its working directory, which is the run folder.
     for plumed_input in root.iter("plumed_dat"):
         if plumed_input.text and not os.path.isabs(plumed_input.text.strip()):
@@ -129,6 +135,18 @@ def first_instance_text(root, text: str) -> str:
         for label, value in sorted(zip(labels, values), reverse=True):
             text = text.replace(label, value)
     return text
+
+
+def _check_no_template_label(ours: str, labels: list[str], path: str) -> None:
+    """i-PI replaces a <system_template>'s labels anywhere in its <template> text, file paths included: a
+    run folder named e.g. /scratch/TEMP/ would become /scratch/300/. Refuse when the part of a path that
+    so3k writes into a template (``ours``: the input's folder, or a --structure path) holds a label; labels
+    the input itself writes into a path (init_IDX.xyz) are meant."""
+    hits = [label for label in labels if label in ours]
+    if hits:
+        raise IpiInputError(f"{path}: {ours} contains the <system_template> label {hits[0]!r}, which i-PI would "
+                            f"replace in every system; use a folder or file name without "
+                            f"{', '.join(map(repr, hits))}")
 
 
 def masses_element(numbers, hydrogen_mass: float) -> str:

@@ -69,6 +69,19 @@ def test_a_template_whose_systems_start_from_their_own_files_is_read_through_its
         ipi_xml.first_instance_text(root, "init_IDX.xyz")
 
 
+def test_a_run_folder_holding_a_template_label_is_refused_as_i_pi_would_rewrite_it(tmp_path):
+    text = (f"<simulation><system_template><labels> [ IDX, TEMP ] </labels><instance> [ 0, 300 ] </instance>"
+            f"<template><system><initialize nbeads='1'><file mode='xyz'> init_IDX.xyz </file></initialize>"
+            f"</system></template></system_template></simulation>")
+    root = ET.fromstring(text)
+    ipi_xml.apply_overrides(root, input_dir="/scratch/run_1")  # the input's own label in the name is meant
+    assert root.find(".//file").text.strip() == "/scratch/run_1/init_IDX.xyz"
+    with pytest.raises(IpiInputError, match="/scratch/TEMP/run contains the <system_template> label 'TEMP'"):
+        ipi_xml.apply_overrides(ET.fromstring(text), input_dir="/scratch/TEMP/run")
+    with pytest.raises(IpiInputError, match="label 'IDX'"):
+        ipi_xml.apply_overrides(ET.fromstring(text), input_dir="/tmp", structure="/data/IDX_start.xyz")
+
+
 def test_checkpoints_inputs_with_masses_and_bad_masses_are_refused(tmp_path):
     checkpoint = ET.fromstring("<simulation><system><beads natoms='2' nbeads='1'/></system></simulation>")
     with pytest.raises(IpiInputError, match="checkpoint keeps the masses"):
