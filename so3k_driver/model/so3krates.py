@@ -18,7 +18,6 @@ from typing import NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .config import ModelConfig
 from . import basis
