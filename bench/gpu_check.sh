@@ -7,7 +7,8 @@
 #   run(command="bash bench/gpu_check.sh", carry=[".whl", ".so3lr"], timeout_s=540)
 # and the results come back as $OUT/gpu_check.json and $OUT/gpu_check.log.
 # The call carries at most 64 MiB (the working tree's tracked files + the carried paths). Check first:
-#   git ls-files -z | xargs -0 du -cb | tail -1; du -scb .whl .so3lr | tail -1   # bytes; sum < 67 108 864
+#   git ls-files -z | du -cb --files0-from=- | tail -1; du -scb .whl .so3lr | tail -1   # bytes; sum < 67 108 864
+#   (untracked files that git does not ignore travel too: `git status --short`)
 # If it is over, move the resume kits (docs/results/*/*_resume.tar.xz, ~20 MB) out of the tree for the
 # call (`mkdir -p /tmp/kits && mv docs/results/*/*_resume.tar.xz /tmp/kits/`) and back after it.
 set -euo pipefail

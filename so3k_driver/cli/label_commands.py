@@ -57,7 +57,7 @@ def run_label(args) -> int:
     if sampler.lower() == "none":
         frames = [atoms for path in args.inputs for atoms in _read(path, ":")]
     elif L.is_xtb(sampler):
-        frames = [frame for path in args.inputs for frame in L.sample_with_xtb(_read(path, 0), settings)]
+        frames = [frame for path in args.inputs for frame in L.sample_with_xtb(_read(path, 0)[0], settings)]
     else:
         frames = L.sample_with_model(args.inputs, sampler, settings, args.workdir, metad_cv=args.metad,
                                      quiet=False)

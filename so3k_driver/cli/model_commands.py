@@ -8,7 +8,6 @@ import sys
 import numpy as np
 
 
-
 def add_model_options(parser) -> None:
     """Options every command that loads a model shares."""
     from ..io.model_files import MODEL_SPECS

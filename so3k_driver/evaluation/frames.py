@@ -16,19 +16,20 @@ from ..units import BOHR_IN_ANGSTROM
 
 # i-PI's xyz trajectories name what they hold and its unit in the comment line, e.g.
 # "positions{atomic_unit}  cell{atomic_unit}"; ASE keeps each word, braces dropped, as a key of atoms.info.
-IPI_LENGTH_UNITS_IN_ANGSTROM = {"atomic_unit": BOHR_IN_ANGSTROM, "angstrom": 1.0, "nanometer": 10.0,
-                                "picometer": 0.01}
+# i-PI's "automatic" length unit is atomic units, its "ase" unit Å.
+IPI_LENGTH_UNITS_IN_ANGSTROM = {"atomic_unit": BOHR_IN_ANGSTROM, "automatic": BOHR_IN_ANGSTROM, "angstrom": 1.0,
+                                "ase": 1.0, "nanometer": 10.0, "picometer": 0.01, "meter": 1e10}
 IPI_POSITION_KINDS = ("positions", "x_centroid")
-IPI_OTHER_KINDS = ("velocities", "v_centroid", "momenta", "p_centroid", "forces", "f_centroid", "forces_sc",
-                   "forces_spring", "extras")
+IPI_POSITION_KEYS = {kind + unit: factor for kind in IPI_POSITION_KINDS
+                     for unit, factor in IPI_LENGTH_UNITS_IN_ANGSTROM.items()}
 
 
 def read_structure_frames(path, index=":") -> list:
     """The frames of a structure file as a list of ase.Atoms with positions in Å: any file ASE reads.
 
-    i-PI xyz trajectories are recognised by their "# CELL(abcABC):" comment: positions written in
-    atomic units (i-PI's default, ``positions{atomic_unit}``) or nm are converted to Å, and a trajectory
-    of something else (forces, velocities, ...) is refused. Their CELL is not read (frames come back
+    i-PI xyz trajectories are recognised by their "# CELL(abcABC):" comment: positions (or centroid
+    positions) written in atomic units (i-PI's default, ``positions{atomic_unit}``), nm, pm or m are
+    converted to Å, and a trajectory of anything else (forces, velocities, ...) is refused. Their CELL is not read (frames come back
     without a cell). Errors (missing, empty, unreadable file) are one-line UserErrors."""
     import ase.io
 
@@ -53,22 +54,17 @@ def read_structure_frames(path, index=":") -> list:
 def _to_angstrom(atoms, path) -> None:
     """Positions of an i-PI xyz frame (recognised by its CELL comment) to Å, in place. The comment's
     words are then dropped from atoms.info: written out again (extxyz) they would say "atomic units"
-    about positions that are now in Å."""
+    about positions that are now in Å. A frame of anything else than positions is refused."""
     if "CELL(abcABC):" not in atoms.info:
         return
     words, atoms.info = atoms.info, {}
-    for key in words:
-        kind = next((k for k in sorted(IPI_POSITION_KINDS + IPI_OTHER_KINDS, key=len, reverse=True)
-                     if key.startswith(k)), None)
-        if kind is None:
-            continue
-        if kind not in IPI_POSITION_KINDS:
-            raise UserError(f"{path} is an i-PI trajectory of {kind}, not of positions")
-        unit = key[len(kind):]
-        if unit not in IPI_LENGTH_UNITS_IN_ANGSTROM:
-            raise UserError(f"{path}: i-PI positions in {unit!r}; known: " + ", ".join(IPI_LENGTH_UNITS_IN_ANGSTROM))
-        atoms.positions *= IPI_LENGTH_UNITS_IN_ANGSTROM[unit]
-        return
+    factors = [IPI_POSITION_KEYS[key] for key in words if key in IPI_POSITION_KEYS]
+    if not factors:
+        content = [key.removesuffix("atomic_unit").removesuffix("automatic") for key in words
+                   if not key.startswith("cell") and key.isidentifier()]
+        raise UserError(f"{path} is an i-PI trajectory of {content[-1] if content else 'something else'}, not of "
+                        f"positions or x_centroid in a length unit (" + ", ".join(IPI_LENGTH_UNITS_IN_ANGSTROM) + ")")
+    atoms.positions *= factors[0]
 
 
 def evaluate_frames(potential, frames: list, batch_size: int = 16, description: str = "evaluating",

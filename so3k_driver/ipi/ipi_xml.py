@@ -114,27 +114,41 @@ def atom_masses(numbers, hydrogen_mass: float | None = None):
 
 
 def _list_items(text: str | None) -> list[str]:
-    """i-PI's list syntax '[ a, b, c ]' as strings."""
-    return [item.strip() for item in (text or "").strip().strip("[]").split(",") if item.strip()]
+    """i-PI's list syntax "[ a, 'b', c ]" as strings (quotes and blanks stripped, as i-PI's read_list)."""
+    return [item.strip(" \n\t'") for item in (text or "").strip().strip("[]").split(",") if item.strip(" \n\t'")]
 
 
-def first_instance_text(root, text: str) -> str:
-    """``text`` from inside a <system_template>'s <template> with its labels filled in as i-PI fills them
-    for the first <instance> (labels in reverse sorted order, as i-PI does), e.g. 'init_IDX.xyz' -> 'init_0.xyz'.
-    Every instance of a template is the same molecule, so the first one tells its elements; text
-    without a label comes back as it is."""
+def enclosing_template(root, element):
+    """The <system_template> whose <template> holds ``element``, or None."""
     for template in root.iter("system_template"):
-        labels = _list_items(_text(template.find("labels"), None))
-        instance = template.find("instance")
-        if not labels or instance is None or not any(label in text for label in labels):
-            continue
-        values = _list_items(instance.text)
-        if len(values) != len(labels):
-            raise IpiInputError(f"<system_template>: {len(labels)} labels {labels} but its first <instance> has "
-                                f"{len(values)} values {values}")
-        for label, value in sorted(zip(labels, values), reverse=True):
-            text = text.replace(label, value)
+        if any(inner is element for inner in template.iter()):
+            return template
+    return None
+
+
+def first_instance_text(template, text: str) -> str:
+    """``text`` from inside ``template`` (a <system_template>) with its labels filled in as i-PI fills them
+    for the first <instance> (labels in reverse sorted order, as i-PI does), e.g. 'init_IDX.xyz' ->
+    'init_0.xyz'. Every instance of a template is the same molecule, so the first one tells its
+    elements; text without a label, or no template (None), leaves the text as it is."""
+    if template is None:
+        return text
+    labels = _list_items(_text(template.find("labels"), None))
+    instance = template.find("instance")
+    if not labels or instance is None or not any(label in text for label in labels):
+        return text
+    values = _list_items(instance.text)
+    if len(values) != len(labels):
+        raise IpiInputError(f"<system_template>: {len(labels)} labels {labels} but its first <instance> has "
+                            f"{len(values)} values {values}")
+    for label, value in sorted(zip(labels, values), reverse=True):
+        text = text.replace(label, value)
     return text
+
+
+def file_of_first_instance(root, file_element) -> str:
+    """The path a <file> names, for the first instance when it sits in a <system_template>."""
+    return first_instance_text(enclosing_template(root, file_element), _text(file_element, ""))
 
 
 def _check_no_template_label(ours: str, labels: list[str], path: str) -> None:
@@ -176,7 +190,7 @@ def set_hydrogen_masses(root, hydrogen_mass: float) -> None:
         files = [index for index, child in enumerate(children) if child.tag == "file"]
         if not files:
             raise IpiInputError("hydrogen masses: an <initialize> has no <file> to read the elements from")
-        path = first_instance_text(root, _text(children[files[0]]))
+        path = file_of_first_instance(root, children[files[0]])
         try:
             numbers = read_numbers(path)
         except (ValueError, OSError) as error:

@@ -67,9 +67,9 @@ def _numbers_from_ipi_xml(path: str) -> np.ndarray:
     file_element = root.find(".//initialize/file")
     if file_element is None:
         raise ValueError(f"{path}: no <beads><names> nor <initialize><file> to read the elements from")
-    from .ipi_xml import first_instance_text
+    from .ipi_xml import file_of_first_instance
 
-    structure = first_instance_text(root, file_element.text.strip())  # e.g. init_IDX.xyz of a <system_template>
+    structure = file_of_first_instance(root, file_element)  # e.g. init_IDX.xyz of a <system_template>
     if not os.path.isabs(structure):
         structure = os.path.join(os.path.dirname(os.path.abspath(path)), structure)
     return read_numbers(structure)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -100,7 +101,7 @@ def start_frame_indices(frames: int, systems: int, source: str = "the structure 
 
     One frame: None (every system starts there). Several frames (M) and one system: the last (what ASE
     reads from a trajectory when asked for one structure). S >= 2 systems: S frames spread evenly over the
-    file, first and last included: system k starts from frame round(k (M - 1) / (S - 1)); M = S gives
+    file, first and last included: system k starts from frame k (M - 1) / (S - 1) rounded (halves up); M = S gives
     frame k to system k. Fewer frames than systems is an error (which frames would repeat is not obvious).
     """
     if frames < 1 or systems < 1:
@@ -112,7 +113,7 @@ def start_frame_indices(frames: int, systems: int, source: str = "the structure 
     if frames < systems:
         raise UserError(f"{source} has {frames} frames for {systems} systems (replicas or walkers): give one "
                         f"frame (every system starts there) or at least {systems}")
-    return tuple(round(k * (frames - 1) / (systems - 1)) for k in range(systems))
+    return tuple(math.floor(k * (frames - 1) / (systems - 1) + 0.5) for k in range(systems))  # halves round up
 
 
 def _biased_systems(settings: StudySettings) -> list[tuple[str, float, tuple[int, int] | None]]:

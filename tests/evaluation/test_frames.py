@@ -77,11 +77,18 @@ def test_bad_files_are_one_line_errors(tmp_path, content, message):
     assert "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("what", ["forces", "velocities", "f_centroid"])
-def test_an_i_pi_trajectory_of_something_else_than_positions_is_refused(tmp_path, what):
-    path = ipi_trajectory(tmp_path / f"sim.{what}.xyz", two_frames(), what=what)
-    with pytest.raises(UserError, match=f"is an i-PI trajectory of {what}, not of positions"):
+@pytest.mark.parametrize("what, unit", [("forces", "atomic_unit"), ("velocities", "atomic_unit"),
+                                        ("f_centroid", "atomic_unit"), ("r_gyration", "atomic_unit"),
+                                        ("kinetic_cv", "automatic"), ("x_centroid_even", "atomic_unit")])
+def test_an_i_pi_trajectory_of_something_else_than_positions_is_refused(tmp_path, what, unit):
+    path = ipi_trajectory(tmp_path / f"sim.{what}.xyz", two_frames(), what=what, unit=unit)
+    with pytest.raises(UserError, match=f"is an i-PI trajectory of {what}, not of positions or x_centroid"):
         read_structure_frames(path)
+
+
+def test_i_pi_automatic_units_are_atomic_units(tmp_path):
+    path = ipi_trajectory(tmp_path / "auto.xyz", two_frames(), unit="automatic")
+    np.testing.assert_allclose(read_structure_frames(path)[0].positions, two_frames()[0].positions, atol=1e-6)
 
 
 def test_so3k_eval_gives_the_same_energy_for_a_structure_in_angstrom_and_in_i_pi_atomic_units(tmp_path):

@@ -49,30 +49,40 @@ def test_a_remd_template_gets_masses_in_its_initialize(tmp_path):
 def test_a_template_whose_systems_start_from_their_own_files_is_read_through_its_first_instance(tmp_path):
     """i-PI fills a <template>'s labels per <instance> (init_IDX.xyz -> init_0.xyz, init_1.xyz): the elements
     (for the driver and for hydrogen masses) come from the first instance's file, as i-PI would read it."""
-    structure = (INPUTS / "ala3.xyz").read_text()
-    for k in range(2):
-        (tmp_path / f"init_{k}.xyz").write_text(structure)
-    text = (f"<simulation><system_template><labels> [ IDX, TEMP ] </labels>"
-            f"<instance> [ 0, 300 ] </instance><instance> [ 1, 350 ] </instance><template><system>"
-            f"<initialize nbeads='1'><file mode='xyz'> init_IDX.xyz </file></initialize>"
-            f"</system></template></system_template></simulation>")
+    (tmp_path / "init_0.xyz").write_text((INPUTS / "ala3.xyz").read_text())  # only the first instance's file
+    text = ("<simulation><system_template><labels> [ 'IDX', TEMP ] </labels>"
+            "<instance> [ 0, 300 ] </instance><instance> [ 1, 350 ] </instance><template><system>"
+            "<initialize nbeads='1'><file mode='xyz'> init_IDX.xyz </file></initialize>"
+            "</system></template></system_template></simulation>")
     (tmp_path / "input.xml").write_text(text)
     assert len(read_numbers(str(tmp_path / "input.xml"))) == 42
     root = ipi_xml.load(str(tmp_path / "input.xml")).getroot()
     ipi_xml.apply_overrides(root, input_dir=str(tmp_path), hydrogen_mass=4.0)
     masses = masses_of(root.find("system_template/template/system/initialize"))
     assert len(masses) == 42 and (masses == 4.0).sum() == 22
-    assert ipi_xml.first_instance_text(root, "T-IDX at TEMP K") == "T-0 at 300 K"
-    assert ipi_xml.first_instance_text(root, "no label here") == "no label here"
-    root.find("system_template/instance").text = " [ 0 ] "
+    template = root.find("system_template")
+    assert ipi_xml.first_instance_text(template, "T-IDX at TEMP K") == "T-0 at 300 K"
+    assert ipi_xml.first_instance_text(template, "no label here") == "no label here"
+    assert ipi_xml.first_instance_text(None, "TEMP outside a template") == "TEMP outside a template"
+    template.find("instance").text = " [ 0 ] "
     with pytest.raises(IpiInputError, match=r"2 labels \['IDX', 'TEMP'\] but its first <instance> has 1 values"):
-        ipi_xml.first_instance_text(root, "init_IDX.xyz")
+        ipi_xml.first_instance_text(template, "init_IDX.xyz")
+
+
+def test_a_file_outside_the_template_keeps_its_label_like_text(tmp_path):
+    root = ET.fromstring("<simulation><system><initialize><file> /data/TEMP/x.xyz </file></initialize></system>"
+                         "<system_template><labels> [ TEMP ] </labels><instance> [ 300 ] </instance><template>"
+                         "<system><initialize><file> TEMP.xyz </file></initialize></system></template>"
+                         "</system_template></simulation>")
+    plain, templated = root.iter("file")
+    assert ipi_xml.file_of_first_instance(root, plain) == "/data/TEMP/x.xyz"
+    assert ipi_xml.file_of_first_instance(root, templated) == "300.xyz"
 
 
 def test_a_run_folder_holding_a_template_label_is_refused_as_i_pi_would_rewrite_it(tmp_path):
-    text = (f"<simulation><system_template><labels> [ IDX, TEMP ] </labels><instance> [ 0, 300 ] </instance>"
-            f"<template><system><initialize nbeads='1'><file mode='xyz'> init_IDX.xyz </file></initialize>"
-            f"</system></template></system_template></simulation>")
+    text = ("<simulation><system_template><labels> [ IDX, TEMP ] </labels><instance> [ 0, 300 ] </instance>"
+            "<template><system><initialize nbeads='1'><file mode='xyz'> init_IDX.xyz </file></initialize>"
+            "</system></template></system_template></simulation>")
     root = ET.fromstring(text)
     ipi_xml.apply_overrides(root, input_dir="/scratch/run_1")  # the input's own label in the name is meant
     assert root.find(".//file").text.strip() == "/scratch/run_1/init_IDX.xyz"

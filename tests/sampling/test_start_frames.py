@@ -23,7 +23,8 @@ SO3K = [sys.executable, "-m", "so3k_driver.cli"]
     (1, 8, None),              # one frame: every system starts there
     (10, 1, (9,)),             # one system: the last frame, as ASE reads a trajectory
     (8, 8, tuple(range(8))),   # one frame each
-    (10, 3, (0, 4, 9)),        # spread evenly, first and last included
+    (10, 3, (0, 5, 9)),        # spread evenly, first and last included; 4.5 rounds up
+    (4, 3, (0, 2, 3)),
     (101, 5, (0, 25, 50, 75, 100)),
 ])
 def test_the_systems_start_from_frames_spread_evenly_over_the_file(frames, systems, expected):
@@ -55,16 +56,17 @@ def backbone_torsions(atoms):
 
 
 def test_a_several_frame_file_gives_each_walker_its_own_start(tmp_path):
-    frames = perturbed_frames(3)
+    frames = perturbed_frames(5)
     ase.io.write(tmp_path / "starts.xyz", frames)
     settings = StudySettings(structure=str(tmp_path / "starts.xyz"), model="default", temperatures=(300.0,),
                              steps=10, walkers=3, metad=MetadSettings(cv="backbone", pace=5, colvar_stride=5))
     prepare(tmp_path / "study", settings)
     study = tmp_path / "study"
-    assert StudySettings.load(study).start_frames == (0, 1, 2)
-    assert json.loads((study / "study.json").read_text())["start_frames"] == [0, 1, 2]
-    for k, frame in enumerate(frames):
-        assert np.allclose(ase.io.read(study / f"init_{k}.xyz").positions, frame.positions, atol=1e-6)
+    assert StudySettings.load(study).start_frames == (0, 2, 4)
+    assert json.loads((study / "study.json").read_text())["start_frames"] == [0, 2, 4]
+    for k, index in enumerate((0, 2, 4)):
+        assert np.allclose(ase.io.read(study / f"init_{k}.xyz").positions, frames[index].positions, atol=1e-6)
+    assert np.allclose(ase.io.read(study / "init.xyz").positions, frames[0].positions, atol=1e-6)
     xml = (study / "input.xml").read_text()
     assert "<file mode='xyz'> init_IDX.xyz </file>" in xml
 

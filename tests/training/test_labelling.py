@@ -67,3 +67,23 @@ def test_label_frames_as_they_are_and_bad_input(tmp_path):
     missing = so3k("label", "nothere.xyz", "-o", "out.extxyz", "--labeller", "ala3-xtb", "--sample-with", "none",
                    cwd=tmp_path)
     assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0 and "not found" in missing.stderr
+
+
+def test_label_samples_each_inputs_first_structure_with_an_xtb_method(tmp_path, monkeypatch):
+    """The xTB sampling path from the command line (ASE's EMT stands in for tblite, which may be absent):
+    Langevin MD from INPUT's first frame, then labels from a model."""
+    from ase.calculators.emt import EMT
+
+    from so3k_driver.cli.main import main
+    from so3k_driver.training import labelling
+
+    monkeypatch.setattr(labelling, "xtb_calculator", lambda method, charge=0.0: EMT())
+    frames = perturbed_frames(2)
+    frames[1].positions += 50.0  # a second frame far away: sampling must start from the first
+    ase.io.write(tmp_path / "two.extxyz", frames)
+    assert main(["label", str(tmp_path / "two.extxyz"), "-o", str(tmp_path / "out.extxyz"), "--labeller", "ala3-xtb",
+                 "--sample-with", "GFN2-xTB", "--temperatures", "300", "--frames", "2", "--sample-every", "2",
+                 "--equilibration", "2", "--timestep", "0.25"]) == 0
+    sampled = ase.io.read(tmp_path / "out.extxyz", index=":")
+    assert len(sampled) == 2 and all(atoms.info["temperature_K"] == 300 for atoms in sampled)
+    assert all(np.abs(atoms.positions - frames[0].positions).max() < 1.0 for atoms in sampled)
