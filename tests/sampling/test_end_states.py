@@ -55,6 +55,11 @@ def test_a_model_against_itself_in_float64_agrees_and_relaxation_lowers_every_en
     assert abs(record["compact_minus_extended_eV"]["sampled"]["model_minus_reference"]) < 2e-3  # eV
     assert record["force_mae_meV_per_A"] < 1.0
     assert record["relaxations_converged"] == {"model": 2, "reference": 2}
+    for frame in record["frames"]:  # per frame: converged below fmax, in some steps
+        for who in ("model", "reference"):
+            relaxation = frame["relaxation"][who]
+            assert relaxation["converged"] and relaxation["fmax_eV_per_A"] < record["fmax_eV_per_A"]
+            assert relaxation["steps"] >= 1
     lines = "\n".join(end_states.markdown(record))
     assert "compact − extended" in lines and "| relaxed |" in lines
 

@@ -77,7 +77,8 @@ def _evaluate(potential, numbers, positions, settings, progress_label, report) -
         relaxed = minimise(potential, numbers, positions, settings,
                            on_progress=lambda finished, converged: display.update(finished, converged=converged))
     return {"energy": single.energy, "forces": single.forces, "relaxed_energy": relaxed.energy,
-            "relaxed_positions": relaxed.positions, "converged": relaxed.converged}
+            "relaxed_positions": relaxed.positions, "converged": relaxed.converged, "fmax": relaxed.fmax,
+            "steps": relaxed.steps}
 
 
 def _group_difference(energies, compact: int) -> float:
@@ -133,6 +134,10 @@ def compare_end_states(numbers, positions, time, helix_fraction, temperature: fl
             "energy_eV": {key: float(results[key]["energy"][k]) for key in results},
             "relaxed_energy_eV": {key: float(results[key]["relaxed_energy"][k]) for key in results},
             "relaxed_end_to_end_A": {key: float(relaxed_e2e[key][k]) for key in results},
+            # an unconverged relaxation's energy is an upper bound of its minimum's, not the minimum
+            "relaxation": {key: {"converged": bool(results[key]["converged"][k]),
+                                 "fmax_eV_per_A": float(results[key]["fmax"][k]),
+                                 "steps": int(results[key]["steps"][k])} for key in results},
         })
     return record
 
@@ -194,9 +199,23 @@ def markdown(record: dict) -> list[str]:
         lines.append(f"| {key} | {d['model']:+.3f} | {d['reference']:+.3f} | {d['model_minus_reference']:+.3f} |")
     lines += ["", f"Force error of the run's model on these frames: MAE {record['force_mae_meV_per_A']:.1f} meV/Å, "
               f"RMSE {record['force_rmse_meV_per_A']:.1f} meV/Å.", "",
-              "| group | time (ps) | end-to-end (Å) | helix fraction | relaxed end-to-end, model / reference (Å) |",
-              "|---|---|---|---|---|"]
+              "| group | time (ps) | end-to-end (Å) | helix fraction | relaxed end-to-end, model / reference (Å) "
+              "| largest force left, model / reference (eV/Å) |",
+              "|---|---|---|---|---|---|"]
     for f in record["frames"]:
+        left = " / ".join(_force_left(f, who) for who in ("model", "reference"))
         lines.append(f"| {f['group']} | {f['time_ps']:.2f} | {f['end_to_end_A']:.1f} | {f['helix_fraction']:.2f} | "
-                     f"{f['relaxed_end_to_end_A']['model']:.1f} / {f['relaxed_end_to_end_A']['reference']:.1f} |")
+                     f"{f['relaxed_end_to_end_A']['model']:.1f} / {f['relaxed_end_to_end_A']['reference']:.1f} | {left} |")
+    if any(not r["converged"] for f in record["frames"] for r in f.get("relaxation", {}).values()):
+        lines += ["", "A relaxation in **bold** stopped at its step limit above the force threshold: its energy is "
+                      "an upper bound of that minimum's, and the relaxed difference is less certain."]
     return lines + [""]
+
+
+def _force_left(frame: dict, who: str) -> str:
+    """The largest force after relaxing (eV/Å), bold when not converged; '–' for records without it."""
+    relaxation = frame.get("relaxation", {}).get(who)
+    if relaxation is None:
+        return "–"
+    text = f"{relaxation['fmax_eV_per_A']:.3f}"
+    return text if relaxation["converged"] else f"**{text}**"
