@@ -143,19 +143,26 @@ def sample_with_xtb(atoms, settings: LabelSettings) -> list:
     """Langevin MD with the xTB method at each temperature; the sampled frames (unlabelled copies,
     ``info``: temperature_K, md_step)."""
     from ase import units
+    from ase.constraints import FixCom
+    from ase.md import velocitydistribution
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
 
+    # ASE 3.29 renamed the Maxwell-Boltzmann initialiser and deprecated Langevin's fixcm (it does not sample
+    # NVT exactly); FixCom keeps the centre of mass in place instead. ase >= 3.23 is supported.
+    thermalize = getattr(velocitydistribution, "thermalize_momenta", None) or (
+        lambda system, temperature_K, rng: velocitydistribution.MaxwellBoltzmannDistribution(
+            system, temperature_K=temperature_K, rng=rng))
     frames = []
     for index, temperature in enumerate(settings.temperatures):
         system = atoms.copy()
         system.calc = xtb_calculator(settings.method)
+        system.set_constraint(FixCom())
         rng = np.random.default_rng([settings.seed, index])
-        MaxwellBoltzmannDistribution(system, temperature_K=temperature, rng=rng)
-        Stationary(system)
-        ZeroRotation(system)
+        thermalize(system, temperature_K=temperature, rng=rng)
+        velocitydistribution.Stationary(system)
+        velocitydistribution.ZeroRotation(system)
         dynamics = Langevin(system, settings.timestep_fs * units.fs, temperature_K=temperature,
-                            friction=settings.friction_per_fs / units.fs, rng=rng)
+                            friction=settings.friction_per_fs / units.fs, fixcm=False, rng=rng)
         with Progress(settings.steps, description=f"xTB MD {temperature:.0f} K", unit="step") as bar:
             for step in range(1, settings.steps + 1):
                 dynamics.run(1)
@@ -163,6 +170,7 @@ def sample_with_xtb(atoms, settings: LabelSettings) -> list:
                 if after > 0 and after % settings.sample_every == 0:
                     frame = system.copy()
                     frame.calc = None
+                    frame.set_constraint()
                     frame.info.update(temperature_K=temperature, md_step=step)
                     frames.append(frame)
                 bar.update(step, T_K=system.get_temperature(), frames=len(frames))
