@@ -117,3 +117,33 @@ def test_walkers_start_where_the_file_says_in_a_real_run(tmp_path):
         first = np.array([[colvar[f"phi{r}"][0] for r in (1, 2, 3)], [colvar[f"psi{r}"][0] for r in (1, 2, 3)]])
         to_own, to_other = (np.abs(angle_difference(first, np.array(torsions[j]))).max() for j in (k, 1 - k))
         assert to_own < 0.03 and to_other > 0.1, (k, to_own, to_other)
+
+
+def test_i_pi_expands_a_replica_exchange_template_to_one_start_file_per_temperature(tmp_path, monkeypatch):
+    """i-PI's own <system_template> code (labels IDX, TEMP and the bias weights) gives replica k the file
+    init_k.xyz, which holds frame k, at temperature k."""
+    import contextlib
+    import io
+
+    from ipi.inputs.system import InputSysTemplate
+    from ipi.utils.io.inputs.io_xml import xml_parse_file
+    from ipi.utils.units import unit_to_internal
+
+    frames = perturbed_frames(3)
+    ase.io.write(tmp_path / "starts.xyz", frames)
+    temperatures = (300.0, 350.0, 400.0)
+    prepare(tmp_path / "study", StudySettings(structure=str(tmp_path / "starts.xyz"), model="default",
+                                              temperatures=temperatures, steps=10, metad=MetadSettings(cv="backbone")))
+    monkeypatch.chdir(tmp_path / "study")
+    with open("input.xml") as handle:
+        simulation = xml_parse_file(handle).fields[0][1]
+    template = InputSysTemplate()
+    template.parse(next(value for key, value in simulation.fields if key == "system_template"))
+    with contextlib.redirect_stdout(io.StringIO()):  # i-PI prints every generated system
+        systems = template.fetch()
+    assert [s.prefix for s in systems] == ["T-0", "T-1", "T-2"]
+    for k, system in enumerate(systems):
+        positions = dict(system.init.queue)["positions"]
+        assert positions.value == f"init_{k}.xyz"
+        assert np.allclose(ase.io.read(positions.value).positions, frames[k].positions, atol=1e-6)
+        assert system.ensemble.temp == pytest.approx(unit_to_internal("temperature", "kelvin", temperatures[k]))
