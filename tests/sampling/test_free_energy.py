@@ -235,6 +235,24 @@ def test_basin_blocks_are_separate_and_show_a_basin_left_for_a_while():
     assert np.isfinite(history[2, c5])
 
 
+def test_the_half_difference_history_is_the_two_halves_test_of_each_shorter_run():
+    """A run in C7eq only for its first 100 frames, then C7eq and C5 evenly: stopped early, the first half
+    never saw C5 (NaN); later the halves disagree less and less; the last point is the full analysis."""
+    phi = np.array([-85.0] * 100 + [-85.0, -155.0] * 200)
+    psi = np.where(phi < -120, 160.0, 75.0)
+    rbias = np.zeros(len(phi))
+    ends, differences = fe.half_difference_history(phi, psi, rbias, 300.0, burn_in=0.0, points=5)
+    names = [b.name for b in fe.RAMACHANDRAN_BASINS]
+    c5 = names.index("C5")
+    assert ends.tolist() == [99, 199, 299, 399, 499]
+    assert np.isnan(differences[0, c5]) and np.isnan(differences[1, c5])  # the first half has no C5 yet
+    assert differences[2, c5] > differences[3, c5] > differences[4, c5] > 0
+    records, _ = fe.basin_free_energies(phi, psi, rbias, 300.0, burn_in=0.0)
+    assert differences[-1, c5] == pytest.approx({r.name: r.half_difference for r in records}["C5"])
+    with pytest.raises(ValueError, match="points must be an integer >= 1, got 0"):
+        fe.half_difference_history(phi, psi, rbias, 300.0, points=0)
+
+
 def test_two_blocks_give_the_halves_basin_differences():
     rng = np.random.default_rng(8)
     phi, psi, rbias = basin_mixture(rng, {"C7eq": 0.5, "C5": 0.3, "alpha_R": 0.2}, {"C7eq": 80, "C5": 60, "alpha_R": 60},
@@ -329,6 +347,11 @@ def test_analyze_backbone_study_writes_basins(tmp_path, capsys):
     assert blocks["F_kJmol"]["C7eq"] == [0.0] * 4 and blocks["spread_kJmol"]["C7eq"] == 0.0
     assert blocks["spread_kJmol"]["C5"] < 2.0  # one stationary distribution, 450 frames per block
     assert "In 4 separate blocks after the burn-in" in summary and "| alpha_R |" in summary
+    halves = record["half_difference_history"]
+    assert len(halves["time"]) == 10 and halves["time"][-1] == history["time"][-1]
+    assert halves["largest_kJmol"][-1] == pytest.approx(record["max_basin_half_difference_kJmol"], abs=1e-3)
+    assert halves["half_difference_kJmol"]["C5"][-1] == pytest.approx(record["basins"]["C5"]["half_difference"], abs=1e-3)
+    assert "Largest basin half difference had the run stopped earlier" in summary
 
 
 def test_analyze_end_to_end_study_writes_the_profile(tmp_path, capsys):

@@ -307,6 +307,30 @@ def basin_history(phi_deg, psi_deg, rbias, temperature_K: float, burn_in: float 
     return ends + kept.start, np.where(np.isfinite(F), F, np.nan)
 
 
+def half_difference_history(phi_deg, psi_deg, rbias, temperature_K: float, burn_in: float = DEFAULT_BURN_IN,
+                            points: int = 10, basins=RAMACHANDRAN_BASINS) -> tuple[np.ndarray, np.ndarray]:
+    """The two-halves test as it would have come out had the run stopped earlier: for each of ``points``
+    evenly spaced run lengths (the last is the whole run), each basin's half difference (kJ/mol) from
+    :func:`basin_free_energies` on the frames up to there, with its own burn-in and halves. Shows
+    whether the test is closing and how fast (a run twice as long halves the variance of each half).
+    Returns (end frame indices (points,), differences (points, basins), NaN where a basin is not found
+    or one half never visits it)."""
+    phi_deg, psi_deg, rbias = (np.asarray(a, float) for a in (phi_deg, psi_deg, rbias))
+    if not (isinstance(points, int) and points >= 1):
+        raise ValueError(f"points must be an integer >= 1, got {points!r}")
+    ends = np.unique(np.linspace(0, len(rbias), points + 1).astype(int)[1:])
+    differences = np.full((len(ends), len(basins)), np.nan)
+    for row, end in enumerate(ends):
+        kept = kept_frames(end, burn_in)[0]
+        if kept.stop - kept.start < 2:
+            continue
+        records, _ = basin_free_energies(phi_deg[:end], psi_deg[:end], rbias[:end], temperature_K, burn_in, basins)
+        for column, record in enumerate(records):
+            if record.found and record.half_difference is not None:
+                differences[row, column] = record.half_difference
+    return ends - 1, differences
+
+
 def basin_blocks(phi_deg, psi_deg, rbias, temperature_K: float, burn_in: float = DEFAULT_BURN_IN,
                  blocks: int = 4, basins=RAMACHANDRAN_BASINS) -> tuple[np.ndarray, np.ndarray]:
     """Basin free energies in ``blocks`` consecutive, non-overlapping blocks of the frames kept after

@@ -190,7 +190,7 @@ def _reweighted_profile(cvs, title, json_name, out_dir, colvars, columns, temper
     the plot and the summary lines under ``title``."""
     records, plots, estimates = [], [], []
     backbone = len(cvs) == 2 and all(_is_torsion(cv) for cv in cvs)
-    history = blocks = None  # basin free energies as the run grows, at the lowest temperature with a record
+    history = blocks = halves = None  # basin free energies as the run grows, at the lowest temperature with a record
     for k, (path, data) in enumerate(zip(colvars, columns)):
         temperature = float(temperatures[k]) if k < len(temperatures) else None
         if temperature is None or not data or any(cv not in data for cv in cvs):
@@ -217,6 +217,8 @@ def _reweighted_profile(cvs, title, json_name, out_dir, colvars, columns, temper
                                          [b.name for b in found], ps_per_step)
                 blocks = _basin_blocks(phi, psi, rbias, data["time"][rows], temperature, burn_in,
                                        [b.name for b in found], ps_per_step)
+                halves = _half_difference_history(phi, psi, rbias, data["time"][rows], temperature, burn_in,
+                                                  [b.name for b in found], ps_per_step)
             # a found basin that one half never visited has no finite difference: the maximum is then undefined
             differences = [b.half_difference for b in found]
             worst = None if None in differences or not differences else max(differences)
@@ -260,10 +262,12 @@ def _reweighted_profile(cvs, title, json_name, out_dir, colvars, columns, temper
         _fes_2d_plot(out_dir / plots[-1], estimate, cvs, lowest, cutoff)
         if blocks is not None:
             document["basin_blocks"] = blocks
+        if halves is not None:
+            document["half_difference_history"] = halves
         if history is not None:
             document["basin_history"] = history
             plots.append("fes_basin_history.png")
-            _basin_history_plot(out_dir / plots[-1], history, blocks, lowest["temperature_K"])
+            _basin_history_plot(out_dir / plots[-1], history, blocks, halves, lowest["temperature_K"])
     elif len(cvs) == 1:
         plots.append("fes_end_to_end.png" if cvs[0] == "e2e" else f"fes_{cvs[0]}.png")
         _fes_1d_plot(out_dir / plots[-1], estimate, cvs[0], unit, lowest["temperature_K"])
@@ -296,6 +300,21 @@ def _basin_history(phi, psi, rbias, times, temperature, burn_in, found, ps_per_s
             "drift_last_quarter_kJmol": {names[b]: _json_number(float(d)) for b, d in zip(columns, drift)}}
 
 
+def _half_difference_history(phi, psi, rbias, times, temperature, burn_in, found, ps_per_step) -> dict | None:
+    """free_energy.half_difference_history of the found basins, as JSON: run length (ps, or MD steps), each
+    basin's half difference (kJ/mol, null where a half misses it) and the largest per length."""
+    ends, differences = free_energy.half_difference_history(phi, psi, rbias, temperature, burn_in)
+    if len(ends) < 4:
+        return None
+    names = [b.name for b in free_energy.RAMACHANDRAN_BASINS]
+    columns = [names.index(name) for name in found]
+    largest = [None if np.isnan(row[columns]).any() else _json_number(float(np.max(row[columns])))
+               for row in differences]
+    return {"time": _json_array(times[ends] * (ps_per_step or 1.0), 3), "time_unit": "ps" if ps_per_step else "MD step",
+            "half_difference_kJmol": {names[b]: _json_array(differences[:, b]) for b in columns},
+            "largest_kJmol": largest}
+
+
 def _basin_blocks(phi, psi, rbias, times, temperature, burn_in, found, ps_per_step, blocks: int = BASIN_BLOCKS):
     """free_energy.basin_blocks of the found basins, as JSON: block edges in time (ps, or MD steps), F per
     block and basin (kJ/mol, null where a block never visits the basin) and each basin's spread over
@@ -315,9 +334,11 @@ def _basin_blocks(phi, psi, rbias, times, temperature, burn_in, found, ps_per_st
             "F_kJmol": {names[b]: _json_array(F[:, b]) for b in columns}, "spread_kJmol": spread}
 
 
-def _basin_history_plot(path, history, blocks, temperature):
-    plt, fig, axes = figure(1, 2 if blocks else 1, (11.5 if blocks else 6.5, 4))
-    axis = axes[0] if blocks else axes
+def _basin_history_plot(path, history, blocks, halves, temperature):
+    panels = 1 + bool(blocks) + bool(halves)
+    plt, fig, axes = figure(1, panels, (5.5 * panels + 1, 4))
+    axes = np.atleast_1d(axes)
+    axis = axes[0]
     for name, values in history["F_kJmol"].items():
         values = np.array([np.nan if v is None else v for v in values], float)
         axis.plot(history["time"], values, "o-", ms=3, label=f"{name} (last-quarter drift "
@@ -339,6 +360,15 @@ def _basin_history_plot(path, history, blocks, temperature):
         axes[1].set(xlabel=f"block centre ({blocks['time_unit']})", ylabel="F of the basin within the block (kJ/mol)",
                     title=f"{blocks['blocks']} separate blocks after the burn-in")
         axes[1].legend(fontsize=7)
+    if halves:
+        axis = axes[-1]
+        for name, values in halves["half_difference_kJmol"].items():
+            values = np.array([np.nan if v is None else v for v in values], float)
+            axis.plot(halves["time"], values, "o-", ms=3, label=name)
+        axis.set(xlabel=f"run length analysed ({halves['time_unit']})",
+                 ylabel="|F first half − F second half| (kJ/mol)", ylim=(0, None),
+                 title="the two-halves test had the run stopped there")
+        axis.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -383,6 +413,12 @@ def _fes_markdown(title, document, records, backbone, unit, limit) -> list[str]:
                 name = max(drift, key=drift.get)
                 lines.append(f"As the run grew ([fes_basin_history.png](fes_basin_history.png)), the basin free "
                              f"energies moved by at most {drift[name]:.2f} kJ/mol ({name}) over its last quarter.")
+        halves = document.get("half_difference_history")
+        if halves:
+            shown = [(t, v) for t, v in zip(halves["time"], halves["largest_kJmol"])][-5:]
+            lines.append("Largest basin half difference had the run stopped earlier: " + ", ".join(
+                f"{'–' if v is None else f'{v:.2f}'} at {t:.0f} {halves['time_unit']}" for t, v in shown)
+                + " kJ/mol (the last is this analysis).")
         blocks = document.get("basin_blocks")
         if blocks:
             edges = blocks["time_edges"]
