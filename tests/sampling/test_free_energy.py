@@ -371,7 +371,28 @@ def test_analyze_end_to_end_study_writes_the_profile(tmp_path, capsys):
     h = record["half_difference"]
     assert h["cutoff_kJmol"] == 20.0 and 0 < h["mean_kJmol"] <= h["max_kJmol"] < 5.0
     assert (tmp_path / "out" / "fes_end_to_end.png").stat().st_size > 10_000
-    assert "Minimum of F at" in (tmp_path / "out" / "summary.md").read_text()
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "Minimum of F at" in summary
+    history = record["half_difference_history"]  # the same test on the first 10 %, 20 %, ... of the run
+    assert history["time_unit"] == "ps" and len(history["time"]) == 10
+    assert history["time"][-1] == pytest.approx(5.0 * 2999 * 0.002)
+    assert history["max_kJmol"][-1] == pytest.approx(h["max_kJmol"], abs=1e-3)
+    assert history["mean_kJmol"][-1] == pytest.approx(h["mean_kJmol"], abs=1e-3)
+    assert "Half difference of the profile (max / mean over its region) had the run stopped earlier" in summary
+
+
+def test_the_profile_half_difference_history_shrinks_as_a_stationary_run_grows():
+    """Independent samples of one distribution; the region is the well-sampled centre (F < 3 kJ/mol) so
+    that it hardly changes with the run length: 16 times the frames, about a quarter of the noise."""
+    rng = np.random.default_rng(11)
+    e2e = rng.normal(12.0, 1.0, 32000)
+    edges = [np.linspace(8.0, 16.0, 21)]
+    ends, largest, mean = fe.profile_half_difference_history(e2e, np.zeros(len(e2e)), 300.0, edges, burn_in=0.0,
+                                                            cutoff=3.0, points=16)
+    assert ends[[0, -1]].tolist() == [1999, 31999] and len(ends) == 16
+    full = fe.reweighted_free_energy(e2e, np.zeros(len(e2e)), 300.0, edges, burn_in=0.0, cutoff=3.0)
+    assert largest[-1] == pytest.approx(full.summary.max_kJmol) and mean[-1] == pytest.approx(full.summary.mean_kJmol)
+    assert mean[-1] < 0.5 * mean[0]
 
 
 def test_a_helix_biased_study_gets_its_end_to_end_profile_reweighted(tmp_path, capsys):

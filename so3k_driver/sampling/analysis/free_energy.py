@@ -179,6 +179,29 @@ def reweighted_free_energy(samples, rbias, temperature_K: float, edges, burn_in:
         tuple(effective_frames(log_w[s]) for s in (kept, first, second)))
 
 
+def profile_half_difference_history(samples, rbias, temperature_K: float, edges, burn_in: float = DEFAULT_BURN_IN,
+                                    cutoff: float = DEFAULT_CUTOFF_KJMOL,
+                                    points: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The surface's two-halves test had the run stopped earlier: :func:`reweighted_free_energy` on the
+    frames up to each of ``points`` evenly spaced run lengths (the last is the whole run; same bins, its
+    own burn-in, halves and region). Returns (end frame indices, max, mean of |F_first - F_second|
+    (kJ/mol) over each region; NaN where a length has no region yet)."""
+    rbias = np.asarray(rbias, float)
+    samples = np.asarray(samples, float)
+    if not (isinstance(points, int) and points >= 1):
+        raise ValueError(f"points must be an integer >= 1, got {points!r}")
+    ends = np.unique(np.linspace(0, len(rbias), points + 1).astype(int)[1:])
+    largest, mean = np.full(len(ends), np.nan), np.full(len(ends), np.nan)
+    for row, end in enumerate(ends):
+        kept = kept_frames(end, burn_in)[0]
+        if kept.stop - kept.start < 2:
+            continue
+        summary = reweighted_free_energy(samples[:end], rbias[:end], temperature_K, edges, burn_in, cutoff).summary
+        if summary.max_kJmol is not None:
+            largest[row], mean[row] = summary.max_kJmol, summary.mean_kJmol
+    return ends - 1, largest, mean
+
+
 # --- Named basins of the Ramachandran plane (φ, ψ of the biased residue, degrees) ---------------------
 
 

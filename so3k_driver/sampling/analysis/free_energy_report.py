@@ -232,6 +232,13 @@ def _reweighted_profile(cvs, title, json_name, out_dir, colvars, columns, temper
                 "basins_missing_in_a_half": [b.name for b in found if b.half_difference is None],
                 "max_basin_half_difference_kJmol": _json_number(worst)})
         elif len(cvs) == 1:
+            if not records:
+                ends, largest, mean = free_energy.profile_half_difference_history(
+                    samples, rbias, temperature, estimate.edges, burn_in, cutoff)
+                record["half_difference_history"] = {
+                    "time": _json_array(data["time"][rows][ends] * (ps_per_step or 1.0), 3),
+                    "time_unit": "ps" if ps_per_step else "MD step",
+                    "max_kJmol": _json_array(largest), "mean_kJmol": _json_array(mean)}
             key = "minimum_rad" if _is_torsion(cvs[0]) else "minimum_A" if _cv_unit(cvs[0]) == "Å" else "minimum"
             record.update({key: round(estimate.minimum[0], 3),
                            "profile": {cvs[0]: _json_array(estimate.centres[0], 4),
@@ -433,6 +440,12 @@ def _fes_markdown(title, document, records, backbone, unit, limit) -> list[str]:
             lines.append("")
     elif _minimum(r) is not None:
         lines.append(f"Minimum of F at {_minimum(r):.2f} {unit}.")
+        history = r.get("half_difference_history")
+        if history:
+            shown = list(zip(history["time"], history["max_kJmol"], history["mean_kJmol"]))[-5:]
+            lines.append("Half difference of the profile (max / mean over its region) had the run stopped earlier: "
+                         + ", ".join(("–" if m is None else f"{m:.1f} / {a:.1f}") + f" at {t:.0f} {history['time_unit']}"
+                                     for t, m, a in shown) + " kJ/mol (the last is this analysis).")
     growth = r.get("rct_growth")
     if growth:
         text = (f"c(t), the bias's offset in the reweighting, was {growth['last_value_kJmol']:.1f} kJ/mol at the end and "
