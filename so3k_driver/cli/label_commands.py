@@ -46,6 +46,7 @@ def add_parser(subparsers) -> None:
 
 def run_label(args) -> int:
     from ..errors import UserError
+    from ..evaluation.frames import read_structure_frames
     from ..training import labelling as L
 
     if args.batch < 1:
@@ -55,9 +56,10 @@ def run_label(args) -> int:
                                args.equilibration, args.timestep, args.friction,
                                sampler if L.is_xtb(sampler) else "GFN2-xTB", args.seed)
     if sampler.lower() == "none":
-        frames = [atoms for path in args.inputs for atoms in _read(path, ":")]
+        frames = [atoms for path in args.inputs for atoms in read_structure_frames(path)]
     elif L.is_xtb(sampler):
-        frames = [frame for path in args.inputs for frame in L.sample_with_xtb(_read(path, 0)[0], settings)]
+        frames = [frame for path in args.inputs
+                  for frame in L.sample_with_xtb(read_structure_frames(path, index=0)[0], settings)]
     else:
         frames = L.sample_with_model(args.inputs, sampler, settings, args.workdir, metad_cv=args.metad,
                                      quiet=False)
@@ -71,8 +73,3 @@ def run_label(args) -> int:
     print(f"so3k label: wrote {len(labelled)} frames labelled by {args.labeller} to {path} (energy eV, forces eV/Å)")
     return 0
 
-
-def _read(path: str, index):
-    from ..evaluation.frames import read_structure_frames
-
-    return read_structure_frames(path, index=index)

@@ -49,9 +49,10 @@ def add_parser(subparsers) -> None:
 
     ev = subparsers.add_parser("eval", help="energy (eV), forces (eV/Å) and stress (eV/Å^3) of structures")
     add_model_options(ev)
-    ev.add_argument("structures", nargs="+", metavar="STRUCTURE", help="any file ASE reads (all frames; Å). i-PI xyz trajectories are read in "
-                         "the unit their comment names (positions{atomic_unit} = bohr) and without their cell "
-                         "(gas phase); for a periodic structure give a file that carries its cell (extxyz)")
+    ev.add_argument("structures", nargs="+", metavar="STRUCTURE",
+                    help="any file ASE reads (all frames; Å). i-PI xyz trajectories are read in the unit their "
+                         "comment names (positions{atomic_unit} = bohr) and without their cell (gas phase); for a "
+                         "periodic structure give a file that carries its cell (extxyz)")
     ev.add_argument("--json", action="store_true", help="one JSON object per structure and line")
     ev.set_defaults(func=run_eval)
 

@@ -29,8 +29,8 @@ def read_structure_frames(path, index=":") -> list:
 
     i-PI xyz trajectories are recognised by their "# CELL(abcABC):" comment: positions (or centroid
     positions) written in atomic units (i-PI's default, ``positions{atomic_unit}``), nm, pm or m are
-    converted to Å, and a trajectory of anything else (forces, velocities, ...) is refused. Their CELL is not read (frames come back
-    without a cell). Errors (missing, empty, unreadable file) are one-line UserErrors."""
+    converted to Å, and a trajectory of anything else (forces, velocities, ...) is refused. Their CELL
+    is not read (frames come back without a cell). Errors (missing, empty, unreadable file) are one-line UserErrors."""
     import ase.io
 
     path = Path(path)

@@ -56,8 +56,6 @@ def apply_overrides(root, *, input_dir: str, structure=None, steps=None, address
 
     steps: the new <total_steps> (MD steps counted from the start of the first piece of a run).
     hydrogen_mass: amu given to every hydrogen of every <initialize> (see set_hydrogen_masses)."""
-    template_labels = {id(element): _list_items(_text(template.find("labels"), None))
-                       for template in root.iter("system_template") for element in template.iter("file")}
     for file_element in root.iter("file"):
         if structure is not None:
             path = ours = os.path.abspath(structure)
@@ -65,7 +63,7 @@ def apply_overrides(root, *, input_dir: str, structure=None, steps=None, address
             path, ours = os.path.join(input_dir, file_element.text.strip()), input_dir
         else:
             continue
-        _check_no_template_label(ours, template_labels.get(id(file_element), []), path)
+        _check_no_template_label(ours, _template_labels(enclosing_template(root, file_element)), path)
         file_element.text = f" {path} "
     # i-PI resolves PLUMED input paths against its working directory, which is the run folder.
     for plumed_input in root.iter("plumed_dat"):
@@ -118,6 +116,11 @@ def _list_items(text: str | None) -> list[str]:
     return [item.strip(" \n\t'") for item in (text or "").strip().strip("[]").split(",") if item.strip(" \n\t'")]
 
 
+def _template_labels(template) -> list[str]:
+    """The <labels> of a <system_template> (none for None)."""
+    return [] if template is None else _list_items(_text(template.find("labels"), None))
+
+
 def enclosing_template(root, element):
     """The <system_template> whose <template> holds ``element``, or None."""
     for template in root.iter("system_template"):
@@ -131,10 +134,8 @@ def first_instance_text(template, text: str) -> str:
     for the first <instance> (labels in reverse sorted order, as i-PI does), e.g. 'init_IDX.xyz' ->
     'init_0.xyz'. Every instance of a template is the same molecule, so the first one tells its
     elements; text without a label, or no template (None), leaves the text as it is."""
-    if template is None:
-        return text
-    labels = _list_items(_text(template.find("labels"), None))
-    instance = template.find("instance")
+    labels = _template_labels(template)
+    instance = template.find("instance") if template is not None else None
     if not labels or instance is None or not any(label in text for label in labels):
         return text
     values = _list_items(instance.text)

@@ -101,8 +101,8 @@ def start_frame_indices(frames: int, systems: int, source: str = "the structure 
 
     One frame: None (every system starts there). Several frames (M) and one system: the last (what ASE
     reads from a trajectory when asked for one structure). S >= 2 systems: S frames spread evenly over the
-    file, first and last included: system k starts from frame k (M - 1) / (S - 1) rounded (halves up); M = S gives
-    frame k to system k. Fewer frames than systems is an error (which frames would repeat is not obvious).
+    file, first and last included: system k starts from frame k (M - 1) / (S - 1) rounded (halves up);
+    M = S gives frame k to system k. Fewer frames than systems is an error (which frames would repeat is not obvious).
     """
     if frames < 1 or systems < 1:
         raise ValueError(f"frames and systems must be >= 1, got {frames} and {systems}")
@@ -266,5 +266,5 @@ def check_finished(folder, total_steps: int) -> None:
                         + f"; {restart.name} is kept: continue with `so3k sample run {folder}` once the cause is fixed")
 
 
-__all__ = ["prepare", "start_frame_indices", "run_study", "set_aside", "latest_restart", "check_finished", "planned_run", "StudyRun",
-           "SETTINGS_FILE"]
+__all__ = ["prepare", "start_frame_indices", "run_study", "set_aside", "latest_restart", "check_finished",
+           "planned_run", "StudyRun", "SETTINGS_FILE"]

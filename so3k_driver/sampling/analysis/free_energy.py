@@ -179,6 +179,14 @@ def reweighted_free_energy(samples, rbias, temperature_K: float, edges, burn_in:
         tuple(effective_frames(log_w[s]) for s in (kept, first, second)))
 
 
+def run_lengths(count: int, points: int) -> np.ndarray:
+    """``points`` evenly spaced run lengths (frame counts) up to ``count``, the last being ``count``;
+    lengths that round to the same count appear once."""
+    if not (isinstance(points, int) and points >= 1):
+        raise ValueError(f"points must be an integer >= 1, got {points!r}")
+    return np.unique(np.linspace(0, count, points + 1).astype(int)[1:])
+
+
 def profile_half_difference_history(samples, rbias, temperature_K: float, edges, burn_in: float = DEFAULT_BURN_IN,
                                     cutoff: float = DEFAULT_CUTOFF_KJMOL,
                                     points: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -188,9 +196,7 @@ def profile_half_difference_history(samples, rbias, temperature_K: float, edges,
     (kJ/mol) over each region; NaN where a length has no region yet)."""
     rbias = np.asarray(rbias, float)
     samples = np.asarray(samples, float)
-    if not (isinstance(points, int) and points >= 1):
-        raise ValueError(f"points must be an integer >= 1, got {points!r}")
-    ends = np.unique(np.linspace(0, len(rbias), points + 1).astype(int)[1:])
+    ends = run_lengths(len(rbias), points)
     largest, mean = np.full(len(ends), np.nan), np.full(len(ends), np.nan)
     for row, end in enumerate(ends):
         kept = kept_frames(end, burn_in)[0]
@@ -322,7 +328,7 @@ def basin_history(phi_deg, psi_deg, rbias, temperature_K: float, burn_in: float 
     labels = assign_basins(phi_deg, psi_deg, basins)[kept]
     w = np.exp(log_weights(rbias[kept], kT))  # the largest weight is 1
     weights = np.stack([np.cumsum(np.where(labels == b, w, 0.0)) for b in range(len(basins))], axis=1)
-    ends = np.unique(np.linspace(0, len(w), points + 1).astype(int)[1:]) - 1 if len(w) else np.zeros(0, int)
+    ends = run_lengths(len(w), points) - 1 if len(w) else np.zeros(0, int)
     fractions = weights[ends] / np.cumsum(w)[ends, None]
     reference = int(np.argmax(fractions[-1])) if len(ends) else 0
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -339,9 +345,7 @@ def half_difference_history(phi_deg, psi_deg, rbias, temperature_K: float, burn_
     Returns (end frame indices (points,), differences (points, basins), NaN where a basin is not found
     or one half never visits it)."""
     phi_deg, psi_deg, rbias = (np.asarray(a, float) for a in (phi_deg, psi_deg, rbias))
-    if not (isinstance(points, int) and points >= 1):
-        raise ValueError(f"points must be an integer >= 1, got {points!r}")
-    ends = np.unique(np.linspace(0, len(rbias), points + 1).astype(int)[1:])
+    ends = run_lengths(len(rbias), points)
     differences = np.full((len(ends), len(basins)), np.nan)
     for row, end in enumerate(ends):
         kept = kept_frames(end, burn_in)[0]
