@@ -53,7 +53,14 @@ def add_parser(subparsers) -> None:
                     help="any file ASE reads (all frames; Å). i-PI xyz trajectories are read in the unit their "
                          "comment names (positions{atomic_unit} = bohr) and without their cell (gas phase); for a "
                          "periodic structure give a file that carries its cell (extxyz)")
-    ev.add_argument("--json", action="store_true", help="one JSON object per structure and line")
+    shown = ev.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="one JSON object per structure and line")
+    shown.add_argument("-o", "--output", metavar="FILE.extxyz",
+                       help="write every frame with its energy (eV), forces (eV/Å), stress (eV/Å^3) and extra "
+                            "outputs (charges, committee spreads) to one extxyz file, evaluated in batches, "
+                            "instead of printing them")
+    ev.add_argument("--batch-size", type=int, default=16,
+                    help="structures per model call with --output (default 16; same-size frames go together)")
     ev.set_defaults(func=run_eval)
 
 
@@ -82,6 +89,8 @@ def run_info(args) -> int:
 def run_eval(args) -> int:
     from ..evaluation.frames import read_structure_frames
 
+    if args.output is not None:
+        return _write_predictions(args)
     potential = load_potential(args)
     for path in args.structures:
         frames = read_structure_frames(path)
@@ -90,6 +99,27 @@ def run_eval(args) -> int:
                 atoms, total_charge=args.total_charge, unpaired_electrons=args.unpaired_electrons
             )
             _print_result(path, index, atoms, results, args.json)
+    return 0
+
+
+def _write_predictions(args) -> int:
+    import time
+
+    from ..errors import UserError
+    from ..evaluation.frames import predict_frames, read_structure_frames, write_extxyz
+
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    frames = [atoms for path in args.structures for atoms in read_structure_frames(path)]
+    potential = load_potential(args)
+    start = time.perf_counter()
+    predicted = predict_frames(potential, frames, args.batch_size, f"evaluating with {args.model}",
+                               total_charge=args.total_charge, unpaired_electrons=args.unpaired_electrons)
+    seconds = time.perf_counter() - start
+    path = write_extxyz(predicted, args.output)
+    extras = sorted(set(predicted[0].arrays) - {"numbers", "positions"} | set(predicted[0].info) - set(frames[0].info))
+    print(f"so3k eval: wrote {len(predicted)} frames to {path} (energy eV, forces eV/Å"
+          + (f"; also {', '.join(extras)}" if extras else "") + f") in {seconds:.1f} s")
     return 0
 
 

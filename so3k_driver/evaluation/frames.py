@@ -1,6 +1,6 @@
 """Read structure files into ``ase.Atoms`` frames (Å), and evaluate many frames with a Potential:
 same-size frames (same elements in the same order, same periodicity) go together, ``batch_size`` per
-call, whatever order they come in."""
+call, whatever order they come in; ``predict_frames`` returns them as frames carrying the results."""
 
 from __future__ import annotations
 
@@ -89,3 +89,50 @@ def evaluate_frames(potential, frames: list, batch_size: int = 16, description: 
                                                 **options)
                 done += len(chunk)
                 bar.update(done)
+
+
+def predict_frames(potential, frames: list, batch_size: int = 16, description: str = "evaluating",
+                   quiet: bool = False, extras: dict[str, str] | None = None, **options) -> list:
+    """Copies of ``frames`` (same order) carrying ``potential``'s energy (eV), forces (eV/Å) and, for
+    periodic frames, stress (eV/Å^3) in a SinglePointCalculator (what extxyz writes as energy, forces,
+    stress), and its extra outputs (charges, committee spreads, ...): per-atom ones in ``atoms.arrays``
+    (flattened to (N, k) where they have more axes), per-structure ones in ``atoms.info`` (a float, or a
+    flat array). ``extras`` maps the outputs to keep to the names they get (None: all, own names).
+    ``options`` go to ``Potential.evaluate`` (e.g. total_charge)."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    predicted = [None] * len(frames)
+    for chunk, result in evaluate_frames(potential, frames, batch_size, description, quiet, **options):
+        keep = extras if extras is not None else {name: name for name in result.extras}
+        for slot, i in enumerate(chunk):
+            atoms = frames[i].copy()
+            values = {"energy": float(result.energy[slot]), "forces": result.forces[slot]}
+            if result.stress is not None:
+                values["stress"] = result.stress[slot]
+            atoms.calc = SinglePointCalculator(atoms, **values)
+            for output, name in keep.items():
+                if output not in result.extras:
+                    continue
+                value = np.asarray(result.extras[output][slot], np.float64)
+                if value.ndim >= 1 and value.shape[0] == len(atoms):
+                    atoms.arrays[name] = value.reshape(len(atoms), -1) if value.ndim > 2 else value
+                else:
+                    atoms.info[name] = float(value) if value.ndim == 0 else value.ravel()
+            predicted[i] = atoms
+    return predicted
+
+
+def write_extxyz(frames: list, output) -> Path:
+    """Write frames as extxyz (energy eV, forces eV/Å, stress eV/Å^3 where present, and their arrays and
+    info), creating the folder; returns the path. Errors are one-line UserErrors."""
+    import ase.io
+
+    output = Path(output)
+    if not frames:
+        raise UserError(f"no frames to write to {output}")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        ase.io.write(output, frames, format="extxyz")
+    except OSError as error:
+        raise UserError(f"cannot write {output}: {error.strerror or error}") from None
+    return output

@@ -91,28 +91,16 @@ def label_with_model(frames: list, labeller: ModelLabeller, quiet: bool = False)
     periodic frames, stress (eV/Å^3); same-size structures are evaluated together, ``batch_size`` at a time.
     A SO3LR-type labeller also writes its partial charges (e) and Hirshfeld ratios as per-atom arrays
     ``partial_charges`` and ``hirshfeld_ratios`` (targets for ``charge_weight``/``hirshfeld_weight``)."""
-    from ase.calculators.singlepoint import SinglePointCalculator
-
-    from ..evaluation.frames import evaluate_frames
+    from ..evaluation.frames import predict_frames
     from ..evaluation.potential import Potential
 
     potential = Potential.load(labeller.spec, dtype=labeller.dtype, lr_cutoff=labeller.lr_cutoff,
                                dispersion_damping=labeller.dispersion_damping)
-    labelled = [None] * len(frames)
-    for chunk, result in evaluate_frames(potential, frames, labeller.batch_size, f"labelling with {labeller.spec}",
-                                         quiet, total_charge=labeller.total_charge,
-                                         unpaired_electrons=labeller.unpaired_electrons):
-        for slot, i in enumerate(chunk):
-            atoms = frames[i].copy()
-            values = {"energy": float(result.energy[slot]), "forces": result.forces[slot]}
-            if result.stress is not None:
-                values["stress"] = result.stress[slot]
-            atoms.calc = SinglePointCalculator(atoms, **values)
-            atoms.info["labeller"] = labeller.spec
-            for target, output in ATOM_TARGETS.items():  # SO3LR-type teachers: for distillation
-                if output in result.extras:
-                    atoms.arrays[target] = np.asarray(result.extras[output][slot], np.float64)
-            labelled[i] = atoms
+    labelled = predict_frames(potential, frames, labeller.batch_size, f"labelling with {labeller.spec}", quiet,
+                              extras={output: target for target, output in ATOM_TARGETS.items()},
+                              total_charge=labeller.total_charge, unpaired_electrons=labeller.unpaired_electrons)
+    for atoms in labelled:
+        atoms.info["labeller"] = labeller.spec
     return labelled
 
 
@@ -227,12 +215,8 @@ def _temperature_of(name: str, temperatures) -> float:
 
 def write_frames(frames: list, output: str | Path) -> Path:
     """Write labelled frames as extxyz (energy eV, forces eV/Å; stress eV/Å^3 where present)."""
-    import ase.io
+    from ..evaluation.frames import write_extxyz
 
-    output = Path(output)
     if not frames:
         raise UserError("no frames to write: the sampling produced none (more steps, fewer equilibration steps?)")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    ase.io.write(output, frames, format="extxyz")
-    return output
-
+    return write_extxyz(frames, output)

@@ -100,3 +100,51 @@ def test_so3k_eval_gives_the_same_energy_for_a_structure_in_angstrom_and_in_i_pi
         assert result.returncode == 0, result.stderr
         energies.append(json.loads(result.stdout.splitlines()[-1])["energy"])
     assert energies[0] == pytest.approx(energies[1], abs=1e-4)
+
+
+def test_predict_frames_keeps_order_and_puts_each_extra_where_it_belongs():
+    from conftest import tiny_model_config
+
+    from so3k_driver.evaluation.frames import predict_frames
+    from so3k_driver.evaluation.potential import Potential
+    from so3k_driver.model.forces import initial_parameters, stack_parameters
+
+    config = tiny_model_config()
+    committee = Potential(config, stack_parameters([initial_parameters(config, seed) for seed in (0, 1)]),
+                          dtype="float64", committee_size=2)
+    ala3 = two_frames()
+    water = ase.Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    frames = [ala3[0], water, ala3[1]]  # two sizes, interleaved: batched by size, returned in input order
+    predicted = predict_frames(committee, frames, batch_size=2, quiet=True)
+    for atoms, original in zip(predicted, frames):
+        alone = committee.evaluate_atoms(original)
+        assert atoms.get_potential_energy() == pytest.approx(float(alone.energy[0]), abs=1e-9)
+        np.testing.assert_allclose(atoms.get_forces(), alone.forces[0], atol=1e-9)
+        np.testing.assert_allclose(atoms.arrays["force_uncertainty"], alone.extras["force_uncertainty"][0], atol=1e-9)
+        assert atoms.arrays["committee_forces"].shape == (len(atoms), 6)  # (N, members, 3) flattened per atom
+        assert atoms.info["energy_uncertainty"] == pytest.approx(float(alone.extras["energy_uncertainty"][0]))
+        np.testing.assert_allclose(atoms.info["committee_energies"], alone.extras["committee_energies"][0])
+        assert np.array_equal(atoms.positions, original.positions) and atoms is not original
+    kept = predict_frames(committee, frames[:1], quiet=True, extras={"force_uncertainty": "spread"})[0]
+    assert "spread" in kept.arrays and "committee_forces" not in kept.arrays and "energy_uncertainty" not in kept.info
+
+
+def test_so3k_eval_output_writes_every_frame_with_the_energies_it_prints(tmp_path):
+    path = ipi_trajectory(tmp_path / "sim.pos_0.xyz", two_frames())
+    output = tmp_path / "out" / "predicted.extxyz"
+    command = [sys.executable, "-m", "so3k_driver.cli", "eval", "default", str(path)]
+    written = subprocess.run(command + ["-o", str(output), "--batch-size", "2"], capture_output=True, text=True,
+                             timeout=300)
+    assert written.returncode == 0, written.stderr
+    assert f"wrote 2 frames to {output}" in written.stdout
+    printed = subprocess.run(command + ["--json"], capture_output=True, text=True, timeout=300)
+    records = [json.loads(line) for line in printed.stdout.splitlines()]
+    frames = ase.io.read(output, ":")
+    assert len(frames) == len(records) == 2
+    for atoms, record, original in zip(frames, records, two_frames()):
+        assert atoms.get_potential_energy() == pytest.approx(record["energy"], abs=1e-5)
+        np.testing.assert_allclose(atoms.get_forces(), record["forces"], atol=1e-5)
+        np.testing.assert_allclose(atoms.positions, original.positions, atol=1e-6)  # in Å, not bohr
+        np.testing.assert_allclose(atoms.calc.results["charges"], record["charges"], atol=1e-6)
+    both = subprocess.run(command + ["--json", "-o", str(output)], capture_output=True, text=True, timeout=60)
+    assert both.returncode == 2 and "not allowed with" in both.stderr
