@@ -31,12 +31,11 @@ donors     (with --scan-frames) N–H bonds whose H is H-bonded (an O within 2.6
            more than 0.1 eV after its maximum). Student v6 stopped a study this way: N17–H18 H-bonded to
            O22, its energy rising only 0.36 eV to 1.6 Å and then falling, where SO3LR rises 1.3 eV and on.
 landscape  (with --landscape-frames) does the student's energy error depend on where the chain is? On teacher-
-           labelled study frames: the per-structure energy error (student - teacher, float64, all pairs,
-           mean removed) against the end-to-end distance (Å) and the helix fraction (torsions), binned in
-           quarters of the end-to-end distance (mean ± standard error, eV and kJ/mol), with a linear fit.
-           "compact - extended" = mean error of the most compact quarter minus the most extended one: a
-           negative value means the student over-stabilises compact chains by that much, which tilts a
-           folding free-energy profile the same way. Plot with --landscape-plot.
+           labelled study frames, the per-structure energy error (student - teacher, float64, all pairs,
+           mean removed) against the end-to-end distance, in quarters, with a linear fit and "compact -
+           extended" (so3k_driver/sampling/analysis/energy_error_profile.py; `so3k analyze --reference`
+           computes the same on a run's own frames). Negative: the student over-stabilises compact chains
+           by that much, which tilts a folding free-energy profile the same way. Plot with --landscape-plot.
 committee  (with --committee) the committee's per-frame force spread against its mean's force RMSE to the
            teacher on TEST's frames: Spearman rank correlation (goal >= 0.5), and the same per atom.
 """
@@ -550,86 +549,31 @@ def print_donor_scans(result: dict) -> None:
 
 
 def landscape(student_spec: str, path: str, plot: str | None) -> dict:
-    """Part landscape: per-frame energy error (eV per structure, mean removed) against the end-to-end
-    distance (Å) and helix fraction of teacher-labelled peptide frames; quarter bins and linear fits."""
+    """Part landscape: so3k_driver.sampling.analysis.energy_error_profile on teacher-labelled peptide frames
+    (student float64, all pairs): per-frame energy error against end-to-end distance and helix fraction."""
     from so3k_driver.sampling import peptide
+    from so3k_driver.sampling.analysis import energy_error_profile
 
     frames = read_test_frames(path)
     predicted = evaluate_on_frames(load(student_spec, "float64", None), frames, "student on landscape frames")
-    error = predicted["energy"] - np.array([atoms.get_potential_energy() for atoms in frames])
-    error -= error.mean()
     backbone = peptide.find_backbone(frames[0].numbers, frames[0].positions)
     positions = np.stack([atoms.positions for atoms in frames])
-    end_to_end = peptide.distance(positions, *backbone.end_to_end_atoms())
-    phi = peptide.dihedrals(positions, backbone.phi_atoms())
-    psi = peptide.dihedrals(positions, backbone.psi_atoms())
-    helix = peptide.helical_residues(phi, psi).mean(axis=1)
-    edges = np.quantile(end_to_end, [0.0, 0.25, 0.5, 0.75, 1.0])
-    bins = []
-    for k in range(4):
-        inside = (end_to_end >= edges[k]) & ((end_to_end < edges[k + 1]) if k < 3 else (end_to_end <= edges[k + 1]))
-        values = error[inside]
-        bins.append({"end_to_end_A": [float(edges[k]), float(edges[k + 1])], "frames": int(inside.sum()),
-                     "mean_helix_fraction": float(helix[inside].mean()), "mean_error_eV": float(values.mean()),
-                     "standard_error_eV": float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else None})
-    slope_e2e = float(np.polyfit(end_to_end, error, 1)[0])
-    slope_helix = float(np.polyfit(helix, error, 1)[0]) if np.ptp(helix) > 0 else None
-    result = {
-        "frames": len(frames), "path": path,
-        "error_rms_eV": float(np.sqrt(np.mean(error**2))),
-        "bins": bins,
-        "compact_minus_extended_eV": bins[0]["mean_error_eV"] - bins[-1]["mean_error_eV"],
-        "slope_eV_per_10A": 10.0 * slope_e2e,
-        "slope_eV_per_helix_fraction": slope_helix,
-        "correlation_end_to_end": float(np.corrcoef(end_to_end, error)[0, 1]),
-        "per_frame": {"end_to_end_A": end_to_end.round(3).tolist(), "helix_fraction": helix.round(4).tolist(),
-                      "error_eV": error.round(5).tolist()},
-        "plot": plot,
-    }
+    helix = peptide.helical_residues(peptide.dihedrals(positions, backbone.phi_atoms()),
+                                     peptide.dihedrals(positions, backbone.psi_atoms())).mean(axis=1)
+    result = energy_error_profile.profile(peptide.distance(positions, *backbone.end_to_end_atoms()), helix,
+                                          predicted["energy"], [atoms.get_potential_energy() for atoms in frames])
+    result.update({"path": path, "plot": plot})
     if plot:
-        plot_landscape(result, plot, student_spec)
+        energy_error_profile.plot(plot, result, Path(student_spec).stem, "teacher")
     return result
 
 
-def plot_landscape(result: dict, path: str, student_spec: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    frames = result["per_frame"]
-    figure, axis = plt.subplots(figsize=(6.4, 4.4))
-    points = axis.scatter(frames["end_to_end_A"], frames["error_eV"], c=frames["helix_fraction"], s=10,
-                          cmap="viridis", vmin=0, vmax=1)
-    for row in result["bins"]:
-        low, high = row["end_to_end_A"]
-        axis.errorbar(0.5 * (low + high), row["mean_error_eV"], yerr=row["standard_error_eV"], xerr=0.5 * (high - low),
-                      color="C3", lw=2, capsize=3)
-    axis.axhline(0.0, color="0.6", lw=0.8)
-    axis.set_xlabel("end-to-end distance (Å)")
-    axis.set_ylabel("E(student) − E(teacher), mean removed (eV)")
-    axis.set_title(f"{Path(student_spec).name}: compact − extended quarter "
-                   f"{result['compact_minus_extended_eV']:+.2f} eV", fontsize=10)
-    figure.colorbar(points, label="helix fraction (torsions)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
 def print_landscape(result: dict) -> None:
-    from so3k_driver.units import KJ_PER_MOL_IN_EV
+    from so3k_driver.sampling.analysis import energy_error_profile
 
     print(f"\n== energy error along the end-to-end distance ({result['frames']} frames; error = student - teacher, "
-          f"mean removed; RMS {result['error_rms_eV']:.3f} eV)")
-    print(f"{'end-to-end (Å)':<16} {'n':>4} {'helix':>6} {'mean error (eV)':>16} {'(kJ/mol)':>9}")
-    for row in result["bins"]:
-        low, high = row["end_to_end_A"]
-        stderr = row["standard_error_eV"] or 0.0
-        print(f"{low:6.1f}-{high:<9.1f} {row['frames']:>4} {row['mean_helix_fraction']:6.2f} "
-              f"{row['mean_error_eV']:+8.3f} ± {stderr:.3f} {row['mean_error_eV'] / KJ_PER_MOL_IN_EV:+9.1f}")
-    print(f"compact - extended quarter: {result['compact_minus_extended_eV']:+.3f} eV "
-          f"({result['compact_minus_extended_eV'] / KJ_PER_MOL_IN_EV:+.1f} kJ/mol); slope "
-          f"{result['slope_eV_per_10A']:+.3f} eV per 10 Å (r = {result['correlation_end_to_end']:+.2f})")
+          "mean removed)")
+    print("\n".join(energy_error_profile.table(result)))
     if result.get("plot"):
         print(f"plot: {result['plot']}")
 

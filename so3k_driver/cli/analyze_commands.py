@@ -8,6 +8,7 @@ from pathlib import Path
 
 def add_parser(subparsers) -> None:
     from ..sampling.analysis.end_states import DEFAULT_COUNT, DEFAULT_REFERENCE_DTYPE
+    from ..sampling.analysis.energy_error_profile import DEFAULT_FRAMES as DEFAULT_PROFILE_FRAMES
     from ..sampling.analysis.free_energy import DEFAULT_BURN_IN, DEFAULT_CUTOFF_KJMOL
     from ..sampling.analysis.uncertainty import DEFAULT_THRESHOLD_MEV_PER_A
 
@@ -27,12 +28,16 @@ def add_parser(subparsers) -> None:
                              "this, in kJ/mol (default %(default)g kJ/mol)")
     parser.add_argument("--reference", default=None, metavar="MODEL",
                         help="check the end states against this model (e.g. so3lr:DIR; gas phase, all pairs): the most "
-                             "compact and most extended frames of the lowest temperature, as sampled and relaxed; "
-                             "writes end_states.json and end_states.png")
+                             "compact and most extended frames of the lowest temperature, as sampled and relaxed "
+                             "(end_states.json/.png), and the run model's energy error along the end-to-end distance "
+                             "on frames spread over the run (energy_error_profile.json/.png)")
     parser.add_argument("--model", default=None, metavar="MODEL",
                         help="with --reference: the run's own model (default: the model in the study's study.json)")
     parser.add_argument("--end-states", type=int, default=DEFAULT_COUNT, metavar="K",
-                        help="with --reference: frames per end state (default %(default)d)")
+                        help="with --reference: frames per end state (default %(default)d; 0 = none)")
+    parser.add_argument("--profile-frames", type=int, default=DEFAULT_PROFILE_FRAMES, metavar="N",
+                        help="with --reference: frames of the energy-error profile, spread over the lowest temperature "
+                             "after the burn-in (default %(default)d; 0 = none)")
     parser.add_argument("--reference-dtype", default=DEFAULT_REFERENCE_DTYPE, choices=("float32", "float64"),
                         help="with --reference: its precision (default %(default)s)")
     parser.set_defaults(func=run_analyze)
@@ -48,6 +53,7 @@ def run_analyze(args) -> int:
     summary = analyze(run_dir, Path(args.out) if args.out else None, args.uncertainty_threshold,
                       burn_in=args.burn_in, fes_cutoff=args.fes_cutoff, reference=args.reference, model=args.model,
                       end_state_count=args.end_states, reference_dtype=args.reference_dtype,
+                      profile_frames=args.profile_frames,
                       report=lambda line: print(line, file=sys.stderr, flush=True))
     print(summary.read_text())
     print(f"plots and summary in {summary.parent}")

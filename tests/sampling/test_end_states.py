@@ -95,6 +95,9 @@ def test_so3k_analyze_with_a_reference_writes_the_end_states(tmp_path, capsys):
     assert (tmp_path / "analysis" / end_states.PLOT).stat().st_size > 5000
     assert "## End states against ala3-xtb (float32)" in (tmp_path / "analysis" / "summary.md").read_text()
     assert "end states: relaxing 2 frames" in capsys.readouterr().err
+    # 5 frames leave too few for the energy-error profile: one line says so, nothing else is written
+    assert "Energy-error profile: skipped, 5 frames" in (tmp_path / "analysis" / "summary.md").read_text()
+    assert not (tmp_path / "analysis" / "energy_error_profile.json").exists()
 
 
 def test_without_study_json_the_runs_model_must_be_named(tmp_path, capsys):

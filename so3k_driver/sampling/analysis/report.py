@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import end_states, free_energy, ipi_outputs, plumed_files, replica_exchange, spectrum, uncertainty
+from . import end_states, energy_error_profile, free_energy, ipi_outputs, plumed_files, replica_exchange, spectrum, uncertainty
 from .free_energy_report import free_energy_analysis, free_energy_plot, free_energy_profiles
 from .observables import helix_plot, observables, ramachandran_plot, series_plot
 from ...errors import UserError
@@ -57,7 +57,8 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
             uncertainty_threshold: float = uncertainty.DEFAULT_THRESHOLD_MEV_PER_A,
             burn_in: float = free_energy.DEFAULT_BURN_IN, fes_cutoff: float = free_energy.DEFAULT_CUTOFF_KJMOL,
             reference: str | None = None, model: str | None = None, end_state_count: int = end_states.DEFAULT_COUNT,
-            reference_dtype: str = end_states.DEFAULT_REFERENCE_DTYPE, report=print) -> Path:
+            reference_dtype: str = end_states.DEFAULT_REFERENCE_DTYPE,
+            profile_frames: int = energy_error_profile.DEFAULT_FRAMES, report=print) -> Path:
     """Write the plots and summary.md into out_dir (default run_dir/analysis); returns the summary path.
 
     uncertainty_threshold (meV/Å): a committee run's frames whose largest per-atom force spread
@@ -65,8 +66,10 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
     burn_in: fraction of the COLVAR frames dropped before the reweighted free energies; fes_cutoff
     (kJ/mol): the free-energy region in which the two halves are compared (free_energy.json).
     reference: a model spec (e.g. so3lr:DIR, evaluated gas phase with all pairs in reference_dtype)
-    against which the end states of the lowest temperature are checked (end_states.py); the run's
-    own model is ``model``, or the one in the study's study.json. report(line): progress of that check."""
+    against which the end states of the lowest temperature are checked (end_states.py; end_state_count
+    frames per state, 0: none); the run's own model is ``model``, or the one in the study's study.json.
+    With it, ``profile_frames`` frames spread over the lowest temperature give the model's energy error
+    along the end-to-end distance (energy_error_profile.py; 0: none). report(line): progress of these checks."""
     threshold = uncertainty.check_threshold(uncertainty_threshold)
     try:
         free_energy.check_burn_in(burn_in)
@@ -76,7 +79,9 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
         raise UserError(f"free-energy cutoff must be > 0 kJ/mol, got {fes_cutoff!r}")
     run_dir = Path(run_dir)
     if reference is not None:  # a bad request fails before the analysis, not after it
-        end_states.check_count(end_state_count)
+        if end_state_count != 0:
+            end_states.check_count(end_state_count)
+        energy_error_profile.check_frames(profile_frames)
         run_model = _run_model(run_dir, model)
     out_dir = Path(out_dir) if out_dir else run_dir / "analysis"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -104,11 +109,22 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
     with summary.open("a") as handle:
         handle.write("\n" + spectrum.write_spectrum(run_dir, out_dir) + "\n")
     if reference is not None:
-        record = _end_state_check(symbols, series[0], data[0], reference, run_model, end_state_count,
-                                  reference_dtype, burn_in, report)
-        end_states.write(out_dir, record)
-        with summary.open("a") as handle:
-            handle.write("\n" + "\n".join(end_states.markdown(record)))
+        potentials = _load_pair(run_model, reference, reference_dtype, report)
+        if end_state_count:
+            record = _end_state_check(symbols, series[0], data[0], potentials, end_state_count, burn_in, report)
+            end_states.write(out_dir, record)
+            with summary.open("a") as handle:
+                handle.write("\n" + "\n".join(end_states.markdown(record)))
+        if profile_frames:
+            record = _energy_error_profile(symbols, series[0], data[0], potentials, profile_frames, burn_in, report)
+            if record is None:
+                lines = [f"Energy-error profile: skipped, {len(series[0].positions)} frames at the lowest temperature "
+                         f"({energy_error_profile.MINIMUM_FRAMES} needed after the burn-in).", ""]
+            else:
+                energy_error_profile.write(out_dir, record)
+                lines = energy_error_profile.markdown(record)
+            with summary.open("a") as handle:
+                handle.write("\n" + "\n".join(lines))
     return summary
 
 
@@ -125,22 +141,49 @@ def _run_model(run_dir: Path, model: str | None) -> tuple[str, str | None, float
     return settings.model, settings.dtype, settings.lr_cutoff
 
 
-def _end_state_check(symbols, lowest, observed, reference, run_model, count, reference_dtype, burn_in, report):
-    """end_states.compare_end_states on the lowest temperature's frames, with the run's model
-    (``run_model``: spec, dtype, lr_cutoff) and the reference, gas phase with SO3LR's long-range terms
-    over all pairs."""
-    from ase.data import atomic_numbers
-
+def _load_pair(run_model, reference, reference_dtype, report) -> dict:
+    """{label: (spec, Potential)} for the run's model (``run_model``: spec, dtype, lr_cutoff) and the
+    reference, gas phase with SO3LR's long-range terms over all pairs."""
     from ...evaluation.potential import Potential
 
     model, dtype, lr_cutoff = run_model
-    report(f"end states: loading {model} and {reference}")
-    model_potential = Potential.load(model, dtype=dtype, lr_cutoff=lr_cutoff)
-    reference_potential = Potential.load(reference, dtype=reference_dtype, lr_cutoff=None)
-    numbers = np.array([atomic_numbers[s] for s in symbols])
-    return end_states.compare_end_states(numbers, lowest.positions, lowest.time, observed.helix_torsion,
+    report(f"reference checks: loading {model} and {reference}")
+    return {"model": (model, Potential.load(model, dtype=dtype, lr_cutoff=lr_cutoff)),
+            "reference": (reference, Potential.load(reference, dtype=reference_dtype, lr_cutoff=None))}
+
+
+def _numbers(symbols) -> np.ndarray:
+    from ase.data import atomic_numbers
+
+    return np.array([atomic_numbers[s] for s in symbols])
+
+
+def _end_state_check(symbols, lowest, observed, potentials, count, burn_in, report):
+    """end_states.compare_end_states on the lowest temperature's frames."""
+    (model, model_potential), (reference, reference_potential) = potentials["model"], potentials["reference"]
+    return end_states.compare_end_states(_numbers(symbols), lowest.positions, lowest.time, observed.helix_torsion,
                                          lowest.temperature, model_potential, reference_potential, model, reference,
                                          count=count, burn_in=burn_in, report=report)
+
+
+def _energy_error_profile(symbols, lowest, observed, potentials, count, burn_in, report) -> dict:
+    """energy_error_profile.profile on ``count`` frames spread over the lowest temperature after the burn-in;
+    None when too few frames are left."""
+    if not energy_error_profile.enough_frames(len(lowest.positions), burn_in):
+        return None
+    chosen = energy_error_profile.spread_frames(len(lowest.positions), burn_in, count)
+    positions = np.asarray(lowest.positions)[chosen]
+    numbers = _numbers(symbols)
+    energies = {}
+    for key, (label, potential) in potentials.items():
+        report(f"energy-error profile: {len(chosen)} frames at {lowest.temperature:g} K with {label} (single points)")
+        energies[key] = energy_error_profile.single_point_energies(potential, numbers, positions)
+    record = energy_error_profile.profile(observed.end_to_end[chosen], observed.helix_torsion[chosen],
+                                          energies["model"], energies["reference"])
+    record.update({"temperature_K": float(lowest.temperature), "model": potentials["model"][0],
+                   "reference": potentials["reference"][0], "reference_dtype": potentials["reference"][1].dtype,
+                   "frame_indices": chosen.tolist(), "time_ps": np.asarray(lowest.time)[chosen].round(4).tolist()})
+    return record
 
 
 def _write_summary(out_dir, run_dir, data, exchanges, hills, breakages=(), committee=None, fes_lines=(),

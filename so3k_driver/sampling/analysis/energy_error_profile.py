@@ -1,0 +1,158 @@
+"""The run model's energy error along the end-to-end distance, against a reference model.
+
+A folding free-energy profile is tilted by an energy error that depends on the chain's shape: a model
+that puts compact chains too low makes the helix look too stable. Frames spread evenly over the lowest
+temperature (after the burn-in) are evaluated as they are (single points) by the run's model and the
+reference (for example SO3LR, gas phase, all pairs, float64). The per-frame error
+e = E_model − E_reference − mean(E_model − E_reference) (eV per structure) is reported against the
+end-to-end distance d (Å): in quarters of the frames by d (mean ± standard error), as a linear fit
+(slope in eV per 10 Å, Pearson r), and as one number, "compact − extended" = mean e of the most compact
+quarter minus that of the most extended quarter. Negative: the model over-stabilises compact chains by
+that much on the frames it sampled. kJ/mol = eV / units.KJ_PER_MOL_IN_EV.
+
+Selection caveat: the frames come from the run's model, so they sit where its energy is low; a
+reference that disagrees finds them higher. Compare models on frames none of them sampled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import UserError
+from ...units import KJ_PER_MOL_IN_EV
+
+JSON = "energy_error_profile.json"
+PLOT = "energy_error_profile.png"
+DEFAULT_FRAMES = 100
+MINIMUM_FRAMES = 8  # four quarters of at least two frames
+BATCH = 16  # structures per model call
+
+
+def check_frames(frames) -> None:
+    """UserError unless ``frames`` (frames of the profile) is 0 (no profile) or an integer >= MINIMUM_FRAMES."""
+    if not (isinstance(frames, int) and (frames == 0 or frames >= MINIMUM_FRAMES)):
+        raise UserError(f"energy-profile frames must be 0 (none) or an integer >= {MINIMUM_FRAMES}, got {frames!r}")
+
+
+def enough_frames(total: int, burn_in: float) -> bool:
+    """Whether ``total`` frames leave MINIMUM_FRAMES after the first ``burn_in`` fraction."""
+    return total - int(burn_in * total) >= MINIMUM_FRAMES
+
+
+def spread_frames(total: int, burn_in: float, count: int) -> np.ndarray:
+    """Indices of ``count`` frames spread evenly over frames [burn_in * total,
+    total); all of them when there are fewer."""
+    first = int(burn_in * total)
+    available = total - first
+    if not enough_frames(total, burn_in):
+        raise UserError(f"too few frames for an energy-error profile: {available} after the burn-in "
+                        f"({MINIMUM_FRAMES} needed)")
+    if count >= available:
+        return np.arange(first, total)
+    return np.unique(np.round(np.linspace(first, total - 1, count)).astype(int))
+
+
+def single_point_energies(potential, numbers, positions) -> np.ndarray:
+    """Energies (eV) of positions (F, N, 3) Å of one molecule, ``BATCH`` structures per call."""
+    numbers = np.asarray(numbers)
+    energies = [potential.evaluate(np.broadcast_to(numbers, (len(chunk), len(numbers))), chunk).energy
+                for chunk in (positions[k:k + BATCH] for k in range(0, len(positions), BATCH))]
+    return np.concatenate(energies)
+
+
+def profile(end_to_end, helix_fraction, model_energy, reference_energy) -> dict:
+    """The record of the module docstring from per-frame arrays (F,): end_to_end Å, helix_fraction,
+    energies eV. Needs at least MINIMUM_FRAMES frames."""
+    end_to_end = np.asarray(end_to_end, float)
+    helix_fraction = np.asarray(helix_fraction, float)
+    error = np.asarray(model_energy, float) - np.asarray(reference_energy, float)
+    if not (len(end_to_end) == len(helix_fraction) == len(error)):
+        raise ValueError(f"per-frame arrays differ in length: {len(end_to_end)}, {len(helix_fraction)}, {len(error)}")
+    if len(error) < MINIMUM_FRAMES:
+        raise ValueError(f"an energy-error profile needs at least {MINIMUM_FRAMES} frames, got {len(error)}")
+    offset = float(error.mean())
+    error = error - offset
+    order = np.argsort(end_to_end, kind="stable")
+    quarters = []
+    for indices in np.array_split(order, 4):
+        values = error[indices]
+        quarters.append({"end_to_end_A": [float(end_to_end[indices].min()), float(end_to_end[indices].max())],
+                         "frames": int(len(indices)), "mean_helix_fraction": float(helix_fraction[indices].mean()),
+                         "mean_error_eV": float(values.mean()),
+                         "standard_error_eV": float(values.std(ddof=1) / np.sqrt(len(values)))})
+    flat = np.ptp(end_to_end) == 0
+    return {
+        "frames": int(len(error)),
+        "offset_eV": offset,
+        "error_rms_eV": float(np.sqrt(np.mean(error**2))),
+        "quarters": quarters,
+        "compact_minus_extended_eV": quarters[0]["mean_error_eV"] - quarters[-1]["mean_error_eV"],
+        "slope_eV_per_10A": None if flat else float(10.0 * np.polyfit(end_to_end, error, 1)[0]),
+        "correlation_end_to_end": None if flat or np.ptp(error) == 0 else float(np.corrcoef(end_to_end, error)[0, 1]),
+        "per_frame": {"end_to_end_A": end_to_end.round(3).tolist(), "helix_fraction": helix_fraction.round(4).tolist(),
+                      "error_eV": error.round(5).tolist()},
+    }
+
+
+def write(out_dir: Path, record: dict) -> None:
+    (Path(out_dir) / JSON).write_text(json.dumps(record, indent=1) + "\n")
+    from .end_states import short_name
+
+    plot(Path(out_dir) / PLOT, record, short_name(record["model"]), short_name(record["reference"]))
+
+
+def plot(path, record: dict, model_label: str, reference_label: str) -> None:
+    """Per-frame error against the end-to-end distance, coloured by helix fraction, with the quarters."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frames = record["per_frame"]
+    figure, axis = plt.subplots(figsize=(6.4, 4.4))
+    points = axis.scatter(frames["end_to_end_A"], frames["error_eV"], c=frames["helix_fraction"], s=10,
+                          cmap="viridis", vmin=0, vmax=1)
+    for row in record["quarters"]:
+        low, high = row["end_to_end_A"]
+        axis.errorbar(0.5 * (low + high), row["mean_error_eV"], yerr=row["standard_error_eV"], xerr=0.5 * (high - low),
+                      color="C3", lw=2, capsize=3)
+    axis.axhline(0.0, color="0.6", lw=0.8)
+    axis.set_xlabel("end-to-end distance (Å)")
+    axis.set_ylabel(f"E({model_label}) − E({reference_label}), mean removed (eV)", fontsize=9)
+    axis.set_title(f"compact − extended quarter {record['compact_minus_extended_eV']:+.2f} eV", fontsize=10)
+    figure.colorbar(points, label="helix fraction (torsions)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def table(record: dict) -> list[str]:
+    """The quarters as a Markdown table, then the one-number summary."""
+    lines = ["| end-to-end (Å) | frames | helix fraction | mean error (eV) | (kJ/mol) |", "|---|---|---|---|---|"]
+    for row in record["quarters"]:
+        low, high = row["end_to_end_A"]
+        lines.append(f"| {low:.1f}–{high:.1f} | {row['frames']} | {row['mean_helix_fraction']:.2f} | "
+                     f"{row['mean_error_eV']:+.3f} ± {row['standard_error_eV']:.3f} | "
+                     f"{row['mean_error_eV'] / KJ_PER_MOL_IN_EV:+.1f} |")
+    slope = record["slope_eV_per_10A"]
+    correlation = record["correlation_end_to_end"]
+    lines += ["", f"**Compact − extended quarter: {record['compact_minus_extended_eV']:+.3f} eV "
+                  f"({record['compact_minus_extended_eV'] / KJ_PER_MOL_IN_EV:+.1f} kJ/mol)**"
+                  + (f"; slope {slope:+.3f} eV per 10 Å" if slope is not None else "")
+                  + (f" (r = {correlation:+.2f})" if correlation is not None else "")
+                  + f"; per-frame RMS {record['error_rms_eV']:.3f} eV after removing the mean "
+                  f"({record['offset_eV']:+.3f} eV)."]
+    return lines
+
+
+def markdown(record: dict) -> list[str]:
+    lines = [f"## Energy error along the end-to-end distance, against {record['reference']} "
+             f"({record['reference_dtype']})", "",
+             f"{record['frames']} frames spread over {record['temperature_K']:g} K after the burn-in, single points "
+             f"with the run's model ({record['model']}) and the reference. Negative compact − extended: the run's "
+             f"model puts compact chains too low, and its free-energy profile leans towards them. These frames were "
+             f"sampled by the run's model, where its energy is low. [{JSON}]({JSON}), [{PLOT}]({PLOT}).", ""]
+    return lines + table(record) + [""]
