@@ -5,8 +5,9 @@ and radius of gyration in Å, helix fraction, phi/psi in degrees); free energy f
 and, for a metadynamics run whose COLVAR has metad.rbias, the reweighted free energy with an error
 from the run's two halves and, for backbone torsions, named Ramachandran basins
 (free_energy_report.py; free_energy.json, fes_*.png); replica-exchange statistics; for a committee
-model, its uncertainty over time (uncertainty.py); the vibrational spectrum; the optional end-state
-check against a reference model (end_states.py); and summary.md / summary.json.
+model, its uncertainty over time (uncertainty.py); the vibrational spectrum; the optional checks
+against a reference model (end states, end_states.py; the energy error along the end-to-end distance,
+energy_error_profile.py); and summary.md / summary.json.
 """
 
 from __future__ import annotations
