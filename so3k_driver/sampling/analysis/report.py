@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import end_states, energy_error_profile, free_energy, ipi_outputs, plumed_files, replica_exchange, spectrum, uncertainty
+from . import (end_states, energy_error_profile, free_energy, ipi_outputs, plumed_files, replica_exchange, spectrum,
+               uncertainty)
 from .free_energy_report import free_energy_analysis, free_energy_plot, free_energy_profiles
 from .observables import helix_plot, observables, ramachandran_plot, series_plot
 from ...errors import UserError
@@ -167,7 +168,7 @@ def _end_state_check(symbols, lowest, observed, potentials, count, burn_in, repo
                                          count=count, burn_in=burn_in, report=report)
 
 
-def _energy_error_profile(symbols, lowest, observed, potentials, count, burn_in, report) -> dict:
+def _energy_error_profile(symbols, lowest, observed, potentials, count, burn_in, report) -> dict | None:
     """energy_error_profile.profile on ``count`` frames spread over the lowest temperature after the burn-in;
     None when too few frames are left."""
     if not energy_error_profile.enough_frames(len(lowest.positions), burn_in):
