@@ -118,7 +118,7 @@ def _write_predictions(args) -> int:
     seconds = time.perf_counter() - start
     path = write_extxyz(predicted, args.output)
     extras = sorted(set(predicted[0].arrays) - {"numbers", "positions"} | set(predicted[0].info) - set(frames[0].info))
-    print(f"so3k eval: wrote {len(predicted)} frames to {path} (energy eV, forces eV/Å"
+    print(f"so3k eval: wrote {len(predicted)} frame{'' if len(predicted) == 1 else 's'} to {path} (energy eV, forces eV/Å"
           + (f"; also {', '.join(extras)}" if extras else "") + f") in {seconds:.1f} s")
     return 0
 
