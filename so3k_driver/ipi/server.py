@@ -58,6 +58,9 @@ class CallCounter:
     timed_distinct: int = 0  # structures they evaluated (without i-PI's padding)
     model_s: float = 0.0  # inside the compute callable (model, unit conversion, force check)
     idle_s: float = 0.0  # blocked waiting for i-PI (select); the rest is the driver's own work
+    # Waiting not yet followed by a call: it joins idle_s when the next call ends, so that the wait
+    # after the last call (for i-PI's exit) stays out of a span that ends with that call.
+    pending_idle_s: float = 0.0
     timed_from: float | None = None  # perf_counter at the start of the span
     compiles: Callable[[], int] | None = None
     compiling_calls: int = 0  # calls inside the span that compiled (not in timed_calls)
@@ -82,6 +85,8 @@ class CallCounter:
             return
         if self.timed_from is not None:
             self.timed_s = finished - self.timed_from
+            self.idle_s += self.pending_idle_s
+            self.pending_idle_s = 0.0
             if compiled:
                 self.compiling_calls += 1
                 self.compiling_s += finished - started
@@ -95,7 +100,7 @@ class CallCounter:
     def record_idle(self, seconds: float) -> None:
         """Time spent waiting for i-PI; counted only inside the timed span."""
         if self.timed_from is not None:
-            self.idle_s += seconds
+            self.pending_idle_s += seconds
 
     @property
     def steps(self) -> float | None:
@@ -129,7 +134,7 @@ class CallCounter:
     def summary(self) -> dict:
         """JSON-ready counts and timing; calls_per_step, steps and ms_per_step are None when per_step is unknown."""
         record = dataclasses.asdict(self)
-        for name in ("fruitless_in_a_row", "timed_from", "compiles", "compiles_seen"):
+        for name in ("fruitless_in_a_row", "timed_from", "compiles", "compiles_seen", "pending_idle_s"):
             record.pop(name)
         record["steps"] = self.steps
         record["calls_per_step"] = self.calls_per_step

@@ -169,3 +169,26 @@ def test_structures_per_step_are_read_from_the_input(tmp_path):
     text = (inputs / "pimd.xml").read_text().replace("<force forcefield='so3k'", "<force forcefield='so3k' nbeads='2'")
     (tmp_path / "contracted.xml").write_text(text.replace("</forces>", "<force forcefield='off' weight='0'/></forces>"))
     assert per_step(tmp_path / "contracted.xml") == 2 and per_step(tmp_path / "contracted.xml", "off") is None
+
+
+def test_waiting_after_the_last_call_stays_out_of_the_timed_span():
+    """Each step: 10 ms waiting for i-PI, a 30 ms call, 2 ms of the driver's own work. The wait for i-PI's
+    exit after the last call (here 500 ms) falls after the span ends and must not count as waiting:
+    model + waiting + own work add up to the time per call (a loaded machine made it 0.3 ms over)."""
+    from so3k_driver.ipi.server import UNTIMED_CALLS
+
+    counter = CallCounter(per_step=1)
+    request = type("Request", (), {"positions": np.zeros((1, 3, 3)), "padding": 0})()
+    now = 0.0
+    for _ in range(UNTIMED_CALLS + 5):
+        counter.record_idle(0.010)
+        now += 0.010
+        counter.record_call([request], started=now, finished=now + 0.030)
+        now += 0.032
+    counter.record_idle(0.500)
+    timing = counter.timing()
+    assert timing["idle_ms_per_call"] == pytest.approx(10.0)
+    assert timing["model_ms_per_call"] == pytest.approx(30.0)
+    assert timing["own_ms_per_call"] == pytest.approx(2.0)
+    assert timing["ms_per_call"] == pytest.approx(42.0)
+    assert "pending_idle_s" not in counter.summary()
