@@ -1,7 +1,8 @@
 """In-process SO3krates PES for i-PI's ``<ffdirect><pes>custom</pes>`` (no socket, no driver process).
 
-i-PI loads this file by path and passes ``<parameters>{config: /path/pes.json}</parameters>``; the JSON
-holds ``model`` (a Potential spec), ``template`` (structure file giving the atomic numbers) and optional
+i-PI loads this file by path and passes ``<parameters>{config: /path/pes.json}</parameters>`` (a relative
+path is relative to i-PI's working directory); the JSON holds ``model`` (a Potential spec), ``template``
+(structure file giving the atomic numbers; relative paths in the JSON are relative to its folder) and optional
 ``dtype``, ``device``, ``batch_size``, the model options named in DRIVER_OPTIONS (pbc: periodic with
 the virial, default gas phase), ``structures_per_step`` and ``stats_file`` (model calls and their
 steady-state timing as JSON, like the socket driver's ``so3k_driver_calls.json``; written when i-PI
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import time
 
 import numpy as np
@@ -32,6 +34,11 @@ class SO3kDirectPES(SO3kratesDriver):
     def __init__(self, config: str, **kwargs):  # i-PI passes the <parameters> as keywords
         with open(config) as handle:
             settings = json.load(handle)
+        # relative paths in the configuration are relative to its folder (a study folder may move)
+        here = os.path.dirname(os.path.abspath(config))
+        for key in ("template", "stats_file"):
+            if settings.get(key) and not os.path.isabs(settings[key]):
+                settings[key] = os.path.join(here, settings[key])
         self.batch_size = int(settings.get("batch_size", 1))
         self.counter = CallCounter(per_step=settings.get("structures_per_step"))
         self.stats_file = settings.get("stats_file")

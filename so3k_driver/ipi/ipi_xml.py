@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import xml.etree.ElementTree as ET
 
 from ..errors import IpiInputError
@@ -307,12 +308,52 @@ def total_steps(path) -> int | None:
     return output_settings(load(str(path)).getroot()).total_steps
 
 
+DIRECT_PES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "direct_pes.py")
+# the config entry of an <ffdirect>'s <parameters>, an i-PI dict: "{config: PATH}" as we write it,
+# "{config: PATH, verbosity: False}" as i-PI writes it back into a restart
+_CONFIG_PARAMETER = re.compile(r"(\bconfig\s*:\s*)([^,}]+?)(\s*[,}])")
+
+
+def relocate(root, folder: str) -> list[tuple[str, str]]:
+    """Point an input or restart written in another folder into ``folder``, in place: a study copied or
+    moved, or a resume kit unpacked elsewhere. Every absolute path of a <file>, <plumed_dat> or an
+    <ffdirect>'s ``{config: PATH}`` that does not exist, but whose file name does in ``folder``, is pointed
+    there; our in-process PES (a <pes_path> naming so3k_driver/ipi/direct_pes.py) becomes this
+    installation's. Returns the (old, new) paths it changed."""
+    changed = []
+
+    def point(element, old: str, new: str, text: str) -> None:
+        element.text = f" {text} "
+        changed.append((old, new))
+
+    def moved(old: str) -> str | None:
+        candidate = os.path.join(folder, os.path.basename(old))
+        if os.path.isabs(old) and not os.path.exists(old) and os.path.exists(candidate):
+            return candidate
+        return None
+
+    for element in list(root.iter("file")) + list(root.iter("plumed_dat")):
+        old = _text(element, "")
+        if (new := moved(old)) is not None:
+            point(element, old, new, new)
+    for direct in root.iter("ffdirect"):
+        pes_path, parameters = direct.find("pes_path"), direct.find("parameters")
+        old = _text(pes_path, "")
+        if old.replace(os.sep, "/").endswith("so3k_driver/ipi/direct_pes.py") and old != DIRECT_PES_FILE:
+            point(pes_path, old, DIRECT_PES_FILE, DIRECT_PES_FILE)
+        text = _text(parameters, "")
+        match = _CONFIG_PARAMETER.search(text)
+        if match and (new := moved(match.group(2))) is not None:
+            point(parameters, match.group(2), new, text[:match.start(2)] + new + text[match.end(2):])
+    return changed
+
+
 def sockets_to_direct(root, configs: dict) -> None:
     """Replace each <ffsocket> by an <ffdirect> that runs our PES inside i-PI (so3k_driver/ipi/direct_pes.py),
     in place: configs maps the forcefield name to its JSON configuration file. Name, pbc, latency and
     batch_size are kept; a batched forcefield is polled in a thread (i-PI evaluates a batch once it is
     full or its poll loop has been idle for batch_size cycles)."""
-    pes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "direct_pes.py")
+    pes = DIRECT_PES_FILE
     for index, ffsocket in enumerate(list(root)):
         if ffsocket.tag != "ffsocket":
             continue

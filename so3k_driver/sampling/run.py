@@ -31,7 +31,6 @@ from ..errors import UserError
 from ..io.model_files import absolute_model_spec
 from ..ipi import ipi_xml, recovery
 
-PES_FILE = Path(__file__).parents[1] / "ipi" / "direct_pes.py"
 PES_CONFIG = "so3k_pes.json"
 INPUT = "input.xml"
 SOCKET_PLACEHOLDER = "so3k-study"  # replaced by a per-run address when the study runs
@@ -134,14 +133,16 @@ def _forcefield(folder: Path, settings: StudySettings) -> str:
     batch_size = settings.systems  # one driver call evaluates all replicas (or walkers) of a step
     if settings.backend == "socket":
         return study_inputs.socket_forcefield(SOCKET_PLACEHOLDER, batch_size)
-    config = {"model": settings.model, "template": str((folder / study_inputs.DEFAULT_INIT_FILE).resolve()),
+    # Paths relative to the study folder (i-PI runs there; the PES reads the config's paths relative to
+    # it), so that a copied or moved study, or an unpacked resume kit, still runs.
+    config = {"model": settings.model, "template": study_inputs.DEFAULT_INIT_FILE,
               "batch_size": batch_size, "structures_per_step": batch_size,
-              "stats_file": str((folder / stats_file_name("", several=False)).resolve())}
+              "stats_file": stats_file_name("", several=False)}
     if settings.dtype:
         config["dtype"] = settings.dtype
     config["lr_cutoff"] = pes_lr_cutoff(settings.lr_cutoff)
     (folder / PES_CONFIG).write_text(json.dumps(config, indent=1) + "\n")
-    return study_inputs.direct_forcefield(str(PES_FILE), str((folder / PES_CONFIG).resolve()), batch_size)
+    return study_inputs.direct_forcefield(ipi_xml.DIRECT_PES_FILE, PES_CONFIG, batch_size)
 
 
 def change_model(folder, model: str) -> StudySettings:
@@ -222,6 +223,7 @@ def run_study(folder, total_steps: int | None = None, quiet: bool = True, auto_r
     if restart is not None:
         input_file = folder / f"resume_from_step_{first_step}.xml"  # kept: RESTART is rewritten by the run
         shutil.copyfile(restart, input_file)
+    _relocate(folder, input_file, settings)
     socket = settings.backend == "socket"
     options = RunOptions(
         input=str(input_file), model=settings.model if socket else None, workdir=str(folder), steps=total,
@@ -234,6 +236,17 @@ def run_study(folder, total_steps: int | None = None, quiet: bool = True, auto_r
     if not result.interrupted:
         check_finished(folder, total)
     return StudyRun(folder, first_step, last_step, total, result.interrupted, result.wall_s, restart)
+
+
+def _relocate(folder: Path, input_file: Path, settings: StudySettings) -> None:
+    """Let a study run wherever its folder now is: the in-process PES configuration is written again from
+    study.json (relative paths), and an input or restart that names files of the folder where it was
+    written is pointed into this one (ipi_xml.relocate)."""
+    if settings.backend == "direct":
+        _forcefield(folder, settings)
+    tree = ipi_xml.load(str(input_file))
+    if ipi_xml.relocate(tree.getroot(), str(folder)):
+        tree.write(input_file, encoding="unicode")
 
 
 def describe(settings: StudySettings, folder) -> str:
