@@ -316,10 +316,11 @@ _CONFIG_PARAMETER = re.compile(r"(\bconfig\s*:\s*)([^,}]+?)(\s*[,}])")
 
 def relocate(root, folder: str) -> list[tuple[str, str]]:
     """Point an input or restart written in another folder into ``folder``, in place: a study copied or
-    moved, or a resume kit unpacked elsewhere. Every absolute path of a <file>, <plumed_dat> or an
-    <ffdirect>'s ``{config: PATH}`` that does not exist, but whose file name does in ``folder``, is pointed
-    there; our in-process PES (a <pes_path> naming so3k_driver/ipi/direct_pes.py) becomes this
-    installation's. Returns the (old, new) paths it changed."""
+    moved, or a resume kit unpacked elsewhere. For inputs whose files all live in their folder (a study's):
+    every absolute path of a <file>, <plumed_dat> or an <ffdirect>'s ``{config: PATH}`` outside ``folder``
+    whose file name exists in ``folder`` is pointed there, even when the old file still exists (a copy must
+    not read or write its original's files); our in-process PES (a <pes_path> naming
+    so3k_driver/ipi/direct_pes.py) becomes this installation's. Returns the (old, new) paths it changed."""
     changed = []
 
     def point(element, old: str, new: str, text: str) -> None:
@@ -327,8 +328,8 @@ def relocate(root, folder: str) -> list[tuple[str, str]]:
         changed.append((old, new))
 
     def moved(old: str) -> str | None:
-        candidate = os.path.join(folder, os.path.basename(old))
-        if os.path.isabs(old) and not os.path.exists(old) and os.path.exists(candidate):
+        candidate = os.path.join(os.path.abspath(folder), os.path.basename(old))
+        if os.path.isabs(old) and os.path.abspath(old) != candidate and os.path.exists(candidate):
             return candidate
         return None
 
