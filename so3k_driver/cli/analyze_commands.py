@@ -26,6 +26,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--fes-cutoff", type=float, default=DEFAULT_CUTOFF_KJMOL, metavar="KJ_PER_MOL",
                         help="metadynamics: the two halves of the run are compared where the free energy is below "
                              "this, in kJ/mol (default %(default)g kJ/mol)")
+    parser.add_argument("--trajectories", action="store_true",
+                        help="also write the frames of each temperature, in time order, as "
+                             "analysis/trajectory_<T>K.extxyz (Å): i-PI's REMD trajectories follow configurations, "
+                             "these follow temperatures (e.g. to start walkers from the 300 K frames)")
     parser.add_argument("--reference", default=None, metavar="MODEL",
                         help="check the end states against this model (e.g. so3lr:DIR; gas phase, all pairs): the most "
                              "compact and most extended frames of the lowest temperature, as sampled and relaxed "
@@ -53,7 +57,7 @@ def run_analyze(args) -> int:
     summary = analyze(run_dir, Path(args.out) if args.out else None, args.uncertainty_threshold,
                       burn_in=args.burn_in, fes_cutoff=args.fes_cutoff, reference=args.reference, model=args.model,
                       end_state_count=args.end_states, reference_dtype=args.reference_dtype,
-                      profile_frames=args.profile_frames,
+                      profile_frames=args.profile_frames, trajectories=args.trajectories,
                       report=lambda line: print(line, file=sys.stderr, flush=True))
     print(summary.read_text())
     print(f"plots and summary in {summary.parent}")

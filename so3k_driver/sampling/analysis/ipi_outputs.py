@@ -163,3 +163,25 @@ def demultiplex(run_dir: Path) -> tuple[list[str], list[ReplicaSeries], list[Bre
         series.append(ReplicaSeries(temperature, np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
                                     np.array([r[2] for r in rows]), np.array([r[3] for r in rows])))
     return symbols, series, breakages
+
+
+def write_temperature_trajectories(out_dir: Path, symbols, series: list[ReplicaSeries]) -> list[Path]:
+    """One extxyz per temperature, ``trajectory_<T>K.extxyz``: the demultiplexed frames in time order
+    (Å; ``time_ps``, ``temperature_K``, ``potential_eV`` and ``bias_eV`` in each frame's info).
+    i-PI's own REMD trajectories follow a configuration through the temperatures; these follow a
+    temperature. Walkers at one temperature come out pooled in time order, as the analysis uses them."""
+    import ase
+    import ase.io
+
+    paths = []
+    for s in series:
+        frames = []
+        for time, positions, potential, bias in zip(s.time, s.positions, s.potential, s.bias):
+            atoms = ase.Atoms(symbols, positions=positions)
+            atoms.info.update(time_ps=float(time), temperature_K=float(s.temperature), potential_eV=float(potential),
+                              bias_eV=float(bias))
+            frames.append(atoms)
+        path = Path(out_dir) / f"trajectory_{s.temperature:g}K.extxyz"
+        ase.io.write(path, frames, format="extxyz")
+        paths.append(path)
+    return paths

@@ -60,7 +60,8 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
             burn_in: float = free_energy.DEFAULT_BURN_IN, fes_cutoff: float = free_energy.DEFAULT_CUTOFF_KJMOL,
             reference: str | None = None, model: str | None = None, end_state_count: int = end_states.DEFAULT_COUNT,
             reference_dtype: str = end_states.DEFAULT_REFERENCE_DTYPE,
-            profile_frames: int = energy_error_profile.DEFAULT_FRAMES, report=print) -> Path:
+            profile_frames: int = energy_error_profile.DEFAULT_FRAMES, trajectories: bool = False,
+            report=print) -> Path:
     """Write the plots and summary.md into out_dir (default run_dir/analysis); returns the summary path.
 
     uncertainty_threshold (meV/Å): a committee run's frames whose largest per-atom force spread
@@ -71,7 +72,8 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
     against which the end states of the lowest temperature are checked (end_states.py; end_state_count
     frames per state, 0: none); the run's own model is ``model``, or the one in the study's study.json.
     With it, ``profile_frames`` frames spread over the lowest temperature give the model's energy error
-    along the end-to-end distance (energy_error_profile.py; 0: none). report(line): progress of these checks."""
+    along the end-to-end distance (energy_error_profile.py; 0: none). trajectories: also write one extxyz
+    per temperature (ipi_outputs.write_temperature_trajectories). report(line): progress of these checks."""
     threshold = uncertainty.check_threshold(uncertainty_threshold)
     try:
         free_energy.check_burn_in(burn_in)
@@ -89,6 +91,9 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     symbols, series, breakages = ipi_outputs.demultiplex(run_dir)
     data = observables(symbols, series)
+    if trajectories:
+        written = ipi_outputs.write_temperature_trajectories(out_dir, symbols, series)
+        report(f"wrote {len(written)} trajectories, one per temperature: {', '.join(p.name for p in written)}")
     series_plot(out_dir / "end_to_end.png", data, "end_to_end", "end-to-end distance (Å)")
     series_plot(out_dir / "radius_of_gyration.png", data, "gyration", "radius of gyration (Å)")
     helix_plot(out_dir / "helix_fraction.png", data)
