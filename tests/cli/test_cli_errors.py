@@ -61,3 +61,16 @@ def test_driver_options_become_serve_fields_and_bad_ones_are_one_line():
         driver_settings(["--max-steps=3"])
     result = run_cli("run", "/nonexistent/input.xml", "--model", "ala3-xtb", "--driver-option=--bogus")
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--bogus" in result.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    """`so3k info MODEL | head -1`: the pipe closes before so3k writes; no traceback, the shell's 141."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "so3k_driver.cli", "info", "default"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # no reader left
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 141
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
