@@ -354,7 +354,6 @@ def sockets_to_direct(root, configs: dict) -> None:
     in place: configs maps the forcefield name to its JSON configuration file. Name, pbc, latency and
     batch_size are kept; a batched forcefield is polled in a thread (i-PI evaluates a batch once it is
     full or its poll loop has been idle for batch_size cycles)."""
-    pes = DIRECT_PES_FILE
     for index, ffsocket in enumerate(list(root)):
         if ffsocket.tag != "ffsocket":
             continue
@@ -362,7 +361,7 @@ def sockets_to_direct(root, configs: dict) -> None:
         batch_size = int(_text(ffsocket.find("batch_size"), "1"))
         direct = ET.Element("ffdirect", {"name": name, "pbc": ffsocket.get("pbc", "false"),
                                          "threaded": "true" if batch_size > 1 else "false"})
-        for tag, text in (("pes", "custom"), ("pes_path", pes), ("parameters", f"{{config: {configs[name]}}}"),
+        for tag, text in (("pes", "custom"), ("pes_path", DIRECT_PES_FILE), ("parameters", f"{{config: {configs[name]}}}"),
                           ("batch_size", str(batch_size)), ("latency", _text(ffsocket.find("latency"), "1e-4"))):
             ET.SubElement(direct, tag).text = f" {text} "
         direct.tail = ffsocket.tail

@@ -187,6 +187,18 @@ def run_lengths(count: int, points: int) -> np.ndarray:
     return np.unique(np.linspace(0, count, points + 1).astype(int)[1:])
 
 
+def _halvable_lengths(count: int, points: int, burn_in: float) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The run lengths of :func:`run_lengths`, and (row, length) for those that keep at least two frames
+    after their own burn-in: the ones a two-halves test can be made on."""
+    ends = run_lengths(count, points)
+    halvable = []
+    for row, end in enumerate(ends):
+        kept = kept_frames(int(end), burn_in)[0]
+        if kept.stop - kept.start >= 2:
+            halvable.append((row, int(end)))
+    return ends, halvable
+
+
 def profile_half_difference_history(samples, rbias, temperature_K: float, edges, burn_in: float = DEFAULT_BURN_IN,
                                     cutoff: float = DEFAULT_CUTOFF_KJMOL,
                                     points: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -196,12 +208,9 @@ def profile_half_difference_history(samples, rbias, temperature_K: float, edges,
     (kJ/mol) over each region; NaN where a length has no region yet)."""
     rbias = np.asarray(rbias, float)
     samples = np.asarray(samples, float)
-    ends = run_lengths(len(rbias), points)
+    ends, halvable = _halvable_lengths(len(rbias), points, burn_in)
     largest, mean = np.full(len(ends), np.nan), np.full(len(ends), np.nan)
-    for row, end in enumerate(ends):
-        kept = kept_frames(end, burn_in)[0]
-        if kept.stop - kept.start < 2:
-            continue
+    for row, end in halvable:
         summary = reweighted_free_energy(samples[:end], rbias[:end], temperature_K, edges, burn_in, cutoff).summary
         if summary.max_kJmol is not None:
             largest[row], mean[row] = summary.max_kJmol, summary.mean_kJmol
@@ -345,12 +354,9 @@ def half_difference_history(phi_deg, psi_deg, rbias, temperature_K: float, burn_
     Returns (end frame indices (points,), differences (points, basins), NaN where a basin is not found
     or one half never visits it)."""
     phi_deg, psi_deg, rbias = (np.asarray(a, float) for a in (phi_deg, psi_deg, rbias))
-    ends = run_lengths(len(rbias), points)
+    ends, halvable = _halvable_lengths(len(rbias), points, burn_in)
     differences = np.full((len(ends), len(basins)), np.nan)
-    for row, end in enumerate(ends):
-        kept = kept_frames(end, burn_in)[0]
-        if kept.stop - kept.start < 2:
-            continue
+    for row, end in halvable:
         records, _ = basin_free_energies(phi_deg[:end], psi_deg[:end], rbias[:end], temperature_K, burn_in, basins)
         for column, record in enumerate(records):
             if record.found and record.half_difference is not None:
