@@ -18,7 +18,10 @@ relax      Ac-Ala15-NHMe helix and extended chain relaxed by each model (float64
 speed      one ``Potential.evaluate`` of 8 perturbed Ac-Ala15-NHMe (8 x 162 atoms), float32, student and
            teacher (all pairs; 12 Å long-range cutoff) timed in interleaved rounds in this process after
            compilation: median, min/max and quartiles in ms. Goal: student/teacher <= 0.25 (the larger
-           of the two ratios).
+           of the two ratios). --speed-baseline MODEL times a third model with them (e.g. the bundled
+           default). Each model's compiled call is described too: calls per batch, XLA's flops and scratch
+           memory per call (on this 2-core VM a call whose scratch outgrows the 32 MB L3 slows down far more
+           than its flops say while the host is busy, so compare medians with minima).
 bonds      bond-stretch scans on the relaxed-free bundled helix: for two bonds of each element pair (C–H,
            N–H, C–C, C–N, C–O) the bond is set to 0.8–2.0x its length (the H moved along the bond; both
            heavy atoms moved apart symmetrically), every structure evaluated by student and teacher
@@ -276,32 +279,50 @@ def interleaved_times(models: dict, numbers, positions, rounds: int, calls: int)
     return {name: time_summary(t) for name, t in times.items()}
 
 
-def speed(student_spec: str, teacher_spec: str, rounds: int, calls: int, device: str | None) -> dict:
+def speed(student_spec: str, teacher_spec: str, rounds: int, calls: int, device: str | None,
+          baseline_spec: str | None = None) -> dict:
     """Part 3: one evaluate() of 8 x 162 atoms in float32, models timed in interleaved rounds."""
     numbers, positions = speed_batch()
     models = {"student all pairs": load(student_spec, "float32", None, device)}
     if models["student all pairs"].config.needs_long_range_pairs:  # a local student: one timing serves both
         models["student 12 Å"] = load(student_spec, "float32", 12.0, device)
+    if baseline_spec:
+        models["baseline all pairs"] = load(baseline_spec, "float32", None, device)
     models["teacher all pairs"] = load(teacher_spec, "float32", None, device)
     models["teacher 12 Å"] = load(teacher_spec, "float32", 12.0, device)
+    costs = {name: potential.compiled_cost(numbers, positions) for name, potential in models.items()}
     summary = interleaved_times(models, numbers, positions, rounds, calls)
     student_all = summary["student all pairs"]["median_ms"]
     student_12 = summary.get("student 12 Å", summary["student all pairs"])["median_ms"]
     ratios = {"all pairs": student_all / summary["teacher all pairs"]["median_ms"],
               "12 Å": student_12 / summary["teacher 12 Å"]["median_ms"]}
-    return {"structures": f"{len(positions)} x {len(numbers)} atoms", "dtype": "float32", "device": device or "default",
-            "rounds": rounds, "calls_per_round": calls, "times": summary, "ratio_student_over_teacher": ratios}
+    result = {"structures": f"{len(positions)} x {len(numbers)} atoms", "dtype": "float32", "device": device or "default",
+              "rounds": rounds, "calls_per_round": calls, "times": summary, "compiled": costs,
+              "ratio_student_over_teacher": ratios}
+    if baseline_spec:
+        result["baseline"] = baseline_spec
+        result["ratio_student_over_baseline"] = {
+            stat: summary["student all pairs"][stat] / summary["baseline all pairs"][stat]
+            for stat in ("median_ms", "min_ms")}
+    return result
 
 
 def print_speed(result: dict) -> None:
     print(f"\n== speed: one call of {result['structures']}, {result['dtype']}, device {result['device']}, "
           f"{result['rounds']} interleaved rounds x {result['calls_per_round']} calls")
-    print(f"{'model':<18} {'median ms':>10} {'q1':>8} {'q3':>8} {'min':>8} {'max':>8}")
+    print(f"{'model':<18} {'median ms':>10} {'q1':>8} {'q3':>8} {'min':>8} {'max':>8} {'calls':>6} "
+          f"{'GFLOP/call':>11} {'scratch MiB/call':>17}")
     for name, t in result["times"].items():
+        cost = result.get("compiled", {}).get(name, {})
+        flops = f"{cost['flops'] / 1e9:11.3f}" if cost.get("flops") else f"{'-':>11}"
+        scratch = f"{cost['temp_bytes'] / 2**20:17.1f}" if cost.get("temp_bytes") else f"{'-':>17}"
         print(f"{name:<18} {t['median_ms']:10.1f} {t['q1_ms']:8.1f} {t['q3_ms']:8.1f} {t['min_ms']:8.1f} "
-              f"{t['max_ms']:8.1f}")
+              f"{t['max_ms']:8.1f} {cost.get('calls', '-'):>6} {flops} {scratch}")
     ratios = result["ratio_student_over_teacher"]
     print("student/teacher (medians): " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))
+    if "ratio_student_over_baseline" in result:
+        ratios = result["ratio_student_over_baseline"]
+        print(f"student/baseline ({result['baseline']}): median {ratios['median_ms']:.2f}, min {ratios['min_ms']:.2f}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -612,6 +633,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved speed rounds (default %(default)s)")
     parser.add_argument("--calls", type=int, default=10, help="timed calls per model and round (default %(default)s)")
     parser.add_argument("--device", help="device for the speed part, e.g. gpu (default: JAX's default)")
+    parser.add_argument("--speed-baseline", metavar="MODEL",
+                        help="a third model the speed part times with student and teacher, e.g. default")
     parser.add_argument("--plot", help="PNG for the bond-stretch scans (part bonds)")
     parser.add_argument("--scan-frames", help="frames (any file ASE reads) for part donors (skipped without it)")
     parser.add_argument("--scan-max-frames", type=int, default=40, help="frames used by part donors (default %(default)s)")
@@ -640,7 +663,8 @@ def main() -> None:
         "accuracy": (lambda: accuracy(args.student, frames), print_accuracy),
         "relax": (lambda: relax(args.student, args.teacher, args.relax_fmax, args.relax_max_steps,
                                 args.skip_teacher_relax), print_relax),
-        "speed": (lambda: speed(args.student, args.teacher, args.rounds, args.calls, args.device), print_speed),
+        "speed": (lambda: speed(args.student, args.teacher, args.rounds, args.calls, args.device,
+                                          args.speed_baseline), print_speed),
         "bonds": (lambda: bond_scans(args.student, args.teacher, args.plot), print_bond_scans),
         "donors": (lambda: donor_scans(args.student, args.teacher, args.scan_frames, args.scan_max_frames,
                                        args.scans_per_frame), print_donor_scans),

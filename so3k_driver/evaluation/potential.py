@@ -53,6 +53,17 @@ class Results:
     wall_time: float = 0.0  # seconds for the whole evaluate() call
 
 
+@dataclasses.dataclass
+class _Plan:
+    """A validated batch cut into jitted calls: (inputs, real structures) each; see ``Potential._plan``."""
+    calls: list
+    with_stress: bool
+    dense: bool
+    cells: np.ndarray | None
+    num_structures: int
+    num_atoms: int
+
+
 class Potential:
     """A loaded model ready to evaluate structures.
 
@@ -177,6 +188,32 @@ class Potential:
         sample variance of the three components) and, when periodic, committee_virials (B, M, 3, 3) eV.
         """
         start = time.perf_counter()
+        plan = self._plan(numbers, positions, cell, pbc, total_charge, unpaired_electrons, compute_stress, pad_to)
+        D = len(self._devices)
+        parts = []
+        with self._precision():
+            # Calls go out in rounds of one per device, each round fetched before the next is sent:
+            # several devices run together, while on one CPU a call keeps the cores (and their
+            # caches) to itself (two calls at once measured 6-10 % slower for 32 x 42 atoms).
+            for first in range(0, len(plan.calls), D):
+                round_ = [(self._dispatch(k, batch, plan.with_stress, plan.dense), count)
+                          for k, (batch, count) in enumerate(plan.calls[first:first + D], start=first)]
+                parts += [self._batcher.host_outputs(*out, count=count, num_atoms=plan.num_atoms)
+                          for out, count in round_]
+        outputs = repeat_last(Outputs.concatenate(parts), plan.num_structures)
+        results = Results(energy=outputs.energy, forces=outputs.forces, extras=outputs.extras)
+        if plan.with_stress:
+            derivative = _symmetric(outputs.strain_derivative)
+            volume = np.abs(np.linalg.det(plan.cells))
+            results.virial = -derivative
+            results.stress = derivative / volume[:, None, None]
+        if self.committee_size:
+            _committee_spread(results.extras)
+        results.wall_time = time.perf_counter() - start
+        return results
+
+    def _plan(self, numbers, positions, cell, pbc, total_charge, unpaired_electrons, compute_stress, pad_to) -> "_Plan":
+        """Validate a batch, build its pair lists and cut it into the jitted calls ``evaluate`` makes."""
         numbers, positions, cells, pbc = normalise_structures(numbers, positions, cell, pbc)
         check_structures(numbers, positions, cells, pbc, self.config.species)
         periodic = bool(pbc.any())
@@ -202,27 +239,27 @@ class Potential:
         # Calls are sized for the full B (or pad_to), not for how many are distinct, so the
         # compiled shape does not change when i-PI's batches are more or less full.
         calls = list(self._batcher.calls(structures, pad_to=max(B, pad_to or 0)))
-        D = len(self._devices)
-        parts = []
+        return _Plan(calls, with_stress, dense, cells, B, N)
+
+    def compiled_cost(self, numbers, positions, cell=None, pbc=None) -> dict:
+        """XLA's own account of the jitted calls that ``evaluate`` would make for this batch.
+
+        Returns calls (how many), structures_per_call, and per call: flops and bytes_accessed (XLA's
+        cost analysis; None where the backend gives none) and temp_bytes (its scratch memory: on a CPU,
+        a call whose scratch outgrows the caches slows down more than its flops say). Compiles if needed.
+        """
+        plan = self._plan(numbers, positions, cell, pbc, 0.0, 0.0, None, None)
+        batch, _ = plan.calls[0]
         with self._precision():
-            # Calls go out in rounds of one per device, each round fetched before the next is sent:
-            # several devices run together, while on one CPU a call keeps the cores (and their
-            # caches) to itself (two calls at once measured 6-10 % slower for 32 x 42 atoms).
-            for first in range(0, len(calls), D):
-                round_ = [(self._dispatch(k, batch, with_stress, dense), count)
-                          for k, (batch, count) in enumerate(calls[first:first + D], start=first)]
-                parts += [self._batcher.host_outputs(*out, count=count, num_atoms=N) for out, count in round_]
-        outputs = repeat_last(Outputs.concatenate(parts), B)
-        results = Results(energy=outputs.energy, forces=outputs.forces, extras=outputs.extras)
-        if with_stress:
-            derivative = _symmetric(outputs.strain_derivative)
-            volume = np.abs(np.linalg.det(cells))
-            results.virial = -derivative
-            results.stress = derivative / volume[:, None, None]
-        if self.committee_size:
-            _committee_spread(results.extras)
-        results.wall_time = time.perf_counter() - start
-        return results
+            compiled = self._jitted[0].lower(batch, num_structures=len(batch.total_charge),
+                                             with_stress=plan.with_stress,
+                                             dense_long_range=plan.dense).compile()
+        cost = compiled.cost_analysis()
+        cost = (cost[0] if isinstance(cost, (list, tuple)) else cost) or {}
+        memory = compiled.memory_analysis()
+        return {"calls": len(plan.calls), "structures_per_call": len(batch.total_charge),
+                "flops": cost.get("flops"), "bytes_accessed": cost.get("bytes accessed"),
+                "temp_bytes": getattr(memory, "temp_size_in_bytes", None)}
 
     def evaluate_atoms(self, atoms, **kwargs) -> Results:
         """Evaluate one ``ase.Atoms`` (cell and pbc taken from it)."""

@@ -99,3 +99,28 @@ def test_repeated_last_structures_are_evaluated_once(ala3):
     assert structures_computed == [2, 2, 2]
     np.testing.assert_allclose(full.energy[:3], single.energy, atol=1e-10)
     assert potential.compile_count == 1
+
+
+def test_compiled_cost_describes_the_calls_evaluate_makes(ala3):
+    """compiled_cost reports the calls of the batch split and XLA's costs of one; a model with one more
+    layer costs more flops and more scratch memory per call, and nothing new is compiled for evaluate."""
+    import dataclasses
+
+    from conftest import SO3KRATES_RANDOM
+    from so3k_driver.evaluation.potential import Potential
+    from so3k_driver.model.forces import initial_parameters
+
+    numbers, positions = ala3
+    batch = np.stack([positions + 0.01 * k for k in range(5)])
+    potential = Potential.load(SO3KRATES_RANDOM, dtype="float32", pairs_per_call=1000)  # 2 per call
+    cost = potential.compiled_cost(numbers, batch)
+    assert (cost["calls"], cost["structures_per_call"]) == (3, 2)
+    assert cost["flops"] > 0 and cost["temp_bytes"] > 0
+    potential.evaluate(numbers, batch)
+    assert potential.compile_count == 1  # the shape compiled_cost traced
+
+    deeper_config = dataclasses.replace(potential.config, num_layers=potential.config.num_layers + 1)
+    deeper = Potential(deeper_config, initial_parameters(deeper_config, seed=1), dtype="float32", pairs_per_call=1000)
+    deeper_cost = deeper.compiled_cost(numbers, batch)
+    assert deeper_cost["flops"] > 1.2 * cost["flops"]
+    assert deeper_cost["temp_bytes"] > cost["temp_bytes"]
