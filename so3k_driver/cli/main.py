@@ -43,11 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from ..evaluation.compilation_cache import use_persistent_cache
+    from ..evaluation.host_memory import keep_large_buffers
 
     args = build_parser().parse_args(argv)
     # compiled models are kept between commands and for the drivers a command starts
     # (evaluation/compilation_cache.py; SO3K_COMPILATION_CACHE=0 switches it off)
     use_persistent_cache()
+    # the model's CPU scratch is reused between calls, not page-faulted in anew (evaluation/host_memory.py)
+    keep_large_buffers()
     try:
         return int(args.func(args) or 0)
     except (So3kError, FileNotFoundError) as error:

@@ -1,0 +1,52 @@
+"""keep_large_buffers: a large block freed and allocated again is not page-faulted in anew."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+# Allocates, fills and frees a 40 MiB block (above glibc's 32 MiB dynamic mmap cap) ten times with the C
+# library's malloc and prints the minor page faults per round.
+PROBE = r"""
+import ctypes, ctypes.util, resource, sys
+if sys.argv[1] == "keep":
+    from so3k_driver.evaluation.host_memory import keep_large_buffers
+    assert keep_large_buffers()
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = (ctypes.c_void_p,)
+size = 40 << 20
+block = libc.malloc(size); ctypes.memset(block, 1, size); libc.free(block)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    block = libc.malloc(size); ctypes.memset(block, 1, size); libc.free(block)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
+"""
+
+
+def faults_per_round(mode: str, **environment) -> float:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    env.update(environment)
+    result = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, env=env, check=True)
+    return float(result.stdout.split()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_freed_scratch_is_reused_instead_of_faulted_in_again():
+    pages = (40 << 20) // 4096
+    assert faults_per_round("default") > 0.5 * pages  # glibc mmaps and unmaps the block every round
+    assert faults_per_round("keep") < 0.01 * pages
+
+
+def test_switched_off_or_user_settings_change_nothing(monkeypatch):
+    from so3k_driver.evaluation import host_memory
+
+    for setting in ({"SO3K_HOST_MEMORY": "0"}, {"MALLOC_MMAP_THRESHOLD_": "65536"}):
+        monkeypatch.setattr(host_memory, "_applied", None)
+        for name, value in setting.items():
+            monkeypatch.setenv(name, value)
+        assert host_memory.keep_large_buffers() is False
+        for name in setting:
+            monkeypatch.delenv(name)
+    monkeypatch.setattr(host_memory, "_applied", None)  # the next caller decides afresh
