@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import time
 
 import jax
@@ -36,6 +37,18 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 # interleaved rounds, docs/performance.md): 4 / 8 / 16 x Ac-Ala3-NHMe 0.77-0.81 x the time; 8 x extended
 # Ac-Ala15-NHMe (2 per call instead of 1) 0.84 and 0.97 x in two runs; the helix (2539 pairs) is unchanged.
 CPU_PAIRS_PER_CALL = 4096
+# A user's budget (pairs per call, float32) in place of CPU_PAIRS_PER_CALL, e.g. for a deeper model on a
+# busy node: student v10 (3 layers, 37.5 MiB of scratch per 2-structure call) took 165 ms per 8 x 162
+# atoms at 4096 and 88 ms at 2048 (one structure per call) beside a training run, but 49 against 55 ms
+# on quiet cores (2026-12-04, docs/performance.md).
+CPU_PAIRS_ENVIRONMENT = "SO3K_CPU_PAIRS_PER_CALL"
+# A call's scratch memory (XLA's temp buffer, float32) grows as pairs x layers x features: 81-93 bytes
+# for v6, v10 and SO3LR on 8 x 162 atoms (Potential.compiled_cost). Kept under 48 MiB per call, so that it
+# fits the 64 MiB heap of a glibc thread arena and is reused between calls (host_memory.py): SO3LR in
+# calls of two Ac-Ala15-NHMe (94 MiB) page-faults through fresh memory every call (218 ms per 8), in
+# calls of one (47.7 MiB) it does not (126 ms).
+SCRATCH_BYTES_PER_PAIR_LAYER_FEATURE = 96
+SCRATCH_BYTES_PER_CALL = 48 << 20
 # Gas-phase structures up to this many atoms get SO3LR's long-range terms as dense (S, N, N) arrays
 # instead of a pair list (model.so3lr.DensePairs); measured in docs/performance.md.
 DENSE_LONG_RANGE_MAX_ATOMS = 1024
@@ -106,7 +119,8 @@ class Potential:
         if pairs_per_call == "auto":
             platform = (self._devices[0] or jax.devices()[0]).platform
             bytes_per_float = np.dtype(DTYPES[dtype]).itemsize
-            pairs_per_call = CPU_PAIRS_PER_CALL * 4 // bytes_per_float if platform == "cpu" else None
+            pairs_per_call = (cpu_pairs_per_call(config, committee_size) * 4 // bytes_per_float
+                              if platform == "cpu" else None)
         self._batcher = Batcher(DTYPES[dtype], pairs_per_call, min_calls=len(self._devices))
         self._compile_count = 0
         derivatives = committee_energy_and_derivatives if committee_size else energy_and_derivatives
@@ -310,6 +324,18 @@ def _committee_spread(extras: dict) -> None:
     strain = extras.pop("committee_strain_derivatives", None)
     if strain is not None:
         extras["committee_virials"] = -_symmetric(strain)
+
+
+def cpu_pairs_per_call(config: ModelConfig, committee_size: int | None = None) -> int:
+    """The float32 pair budget of one call on a CPU: $SO3K_CPU_PAIRS_PER_CALL when set, otherwise
+    CPU_PAIRS_PER_CALL or fewer, so that the call's scratch stays under SCRATCH_BYTES_PER_CALL."""
+    value = os.environ.get(CPU_PAIRS_ENVIRONMENT, "").strip()
+    if not value:
+        per_pair = SCRATCH_BYTES_PER_PAIR_LAYER_FEATURE * config.num_layers * config.num_features * (committee_size or 1)
+        return max(1, min(CPU_PAIRS_PER_CALL, SCRATCH_BYTES_PER_CALL // per_pair))
+    if not value.isdigit() or int(value) < 1:
+        raise InputError(f"{CPU_PAIRS_ENVIRONMENT} must be a positive whole number of pairs, got {value!r}")
+    return int(value)
 
 
 def normalise_structures(numbers, positions, cell, pbc):

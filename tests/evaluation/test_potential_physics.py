@@ -124,3 +124,44 @@ def test_compiled_cost_describes_the_calls_evaluate_makes(ala3):
     deeper_cost = deeper.compiled_cost(numbers, batch)
     assert deeper_cost["flops"] > 1.2 * cost["flops"]
     assert deeper_cost["temp_bytes"] > cost["temp_bytes"]
+
+
+def test_cpu_pair_budget_can_be_set_from_the_environment(ala3, monkeypatch):
+    """SO3K_CPU_PAIRS_PER_CALL replaces the CPU budget of pairs per call (float32; half in float64);
+    a value that is not a positive whole number is a one-line input error."""
+    from conftest import SO3KRATES_RANDOM
+    from so3k_driver.errors import InputError
+    from so3k_driver.evaluation.potential import CPU_PAIRS_ENVIRONMENT, Potential
+
+    numbers, positions = ala3
+    batch = np.stack([positions + 0.01 * k for k in range(5)])  # ≈ 405 pairs each
+    monkeypatch.setenv(CPU_PAIRS_ENVIRONMENT, "2000")
+    assert Potential.load(SO3KRATES_RANDOM, dtype="float64").compiled_cost(numbers, batch)["calls"] == 3  # 2 per call
+    monkeypatch.setenv(CPU_PAIRS_ENVIRONMENT, "500")
+    assert Potential.load(SO3KRATES_RANDOM, dtype="float32").compiled_cost(numbers, batch)["calls"] == 5  # 1 per call
+    for bad in ("0", "-5", "lots"):
+        monkeypatch.setenv(CPU_PAIRS_ENVIRONMENT, bad)
+        with pytest.raises(InputError, match=CPU_PAIRS_ENVIRONMENT):
+            Potential.load(SO3KRATES_RANDOM, dtype="float32")
+
+
+def test_cpu_calls_keep_their_scratch_under_the_budget(ala3, monkeypatch):
+    """On a CPU a batch is cut so that each call's scratch (XLA's temp buffer) stays under
+    SCRATCH_BYTES_PER_CALL, estimated as SCRATCH_BYTES_PER_PAIR_LAYER_FEATURE x pairs x layers x features:
+    the estimate must hold (paper SO3krates, 3 x 132: 86 bytes measured), or deep models fault again."""
+    from conftest import SO3KRATES_RANDOM
+    from so3k_driver.evaluation.neighbors import half_pair_list
+    from so3k_driver.evaluation.potential import (CPU_PAIRS_ENVIRONMENT, CPU_PAIRS_PER_CALL, SCRATCH_BYTES_PER_CALL,
+                                                  SCRATCH_BYTES_PER_PAIR_LAYER_FEATURE, Potential, cpu_pairs_per_call)
+
+    monkeypatch.delenv(CPU_PAIRS_ENVIRONMENT, raising=False)
+    numbers, positions = ala3
+    potential = Potential.load(SO3KRATES_RANDOM, dtype="float32")
+    config = potential.config
+    assert cpu_pairs_per_call(config) < CPU_PAIRS_PER_CALL  # 3 x 132 features: fewer pairs than a small student
+    assert cpu_pairs_per_call(config, committee_size=4) < cpu_pairs_per_call(config) // 3
+    cost = potential.compiled_cost(numbers, np.stack([positions + 0.01 * k for k in range(16)]))
+    pairs = cost["structures_per_call"] * len(half_pair_list(positions, config.cutoff, None, False))
+    assert cost["structures_per_call"] > 1
+    assert cost["temp_bytes"] <= SCRATCH_BYTES_PER_CALL
+    assert cost["temp_bytes"] <= SCRATCH_BYTES_PER_PAIR_LAYER_FEATURE * pairs * config.num_layers * config.num_features
