@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 from pathlib import Path
@@ -36,10 +37,12 @@ def main() -> None:
 
     import ase.io
 
-    from so3k_driver.evaluation.host_memory import keep_large_buffers
+    from so3k_driver.evaluation.host_memory import ENVIRONMENT, keep_large_buffers
     from so3k_driver.evaluation.potential import Potential
 
-    kept = False if args.no_keep else keep_large_buffers()
+    if args.no_keep:
+        os.environ[ENVIRONMENT] = "0"  # a CPU Potential would otherwise keep them when it is built
+    kept = keep_large_buffers()
     atoms = ase.io.read(DATA / f"{args.structure}.xyz")
     positions = atoms.positions + np.random.default_rng(0).normal(scale=0.02, size=(args.copies, len(atoms), 3))
     models = {}

@@ -24,6 +24,7 @@ from ..model.config import ModelConfig
 from ..model.energy import EnergyModel
 from ..model.forces import committee_energy_and_derivatives, energy_and_derivatives
 from . import xla_options
+from .host_memory import keep_large_buffers
 from .batching import Batcher, Outputs, StructureBatch, repeat_last, trailing_copies
 from .neighbors import PairList, all_pairs, half_pair_list
 from .validation import check_close_contacts, check_structures
@@ -116,8 +117,10 @@ class Potential:
         self.model = EnergyModel(config, lr_cutoff=self.lr_cutoff, dispersion_damping=dispersion_damping)
         self._dense_model = self.model.clone(dense_long_range=True)
         self._devices = _resolve_devices(device)
+        platform = (self._devices[0] or jax.devices()[0]).platform
+        if platform == "cpu":
+            keep_large_buffers()  # run time, not import: freed scratch is reused, not faulted in anew
         if pairs_per_call == "auto":
-            platform = (self._devices[0] or jax.devices()[0]).platform
             bytes_per_float = np.dtype(DTYPES[dtype]).itemsize
             pairs_per_call = (cpu_pairs_per_call(config, committee_size) * 4 // bytes_per_float
                               if platform == "cpu" else None)

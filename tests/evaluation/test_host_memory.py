@@ -1,4 +1,4 @@
-"""keep_large_buffers: a large block freed and allocated again is not page-faulted in anew."""
+"""keep_large_buffers: a large block freed and allocated again is not page-faulted in anew; who calls it."""
 
 import os
 import subprocess
@@ -50,3 +50,19 @@ def test_switched_off_or_user_settings_change_nothing(monkeypatch):
         for name in setting:
             monkeypatch.delenv(name)
     monkeypatch.setattr(host_memory, "_applied", None)  # the next caller decides afresh
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_a_cpu_potential_keeps_freed_scratch_unless_switched_off():
+    """Building a Potential on a CPU raises the thresholds (library and ASE users get it too), at run time."""
+    from conftest import SO3KRATES_RANDOM
+
+    check = ("import sys; from so3k_driver.evaluation import host_memory; assert host_memory._applied is None; "
+             "from so3k_driver.evaluation.potential import Potential; Potential.load(sys.argv[1]); "
+             "print(host_memory._applied)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    for switch, expected in (("", "True"), ("0", "False")):
+        env["SO3K_HOST_MEMORY"] = switch
+        result = subprocess.run([sys.executable, "-c", check, SO3KRATES_RANDOM], capture_output=True, text=True,
+                                env=env, check=True)
+        assert result.stdout.split()[-1] == expected
