@@ -17,6 +17,7 @@ only and refuses every other global, so a malicious file raises and executes not
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import pickle
@@ -316,6 +317,19 @@ def absolute_model_spec(spec: str) -> str:
     if spec in BUNDLED_MODELS or spec in MODEL_ALIASES:
         return spec
     return str(Path(spec).expanduser().resolve())
+
+
+def model_fingerprint(spec: str) -> str:
+    """16 hex digits of SHA-256 over the model's configuration and every parameter (name, dtype, shape,
+    values): equal exactly when two specs compute the same function. A study records it, so that a model
+    file overwritten in place, or a bundled ``default`` that a package update replaced, is noticed."""
+    config, params, _ = load_model(spec)
+    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode())
+    for name, value in sorted(flatten(params).items()):
+        array = np.ascontiguousarray(value)
+        digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
 
 
 def load_model(spec: str) -> tuple[ModelConfig, dict, dict]:

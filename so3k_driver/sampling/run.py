@@ -21,6 +21,7 @@ import dataclasses
 import json
 import math
 import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from . import inputs as study_inputs
 from . import plumed_inputs
 from .settings import SETTINGS_FILE, StudySettings, walker_label
 from ..errors import UserError
-from ..io.model_files import absolute_model_spec
+from ..io.model_files import absolute_model_spec, model_fingerprint
 from ..ipi import ipi_xml, recovery
 
 PES_CONFIG = "so3k_pes.json"
@@ -76,9 +77,10 @@ def prepare(folder, settings: StudySettings, force: bool = False) -> Path | None
         except ValueError as error:
             raise UserError(f"{settings.structure}: metadynamics on {settings.metad.cv!r} needs a capped "
                             f"peptide (Ac-(Xaa)n-NHMe): {error}") from None
+    model = absolute_model_spec(settings.model)  # runs start in the folder
+    settings = dataclasses.replace(settings, model=model, model_fingerprint=model_fingerprint(model))
     backup = set_aside(folder) if force else None
     folder.mkdir(parents=True, exist_ok=True)
-    settings = dataclasses.replace(settings, model=absolute_model_spec(settings.model))  # runs start in the folder
     settings.save(folder)
     (folder / study_inputs.DEFAULT_INIT_FILE).write_text(study_inputs.ipi_xyz(atoms))
     system_init_file = None
@@ -158,10 +160,12 @@ def change_model(folder, model: str) -> StudySettings:
     folder = Path(folder).resolve()
     settings, _, step = planned_run(folder)
     model = absolute_model_spec(model)
-    if model == settings.model:
+    fingerprint = model_fingerprint(model)
+    if model == settings.model and fingerprint == settings.model_fingerprint:
         return settings
     check_model_elements(model, str(folder / study_inputs.DEFAULT_INIT_FILE))
-    settings = dataclasses.replace(settings, model=model,
+    # the same spec with other parameters (a file overwritten, a new bundled default) is a change of model too
+    settings = dataclasses.replace(settings, model=model, model_fingerprint=fingerprint,
                                    earlier_models=settings.earlier_models + ({"model": settings.model, "until_step": step},))
     settings.save(folder)
     if settings.backend == "direct":
@@ -196,6 +200,22 @@ def planned_run(folder) -> tuple[StudySettings, Path | None, int]:
     return settings, restart, ipi_xml.step(restart) if restart else 0
 
 
+def _check_model_unchanged(folder: Path, settings: StudySettings) -> StudySettings:
+    """The study's model must still be the one it ran with: a file overwritten in place or a bundled
+    model replaced by a package update would change the physics mid-study without a trace. A study
+    from before fingerprints were recorded gets its model's fingerprint now."""
+    fingerprint = model_fingerprint(settings.model)
+    if settings.model_fingerprint is None:
+        settings = dataclasses.replace(settings, model_fingerprint=fingerprint)
+        settings.save(folder)
+    elif fingerprint != settings.model_fingerprint:
+        raise UserError(f"{settings.model} is no longer the model this study ran with: its parameters changed "
+                        f"(fingerprint {fingerprint}, the study recorded {settings.model_fingerprint}); to continue "
+                        f"with it as it is now: so3k sample run {shlex.quote(str(folder))} --model "
+                        f"{shlex.quote(settings.model)}")
+    return settings
+
+
 def run_study(folder, total_steps: int | None = None, quiet: bool = True, auto_resume: int = 0,
               driver_restarts: int = 3) -> StudyRun:
     """Run (or continue) the study in folder up to total_steps MD steps (default: the settings' steps;
@@ -210,6 +230,7 @@ def run_study(folder, total_steps: int | None = None, quiet: bool = True, auto_r
 
     folder = Path(folder).resolve()
     settings, restart, first_step = planned_run(folder)
+    settings = _check_model_unchanged(folder, settings)
     total = settings.steps if total_steps is None else total_steps
     if total < 1:
         raise UserError(f"total steps must be >= 1, got {total}")

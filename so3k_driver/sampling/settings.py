@@ -128,7 +128,9 @@ class StudySettings:
     writes HILLS.k and reads the others' hills every pace steps); 1 = a single system. start_frames: the
     frame of ``structure`` (0-based) each system starts from, in i-PI's order (replicas by temperature, or
     walkers), when ``structure`` holds several frames (``sampling.run.start_frame_indices``); None = a
-    one-frame structure, where every system starts."""
+    one-frame structure, where every system starts. model_fingerprint: ``io.model_files.model_fingerprint``
+    of ``model`` when the study began or last changed model (None: a study from before it was recorded);
+    a continued study refuses a model whose fingerprint differs."""
 
     structure: str
     model: str
@@ -147,6 +149,7 @@ class StudySettings:
     earlier_models: tuple = ()
     walkers: int = 1
     start_frames: tuple[int, ...] | None = None
+    model_fingerprint: str | None = None
 
     def __post_init__(self):
         _check(isinstance(self.structure, str) and self.structure != "", "structure", self.structure, "a file name")
@@ -191,6 +194,9 @@ class StudySettings:
                    "one temperature (walkers share one bias at one temperature; replica exchange takes several)")
             _check(self.metad.enabled, "metad cv with several walkers", self.metad.cv,
                    "a biased CV (walkers share a metadynamics bias)")
+        _check(self.model_fingerprint is None or (isinstance(self.model_fingerprint, str)
+                                                   and len(self.model_fingerprint) == 16),
+               "model fingerprint", self.model_fingerprint, "None or 16 hex digits (io.model_files.model_fingerprint)")
         if self.start_frames is not None:
             starts = self.start_frames
             _check(isinstance(starts, (list, tuple)) and len(starts) == self.systems

@@ -57,3 +57,37 @@ def test_a_model_that_cannot_be_loaded_is_refused_in_one_line_and_nothing_change
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "missing.so3k" in result.stderr
     assert ((tmp_path / "study.json").read_text(), (tmp_path / sampling_run.PES_CONFIG).read_text()) == before
+
+
+def test_a_model_changed_in_place_is_refused_until_the_change_is_made_deliberately(tmp_path):
+    """The study records its model's fingerprint: a model file overwritten in place (a training run's
+    export, a package update's bundled default) must not change a study's physics without a trace."""
+    from so3k_driver.io.model_files import flatten, load_model, model_fingerprint, save_model, unflatten
+
+    structure = plumed_inputs.bundled_structure("Ac-Ala3-NHMe_ext.xyz")
+    config, params, header = load_model("ala3-xtb")
+    model = tmp_path / "student.so3k"
+    save_model(model, config, params)
+    study = tmp_path / "study"
+    settings = StudySettings(structure=str(structure), model=str(model), temperatures=(300.0,), steps=10,
+                             metad=MetadSettings(cv="none"), backend="direct")
+    sampling_run.prepare(study, settings)
+    recorded = StudySettings.load(study).model_fingerprint
+    assert recorded == model_fingerprint(str(model)) == model_fingerprint("ala3-xtb")
+
+    flat = flatten(params)
+    first = sorted(flat)[0]
+    flat[first] = flat[first] * 1.01
+    save_model(model, config, unflatten(flat))  # the same path, other parameters
+    assert model_fingerprint(str(model)) != recorded
+    before = (study / "study.json").read_text()
+    result = subprocess.run([sys.executable, "-m", "so3k_driver.cli", "sample", "run", str(study)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "no longer the model this study ran with" in result.stderr and "--model" in result.stderr
+    assert (study / "study.json").read_text() == before and not (study / "RESTART").exists()
+
+    # saying so continues with the model as it is now, and the record shows the change at step 0
+    settings = sampling_run.change_model(study, str(model))
+    assert settings.model_fingerprint == model_fingerprint(str(model))
+    assert settings.earlier_models == ({"model": str(model), "until_step": 0},)
