@@ -41,7 +41,8 @@ def main(model_path: str, test_path: str, every: int) -> None:
     temperatures = sorted({float(a.info.get("temperature_K", float("nan"))) for a in shipped})
     sources = sorted({str(a.info.get("source", "?")) for a in shipped})
     metadata.update(
-        name="SO3LR student for Ac-Ala peptides (2 layers, 48 features, SO3LR long-range terms)",
+        name=f"SO3LR student for Ac-Ala peptides ({config.num_layers} layers, {config.num_features} features, "
+             "SO3LR long-range terms)",
         level_of_theory="SO3LR (the authors' published parameters) as teacher: gas phase, long-range terms over "
                         "all pairs; held-out labels in float64",
         evaluation="float32, long-range terms over all pairs (lr_cutoff None), gas phase",
