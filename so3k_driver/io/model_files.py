@@ -39,11 +39,13 @@ SCHEMA_VERSION = 1
 REQUIRED_CONFIG_KEYS = ("num_layers", "num_features", "num_heads", "degrees", "cutoff", "species")
 UNITS = {"length": "angstrom", "energy": "eV", "forces": "eV/angstrom", "stress": "eV/angstrom^3"}
 # Models shipped in so3k_driver/data, by the name a model spec uses for them
-BUNDLED_MODELS = {"so3lr-student": "so3lr_student.so3k", "ala3-xtb": "ala3_xtb.so3k"}
+BUNDLED_MODELS = {"so3lr-student": "so3lr_student.so3k", "ala3-xtb": "ala3_xtb.so3k",
+                  # the default of 2026-12-02 to 2026-12-04, kept so that studies begun with it can go on with it
+                  "so3lr-student-v6": "so3lr_student_v6.so3k"}
 # Other names of bundled models: 'default' is the one a user should reach for first.
 MODEL_ALIASES = {"default": "so3lr-student"}
 # What a MODEL argument may be, for help texts and errors
-MODEL_SPECS = "FILE.so3k, mlff:DIR, so3lr:DIR or a bundled model (default = so3lr-student, ala3-xtb)"
+MODEL_SPECS = "FILE.so3k, mlff:DIR, so3lr:DIR or a bundled model (default = so3lr-student, so3lr-student-v6, ala3-xtb)"
 
 
 

@@ -29,7 +29,7 @@ from . import inputs as study_inputs
 from . import plumed_inputs
 from .settings import SETTINGS_FILE, StudySettings, walker_label
 from ..errors import UserError
-from ..io.model_files import absolute_model_spec, model_fingerprint
+from ..io.model_files import MODEL_ALIASES, absolute_model_spec, model_fingerprint
 from ..ipi import ipi_xml, recovery
 
 PES_CONFIG = "so3k_pes.json"
@@ -204,6 +204,12 @@ def _check_model_unchanged(folder: Path, settings: StudySettings) -> StudySettin
     """The study's model must still be the one it ran with: a file overwritten in place or a bundled
     model replaced by a package update would change the physics mid-study without a trace. A study
     from before fingerprints were recorded gets its model's fingerprint now."""
+    if settings.model_fingerprint is None and MODEL_ALIASES.get(settings.model, settings.model) == "so3lr-student":
+        # begun before fingerprints were recorded, with a bundled model that has since changed (v6 -> v10)
+        raise UserError(f"{folder} began before studies recorded their model, and the bundled {settings.model!r} "
+                        "changed on 2026-12-04 (student v6 -> v10): say which to continue with, "
+                        f"so3k sample run {shlex.quote(str(folder))} --model so3lr-student-v6 (the default of "
+                        "2026-12-02 to 2026-12-04) or --model default (v10)")
     fingerprint = model_fingerprint(settings.model)
     if settings.model_fingerprint is None:
         settings = dataclasses.replace(settings, model_fingerprint=fingerprint)

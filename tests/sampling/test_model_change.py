@@ -91,3 +91,21 @@ def test_a_model_changed_in_place_is_refused_until_the_change_is_made_deliberate
     settings = sampling_run.change_model(study, str(model))
     assert settings.model_fingerprint == model_fingerprint(str(model))
     assert settings.earlier_models == ({"model": str(model), "until_step": 0},)
+
+
+def test_a_study_begun_with_the_old_default_before_fingerprints_must_name_its_model(tmp_path):
+    """A study from before fingerprints, on the bundled 'default' (v6 until 2026-12-04, v10 since), cannot
+    tell which student it ran with: it stops in one line until --model names one."""
+    structure = plumed_inputs.bundled_structure("Ac-Ala3-NHMe_ext.xyz")
+    settings = StudySettings(structure=str(structure), model="default", temperatures=(300.0,), steps=10,
+                             metad=MetadSettings(cv="none"), backend="direct")
+    sampling_run.prepare(tmp_path, settings)
+    record = json.loads((tmp_path / "study.json").read_text())
+    record.pop("model_fingerprint")  # as written before fingerprints existed
+    (tmp_path / "study.json").write_text(json.dumps(record))
+    with pytest.raises(sampling_run.UserError, match="so3lr-student-v6"):
+        sampling_run.run_study(tmp_path)
+    settings = sampling_run.change_model(tmp_path, "so3lr-student-v6")
+    assert settings.model == "so3lr-student-v6" and settings.earlier_models == ({"model": "default", "until_step": 0},)
+    from so3k_driver.io.model_files import model_fingerprint
+    assert settings.model_fingerprint == model_fingerprint("so3lr-student-v6") != model_fingerprint("default")

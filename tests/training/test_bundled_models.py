@@ -13,7 +13,7 @@ from so3k_driver.io.model_files import BUNDLED_MODELS, MODEL_ALIASES, MODEL_SPEC
 
 DATA = resources.files("so3k_driver.data")
 # model name: the long-range cutoff its recorded errors were measured with (Å; None = all pairs)
-LR_CUTOFF = {"ala3-xtb": 12.0, "so3lr-student": None}
+LR_CUTOFF = {"ala3-xtb": 12.0, "so3lr-student": None, "so3lr-student-v6": None}
 
 
 @pytest.mark.parametrize("name", sorted(BUNDLED_MODELS))
