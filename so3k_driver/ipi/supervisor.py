@@ -35,6 +35,32 @@ FIRST_RESTART_PAUSE_S = 1.0  # then 2, 4, ... s
 MAX_RESTART_PAUSE_S = 30.0
 DRIVER_OPTIONS_FILE = "so3k_driver.json"
 IPI_RESET_SIGNATURE = "ConnectionResetError"
+# A poll that comes this much later than POLL_S means this process was stopped (SIGSTOP, a suspended shell
+# job) and, most likely, the run with it: that time is not a run making no progress.
+STOPPED_GAP_S = 30.0
+
+
+class ProgressClock:
+    """Seconds since the run last made progress, not counting time this process was stopped.
+
+    A study paused with SIGSTOP for 14 minutes and continued was stopped as "no progress for 600 s" the
+    moment it woke up (2026-12-04): the wall time of the pause counted.
+    """
+
+    def __init__(self, now: float):
+        self.last_change = self.last_poll = now
+
+    def progressed(self, now: float) -> None:
+        self.last_change = now
+
+    def poll(self, now: float) -> None:
+        gap = now - self.last_poll
+        if gap > STOPPED_GAP_S:
+            self.last_change += gap
+        self.last_poll = now
+
+    def stalled_for(self, now: float) -> float:
+        return now - self.last_change
 
 
 class _Run:
@@ -187,19 +213,21 @@ class _Run:
     def _monitor(self) -> bool:
         """Follow the run until i-PI exits (False) or a stop is requested (True, after a clean stop)."""
         reader = ProgressReader(self.workdir, self.outputs, since=self.started)
-        last_change = time.monotonic()
+        clock = ProgressClock(time.monotonic())
         timeout = self.options.timeout_s
         while True:
             time.sleep(POLL_S)
+            clock.poll(time.monotonic())
             progress = reader.read()
             if progress is not None and progress.step != self.last_step:
-                self.last_step, last_change = progress.step, time.monotonic()
+                self.last_step = progress.step
+                clock.progressed(time.monotonic())
                 self._show(progress)
             if self.ipi.poll() is not None:
                 self._finished()
                 return False
             if self._heal_drivers():
-                last_change = time.monotonic()  # a restarted driver compiles the model again
+                clock.progressed(time.monotonic())  # a restarted driver compiles the model again
             if self.driver_restarts and self._ipi_socket_thread_died():
                 raise self._hung_by_reset()
             if self.stop_requested:
@@ -207,7 +235,7 @@ class _Run:
                 self._stop_all()
                 return True
             self._rotate_checkpoints()
-            if time.monotonic() - last_change > timeout:
+            if clock.stalled_for(time.monotonic()) > timeout:
                 raise RunFailed(f"no progress for {timeout:.0f} s after step {self.last_step}; stopped i-PI and the "
                                 f"drivers (logs in {self.workdir})")
 
