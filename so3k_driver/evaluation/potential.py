@@ -38,16 +38,14 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 # interleaved rounds, docs/performance.md): 4 / 8 / 16 x Ac-Ala3-NHMe 0.77-0.81 x the time; 8 x extended
 # Ac-Ala15-NHMe (2 per call instead of 1) 0.84 and 0.97 x in two runs; the helix (2539 pairs) is unchanged.
 CPU_PAIRS_PER_CALL = 4096
-# A user's budget (pairs per call, float32) in place of CPU_PAIRS_PER_CALL, e.g. for a deeper model on a
-# busy node: student v10 (3 layers, 37.5 MiB of scratch per 2-structure call) took 165 ms per 8 x 162
-# atoms at 4096 and 88 ms at 2048 (one structure per call) beside a training run, but 49 against 55 ms
-# on quiet cores (2026-12-04, docs/performance.md).
+# A user's budget (pairs per call, float32) in place of the one below, for CPUs whose caches differ from the
+# 2-core EPYC these were measured on (bench/bench_call_budget.py compares budgets on a given machine).
 CPU_PAIRS_ENVIRONMENT = "SO3K_CPU_PAIRS_PER_CALL"
 # A call's scratch memory (XLA's temp buffer, float32) grows as pairs x layers x features: 81-93 bytes
 # for v6, v10 and SO3LR on 8 x 162 atoms (Potential.compiled_cost). Kept under 48 MiB per call, so that it
 # fits the 64 MiB heap of a glibc thread arena and is reused between calls (host_memory.py): SO3LR in
-# calls of two Ac-Ala15-NHMe (94 MiB) page-faults through fresh memory every call (218 ms per 8), in
-# calls of one (47.7 MiB) it does not (126 ms).
+# calls of two Ac-Ala15-NHMe (94 MiB) page-faults through fresh memory every call, in calls of one (47.7
+# MiB) it does not: 254 -> 137 ms per 8 (docs/performance.md, "CPU scratch is reused").
 SCRATCH_BYTES_PER_PAIR_LAYER_FEATURE = 96
 SCRATCH_BYTES_PER_CALL = 48 << 20
 # Gas-phase structures up to this many atoms get SO3LR's long-range terms as dense (S, N, N) arrays
