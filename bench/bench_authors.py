@@ -106,9 +106,6 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--json", type=Path, help="write all timings here")
     args = parser.parse_args()
-    from so3k_driver.evaluation.host_memory import keep_large_buffers
-
-    keep_large_buffers()  # ours as the so3k commands run it: before JAX starts its threads (host_memory.py)
 
     folder = Path(tempfile.mkdtemp(prefix="bench_authors_"))
     files = structures(folder)

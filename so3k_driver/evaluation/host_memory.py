@@ -16,7 +16,8 @@ page fault per 4 KiB. Measured on the project's 2-core VM (2026-12-04, 8 × 162 
 :func:`keep_large_buffers` raises the mmap threshold to 1 GiB and the trim threshold to 2 GiB with
 ``mallopt``: freed scratch stays in the process for the next call (the process keeps its peak memory
 instead of returning it). It is called at run time, never on import: by a ``Potential`` built for a CPU
-(so the ASE calculator and library users get it too), by the command line (training included) and the i-PI PES.
+(so the i-PI PES, the ASE calculator and library users get it too) and by the command line (for training,
+which builds no ``Potential``).
 
 - ``SO3K_HOST_MEMORY=0`` (or off/false/no) leaves glibc's settings alone.
 - A user who sets ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` keeps them (nothing is changed).

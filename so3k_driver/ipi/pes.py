@@ -32,10 +32,8 @@ class SO3kratesDriver(Dummy_driver):
                  max_force=str(DEFAULT_MAX_FORCE), max_bond_stretch=str(DEFAULT_MAX_BOND_STRETCH), **kwargs):
         if model is None or structure is None:
             raise ValueError("so3k PES needs model=... and structure=... (e.g. -o model=mlff:DIR,structure=ala3.xyz)")
-        from so3k_driver.evaluation.host_memory import keep_large_buffers
         from so3k_driver.evaluation.potential import Potential
 
-        keep_large_buffers()  # i-PI's process (direct PES) or i-PI's driver: the scratch is reused between calls
         potential = Potential.load(model, dtype=dtype, device=device, lr_cutoff=lr_cutoff_from_pes(lr_cutoff),
                                    dispersion_damping=float(dispersion_damping))
         self.potential = potential
