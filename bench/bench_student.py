@@ -20,8 +20,8 @@ speed      one ``Potential.evaluate`` of 8 perturbed Ac-Ala15-NHMe (8 x 162 atom
            compilation: median, min/max and quartiles in ms. Goal: student/teacher <= 0.25 (the larger
            of the two ratios). --speed-baseline MODEL times a third model with them (e.g. the bundled
            default). Each model's compiled call is described too: calls per batch, XLA's flops and scratch
-           memory per call (on this 2-core VM a call whose scratch outgrows the 32 MB L3 slows down far more
-           than its flops say while the host is busy, so compare medians with minima).
+           memory per call (scratch that glibc hands back after each call is page-faulted in anew by the
+           next, and costs far more than its flops say: docs/performance.md, "CPU scratch is reused").
 bonds      bond-stretch scans on the relaxed-free bundled helix: for two bonds of each element pair (C–H,
            N–H, C–C, C–N, C–O) the bond is set to 0.8–2.0x its length (the H moved along the bond; both
            heavy atoms moved apart symmetrically), every structure evaluated by student and teacher
@@ -664,7 +664,7 @@ def main() -> None:
         "relax": (lambda: relax(args.student, args.teacher, args.relax_fmax, args.relax_max_steps,
                                 args.skip_teacher_relax), print_relax),
         "speed": (lambda: speed(args.student, args.teacher, args.rounds, args.calls, args.device,
-                                          args.speed_baseline), print_speed),
+                                args.speed_baseline), print_speed),
         "bonds": (lambda: bond_scans(args.student, args.teacher, args.plot), print_bond_scans),
         "donors": (lambda: donor_scans(args.student, args.teacher, args.scan_frames, args.scan_max_frames,
                                        args.scans_per_frame), print_donor_scans),
