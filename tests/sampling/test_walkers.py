@@ -12,9 +12,11 @@ import pytest
 
 from so3k_driver.errors import UserError
 from so3k_driver.ipi.recovery import plumed_outputs
+from so3k_driver.sampling.analysis.ipi_outputs import read_properties
 from so3k_driver.sampling.analysis.plumed_files import read_plumed
 from so3k_driver.sampling.plumed_inputs import bundled_structure
 from so3k_driver.sampling.settings import MetadSettings, StudySettings
+from so3k_driver.units import KJ_PER_MOL_IN_EV
 
 SO3K = [sys.executable, "-m", "so3k_driver.cli"]
 BACKBONE = MetadSettings(cv="backbone", pace=10, colvar_stride=5)
@@ -113,6 +115,23 @@ def test_three_walkers_share_one_bias_extend_and_are_analysed_together(tmp_path)
     assert fes["colvar"] == "COLVAR.W0…W2 (3 walkers pooled)"
     assert fes["frames_total"] == 3 * 12  # 60 steps / COLVAR stride 5, per walker
     assert "3 walkers at one temperature" in (study / "analysis" / "summary.md").read_text()
+
+    # The unbiased averages weight each trajectory frame by the bias i-PI reports for it (ensemble_bias, eV):
+    # that is PLUMED's metad.bias of the same walker, which PLUMED records one step later (kJ/mol).
+    for k in range(3):
+        properties = read_properties(study / f"W-{k}_sim.out")
+        colvar = read_plumed(study / f"COLVAR.W{k}")
+        records = {int(t): b for t, b in zip(colvar["time"], colvar["metad.bias"])}
+        pairs = np.array([(v / KJ_PER_MOL_IN_EV, records[int(s) + 1])
+                          for s, v in zip(properties["step"], properties["ensemble_bias"]) if int(s) + 1 in records])
+        assert len(pairs) >= 10 and pairs[:, 1].max() > 2.0, pairs
+        assert np.abs(pairs[:, 0] - pairs[:, 1]).mean() < 0.2 * pairs[:, 1].mean(), pairs
+    averages = json.loads((study / "analysis" / "reweighted_observables.json").read_text())["temperatures"]
+    assert [a["temperature_K"] for a in averages] == [300.0]
+    assert 1 <= averages[0]["effective_frames"] <= averages[0]["frames_kept"] < averages[0]["frames"]
+    assert all(0.0 <= averages[0]["observables"][name][kind] <= 1.0 for name in ("helix_torsion", "helix_hbond")
+               for kind in ("reweighted", "first_half", "second_half", "biased"))
+    assert (study / "analysis" / "reweighted_helix.png").stat().st_size > 10_000
 
 
 def test_walker_records_are_pooled_in_time_order_keeping_the_walkers_order_within_a_time():

@@ -67,6 +67,14 @@ class ReplicaSeries:
     bias: np.ndarray       # eV
 
 
+def timestep_ps(run_dir: Path) -> float | None:
+    """The run's MD time step in ps, from the first properties file's last step and time; None before a
+    step was written."""
+    properties = read_properties(find_systems(run_dir)[0][0])
+    steps = int(properties["step"][-1]) if len(properties.get("step", ())) else 0
+    return float(properties["time"][-1]) / steps if steps and "time" in properties else None
+
+
 def find_systems(run_dir: Path) -> list[tuple[Path, Path]]:
     """(properties, trajectory) file pairs, one per system; REMD systems are 'T-k_<prefix>.out'."""
     pairs = []

@@ -4,7 +4,9 @@
 and radius of gyration in Å, helix fraction, phi/psi in degrees); free energy from HILLS (kJ/mol)
 and, for a metadynamics run whose COLVAR has metad.rbias, the reweighted free energy with an error
 from the run's two halves and, for backbone torsions, named Ramachandran basins
-(free_energy_report.py; free_energy.json, fes_*.png); replica-exchange statistics; for a committee
+(free_energy_report.py; free_energy.json, fes_*.png) and the unbiased averages of the helix fraction,
+end-to-end distance and radius of gyration, each trajectory frame reweighted by its bias
+(reweighted_observables.py); replica-exchange statistics; for a committee
 model, its uncertainty over time (uncertainty.py); the vibrational spectrum; the optional checks
 against a reference model (end states, end_states.py; the energy error along the end-to-end distance,
 energy_error_profile.py); and summary.md / summary.json.
@@ -17,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import (end_states, energy_error_profile, free_energy, ipi_outputs, plumed_files, replica_exchange, spectrum,
-               uncertainty)
+from . import (end_states, energy_error_profile, free_energy, ipi_outputs, plumed_files, replica_exchange,
+               reweighted_observables, spectrum, uncertainty)
 from .free_energy_report import free_energy_analysis, free_energy_plot, free_energy_profiles
 from .observables import helix_plot, observables, ramachandran_plot, series_plot
 from ...errors import UserError
@@ -50,9 +52,19 @@ def _exchange_statistics(run_dir: Path, data):
         stride = ipi_xml.exchange_stride(ipi_xml.load(str(run_dir / "input.xml")).getroot())
     properties = ipi_outputs.read_properties(ipi_outputs.find_systems(run_dir)[0][0])
     steps = int(properties["step"][-1]) if len(properties["step"]) else 0
-    ps_per_step = float(properties["time"][-1]) / steps if steps and "time" in properties else None
     stats = replica_exchange.exchange_statistics(run_dir, _study_temperatures(run_dir, data), steps, stride)
-    return (stats, ps_per_step) if stats is not None else None
+    return (stats, ipi_outputs.timestep_ps(run_dir)) if stats is not None else None
+
+
+def _reweighted_observables(run_dir: Path, out_dir: Path, data, series, burn_in: float) -> list[str]:
+    """reweighted_observables.analysis for a metadynamics run (COLVARs with metad.rbias); [] otherwise."""
+    sets = plumed_files.temperature_sets(run_dir, "COLVAR")
+    ps_per_step = ipi_outputs.timestep_ps(run_dir)
+    if not sets or not ps_per_step:
+        return []
+    temperatures = _study_temperatures(run_dir, data)
+    colvars = {round(float(t), 3): columns for t, (_, columns) in zip(temperatures, sets)}
+    return reweighted_observables.analysis(data, [s.bias for s in series], colvars, ps_per_step, out_dir, burn_in)
 
 
 def analyze(run_dir: Path, out_dir: Path | None = None,
@@ -111,6 +123,7 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
         uncertainty.plot(out_dir / uncertainty.PLOT, replicas, threshold)
     fes_lines, fes_plots = free_energy_analysis(run_dir, out_dir, _study_temperatures(run_dir, data), burn_in,
                                                 fes_cutoff, breakages)
+    fes_lines = fes_lines + _reweighted_observables(run_dir, out_dir, data, series, burn_in)
     summary = _write_summary(out_dir, run_dir, data, exchanges, hills, breakages, committee, fes_lines, fes_plots)
     # Vibrational spectrum when velocities (or positions) are written often enough; one summary line either way.
     with summary.open("a") as handle:
