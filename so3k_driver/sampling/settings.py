@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 from ..errors import UserError
@@ -195,7 +196,7 @@ class StudySettings:
             _check(self.metad.enabled, "metad cv with several walkers", self.metad.cv,
                    "a biased CV (walkers share a metadynamics bias)")
         _check(self.model_fingerprint is None or (isinstance(self.model_fingerprint, str)
-                                                   and len(self.model_fingerprint) == 16),
+                                                   and re.fullmatch("[0-9a-f]{16}", self.model_fingerprint)),
                "model fingerprint", self.model_fingerprint, "None or 16 hex digits (io.model_files.model_fingerprint)")
         if self.start_frames is not None:
             starts = self.start_frames

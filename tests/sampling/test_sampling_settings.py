@@ -28,7 +28,8 @@ def test_temperature_ranges_are_geometric_lists_or_one_value():
     ("temperatures", (400.0, 300.0)), ("temperatures", "300:200:3"), ("steps", 0), ("steps", 2.5),
     ("timestep_fs", 0.0), ("timestep_fs", 50.0), ("thermostat_tau_fs", -1.0), ("exchange_stride", 0),
     ("output_stride", 0), ("backend", "mpi"), ("dtype", "float16"), ("seed", -1), ("lr_cutoff", 0.0),
-    ("lr_cutoff", -12.0)])
+    ("lr_cutoff", -12.0), ("model_fingerprint", "ac112d40579e876"), ("model_fingerprint", "AC112D40579E876E"),
+    ("model_fingerprint", "ac112d40579e876g")])
 def test_each_bad_study_field_is_a_user_error_naming_the_value(field, value):
     with pytest.raises(UserError) as error:
         StudySettings(**{**VALID, field: value})
