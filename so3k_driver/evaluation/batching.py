@@ -9,6 +9,7 @@ socket server and the in-process PES), so padding happens in this one place:
   compiled shape;
 - padding: the last call is filled up by repeating its last structure, and pair lists are padded to
   capacity buckets (``neighbors.CapacityKeeper``), so pair counts that fluctuate do not recompile;
+  each call position of a batch (replica k of an MD batch) keeps its own bucket;
 - ``pad_to``: a caller whose batches are sometimes short (i-PI's dispatcher, a replica exchange
   step that arrives in pieces) sizes the calls as for ``pad_to`` structures: one compiled shape,
   and nothing is computed for the missing ones;
@@ -65,6 +66,12 @@ class Outputs:
         strain = None if parts[0].strain_derivative is None else np.concatenate([p.strain_derivative for p in parts])
         return cls(np.concatenate([p.energy for p in parts]), np.concatenate([p.forces for p in parts]), strain,
                    {k: np.concatenate([p.extras[k] for p in parts]) for k in parts[0].extras})
+
+
+def capacity_key(prefix: str, structures_per_call: int, num_atoms: int, position: int) -> tuple:
+    """The CapacityKeeper key of the calls of ``structures_per_call`` structures of ``num_atoms`` atoms
+    that start at structure ``position`` of their batch ('pair': short-range list, 'lr': long-range)."""
+    return prefix, (structures_per_call, num_atoms), position
 
 
 def trailing_copies(numbers, positions, cells, charges, unpaired) -> int:
@@ -125,10 +132,16 @@ class Batcher:
         for first in range(0, B, per_call):
             # the last call is padded by repeating its last structure: one compiled shape
             index = np.minimum(np.arange(first, first + per_call), B - 1)
-            yield self.pack(structures, index), min(per_call, B - first)
+            yield self.pack(structures, index, position=first), min(per_call, B - first)
 
-    def pack(self, structures: StructureBatch, index: np.ndarray) -> Batch:
-        """Host arrays for one jitted call over structures ``index``."""
+    def pack(self, structures: StructureBatch, index: np.ndarray, position: int = 0) -> Batch:
+        """Host arrays for one jitted call over structures ``index``, the call that starts at structure
+        ``position`` of its batch.
+
+        Each call position keeps its own pair capacity: in MD, position k of i-PI's batch is always
+        replica (or walker, or bead) k, so each call is padded to what its own structures need. One
+        capacity shared by all calls padded every call to the largest structure's: 12 % more pair
+        work for 8 Ac-Ala15-NHMe walkers whose pairs ranged over 1.5 x (measured 1.13 x per batch)."""
         S, N = len(index), structures.numbers.shape[1]
         arrays = {
             "numbers": structures.numbers[index].reshape(-1).astype(np.int32),
@@ -137,17 +150,19 @@ class Batcher:
             "total_charge": structures.total_charge[index].astype(self.dtype),
             "unpaired_electrons": structures.unpaired_electrons[index].astype(self.dtype),
         }
-        arrays.update(self._pair_arrays(structures.short, index, N, "pair"))
+        arrays.update(self._pair_arrays(structures.short, index, N, ("pair", position)))
         if structures.long is not None:
-            arrays.update(self._pair_arrays(structures.long, index, N, "lr"))
+            arrays.update(self._pair_arrays(structures.long, index, N, ("lr", position)))
         else:
             arrays.update(empty_long_range_pairs(self.dtype))
         return Batch(**arrays)
 
-    def _pair_arrays(self, lists: list[PairList], index, num_atoms: int, prefix: str) -> dict[str, np.ndarray]:
-        """Concatenate the half lists of structures ``index`` with atom offsets; pad to a capacity bucket."""
+    def _pair_arrays(self, lists: list[PairList], index, num_atoms: int, kind: tuple[str, int]) -> dict[str, np.ndarray]:
+        """Concatenate the half lists of structures ``index`` with atom offsets; pad to a capacity bucket.
+        kind: (array prefix 'pair' or 'lr', the call's position in its batch)."""
+        prefix, position = kind
         count = sum(len(lists[b]) for b in index)
-        capacity = self.capacities.capacity((prefix, (len(index), num_atoms)), count)
+        capacity = self.capacities.capacity(capacity_key(prefix, len(index), num_atoms, position), count)
         first = np.zeros(capacity, np.int32)
         second = np.zeros(capacity, np.int32)
         shifts = np.zeros((capacity, 3), self.dtype)

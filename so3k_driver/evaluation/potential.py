@@ -25,7 +25,7 @@ from ..model.energy import EnergyModel
 from ..model.forces import committee_energy_and_derivatives, energy_and_derivatives
 from . import xla_options
 from .host_memory import keep_large_buffers
-from .batching import Batcher, Outputs, StructureBatch, repeat_last, trailing_copies
+from .batching import Batcher, Outputs, StructureBatch, capacity_key, repeat_last, trailing_copies
 from .neighbors import PairList, all_pairs, half_pair_list
 from .validation import check_close_contacts, check_structures
 
@@ -159,9 +159,10 @@ class Potential:
         """How many times the model has been traced and compiled (one per shape bucket)."""
         return self._compile_count
 
-    def pair_capacity(self, num_structures: int, num_atoms: int) -> int | None:
-        """Padded short-range pair slots in use for batches of B structures of N atoms (None before use)."""
-        return self._batcher.capacities.current(("pair", (num_structures, num_atoms)))
+    def pair_capacity(self, num_structures: int, num_atoms: int, position: int = 0) -> int | None:
+        """Padded short-range pair slots in use for calls of ``num_structures`` structures of ``num_atoms``
+        atoms that start at structure ``position`` of their batch (None before use)."""
+        return self._batcher.capacities.current(capacity_key("pair", num_structures, num_atoms, position))
 
     @property
     def species(self) -> tuple[int, ...]:

@@ -35,3 +35,22 @@ def test_the_choice_is_kept_per_batch_shape_so_md_keeps_one_compiled_shape():
     assert batcher.structures_per_call(8, 42, 250) == 4
     assert batcher.structures_per_call(8, 42, 600) == 4  # more pairs later in the run: same shape
     assert batcher.structures_per_call(8, 50, 600) == 1  # another structure size: its own choice
+
+
+def test_each_call_position_is_padded_to_its_own_structures_pairs():
+    """An MD batch whose replicas differ in pair count (an extended and a compact chain): each call keeps
+    the capacity its own replica needs, through the run, instead of every call taking the largest."""
+    from so3k_driver.evaluation.batching import StructureBatch
+    from so3k_driver.evaluation.neighbors import PairList, bucket_capacity
+
+    def pairs(count):
+        first = np.zeros(count, np.int32)
+        return PairList(first, first + 1, np.zeros((count, 3), np.float32))
+
+    batcher = Batcher(np.float32, pairs_per_call=1000)  # one 900-pair structure per call
+    for step, (loose, compact) in enumerate([(600, 900), (610, 880), (595, 905), (612, 899)]):
+        structures = StructureBatch(np.ones((2, 10), int), np.zeros((2, 10, 3)), np.zeros(2), np.zeros(2),
+                                    short=[pairs(loose), pairs(compact)], long=None)
+        (first, _), (second, _) = batcher.calls(structures)
+        assert int(first.pair_mask.sum()) == loose and int(second.pair_mask.sum()) == compact
+        assert len(first.pair_mask) <= bucket_capacity(int(612 * 1.08) + 1) < compact <= len(second.pair_mask), step
