@@ -58,7 +58,7 @@ def add_parser(subparsers) -> None:
                      help="model served by the drivers: " + MODEL_SPECS + " (required for an "
                           "<ffsocket> input; an <ffdirect> input names its own). Repeatable: NAME=SPEC serves the "
                           "<ffsocket name='NAME'>, a plain SPEC every ffsocket not named")
-    run.add_argument("--structure", help="replace the <initialize><file> structures (xyz, Å)")
+    run.add_argument("--structure", help="replace the <initialize><file> structures (Å; any file ASE reads, converted to i-PI's xyz in the work directory when it lacks i-PI's CELL comment)")
     run.add_argument("--steps", type=int, help="replace <total_steps> (MD steps counted from the start of the run; with a RESTART: the new total)")
     run.add_argument("--address", help="replace the ffsocket <address> (unix/shm: socket name; inet: host)")
     run.add_argument("--port", type=int, help="replace the ffsocket <port> (inet)")

@@ -55,11 +55,13 @@ def apply_overrides(root, *, input_dir: str, structure=None, steps=None, address
                     temperature=None, hydrogen_mass=None) -> None:
     """Fill the placeholders of an input from ``so3k run`` options; make file paths absolute.
 
+    structure: an i-PI xyz file (``structures.ipi_structure_file``) that every <file> then reads.
     steps: the new <total_steps> (MD steps counted from the start of the first piece of a run).
     hydrogen_mass: amu given to every hydrogen of every <initialize> (see set_hydrogen_masses)."""
     for file_element in root.iter("file"):
         if structure is not None:
             path = ours = os.path.abspath(structure)
+            file_element.set("mode", "xyz")
         elif file_element.text and not os.path.isabs(file_element.text.strip()):
             path, ours = os.path.join(input_dir, file_element.text.strip()), input_dir
         else:

@@ -208,10 +208,18 @@ class _Piece:
 
 def _prepare_piece(options: RunOptions, input_path: str, workdir: str, resumed: bool) -> _Piece:
     """Check everything that can be checked before i-PI starts and write the input it will run."""
+    from .structures import ipi_structure_file
+
     tree = ipi_xml.load(input_path)
     root = tree.getroot()
+    structure = None
+    if options.structure is not None and not resumed:
+        try:  # i-PI reads only its own xyz (with the cell in the comment): any other file is converted
+            structure = ipi_structure_file(options.structure, workdir)
+        except ValueError as error:
+            raise UserError(str(error)) from None
     ipi_xml.apply_overrides(root, input_dir=os.path.dirname(input_path),
-                            structure=None if resumed else options.structure, steps=options.steps,
+                            structure=structure, steps=options.steps,
                             address=options.address, port=options.port,
                             temperature=None if resumed else options.temperature,
                             hydrogen_mass=None if resumed else options.hydrogen_mass)

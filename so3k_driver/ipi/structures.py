@@ -3,6 +3,9 @@
 Accepted: any structure file ASE reads (xyz, extxyz, pdb, ...), i-PI xyz files with a
 ``# CELL(abcABC)`` comment, and i-PI XML inputs or RESTART files (elements taken from
 ``<beads><names>`` or from the ``<initialize><file>`` they point to).
+
+And the other way: :func:`ipi_xyz` writes a structure as the xyz i-PI's ``<file mode='xyz'>`` reads, and
+:func:`ipi_structure_file` gives ``so3k run --structure`` an i-PI xyz for any structure file ASE reads.
 """
 
 from __future__ import annotations
@@ -73,3 +76,57 @@ def _numbers_from_ipi_xml(path: str) -> np.ndarray:
     if not os.path.isabs(structure):
         structure = os.path.join(os.path.dirname(os.path.abspath(path)), structure)
     return read_numbers(structure)
+
+
+GAS_PHASE_BOX_ANGSTROM = 100.0
+IPI_CELL_MARKERS = ("CELL(abcABC)", "CELL{")
+
+
+def ipi_xyz(atoms, box_angstrom: float = GAS_PHASE_BOX_ANGSTROM) -> str:
+    """xyz text with i-PI's CELL comment (Å). A periodic ``atoms`` keeps its cell (as a, b, c, α, β, γ;
+    the positions are rotated with it into i-PI's orientation, a along x and b in the xy plane); any other
+    gets a cubic box of box_angstrom, which only matters for PLUMED without NOPBC."""
+    from ase.geometry import cell_to_cellpar
+
+    atoms = atoms.copy()
+    if atoms.pbc.any() and atoms.cell.rank == 3:
+        from ase.geometry import cellpar_to_cell
+
+        parameters = cell_to_cellpar(atoms.cell.array)
+        atoms.set_cell(cellpar_to_cell(parameters), scale_atoms=True)  # same fractional coordinates
+        cell = " ".join(f"{v:.8f}" for v in parameters)
+    else:
+        cell = f"{box_angstrom} {box_angstrom} {box_angstrom} 90 90 90"
+    lines = [str(len(atoms)), f"# CELL(abcABC): {cell} positions{{angstrom}} cell{{angstrom}}"]
+    lines += [f"{s:2s} {x:16.8f} {y:16.8f} {z:16.8f}" for s, (x, y, z) in zip(atoms.get_chemical_symbols(), atoms.positions)]
+    return "\n".join(lines) + "\n"
+
+
+def is_ipi_xyz(path: str) -> bool:
+    """Whether path is an xyz file whose comment line carries i-PI's cell (what i-PI's xyz reader needs)."""
+    try:
+        with open(path, errors="replace") as handle:
+            handle.readline()
+            comment = handle.readline()
+    except OSError:
+        return False
+    return any(marker in comment for marker in IPI_CELL_MARKERS)
+
+
+def ipi_structure_file(path: str, folder: str) -> str:
+    """path itself when i-PI can read it as xyz; otherwise its first structure written as an i-PI xyz into
+    folder (``<name>.ipi.xyz``), which is returned. ValueError when ASE cannot read the file."""
+    if is_ipi_xyz(path):
+        return path
+    import ase.io
+
+    try:
+        atoms = ase.io.read(path, index=0)
+    except Exception as error:  # ASE raises many types for unreadable files
+        raise ValueError(f"cannot read a structure from {path}: {error}") from None
+    if len(atoms) == 0:
+        raise ValueError(f"cannot read a structure from {path}: no atoms in it")
+    converted = os.path.join(folder, os.path.basename(path).rsplit(".", 1)[0] + ".ipi.xyz")
+    with open(converted, "w") as handle:
+        handle.write(ipi_xyz(atoms))
+    return converted

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import inputs as study_inputs, plumed_inputs
 from .settings import MetadSettings, StudySettings
+from ..ipi.structures import ipi_xyz
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 ALA15 = "Ac-Ala15-NHMe_ext.xyz"
@@ -48,7 +49,7 @@ def generated_files() -> dict[str, str]:
         "plumed/ala3_backbone_metad.dat": plumed_inputs.backbone_torsion_metad(
             ala3.numbers, ala3.positions, MetadSettings(cv="backbone", sigma=0.35, height=1.2, pace=20, colvar_stride=5),
             temperature=300.0),
-        "ipi_inputs/ala15_ext.xyz": study_inputs.ipi_xyz(ala15),
+        "ipi_inputs/ala15_ext.xyz": ipi_xyz(ala15),
     }
     s = REMD_METAD
     names = [f"plumed_remd_T{k}.dat" for k in range(len(s.temperatures))]

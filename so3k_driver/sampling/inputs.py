@@ -268,11 +268,3 @@ def _nvt_xml(s: StudySettings, forcefield: str, plumed_files, prefix: str, init_
   {_system(s, init_file, masses, f"{t:g}", bias)}{smotion}
 </simulation>
 """
-
-
-def ipi_xyz(atoms, box_angstrom: float = 100.0) -> str:
-    """xyz text with i-PI's CELL comment (cubic box, Å); the box only matters for PLUMED without NOPBC."""
-    lines = [str(len(atoms)), f"# CELL(abcABC): {box_angstrom} {box_angstrom} {box_angstrom} 90 90 90 "
-             "positions{angstrom} cell{angstrom}"]
-    lines += [f"{s:2s} {x:16.8f} {y:16.8f} {z:16.8f}" for s, (x, y, z) in zip(atoms.get_chemical_symbols(), atoms.positions)]
-    return "\n".join(lines) + "\n"

@@ -31,6 +31,7 @@ from .settings import SETTINGS_FILE, StudySettings, walker_label
 from ..errors import UserError
 from ..io.model_files import MODEL_ALIASES, absolute_model_spec, model_fingerprint
 from ..ipi import ipi_xml, recovery
+from ..ipi.structures import ipi_xyz
 
 PES_CONFIG = "so3k_pes.json"
 INPUT = "input.xml"
@@ -82,11 +83,11 @@ def prepare(folder, settings: StudySettings, force: bool = False) -> Path | None
     backup = set_aside(folder) if force else None
     folder.mkdir(parents=True, exist_ok=True)
     settings.save(folder)
-    (folder / study_inputs.DEFAULT_INIT_FILE).write_text(study_inputs.ipi_xyz(atoms))
+    (folder / study_inputs.DEFAULT_INIT_FILE).write_text(ipi_xyz(atoms))
     system_init_file = None
     if len(starting) > 1:
         for k, start in enumerate(starting):
-            (folder / study_inputs.system_init_file(k)).write_text(study_inputs.ipi_xyz(start))
+            (folder / study_inputs.system_init_file(k)).write_text(ipi_xyz(start))
         system_init_file = study_inputs.system_init_file("IDX")  # i-PI's <system_template> fills in IDX
     for name, text in plumed_texts.items():
         (folder / name).write_text(text)

@@ -119,7 +119,7 @@ def nve_run(folder, timestep_fs, hydrogen_mass, picoseconds=1.0):
     """NVE of Ac-Ala3-NHMe with the bundled model from 300 K velocities: (time ps, conserved eV)."""
     import ase.io
 
-    from so3k_driver.sampling.inputs import ipi_xyz
+    from so3k_driver.ipi.structures import ipi_xyz
     from so3k_driver.sampling.plumed_inputs import bundled_structure
 
     folder.mkdir()

@@ -299,3 +299,15 @@ def test_the_bond_guard_stops_a_socket_run_in_one_line_naming_the_bond(tmp_path)
     assert re.search(r"driver.* stopped: bond [A-Z][a-z]?\d+–[A-Z][a-z]?\d+ \(1-based\) of structure 1 in this request is "
                      r"\d\.\d\d Å long, above the limit of \d\.\d\d Å \(1 × the sum of covalent radii", line), line
     assert "--max-bond-stretch 0 disables this check" in line and "done" not in result.stderr
+
+
+def test_so3k_run_takes_a_structure_file_without_ipis_cell_comment(tmp_path):
+    """--structure with a plain xyz (no CELL comment: i-PI alone fails with "could not initialize the cell")."""
+    from so3k_driver.sampling.plumed_inputs import bundled_structure
+
+    plain = bundled_structure("Ac-Ala3-NHMe_ext.xyz")
+    result = so3k_run(INPUTS / "nvt.xml", tmp_path / "run", "--structure", plain, "--steps", "10")
+    assert result.returncode == 0, result.stderr[-2000:]
+    import ase.io
+    first = ase.io.read(tmp_path / "run" / "nvt.pos_0.xyz", index=0)
+    np.testing.assert_allclose(first.positions, ase.io.read(plain).positions, atol=1e-3)  # i-PI writes 6 digits
