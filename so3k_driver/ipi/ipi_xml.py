@@ -342,13 +342,27 @@ def relocate(root, folder: str) -> list[tuple[str, str]]:
     for direct in root.iter("ffdirect"):
         pes_path, parameters = direct.find("pes_path"), direct.find("parameters")
         old = _text(pes_path, "")
-        if old.replace(os.sep, "/").endswith("so3k_driver/ipi/direct_pes.py") and old != DIRECT_PES_FILE:
+        if _is_our_pes(old) and old != DIRECT_PES_FILE:
             point(pes_path, old, DIRECT_PES_FILE, DIRECT_PES_FILE)
         text = _text(parameters, "")
         match = _CONFIG_PARAMETER.search(text)
         if match and (new := moved(match.group(2))) is not None:
             point(parameters, match.group(2), new, text[:match.start(2)] + new + text[match.end(2):])
     return changed
+
+
+def _is_our_pes(pes_path: str) -> bool:
+    return pes_path.replace(os.sep, "/").endswith("so3k_driver/ipi/direct_pes.py")
+
+
+def direct_configs(root) -> list[tuple[str, str]]:
+    """(forcefield name, configuration path as written) of every <ffdirect> that runs our PES."""
+    found = []
+    for direct in root.iter("ffdirect"):
+        match = _CONFIG_PARAMETER.search(_text(direct.find("parameters"), ""))
+        if _is_our_pes(_text(direct.find("pes_path"), "")) and match:
+            found.append((direct.get("name", ""), match.group(2).strip()))
+    return found
 
 
 def sockets_to_direct(root, configs: dict) -> None:

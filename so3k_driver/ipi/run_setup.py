@@ -223,6 +223,9 @@ def _prepare_piece(options: RunOptions, input_path: str, workdir: str, resumed: 
                             address=options.address, port=options.port,
                             temperature=None if resumed else options.temperature,
                             hydrogen_mass=None if resumed else options.hydrogen_mass)
+    if ipi_xml.direct_configs(root):  # a restart of a run whose model ran inside i-PI
+        ipi_xml.relocate(root, workdir)
+        _refresh_direct_configs(root, options, workdir, input_path)
     ipi_xml.number_checkpoints(root)
     outputs = ipi_xml.output_settings(root)
     if outputs.total_steps is not None and outputs.start_step >= outputs.total_steps:
@@ -294,6 +297,35 @@ def _write_pes_config(options: RunOptions, workdir: str, socket: ipi_xml.SocketS
     with open(path, "w") as handle:
         json.dump(config, handle, indent=1)
     return path
+
+
+def _refresh_direct_configs(root, options: RunOptions, workdir: str, input_path: str) -> None:
+    """The in-process PES configurations a restart names (direct backend), made fit for this piece: paths
+    into another folder (a run folder moved or copied) point into workdir when the file is there (its
+    call statistics always), and a model given now (--model) replaces the one it ran with. A missing
+    configuration is a UserError (i-PI would fail on it after starting)."""
+    for name, path in ipi_xml.direct_configs(root):
+        full = path if os.path.isabs(path) else os.path.join(workdir, path)
+        try:
+            with open(full) as handle:
+                config = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise UserError(f"{os.path.basename(input_path)} runs forcefield {name!r} inside i-PI with the "
+                            f"configuration {full}, which cannot be read ({error.__class__.__name__}); "
+                            "start the run again from its input") from None
+        updated = dict(config)
+        for key in ("template", "stats_file"):
+            value = config.get(key)
+            if isinstance(value, str) and os.path.isabs(value) and os.path.dirname(value) != workdir:
+                candidate = os.path.join(workdir, os.path.basename(value))
+                if key == "stats_file" or os.path.exists(candidate):
+                    updated[key] = candidate
+        model = options.model_for(name)
+        if model:
+            updated["model"] = model
+        if updated != config:
+            with open(full, "w") as handle:
+                json.dump(updated, handle, indent=1)
 
 
 def _check_forcefield_models(options: RunOptions, names: list[str]) -> None:

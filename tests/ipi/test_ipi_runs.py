@@ -311,3 +311,27 @@ def test_so3k_run_takes_a_structure_file_without_ipis_cell_comment(tmp_path):
     import ase.io
     first = ase.io.read(tmp_path / "run" / "nvt.pos_0.xyz", index=0)
     np.testing.assert_allclose(first.positions, ase.io.read(plain).positions, atol=1e-3)  # i-PI writes 6 digits
+
+
+def test_a_moved_direct_run_resumes_from_its_restart_in_the_new_folder(tmp_path):
+    """The RESTART of a run whose model ran inside i-PI names its PES configuration, which names the old
+    folder's files: moved, the run continues in its new folder (before: FileNotFoundError inside i-PI)."""
+    first = so3k_run(INPUTS / "nvt.xml", tmp_path / "old", "--backend", "direct", "--steps", "20")
+    assert first.returncode == 0, first.stderr[-2000:]
+    shutil.move(tmp_path / "old", tmp_path / "new")
+    resumed = so3k_run(tmp_path / "new" / "RESTART", tmp_path / "new", "--steps", "40")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    steps = properties(tmp_path / "new" / "nvt.out")[:, 0]
+    assert steps[-1] == 40 and not (tmp_path / "old").exists()
+    config = json.loads((tmp_path / "new" / "so3k_pes_so3k.json").read_text())
+    assert config["template"].startswith(str(tmp_path / "new")) and config["stats_file"].startswith(str(tmp_path / "new"))
+    assert json.loads((tmp_path / "new" / "so3k_driver_calls.json").read_text())["steps"] > 0
+
+
+def test_a_direct_restart_without_its_pes_configuration_is_one_line(tmp_path):
+    first = so3k_run(INPUTS / "nvt.xml", tmp_path / "run", "--backend", "direct", "--steps", "10")
+    assert first.returncode == 0, first.stderr[-2000:]
+    (tmp_path / "run" / "so3k_pes_so3k.json").unlink()
+    resumed = so3k_run(tmp_path / "run" / "RESTART", tmp_path / "run", "--steps", "20")
+    assert resumed.returncode == 2 and "Traceback" not in resumed.stderr
+    assert "cannot be read" in resumed.stderr and "so3k_pes_so3k.json" in resumed.stderr
