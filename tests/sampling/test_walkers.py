@@ -111,6 +111,10 @@ def test_three_walkers_share_one_bias_extend_and_are_analysed_together(tmp_path)
     summary = json.loads((study / "analysis" / "summary.json").read_text())
     assert summary["walkers"] == 3 and [t["temperature_K"] for t in summary["temperatures"]] == [300.0]
     assert summary["hills"] == {"HILLS.0": 6, "HILLS.1": 6, "HILLS.2": 6}
+    paths = summary["walker_paths"]
+    assert [p["walker"] for p in paths] == ["W-0", "W-1", "W-2"]
+    assert all(p["frames"] == 13 for p in paths)  # steps 0..60, every 5
+    assert all(p["end_to_end_min_A"] <= min(p["end_to_end_first_A"], p["end_to_end_last_A"]) for p in paths)
     fes = json.loads((study / "analysis" / "free_energy.json").read_text())
     assert fes["colvar"] == "COLVAR.W0…W2 (3 walkers pooled)"
     assert fes["frames_total"] == 3 * 12  # 60 steps / COLVAR stride 5, per walker

@@ -65,6 +65,7 @@ class ReplicaSeries:
     positions: np.ndarray  # (F, N, 3) Å
     potential: np.ndarray  # eV
     bias: np.ndarray       # eV
+    system: np.ndarray | None = None  # per frame: index of the system (find_systems order) it came from
 
 
 def timestep_ps(run_dir: Path) -> float | None:
@@ -149,7 +150,7 @@ def demultiplex(run_dir: Path) -> tuple[list[str], list[ReplicaSeries], list[Bre
     collected: dict[float, list] = {}
     symbols = []
     breakages = []
-    for properties_file, trajectory_file in find_systems(run_dir):
+    for system, (properties_file, trajectory_file) in enumerate(find_systems(run_dir)):
         props = read_properties(properties_file)
         symbols, frames = read_xyz_frames(trajectory_file)
         count = min(len(frames), len(props["step"]))
@@ -164,12 +165,13 @@ def demultiplex(run_dir: Path) -> tuple[list[str], list[ReplicaSeries], list[Bre
             key = round(float(temperatures[k]), 3)
             collected.setdefault(key, []).append(
                 (props["time"][k], frames[k], props.get("potential", np.zeros(count))[k],
-                 props.get("ensemble_bias", np.zeros(count))[k]))
+                 props.get("ensemble_bias", np.zeros(count))[k], system))
     series = []
     for temperature in sorted(collected):
         rows = sorted(collected[temperature], key=lambda r: r[0])
         series.append(ReplicaSeries(temperature, np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
-                                    np.array([r[2] for r in rows]), np.array([r[3] for r in rows])))
+                                    np.array([r[2] for r in rows]), np.array([r[3] for r in rows]),
+                                    np.array([r[4] for r in rows])))
     return symbols, series, breakages
 
 

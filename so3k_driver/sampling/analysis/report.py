@@ -124,7 +124,8 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
     fes_lines, fes_plots = free_energy_analysis(run_dir, out_dir, _study_temperatures(run_dir, data), burn_in,
                                                 fes_cutoff, breakages)
     fes_lines = fes_lines + _reweighted_observables(run_dir, out_dir, data, series, burn_in)
-    summary = _write_summary(out_dir, run_dir, data, exchanges, hills, breakages, committee, fes_lines, fes_plots)
+    summary = _write_summary(out_dir, run_dir, data, exchanges, hills, breakages, committee, fes_lines, fes_plots,
+                             series)
     # Vibrational spectrum when velocities (or positions) are written often enough; one summary line either way.
     with summary.open("a") as handle:
         handle.write("\n" + spectrum.write_spectrum(run_dir, out_dir) + "\n")
@@ -206,15 +207,40 @@ def _energy_error_profile(symbols, lowest, observed, potentials, count, burn_in,
     return record
 
 
+def _walker_table(run_dir: Path, series, data) -> tuple[list[str], list[dict]]:
+    """Each walker's own path (summary.md lines, summary.json rows): end-to-end distance and helix
+    fraction at its first and last frame, and the extremes it reached."""
+    lines = ["| walker | frames | end-to-end first → last (Å) | shortest end-to-end (Å) | helix fraction, torsions, "
+             "first → last | highest helix fraction |", "|---|---|---|---|---|---|"]
+    rows = []
+    for k, (properties_file, _) in enumerate(ipi_outputs.find_systems(run_dir)):
+        mine = series[0].system == k
+        if not mine.any():
+            continue
+        e2e, helix = data[0].end_to_end[mine], data[0].helix_torsion[mine]
+        name = properties_file.stem.split("_")[0]
+        lines.append(f"| {name} | {int(mine.sum())} | {e2e[0]:.1f} → {e2e[-1]:.1f} | {e2e.min():.1f} | "
+                     f"{helix[0]:.2f} → {helix[-1]:.2f} | {helix.max():.2f} |")
+        rows.append({"walker": name, "frames": int(mine.sum()), "end_to_end_first_A": round(float(e2e[0]), 2),
+                     "end_to_end_last_A": round(float(e2e[-1]), 2), "end_to_end_min_A": round(float(e2e.min()), 2),
+                     "helix_fraction_first": round(float(helix[0]), 3), "helix_fraction_last": round(float(helix[-1]), 3),
+                     "helix_fraction_max": round(float(helix.max()), 3)})
+    return lines + [""], rows
+
+
 def _write_summary(out_dir, run_dir, data, exchanges, hills, breakages=(), committee=None, fes_lines=(),
-                   fes_plots=()) -> Path:
+                   fes_plots=(), series=None) -> Path:
     walkers = len(ipi_outputs.find_systems(run_dir)) if len(data) == 1 else 1
     lines = [f"# Sampling analysis of `{run_dir}`", "",
              f"Frames per temperature: {', '.join(str(len(d.time)) for d in data)}; "
              f"simulated time per replica: {data[0].time[-1]:.3f} ps.", ""]
+    walker_rows = None
     if walkers > 1:
         lines += [f"{walkers} walkers at one temperature, building one metadynamics bias together: their frames "
-                  "(and COLVARs) are pooled in time order below.", ""]
+                  "(and COLVARs) are pooled in time order below. Each walker's own path:", ""]
+        if series is not None and series[0].system is not None:
+            walker_lines, walker_rows = _walker_table(run_dir, series, data)
+            lines += walker_lines
     for b in breakages:
         lines += [f"**Warning: configuration {b.system} broke apart** at {b.time:.2f} ps while at {b.temperature:g} K "
                   f"({b.fragments} bonded fragments): the model left the region it describes. Its {b.excluded_frames} "
@@ -243,6 +269,7 @@ def _write_summary(out_dir, run_dir, data, exchanges, hills, breakages=(), commi
         lines += uncertainty.markdown(committee)
     broken = [vars(b) for b in breakages]
     (out_dir / "summary.json").write_text(json.dumps({"temperatures": summary, "walkers": walkers,
+                                                      "walker_paths": walker_rows,
                                                       "replica_exchange": exchanges[0].as_dict() if exchanges else None,
                                                       "hills": hills,
                                                       "broken_configurations": broken,
