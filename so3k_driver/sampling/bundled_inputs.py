@@ -49,7 +49,7 @@ def generated_files() -> dict[str, str]:
         "plumed/ala3_backbone_metad.dat": plumed_inputs.backbone_torsion_metad(
             ala3.numbers, ala3.positions, MetadSettings(cv="backbone", sigma=0.35, height=1.2, pace=20, colvar_stride=5),
             temperature=300.0),
-        "ipi_inputs/ala15_ext.xyz": ipi_xyz(ala15),
+        "ipi_inputs/ala15_ext.xyz": ipi_xyz(ala15, keep_cell=False),
     }
     s = REMD_METAD
     names = [f"plumed_remd_T{k}.dat" for k in range(len(s.temperatures))]

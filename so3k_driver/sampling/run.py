@@ -83,11 +83,12 @@ def prepare(folder, settings: StudySettings, force: bool = False) -> Path | None
     backup = set_aside(folder) if force else None
     folder.mkdir(parents=True, exist_ok=True)
     settings.save(folder)
-    (folder / study_inputs.DEFAULT_INIT_FILE).write_text(ipi_xyz(atoms))
+    # studies are gas phase: a box whatever cell the structure file carries
+    (folder / study_inputs.DEFAULT_INIT_FILE).write_text(ipi_xyz(atoms, keep_cell=False))
     system_init_file = None
     if len(starting) > 1:
         for k, start in enumerate(starting):
-            (folder / study_inputs.system_init_file(k)).write_text(ipi_xyz(start))
+            (folder / study_inputs.system_init_file(k)).write_text(ipi_xyz(start, keep_cell=False))
         system_init_file = study_inputs.system_init_file("IDX")  # i-PI's <system_template> fills in IDX
     for name, text in plumed_texts.items():
         (folder / name).write_text(text)

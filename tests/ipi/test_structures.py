@@ -42,6 +42,8 @@ def test_a_periodic_cell_is_kept_and_the_atoms_turn_with_it(tmp_path):
     assert np.allclose(turned.cell[0, 1:], 0.0) and abs(turned.cell[1, 2]) < 1e-12  # i-PI's orientation
     np.testing.assert_allclose(turned.get_scaled_positions(), atoms.get_scaled_positions(), atol=1e-8)
     np.testing.assert_allclose(turned.get_all_distances(mic=True), atoms.get_all_distances(mic=True), atol=1e-7)
+    # a gas-phase study keeps its box, whatever cell the file carries
+    assert ipi_xyz(atoms, keep_cell=False).splitlines()[1].startswith("# CELL(abcABC): 100.0 100.0 100.0 90 90 90")
 
 
 def test_an_unreadable_file_is_named(tmp_path):
