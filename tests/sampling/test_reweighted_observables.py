@@ -70,3 +70,14 @@ def test_bad_inputs_are_named():
         frame_log_weights([0], [0.0], [], [], TEMPERATURE)
     with pytest.raises(ValueError, match="not in time order"):
         frame_log_weights([0], [0.0], [10, 0], [0.0, 0.0], TEMPERATURE)
+
+
+def test_weight_shares_say_which_walker_carries_the_average():
+    from so3k_driver.sampling.analysis.reweighted_observables import weight_shares
+
+    systems = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    log_w = np.log(np.array([1, 1, 1, 1, 1, 1, 1, 1, 6, 1.0]))  # walker 2's third frame weighs 6
+    shares = weight_shares(log_w, systems, ["W-0", "W-1", "W-2"], burn_in=0.0)
+    assert shares == pytest.approx({"W-0": 4 / 15, "W-1": 3 / 15, "W-2": 8 / 15})
+    dropped = weight_shares(log_w, systems, ["W-0", "W-1", "W-2"], burn_in=0.3)  # frames 0-2 dropped
+    assert dropped == pytest.approx({"W-0": 3 / 12, "W-1": 2 / 12, "W-2": 7 / 12})

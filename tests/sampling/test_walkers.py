@@ -136,6 +136,8 @@ def test_three_walkers_share_one_bias_extend_and_are_analysed_together(tmp_path)
     assert all(0.0 <= averages[0]["observables"][name][kind] <= 1.0 for name in ("helix_torsion", "helix_hbond")
                for kind in ("reweighted", "first_half", "second_half", "biased"))
     assert (study / "analysis" / "reweighted_helix.png").stat().st_size > 10_000
+    shares = json.loads((study / "analysis" / "reweighted_observables.json").read_text())["weight_share_by_walker"]
+    assert list(shares) == ["W-0", "W-1", "W-2"] and sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_walker_records_are_pooled_in_time_order_keeping_the_walkers_order_within_a_time():

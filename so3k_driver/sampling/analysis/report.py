@@ -64,7 +64,12 @@ def _reweighted_observables(run_dir: Path, out_dir: Path, data, series, burn_in:
         return []
     temperatures = _study_temperatures(run_dir, data)
     colvars = {round(float(t), 3): columns for t, (_, columns) in zip(temperatures, sets)}
-    return reweighted_observables.analysis(data, [s.bias for s in series], colvars, ps_per_step, out_dir, burn_in)
+    systems = ipi_outputs.find_systems(run_dir)
+    walkers = None
+    if len(data) == 1 and len(systems) > 1 and series[0].system is not None:
+        walkers = (series[0].system, [properties.stem.split("_")[0] for properties, _ in systems])
+    return reweighted_observables.analysis(data, [s.bias for s in series], colvars, ps_per_step, out_dir, burn_in,
+                                           walkers)
 
 
 def analyze(run_dir: Path, out_dir: Path | None = None,

@@ -114,12 +114,22 @@ def running_average(values, log_w) -> np.ndarray:
     return np.cumsum(w * np.asarray(values, float)) / np.cumsum(w)
 
 
+def weight_shares(log_w, systems, names: list[str], burn_in: float = free_energy.DEFAULT_BURN_IN) -> dict[str, float]:
+    """The share of the kept frames' total weight that each system's frames carry (systems: per frame,
+    an index into names). Walkers sharing one bias: how much each walker's path makes of the average."""
+    kept = free_energy.kept_frames(len(log_w), burn_in)[0]
+    log_w, systems = np.asarray(log_w, float)[kept], np.asarray(systems)[kept]
+    w = np.exp(log_w - log_w.max())
+    return {name: float(w[systems == k].sum() / w.sum()) for k, name in enumerate(names)}
+
+
 def analysis(data: list[TemperatureObservables], biases_eV: list, colvars: dict[float, dict], ps_per_step: float,
-             out_dir: Path, burn_in: float = free_energy.DEFAULT_BURN_IN) -> list[str]:
+             out_dir: Path, burn_in: float = free_energy.DEFAULT_BURN_IN, walkers: tuple | None = None) -> list[str]:
     """Reweighted averages at every temperature with a COLVAR (colvars: temperature K -> its columns, with
     time in MD steps, metad.bias and metad.rbias); writes JSON and, for the lowest such temperature, PLOT.
-    biases_eV: per temperature of data, each frame's bias (eV). Returns summary.md lines ([] when no
-    temperature has what it needs)."""
+    biases_eV: per temperature of data, each frame's bias (eV). walkers: for a multiple-walker run,
+    (per frame of its one temperature the walker index, walker names): the weight each walker carries.
+    Returns summary.md lines ([] when no temperature has what it needs)."""
     results, weights = [], {}
     for d, bias in zip(data, biases_eV):
         columns = colvars.get(d.temperature)
@@ -140,8 +150,17 @@ def analysis(data: list[TemperatureObservables], biases_eV: list, colvars: dict[
                           "(ensemble_bias), c(t) = metad.bias - metad.rbias from COLVAR at the frame's step "
                           "(Tiwary-Parrinello)", "burn_in": burn_in,
                 "temperatures": [r.as_dict() for r in results]}
+    shares = None
+    if walkers is not None and len(weights) == 1:
+        shares = weight_shares(weights[lowest], walkers[0], list(walkers[1]), burn_in)
+        document["weight_share_by_walker"] = {name: round(share, 4) for name, share in shares.items()}
     (out_dir / JSON).write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
-    return markdown(results, burn_in)
+    lines = markdown(results, burn_in)
+    if shares is not None:
+        lines += ["Share of the total weight carried by each walker's frames (the average leans on the walkers "
+                  "with the largest shares): " + ", ".join(f"{name} {share:.2f}" for name, share in shares.items())
+                  + ".", ""]
+    return lines
 
 
 def markdown(results: list[ReweightedAverages], burn_in: float) -> list[str]:
