@@ -33,3 +33,14 @@ def test_time_stopped_with_the_run_is_not_counted_but_a_slow_run_is():
     late = now + 0.9 * STOPPED_GAP_S
     clock.poll(late)
     assert clock.stalled_for(late) > 600.0 + 0.9 * STOPPED_GAP_S
+
+
+def test_ipi_starts_with_one_blas_thread_unless_the_user_chose():
+    """OpenBLAS threads spinning in i-PI took the cores from the model (105 -> 85 ms per study step)."""
+    from so3k_driver.ipi.run_setup import IPI_THREAD_LIMITS, ipi_environment
+
+    environment = ipi_environment({"PATH": "/usr/bin"})
+    assert environment["PATH"] == "/usr/bin" and environment["OPENBLAS_NUM_THREADS"] == "1"
+    assert all(environment[name] == "1" for name in IPI_THREAD_LIMITS)
+    chosen = ipi_environment({"OMP_NUM_THREADS": "4"})
+    assert chosen == {"OMP_NUM_THREADS": "4"}  # the user's choice stands, and nothing else is added
