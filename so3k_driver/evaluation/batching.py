@@ -150,17 +150,17 @@ class Batcher:
             "total_charge": structures.total_charge[index].astype(self.dtype),
             "unpaired_electrons": structures.unpaired_electrons[index].astype(self.dtype),
         }
-        arrays.update(self._pair_arrays(structures.short, index, N, ("pair", position)))
+        arrays.update(self._pair_arrays(structures.short, index, N, "pair", position))
         if structures.long is not None:
-            arrays.update(self._pair_arrays(structures.long, index, N, ("lr", position)))
+            arrays.update(self._pair_arrays(structures.long, index, N, "lr", position))
         else:
             arrays.update(empty_long_range_pairs(self.dtype))
         return Batch(**arrays)
 
-    def _pair_arrays(self, lists: list[PairList], index, num_atoms: int, kind: tuple[str, int]) -> dict[str, np.ndarray]:
-        """Concatenate the half lists of structures ``index`` with atom offsets; pad to a capacity bucket.
-        kind: (array prefix 'pair' or 'lr', the call's position in its batch)."""
-        prefix, position = kind
+    def _pair_arrays(self, lists: list[PairList], index, num_atoms: int, prefix: str,
+                     position: int) -> dict[str, np.ndarray]:
+        """Concatenate the half lists of structures ``index`` with atom offsets; pad to the capacity bucket of
+        the call's position in its batch. prefix: 'pair' (short-range) or 'lr' (long-range)."""
         count = sum(len(lists[b]) for b in index)
         capacity = self.capacities.capacity(capacity_key(prefix, len(index), num_atoms, position), count)
         first = np.zeros(capacity, np.int32)

@@ -316,6 +316,15 @@ DIRECT_PES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dire
 _CONFIG_PARAMETER = re.compile(r"(\bconfig\s*:\s*)([^,}]+?)(\s*[,}])")
 
 
+def moved_path(old: str, folder: str, must_exist: bool = True) -> str | None:
+    """``folder/<file name of old>`` when old is an absolute path elsewhere and (must_exist) that file is in
+    folder: where a run folder that moved or was copied keeps its own files. None otherwise."""
+    candidate = os.path.join(os.path.abspath(folder), os.path.basename(old))
+    if os.path.isabs(old) and os.path.abspath(old) != candidate and (os.path.exists(candidate) or not must_exist):
+        return candidate
+    return None
+
+
 def relocate(root, folder: str) -> list[tuple[str, str]]:
     """Point an input or restart written in another folder into ``folder``, in place: a study copied or
     moved, or a resume kit unpacked elsewhere. For inputs whose files all live in their folder (a study's):
@@ -330,10 +339,7 @@ def relocate(root, folder: str) -> list[tuple[str, str]]:
         changed.append((old, new))
 
     def moved(old: str) -> str | None:
-        candidate = os.path.join(os.path.abspath(folder), os.path.basename(old))
-        if os.path.isabs(old) and os.path.abspath(old) != candidate and os.path.exists(candidate):
-            return candidate
-        return None
+        return moved_path(old, folder)
 
     for element in list(root.iter("file")) + list(root.iter("plumed_dat")):
         old = _text(element, "")

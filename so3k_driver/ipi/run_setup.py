@@ -332,10 +332,10 @@ def _refresh_direct_configs(root, options: RunOptions, workdir: str, input_path:
         updated = dict(config)
         for key in ("template", "stats_file"):
             value = config.get(key)
-            if isinstance(value, str) and os.path.isabs(value) and os.path.dirname(value) != workdir:
-                candidate = os.path.join(workdir, os.path.basename(value))
-                if key == "stats_file" or os.path.exists(candidate):
-                    updated[key] = candidate
+            # the statistics are written by this piece: they move whether or not the old file came along
+            moved = ipi_xml.moved_path(value, workdir, must_exist=key != "stats_file") if isinstance(value, str) else None
+            if moved is not None:
+                updated[key] = moved
         model = options.model_for(name)
         if model:
             updated["model"] = model

@@ -86,12 +86,10 @@ def ipi_xyz(atoms, box_angstrom: float = GAS_PHASE_BOX_ANGSTROM, keep_cell: bool
     """xyz text with i-PI's CELL comment (Å). A periodic ``atoms`` keeps its cell unless keep_cell is False
     (as a, b, c, α, β, γ; the positions are rotated with it into i-PI's orientation, a along x and b in
     the xy plane); any other gets a cubic box of box_angstrom, which only matters for PLUMED without NOPBC."""
-    from ase.geometry import cell_to_cellpar
+    from ase.geometry import cell_to_cellpar, cellpar_to_cell
 
     atoms = atoms.copy()
     if keep_cell and atoms.pbc.any() and atoms.cell.rank == 3:
-        from ase.geometry import cellpar_to_cell
-
         parameters = cell_to_cellpar(atoms.cell.array)
         atoms.set_cell(cellpar_to_cell(parameters), scale_atoms=True)  # same fractional coordinates
         cell = " ".join(f"{v:.8f}" for v in parameters)

@@ -68,12 +68,16 @@ class ReplicaSeries:
     system: np.ndarray | None = None  # per frame: index of the system (find_systems order) it came from
 
 
-def timestep_ps(run_dir: Path) -> float | None:
-    """The run's MD time step in ps, from the first properties file's last step and time; None before a
-    step was written."""
-    properties = read_properties(find_systems(run_dir)[0][0])
+def timestep_ps(properties: dict[str, np.ndarray]) -> float | None:
+    """The run's MD time step in ps from a properties file's columns (read_properties): its last time over
+    its last step; None before a step was written."""
     steps = int(properties["step"][-1]) if len(properties.get("step", ())) else 0
     return float(properties["time"][-1]) / steps if steps and "time" in properties else None
+
+
+def system_name(properties_file: Path) -> str:
+    """The system a properties file belongs to: 'W-3' for W-3_sim.out, 'T-0' for T-0_sim.out."""
+    return properties_file.stem.split("_")[0]
 
 
 def find_systems(run_dir: Path) -> list[tuple[Path, Path]]:

@@ -53,21 +53,23 @@ def _exchange_statistics(run_dir: Path, data):
     properties = ipi_outputs.read_properties(ipi_outputs.find_systems(run_dir)[0][0])
     steps = int(properties["step"][-1]) if len(properties["step"]) else 0
     stats = replica_exchange.exchange_statistics(run_dir, _study_temperatures(run_dir, data), steps, stride)
-    return (stats, ipi_outputs.timestep_ps(run_dir)) if stats is not None else None
+    return (stats, ipi_outputs.timestep_ps(properties)) if stats is not None else None
 
 
 def _reweighted_observables(run_dir: Path, out_dir: Path, data, series, burn_in: float) -> list[str]:
     """reweighted_observables.analysis for a metadynamics run (COLVARs with metad.rbias); [] otherwise."""
     sets = plumed_files.temperature_sets(run_dir, "COLVAR")
-    ps_per_step = ipi_outputs.timestep_ps(run_dir)
-    if not sets or not ps_per_step:
+    if not sets:
+        return []
+    systems = ipi_outputs.find_systems(run_dir)
+    ps_per_step = ipi_outputs.timestep_ps(ipi_outputs.read_properties(systems[0][0]))
+    if not ps_per_step:
         return []
     temperatures = _study_temperatures(run_dir, data)
     colvars = {round(float(t), 3): columns for t, (_, columns) in zip(temperatures, sets)}
-    systems = ipi_outputs.find_systems(run_dir)
     walkers = None
     if len(data) == 1 and len(systems) > 1 and series[0].system is not None:
-        walkers = (series[0].system, [properties.stem.split("_")[0] for properties, _ in systems])
+        walkers = (series[0].system, [ipi_outputs.system_name(properties) for properties, _ in systems])
     return reweighted_observables.analysis(data, [s.bias for s in series], colvars, ps_per_step, out_dir, burn_in,
                                            walkers)
 
@@ -223,7 +225,7 @@ def _walker_table(run_dir: Path, series, data) -> tuple[list[str], list[dict]]:
         if not mine.any():
             continue
         e2e, helix = data[0].end_to_end[mine], data[0].helix_torsion[mine]
-        name = properties_file.stem.split("_")[0]
+        name = ipi_outputs.system_name(properties_file)
         lines.append(f"| {name} | {int(mine.sum())} | {e2e[0]:.1f} → {e2e[-1]:.1f} | {e2e.min():.1f} | "
                      f"{helix[0]:.2f} → {helix[-1]:.2f} | {helix.max():.2f} |")
         rows.append({"walker": name, "frames": int(mine.sum()), "end_to_end_first_A": round(float(e2e[0]), 2),
