@@ -27,6 +27,7 @@ from . import xla_options
 from .host_memory import keep_large_buffers
 from .batching import Batcher, Outputs, StructureBatch, capacity_key, repeat_last, trailing_copies
 from .neighbors import PairList, all_pairs, half_pair_list
+from .transfer import OutputLayout, pack_batch, pack_outputs, unpack_batch, unpack_outputs
 from .validation import check_close_contacts, check_structures
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -124,11 +125,18 @@ class Potential:
                               if platform == "cpu" else None)
         self._batcher = Batcher(DTYPES[dtype], pairs_per_call, min_calls=len(self._devices))
         self._compile_count = 0
+        self._output_layouts: dict = {}
         derivatives = committee_energy_and_derivatives if committee_size else energy_and_derivatives
 
-        def traced(params, batch, num_structures, with_stress, dense_long_range):
+        # In: the batch as one buffer per dtype; out: every result in one vector (transfer.py: on a GPU
+        # each copied array costs a fixed ~0.1 ms, more than the model's kernels for small molecules).
+        def traced(params, buffers, layout, num_structures, with_stress, dense_long_range):
             self._compile_count += 1  # runs only while tracing, i.e. once per compiled shape and device
-            return derivatives(self.model_for(dense_long_range), params, batch, num_structures, with_stress)
+            batch = unpack_batch(buffers, layout)
+            outputs = derivatives(self.model_for(dense_long_range), params, batch, num_structures, with_stress)
+            flat, output_layout = pack_outputs(outputs)
+            self._output_layouts[(layout, num_structures, with_stress, dense_long_range)] = output_layout
+            return flat
 
         # Parameters are closed over, i.e. compiled in as constants: no per-call pytree handling of
         # ~130 arrays, and XLA folds the weight-only work (block-diagonal q/k/v, fused kernels).
@@ -140,7 +148,7 @@ class Potential:
                 on_device = jax.device_put(params, target) if target is not None else params
                 self._jitted.append(xla_options.jit(functools.partial(traced, on_device),
                                                     target.platform if target is not None else None,
-                                                    static_argnames=("num_structures", "with_stress",
+                                                    static_argnames=("layout", "num_structures", "with_stress",
                                                                      "dense_long_range")))
         self._params = params
 
@@ -214,8 +222,8 @@ class Potential:
             for first in range(0, len(plan.calls), D):
                 round_ = [(self._dispatch(k, batch, plan.with_stress, plan.dense), count)
                           for k, (batch, count) in enumerate(plan.calls[first:first + D], start=first)]
-                parts += [self._batcher.host_outputs(*out, count=count, num_atoms=plan.num_atoms)
-                          for out, count in round_]
+                parts += [self._batcher.host_outputs(*pending.fetch(), count=count, num_atoms=plan.num_atoms)
+                          for pending, count in round_]
         outputs = repeat_last(Outputs.concatenate(parts), plan.num_structures)
         results = Results(energy=outputs.energy, forces=outputs.forces, extras=outputs.extras)
         if plan.with_stress:
@@ -266,10 +274,7 @@ class Potential:
         """
         plan = self._plan(numbers, positions, cell, pbc, 0.0, 0.0, None, None)
         batch, _ = plan.calls[0]
-        with self._precision():
-            compiled = self._jitted[0].lower(batch, num_structures=len(batch.total_charge),
-                                             with_stress=plan.with_stress,
-                                             dense_long_range=plan.dense).compile()
+        compiled = self.lower(batch, plan.with_stress, plan.dense).compile()
         cost = compiled.cost_analysis()
         cost = (cost[0] if isinstance(cost, (list, tuple)) else cost) or {}
         memory = compiled.memory_analysis()
@@ -304,14 +309,35 @@ class Potential:
         """The JAX devices a batch is spread over (``[None]``: JAX's default device)."""
         return list(self._devices)
 
-    def _dispatch(self, index: int, batch, with_stress: bool, dense_long_range: bool):
-        """Start the jitted model on call ``index`` of a batch (device ``index mod D``); returns device arrays."""
+    def _dispatch(self, index: int, batch, with_stress: bool, dense_long_range: bool) -> "PendingOutputs":
+        """Start the jitted model on call ``index`` of a batch (host arrays; device ``index mod D``)."""
         slot = index % len(self._devices)
-        target = self._devices[slot]
-        if target is not None:
-            batch = jax.device_put(batch, target)
-        return self._jitted[slot](batch, num_structures=len(batch.total_charge), with_stress=with_stress,
+        buffers, layout = pack_batch(batch)
+        if self._devices[slot] is not None:  # else jit copies the numpy buffers itself, in its C++ fast path
+            buffers = jax.device_put(buffers, self._devices[slot])
+        num_structures = len(batch.total_charge)
+        flat = self._jitted[slot](buffers, layout=layout, num_structures=num_structures, with_stress=with_stress,
                                   dense_long_range=dense_long_range)
+        return PendingOutputs(flat, self._output_layouts[(layout, num_structures, with_stress, dense_long_range)])
+
+    def lower(self, batch, with_stress: bool, dense_long_range: bool):
+        """The jitted model lowered for one call's host batch (``.compile()`` it for XLA's cost and HLO)."""
+        buffers, layout = pack_batch(batch)
+        with self._precision():
+            return self._jitted[0].lower(buffers, layout=layout, num_structures=len(batch.total_charge),
+                                         with_stress=with_stress, dense_long_range=dense_long_range)
+
+
+@dataclasses.dataclass
+class PendingOutputs:
+    """One call's results, still on its device as one vector (``flat``) until :meth:`fetch`."""
+
+    flat: jax.Array
+    layout: OutputLayout
+
+    def fetch(self):
+        """(energies, forces, strain_derivative or None, extras) as host arrays, after one copy."""
+        return tuple(unpack_outputs(np.asarray(self.flat), self.layout))
 
 
 def _symmetric(matrices: np.ndarray) -> np.ndarray:

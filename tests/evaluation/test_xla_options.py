@@ -64,9 +64,7 @@ def _compiled_text(potential, numbers, positions) -> str:
 
     potential._dispatch = spy
     potential.evaluate(numbers, positions)
-    lowered = potential._jitted[0].lower(dispatched["batch"], num_structures=1, with_stress=False,
-                                         dense_long_range=dispatched["dense"])
-    return lowered.compile().as_text()
+    return potential.lower(dispatched["batch"], False, dispatched["dense"]).compile().as_text()
 
 
 @pytest.mark.shared  # ala3_reference
