@@ -1,4 +1,5 @@
-"""Neighbour lists on the host (vesin cell lists) and their padding into fixed-capacity buckets.
+"""Neighbour lists on the host (vesin cell lists; a k-d tree in the gas phase) and their padding into
+fixed-capacity buckets.
 
 Conventions: positions in Å; cell with lattice vectors as rows; a pair (a, b, shift) means the
 displacement r_b - r_a + shift, shift = n @ cell with integer n. Lists are *half* lists: each
@@ -14,6 +15,7 @@ import math
 
 import numpy as np
 import vesin
+from scipy.spatial import cKDTree
 
 
 @dataclasses.dataclass
@@ -39,6 +41,11 @@ def half_pair_list(positions: np.ndarray, cutoff: float, cell: np.ndarray | None
     if len(positions) < 2 and not periodic.any():
         empty = np.zeros(0, np.int64)
         return PairList(empty, empty, np.zeros((0, 3)))
+    if not periodic.any():
+        # SciPy's k-d tree: 0.37 ms against vesin's 1.28 ms for 8 x Ac-Ala15-NHMe at 4.5 Å (2-core CPU); an
+        # MD step of 8 replicas builds 8 lists on the host before its model call (docs/performance.md).
+        pairs = cKDTree(positions).query_pairs(float(cutoff), output_type="ndarray").astype(np.int64)
+        return PairList(pairs[:, 0], pairs[:, 1], np.zeros((len(pairs), 3)))
     calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=False)
     first, second, shifts = calculator.compute(positions, box, periodic.tolist() if periodic.any() else False, quantities="ijS")
     return PairList(first.astype(np.int64), second.astype(np.int64), shifts.astype(np.float64) @ box)
