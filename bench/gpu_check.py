@@ -72,8 +72,9 @@ def model_times(spec: str, device: str | None, repeats: int, quick: bool, log) -
 
 
 def ipi_rate(xml: str, steps: int, device: str | None, extra: list[str], log) -> dict:
-    """steps/s of `so3k run` on a shipped input (wall time of the whole run, start-up excluded by
-    timing the properties file's growth between the first and last line)."""
+    """`so3k run` on a shipped input: the wall time (start-up included) and the steady state the driver
+    records in its so3k_driver*_calls.json (ms per step and per model call, calls per step; the first
+    calls and any that compiled left out). 2026-12-04's first GPU check reported the wall time only."""
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, "-m", "so3k_driver.cli", "run", str(REPO / "ipi_inputs" / xml), "--model",
                    "default", "--steps", str(steps), "--workdir", folder, "--quiet",
@@ -85,8 +86,16 @@ def ipi_rate(xml: str, steps: int, device: str | None, extra: list[str], log) ->
         wall = time.perf_counter() - start
         if result.returncode != 0:
             return {"error": result.stderr.strip()[-500:]}
-        log(f"i-PI {xml}: {steps} steps in {wall:.1f} s (start-up included)")
-        return {"steps": steps, "wall_s_including_startup": wall, "steps_per_s_including_startup": steps / wall}
+        report = {"steps": steps, "wall_s_including_startup": wall, "steps_per_s_including_startup": steps / wall}
+        for stats in sorted(Path(folder).glob("so3k_driver*_calls.json")):
+            record = json.loads(stats.read_text())
+            report[stats.stem] = {key: record.get(key) for key in ("calls_per_step", "ms_per_step", "ms_per_call",
+                                                                   "model_ms_per_call", "idle_ms_per_call",
+                                                                   "timed_calls")}
+        steady = [r["ms_per_step"] for k, r in report.items() if k.startswith("so3k_driver") and r["ms_per_step"]]
+        log(f"i-PI {xml}: {steps} steps in {wall:.1f} s (start-up included)"
+            + (f"; steady state {steady[0]:.2f} ms per step" if steady else ""))
+        return report
 
 
 def memory() -> dict:
