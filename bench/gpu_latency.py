@@ -6,14 +6,16 @@ bench/gpu_check.sh measured Potential.evaluate at 3-4 ms for 42 atoms on an H200
 for 162, i.e. the call hardly grows with size: a fixed cost per call. This splits a call into its parts,
 each the median of --repeats calls after warm-up:
   plan      host work before the model: checks, neighbour list, padding (Potential._plan)
-  upload    the padded batch to the GPU (packed as Potential sends it, one buffer per dtype, waited for)
+  upload    the padded batch to the GPU (as Potential sends it, waited for)
   dispatch_and_device  packing, upload and the jitted model (Potential._dispatch, waited for)
-  fetch     the outputs back to the host (one packed vector, PendingOutputs.fetch)
+  fetch     the outputs back to the host (PendingOutputs.fetch)
   evaluate  the whole Potential.evaluate, for comparison
 and counts the kernels XLA launches per call (fusions, custom calls and copies in the optimised HLO's
 entry computation). Each XLA setting runs in its own process, since XLA_FLAGS is read when the backend
-starts: XLA's defaults, command buffers switched off, and command buffers for every supported kind with
-no minimum graph size. A setting this XLA does not know aborts its process; that is recorded, not fatal.
+starts: XLA's defaults and command buffers switched off (2026-12-04 also tried command buffers of every
+kind with no minimum graph size: no gain over the defaults). Each case runs with packed transfers (one
+buffer per dtype up, one vector down: Potential's default on accelerators) and without (one copy per
+array). A setting this XLA does not know aborts its process; that is recorded, not fatal.
 """
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ DATA = REPO / "so3k_driver" / "data"
 SETTINGS = {
     "xla_default": "",
     "command_buffers_off": "--xla_gpu_enable_command_buffer=",
-    "command_buffers_all_min1": ("--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN"
-                                 " --xla_gpu_graph_min_graph_size=1"),
 }
 
 
@@ -74,8 +74,8 @@ def one_setting(spec_list: list[str], repeats: int) -> dict:
     cases = {"1x42": (ala3.numbers, ala3.positions[None]), "1x162": (ala15.numbers, ala15.positions[None]),
              "8x162": (ala15.numbers, np.stack([ala15.positions + 0.01 * k for k in range(8)]))}
     results = {}
-    for spec in spec_list:
-        potential = Potential.load(spec, dtype="float32")
+    for spec, packed in [(spec, packed) for spec in spec_list for packed in (True, False)]:
+        potential = Potential.load(spec, dtype="float32", pack_transfers=packed)
         for name, (numbers, positions) in cases.items():
             if spec != "default" and name == "8x162":
                 continue
@@ -83,9 +83,9 @@ def one_setting(spec_list: list[str], repeats: int) -> dict:
             plan = potential._plan(numbers_b, positions, None, False, 0.0, 0.0, None, None)
             batch, count = plan.calls[0]
             with potential._precision():
-                buffers, _ = pack_batch(batch)
+                buffers = pack_batch(batch)[0] if packed else batch
                 pending = potential._dispatch(0, batch, False, plan.dense)  # compiles
-                jax.block_until_ready(pending.flat)
+                jax.block_until_ready(pending.outputs)
 
                 def device_call():
                     return potential._dispatch(0, batch, False, plan.dense)
@@ -94,16 +94,17 @@ def one_setting(spec_list: list[str], repeats: int) -> dict:
                     "evaluate_ms": median_ms(lambda: potential.evaluate(numbers_b, positions), repeats),
                     "plan_ms": median_ms(lambda: potential._plan(numbers_b, positions, None, False, 0.0, 0.0,
                                                                  None, None), repeats),
-                    "upload_ms": median_ms(lambda: jax.block_until_ready(jax.device_put(pack_batch(batch)[0])),
-                                           repeats),
-                    "dispatch_and_device_ms": median_ms(lambda: jax.block_until_ready(device_call().flat), repeats),
+                    "upload_ms": median_ms(lambda: jax.block_until_ready(
+                        jax.device_put(pack_batch(batch)[0] if packed else batch)), repeats),
+                    "dispatch_and_device_ms": median_ms(lambda: jax.block_until_ready(device_call().outputs), repeats),
                 }
                 call_and_fetch = median_ms(lambda: device_call().fetch(), repeats)
                 row["fetch_ms"] = call_and_fetch - row["dispatch_and_device_ms"]
-                row["uploaded_buffers"] = len(buffers)
+                row["uploaded_buffers"] = len(jax.tree.leaves(buffers))
                 row.update(kernel_count(potential.lower(batch, False, plan.dense).compile()))
-            results[f"{spec.split(':')[0]}/{name}"] = row
-            print(f"[gpu_latency] {os.environ.get('XLA_FLAGS', '') or 'xla defaults'} {spec.split(':')[0]} {name}: "
+            label = f"{spec.split(':')[0]}/{name}/{'packed' if packed else 'unpacked'}"
+            results[label] = row
+            print(f"[gpu_latency] {os.environ.get('XLA_FLAGS', '') or 'xla defaults'} {label}: "
                   + " ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
                   file=sys.stderr, flush=True)
     return results

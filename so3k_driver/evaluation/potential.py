@@ -92,13 +92,16 @@ class Potential:
     dense_long_range: SO3LR's long-range terms over dense per-structure arrays (True) or a pair list
     (False); 'auto' = dense for gas-phase structures of up to DENSE_LONG_RANGE_MAX_ATOMS atoms. The
     numbers are the same either way, up to summation order.
+    pack_transfers: send each call's inputs as one buffer per dtype and fetch its results as one vector
+    (transfer.py); 'auto' = on accelerators, where every copied array costs a fixed ~0.1 ms. On a CPU
+    the copies are free and the packed call measured up to 1.07 x slower (1 x 162 atoms), so it is off.
     """
 
     def __init__(self, config: ModelConfig, params: dict, *, dtype: str = "float32",
                  lr_cutoff: float | None = 12.0, dispersion_damping: float = 2.0,
                  device: str | None = None, pairs_per_call: int | None | str = "auto",
                  description: str = "", committee_size: int | None = None,
-                 dense_long_range: bool | str = "auto"):
+                 dense_long_range: bool | str = "auto", pack_transfers: bool | str = "auto"):
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
         if lr_cutoff is not None and lr_cutoff <= dispersion_damping:
@@ -119,6 +122,9 @@ class Potential:
         platform = (self._devices[0] or jax.devices()[0]).platform
         if platform == "cpu":
             keep_large_buffers()  # run time, not import: freed scratch is reused, not faulted in anew
+        if pack_transfers not in (True, False, "auto"):
+            raise ValueError(f"pack_transfers must be True, False or 'auto', got {pack_transfers!r}")
+        self._pack_transfers = platform != "cpu" if pack_transfers == "auto" else pack_transfers
         if pairs_per_call == "auto":
             bytes_per_float = np.dtype(DTYPES[dtype]).itemsize
             pairs_per_call = (cpu_pairs_per_call(config, committee_size) * 4 // bytes_per_float
@@ -128,12 +134,13 @@ class Potential:
         self._output_layouts: dict = {}
         derivatives = committee_energy_and_derivatives if committee_size else energy_and_derivatives
 
-        # In: the batch as one buffer per dtype; out: every result in one vector (transfer.py: on a GPU
-        # each copied array costs a fixed ~0.1 ms, more than the model's kernels for small molecules).
+        # Packed (layout given): in, the batch as one buffer per dtype; out, every result in one vector.
         def traced(params, buffers, layout, num_structures, with_stress, dense_long_range):
             self._compile_count += 1  # runs only while tracing, i.e. once per compiled shape and device
-            batch = unpack_batch(buffers, layout)
+            batch = buffers if layout is None else unpack_batch(buffers, layout)
             outputs = derivatives(self.model_for(dense_long_range), params, batch, num_structures, with_stress)
+            if layout is None:
+                return outputs
             flat, output_layout = pack_outputs(outputs)
             self._output_layouts[(layout, num_structures, with_stress, dense_long_range)] = output_layout
             return flat
@@ -312,17 +319,19 @@ class Potential:
     def _dispatch(self, index: int, batch, with_stress: bool, dense_long_range: bool) -> "PendingOutputs":
         """Start the jitted model on call ``index`` of a batch (host arrays; device ``index mod D``)."""
         slot = index % len(self._devices)
-        buffers, layout = pack_batch(batch)
+        buffers, layout = pack_batch(batch) if self._pack_transfers else (batch, None)
         if self._devices[slot] is not None:  # else jit copies the numpy buffers itself, in its C++ fast path
             buffers = jax.device_put(buffers, self._devices[slot])
         num_structures = len(batch.total_charge)
-        flat = self._jitted[slot](buffers, layout=layout, num_structures=num_structures, with_stress=with_stress,
-                                  dense_long_range=dense_long_range)
-        return PendingOutputs(flat, self._output_layouts[(layout, num_structures, with_stress, dense_long_range)])
+        outputs = self._jitted[slot](buffers, layout=layout, num_structures=num_structures, with_stress=with_stress,
+                                     dense_long_range=dense_long_range)
+        if layout is None:
+            return PendingOutputs(outputs, None)
+        return PendingOutputs(outputs, self._output_layouts[(layout, num_structures, with_stress, dense_long_range)])
 
     def lower(self, batch, with_stress: bool, dense_long_range: bool):
         """The jitted model lowered for one call's host batch (``.compile()`` it for XLA's cost and HLO)."""
-        buffers, layout = pack_batch(batch)
+        buffers, layout = pack_batch(batch) if self._pack_transfers else (batch, None)
         with self._precision():
             return self._jitted[0].lower(buffers, layout=layout, num_structures=len(batch.total_charge),
                                          with_stress=with_stress, dense_long_range=dense_long_range)
@@ -330,14 +339,17 @@ class Potential:
 
 @dataclasses.dataclass
 class PendingOutputs:
-    """One call's results, still on its device as one vector (``flat``) until :meth:`fetch`."""
+    """One call's results, still on its device until :meth:`fetch`: one packed vector with its
+    ``layout``, or (layout None, unpacked calls) the model's Derivatives as they came."""
 
-    flat: jax.Array
-    layout: OutputLayout
+    outputs: jax.Array | tuple
+    layout: OutputLayout | None
 
     def fetch(self):
-        """(energies, forces, strain_derivative or None, extras) as host arrays, after one copy."""
-        return tuple(unpack_outputs(np.asarray(self.flat), self.layout))
+        """(energies, forces, strain_derivative or None, extras) as host arrays."""
+        if self.layout is None:
+            return tuple(jax.device_get(self.outputs))
+        return tuple(unpack_outputs(np.asarray(self.outputs), self.layout))
 
 
 def _symmetric(matrices: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ used = []
 original = shared._dispatch
 def recording(index, call, *args):
     out = original(index, call, *args)
-    used.append(sorted(str(d) for d in out.flat.devices()))
+    used.append(sorted(str(d) for d in out.outputs.energies.devices()))
     return out
 shared._dispatch = recording
 a, b = shared.evaluate(numbers, batch), single.evaluate(numbers, batch)

@@ -63,18 +63,29 @@ def test_integer_outputs_are_refused_with_their_dtype():
         pack_outputs((jnp.arange(3, dtype=jnp.int32),))
 
 
-def test_a_potential_call_copies_two_buffers_up_and_one_vector_down():
+def test_a_packed_call_copies_two_buffers_up_and_gives_the_unpacked_numbers():
     atoms = ase.io.read(Path(__file__).resolve().parents[2] / "so3k_driver" / "data" / "Ac-Ala3-NHMe_ext.xyz")
-    numbers, positions = atoms.numbers, atoms.positions
-    potential = Potential.load("default")
+    numbers = atoms.numbers
+    positions = np.stack([atoms.positions, atoms.positions + 0.02])
+    packed = Potential.load("default", pack_transfers=True)  # the accelerators' default, here on the CPU
     sent = []
-    original = potential._jitted[0]
+    original = packed._jitted[0]
 
     def spy(buffers, **static):
         sent.append(buffers)
         return original(buffers, **static)
 
-    potential._jitted[0] = spy
-    result = potential.evaluate(numbers, positions)
-    assert len(sent) == 1 and len(sent[0]) == 2
-    assert result.forces.shape == (1, len(numbers), 3) and np.isfinite(result.energy).all()
+    packed._jitted[0] = spy
+    result = packed.evaluate(numbers, positions)
+    assert [len(buffers) for buffers in sent] == [2] * len(sent) and sent
+    unpacked = Potential.load("default", pack_transfers=False).evaluate(numbers, positions)
+    np.testing.assert_allclose(result.energy, unpacked.energy, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(result.forces, unpacked.forces, rtol=0, atol=1e-5)
+    assert set(result.extras) == set(unpacked.extras)
+    for key in result.extras:
+        np.testing.assert_allclose(result.extras[key], unpacked.extras[key], rtol=0, atol=1e-5)
+
+
+def test_pack_transfers_takes_true_false_or_auto():
+    with pytest.raises(ValueError, match="got 'yes'"):
+        Potential.load("default", pack_transfers="yes")
