@@ -39,14 +39,9 @@ SETTINGS = {
 
 
 def median_ms(function, repeats: int) -> float:
-    function()
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3)
+    from bench_model import call_times  # bench/ is on the path when this script runs
+
+    return float(np.median(call_times(function, repeats)) * 1e3)
 
 
 def kernel_count(compiled) -> dict:
