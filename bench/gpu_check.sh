@@ -11,6 +11,11 @@
 #   (untracked files that git does not ignore travel too: `git status --short`)
 # If it is over, move the resume kits (docs/results/*/*_resume.tar.xz, ~20 MB) out of the tree for the
 # call (`mkdir -p /tmp/kits && mv docs/results/*/*_resume.tar.xz /tmp/kits/`) and back after it.
+# The first loan (2026-12-04, docs/results/gpu_h200/) left two follow-ups for the next one, each one call
+# after this one (same carry; each ~2-4 minutes): the packed transfers and k-d tree lists made after it,
+#   run(command="python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl; PYTHONPATH=/tmp/site:$PWD PATH=/tmp/site/bin:$PATH python3 bench/gpu_latency.py --so3lr $PWD/.so3lr --out $OUT/gpu_latency.json", ...)
+# and the REMD step with a shorter poll latency on the GPU machine's 16 host cores,
+#   ... cd bench && python3 bench_remd_step.py --model default --structure ../so3k_driver/data/Ac-Ala15-NHMe_ext.xyz --rounds 1 --steps 500 --cases direct,direct-lat1e-4,direct-instant --json $OUT/remd_step_gpu.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-.}
