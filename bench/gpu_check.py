@@ -87,12 +87,13 @@ def ipi_rate(xml: str, steps: int, device: str | None, extra: list[str], log) ->
         if result.returncode != 0:
             return {"error": result.stderr.strip()[-500:]}
         report = {"steps": steps, "wall_s_including_startup": wall, "steps_per_s_including_startup": steps / wall}
+        steady = []
         for stats in sorted(Path(folder).glob("so3k_driver*_calls.json")):
             record = json.loads(stats.read_text())
             report[stats.stem] = {key: record.get(key) for key in ("calls_per_step", "ms_per_step", "ms_per_call",
                                                                    "model_ms_per_call", "idle_ms_per_call",
                                                                    "timed_calls")}
-        steady = [r["ms_per_step"] for k, r in report.items() if k.startswith("so3k_driver") and r["ms_per_step"]]
+            steady += [record["ms_per_step"]] if record.get("ms_per_step") else []
         log(f"i-PI {xml}: {steps} steps in {wall:.1f} s (start-up included)"
             + (f"; steady state {steady[0]:.2f} ms per step" if steady else ""))
         return report

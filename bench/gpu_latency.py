@@ -62,7 +62,6 @@ def one_setting(spec_list: list[str], repeats: int) -> dict:
     import jax
 
     from so3k_driver.evaluation.potential import Potential
-    from so3k_driver.evaluation.transfer import pack_batch
 
     ala3 = ase.io.read(DATA / "Ac-Ala3-NHMe_ext.xyz")
     ala15 = ase.io.read(DATA / "Ac-Ala15-NHMe_ext.xyz")
@@ -78,7 +77,7 @@ def one_setting(spec_list: list[str], repeats: int) -> dict:
             plan = potential._plan(numbers_b, positions, None, False, 0.0, 0.0, None, None)
             batch, count = plan.calls[0]
             with potential._precision():
-                buffers = pack_batch(batch)[0] if packed else batch
+                buffers = potential.call_inputs(batch)[0]
                 pending = potential._dispatch(0, batch, False, plan.dense)  # compiles
                 jax.block_until_ready(pending.outputs)
 
@@ -90,7 +89,7 @@ def one_setting(spec_list: list[str], repeats: int) -> dict:
                     "plan_ms": median_ms(lambda: potential._plan(numbers_b, positions, None, False, 0.0, 0.0,
                                                                  None, None), repeats),
                     "upload_ms": median_ms(lambda: jax.block_until_ready(
-                        jax.device_put(pack_batch(batch)[0] if packed else batch)), repeats),
+                        jax.device_put(potential.call_inputs(batch)[0])), repeats),
                     "dispatch_and_device_ms": median_ms(lambda: jax.block_until_ready(device_call().outputs), repeats),
                 }
                 call_and_fetch = median_ms(lambda: device_call().fetch(), repeats)

@@ -37,17 +37,17 @@ def half_pair_list(positions: np.ndarray, cutoff: float, cell: np.ndarray | None
     """All unordered pairs closer than ``cutoff`` (Å), including periodic images where ``pbc``."""
     positions = np.asarray(positions, dtype=np.float64)
     periodic = np.broadcast_to(np.asarray(pbc if pbc is not None else False, dtype=bool), (3,))
-    box = np.zeros((3, 3)) if cell is None or not periodic.any() else np.asarray(cell, np.float64)
-    if len(positions) < 2 and not periodic.any():
-        empty = np.zeros(0, np.int64)
-        return PairList(empty, empty, np.zeros((0, 3)))
     if not periodic.any():
-        # SciPy's k-d tree: 0.37 ms against vesin's 1.28 ms for 8 x Ac-Ala15-NHMe at 4.5 Å (2-core CPU); an
-        # MD step of 8 replicas builds 8 lists on the host before its model call (docs/performance.md).
+        if len(positions) < 2:
+            empty = np.zeros(0, np.int64)
+            return PairList(empty, empty, np.zeros((0, 3)))
+        # SciPy's k-d tree: 0.37 ms against vesin's 1.28 ms for 8 x Ac-Ala15-NHMe at 4.5 Å (2-core CPU); an MD
+        # step of 8 replicas builds 8 lists on the host before its model call (docs/results/gpu_h200/README.md).
         pairs = cKDTree(positions).query_pairs(float(cutoff), output_type="ndarray").astype(np.int64)
         return PairList(pairs[:, 0], pairs[:, 1], np.zeros((len(pairs), 3)))
+    box = np.zeros((3, 3)) if cell is None else np.asarray(cell, np.float64)
     calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=False)
-    first, second, shifts = calculator.compute(positions, box, periodic.tolist() if periodic.any() else False, quantities="ijS")
+    first, second, shifts = calculator.compute(positions, box, periodic.tolist(), quantities="ijS")
     return PairList(first.astype(np.int64), second.astype(np.int64), shifts.astype(np.float64) @ box)
 
 

@@ -319,7 +319,7 @@ class Potential:
     def _dispatch(self, index: int, batch, with_stress: bool, dense_long_range: bool) -> "PendingOutputs":
         """Start the jitted model on call ``index`` of a batch (host arrays; device ``index mod D``)."""
         slot = index % len(self._devices)
-        buffers, layout = pack_batch(batch) if self._pack_transfers else (batch, None)
+        buffers, layout = self.call_inputs(batch)
         if self._devices[slot] is not None:  # else jit copies the numpy buffers itself, in its C++ fast path
             buffers = jax.device_put(buffers, self._devices[slot])
         num_structures = len(batch.total_charge)
@@ -329,9 +329,14 @@ class Potential:
             return PendingOutputs(outputs, None)
         return PendingOutputs(outputs, self._output_layouts[(layout, num_structures, with_stress, dense_long_range)])
 
+    def call_inputs(self, batch) -> tuple:
+        """(what the jitted model is given, its layout): the packed buffers and their BatchLayout, or the
+        Batch itself and None when transfers are not packed."""
+        return pack_batch(batch) if self._pack_transfers else (batch, None)
+
     def lower(self, batch, with_stress: bool, dense_long_range: bool):
         """The jitted model lowered for one call's host batch (``.compile()`` it for XLA's cost and HLO)."""
-        buffers, layout = pack_batch(batch) if self._pack_transfers else (batch, None)
+        buffers, layout = self.call_inputs(batch)
         with self._precision():
             return self._jitted[0].lower(buffers, layout=layout, num_structures=len(batch.total_charge),
                                          with_stress=with_stress, dense_long_range=dense_long_range)

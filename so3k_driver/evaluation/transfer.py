@@ -16,6 +16,7 @@ each leaf as (group, start, shape, dtype), group being the index of its buffer.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -47,29 +48,29 @@ def _buffer_dtype(dtype: np.dtype) -> np.dtype:
 
 def pack_batch(batch: Batch) -> tuple[tuple[np.ndarray, ...], BatchLayout]:
     """Host arrays of a Batch -> (one flat buffer per dtype, the layout that undoes it)."""
-    arrays = [np.asarray(a) for a in batch]
-    buffer_dtypes: list[np.dtype] = []
-    for a in arrays:
-        if _buffer_dtype(a.dtype) not in buffer_dtypes:
-            buffer_dtypes.append(_buffer_dtype(a.dtype))
-    pieces: list[list[np.ndarray]] = [[] for _ in buffer_dtypes]
-    sizes = [0] * len(buffer_dtypes)
+    groups: dict[np.dtype, int] = {}  # buffer dtype -> buffer index, in order of first use
+    pieces: list[list[np.ndarray]] = []
+    sizes: list[int] = []
     leaves = []
-    for a in arrays:
-        group = buffer_dtypes.index(_buffer_dtype(a.dtype))
+    for a in map(np.asarray, batch):
+        dtype = _buffer_dtype(a.dtype)
+        if dtype not in groups:
+            groups[dtype] = len(groups)
+            pieces.append([])
+            sizes.append(0)
+        group = groups[dtype]
         leaves.append(Leaf(group, sizes[group], a.shape, a.dtype.str))
         pieces[group].append(a.reshape(-1))
         sizes[group] += a.size
-    buffers = tuple(np.concatenate(p).astype(d, copy=False) for p, d in zip(pieces, buffer_dtypes))
-    return buffers, BatchLayout(tuple(leaves), tuple(d.str for d in buffer_dtypes))
+    buffers = tuple(np.concatenate(p).astype(d, copy=False) for d, p in zip(groups, pieces))
+    return buffers, BatchLayout(tuple(leaves), tuple(d.str for d in groups))
 
 
 def unpack_batch(buffers, layout: BatchLayout) -> Batch:
     """The inverse of :func:`pack_batch`, traceable (static slices of the buffers)."""
     fields = []
     for leaf in layout.leaves:
-        size = int(np.prod(leaf.shape, dtype=np.int64))
-        piece = buffers[leaf.group][leaf.start:leaf.start + size].reshape(leaf.shape)
+        piece = buffers[leaf.group][leaf.start:leaf.start + math.prod(leaf.shape)].reshape(leaf.shape)
         fields.append(piece != 0 if np.dtype(leaf.dtype) == np.bool_ else piece)
     return Batch(*fields)
 
@@ -87,21 +88,19 @@ def pack_outputs(tree) -> tuple[jax.Array, OutputLayout]:
     leaves, treedef = jax.tree.flatten(tree)
     if not leaves:
         raise ValueError("pack_outputs needs at least one array")
-    wide = jnp.result_type(*leaves)
-    if not jnp.issubdtype(wide, jnp.floating):
+    if not all(jnp.issubdtype(x.dtype, jnp.floating) for x in leaves):
         raise ValueError(f"pack_outputs packs floating outputs only, got dtypes {[str(x.dtype) for x in leaves]}")
+    wide = jnp.result_type(*leaves)
     flat = jnp.concatenate([jnp.ravel(x).astype(wide) for x in leaves])
     return flat, OutputLayout(treedef, tuple(tuple(x.shape) for x in leaves), tuple(str(x.dtype) for x in leaves))
 
 
 def unpack_outputs(flat: np.ndarray, layout: OutputLayout):
     """The inverse of :func:`pack_outputs` on the host (views into ``flat``, cast back to each leaf's dtype)."""
-    expected = sum(int(np.prod(shape, dtype=np.int64)) for shape in layout.shapes)
-    if expected != flat.size:
-        raise ValueError(f"packed outputs hold {flat.size} numbers, the layout {expected}")
-    leaves, start = [], 0
-    for shape, dtype in zip(layout.shapes, layout.dtypes):
-        size = int(np.prod(shape, dtype=np.int64))
-        leaves.append(flat[start:start + size].reshape(shape).astype(dtype, copy=False))
-        start += size
+    sizes = [math.prod(shape) for shape in layout.shapes]
+    if sum(sizes) != flat.size:
+        raise ValueError(f"packed outputs hold {flat.size} numbers, the layout {sum(sizes)}")
+    pieces = np.split(flat, np.cumsum(sizes)[:-1])
+    leaves = [piece.reshape(shape).astype(dtype, copy=False)
+              for piece, shape, dtype in zip(pieces, layout.shapes, layout.dtypes)]
     return jax.tree.unflatten(layout.treedef, leaves)

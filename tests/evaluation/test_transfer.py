@@ -61,6 +61,8 @@ def test_outputs_come_back_as_they_were_computed_none_and_extras_included():
 def test_integer_outputs_are_refused_with_their_dtype():
     with pytest.raises(ValueError, match="int32"):
         pack_outputs((jnp.arange(3, dtype=jnp.int32),))
+    with pytest.raises(ValueError, match="int32"):  # also beside a float, which would promote it silently
+        pack_outputs((jnp.ones(2), jnp.arange(3, dtype=jnp.int32)))
 
 
 def test_a_packed_call_copies_two_buffers_up_and_gives_the_unpacked_numbers():
