@@ -52,6 +52,7 @@ def test_switched_off_or_user_settings_change_nothing(monkeypatch):
     monkeypatch.setattr(host_memory, "_applied", None)  # the next caller decides afresh
 
 
+@pytest.mark.shared  # so3krates_random
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
 def test_a_cpu_potential_keeps_freed_scratch_unless_switched_off():
     """Building a Potential on a CPU raises the thresholds (library and ASE users get it too), at run time."""
