@@ -28,6 +28,18 @@ def error_metrics(pred_energies, ref_energies, atom_counts, pred_forces, ref_for
     } | _stress_metrics(pred_stress, ref_stress)
 
 
+def atom_target_metrics(name: str, predicted, reference) -> dict[str, float]:
+    """MAE and RMSE of a per-atom target (e.g. partial_charges in e, hirshfeld_ratios) over the atoms that
+    have a label (reference NaN = none): {name_mae, name_rmse}; {} when no atom has one.
+    predicted, reference: lists of (N_i,) arrays."""
+    diff = np.concatenate([np.asarray(p, np.float64).reshape(-1) - np.asarray(r, np.float64).reshape(-1)
+                           for p, r in zip(predicted, reference)])
+    diff = diff[np.isfinite(diff)]
+    if not diff.size:
+        return {}
+    return {f"{name}_mae": float(np.mean(np.abs(diff))), f"{name}_rmse": float(np.sqrt(np.mean(diff ** 2)))}
+
+
 def force_errors_by_element(numbers, pred_forces, ref_forces) -> dict[str, dict]:
     """Force MAE and RMSE (eV/Å per component) of each element's atoms: {symbol: {mae_eV_per_A,
     rmse_eV_per_A, atoms}}, elements in order of atomic number. numbers: list of (N_i,) arrays."""
@@ -63,9 +75,14 @@ def _stress_metrics(pred, ref) -> dict[str, float]:
     return {"stress_mae_eV_per_A3": float(np.mean(np.abs(ds))), "stress_rmse_eV_per_A3": float(np.sqrt(np.mean(ds ** 2)))}
 
 
+_TARGET_UNITS = {"partial_charges": " e", "hirshfeld_ratios": ""}  # per-atom targets (data.ATOM_TARGETS)
+
+
 def format_metrics(m: dict[str, float]) -> str:
     return (f"energy MAE {m['energy_mae_eV'] * 1e3:.2f} meV (RMSE {m['energy_rmse_eV'] * 1e3:.2f} meV) per structure, "
             f"{m['energy_per_atom_mae_eV'] * 1e3:.3f} meV/atom; forces MAE {m['forces_mae_eV_per_A'] * 1e3:.2f} meV/Å "
             f"(RMSE {m['forces_rmse_eV_per_A'] * 1e3:.2f} meV/Å)"
             + (f"; stress MAE {m['stress_mae_eV_per_A3'] * 1e3:.3f} meV/Å³" if "stress_mae_eV_per_A3" in m else "")
+            + "".join(f"; {name.replace('_', ' ')} RMSE {m[f'{name}_rmse']:.4g}{unit}"
+                      for name, unit in _TARGET_UNITS.items() if f"{name}_rmse" in m)
             + f" on {m['num_structures']} structures")

@@ -29,8 +29,8 @@ from ..model.forces import initial_parameters
 from ..progress import Progress
 from .batching import Capacities, PairCache, batch_order, make_batch
 from .checkpoints import Checkpoints
-from .data import Dataset, fit_energy_shifts, load_dataset, split_indices, write_extxyz
-from .evaluation import error_metrics, format_metrics
+from .data import ATOM_TARGETS, Dataset, fit_energy_shifts, load_dataset, split_indices, write_extxyz
+from .evaluation import atom_target_metrics, error_metrics, format_metrics
 from .loss import loss_and_metrics, predict
 from .optimizer import learning_rate_schedule, make_optimizer, trainable_mask
 from .settings import TrainSettings
@@ -177,7 +177,8 @@ class Trainer:
         self.optimizer = make_optimizer(s, self.trainable)
         self.schedule = learning_rate_schedule(s)
         self._train_step = xla_options.jit(self._step)
-        self._predict = xla_options.jit(lambda params, batch, volume: predict(self.module, params, batch, volume, periodic))
+        self._predict = xla_options.jit(lambda params, batch, volume: predict(self.module, params, batch, volume, periodic,
+                                                                              with_extras=True))
         self.output = Path(s.output_dir)
         self.metrics_path = self.output / "metrics.jsonl"
 
@@ -216,31 +217,40 @@ class Trainer:
 
     # --------------------------------------------------------------------------------------------
     def predict(self, params, data: Dataset, pairs: PairCache):
-        """Energies (S,) eV (residual, without shifts), forces list of (N_i, 3) eV/Å and stress
-        (S, 3, 3) eV/Å^3 (None when no training structure is periodic)."""
+        """Energies (S,) eV (residual, without shifts), forces list of (N_i, 3) eV/Å, stress
+        (S, 3, 3) eV/Å^3 (None when no training structure is periodic) and, for each trained per-atom
+        target (e.g. partial_charges), a list of (N_i,) predictions."""
         energies, forces, stresses = [], [], []
+        targets: dict[str, list] = {name: [] for name in self.target_weights}
         for chunk in batch_order(len(data), self.s.batch_size, None):
             batch, labels = make_batch(data, pairs, chunk, self.p.capacities)
-            e, f, stress = self._predict(params, batch, labels.volume)
+            e, f, stress, extras = self._predict(params, batch, labels.volume)
             e, f = np.asarray(e, np.float64), np.asarray(f, np.float64)
+            outputs = {name: np.asarray(extras[ATOM_TARGETS[name]], np.float64) for name in targets}
             a0 = 0
             for slot, i in enumerate(chunk):
                 n = len(data.numbers[i])
                 energies.append(e[slot])
                 forces.append(f[a0:a0 + n])
+                for name, values in outputs.items():
+                    targets[name].append(values[a0:a0 + n])
                 if stress is not None:
                     stresses.append(np.asarray(stress[slot], np.float64))
                 a0 += n
-        return np.asarray(energies), forces, (np.asarray(stresses) if stresses else None)
+        return np.asarray(energies), forces, (np.asarray(stresses) if stresses else None), targets
 
     def validate(self, params) -> dict[str, float]:
         data = self.valid_data
-        energies, forces, stress = self.predict(params, data, self.p.valid_pairs)
+        energies, forces, stress, targets = self.predict(params, data, self.p.valid_pairs)
         counts = [len(n) for n in data.numbers]
         m = error_metrics(energies, data.energies, counts, forces, data.forces, stress, data.stress)
         m["loss"] = self.s.energy_weight * m["energy_rmse_eV"] ** 2 + self.s.force_weight * m["forces_rmse_eV_per_A"] ** 2
         if self.with_stress and "stress_rmse_eV_per_A3" in m:
             m["loss"] += self.s.stress_weight * m["stress_rmse_eV_per_A3"] ** 2
+        for name, predicted in targets.items():  # the loss's own terms, so the best epoch is chosen on them too
+            target = atom_target_metrics(name, predicted, data.atom_targets[name])
+            m |= target
+            m["loss"] += self.target_weights[name] * target.get(f"{name}_rmse", 0.0) ** 2
         return m
 
     # --------------------------------------------------------------------------------------------

@@ -80,6 +80,11 @@ def test_short_distillation_moves_the_student_towards_the_teacher(teacher_labels
     after = _student_errors(run(15, tmp_path / "trained"), labelled)
     rows = [json.loads(r) for r in (tmp_path / "trained" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["train_partial_charges_mse"] < rows[0]["train_partial_charges_mse"]
+    last = rows[-1]  # validation scores the trained targets too, and its loss is the training loss's sum
+    assert last["valid_partial_charges_rmse"] < rows[0]["valid_partial_charges_rmse"]
+    expected = (0.01 * last["valid_energy_rmse_eV"] ** 2 + last["valid_forces_rmse_eV_per_A"] ** 2
+                + 10.0 * last["valid_partial_charges_rmse"] ** 2 + 1.0 * last["valid_hirshfeld_ratios_rmse"] ** 2)
+    assert last["valid_loss"] == pytest.approx(expected, rel=1e-9)
     assert after[0] < before[0]  # forces closer to the teacher's
     assert after[1] < 0.5 * before[1]  # charges closer to the teacher's
 

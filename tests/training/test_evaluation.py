@@ -27,3 +27,18 @@ def test_force_errors_by_element_split_the_overall_error_by_atom_type():
                                                  "C 100.0 (1 atom), O 300.0 (1 atom)")
     with pytest.raises(ValueError, match="7 atomic numbers for 8 force rows"):
         force_errors_by_element([numbers[0], numbers[1][:4]], predicted, reference)
+
+
+def test_atom_target_metrics_skip_unlabelled_atoms_and_are_printed():
+    from so3k_driver.training.evaluation import atom_target_metrics, format_metrics
+
+    predicted = [np.array([0.1, -0.2, 0.3]), np.array([0.0, 0.5])]
+    reference = [np.array([0.1, -0.1, np.nan]), np.array([0.2, np.nan])]  # NaN: no label for that atom
+    m = atom_target_metrics("partial_charges", predicted, reference)
+    assert m["partial_charges_mae"] == pytest.approx((0.0 + 0.1 + 0.2) / 3)
+    assert m["partial_charges_rmse"] == pytest.approx(np.sqrt((0.0 + 0.01 + 0.04) / 3))
+    assert atom_target_metrics("partial_charges", predicted[:1], [np.full(3, np.nan)]) == {}
+    base = {"energy_mae_eV": 0.1, "energy_rmse_eV": 0.2, "energy_per_atom_mae_eV": 0.01, "forces_mae_eV_per_A": 0.1,
+            "forces_rmse_eV_per_A": 0.2, "num_structures": 2}
+    assert "partial charges RMSE 0.1291 e" in format_metrics(base | m)
+    assert "partial charges" not in format_metrics(base)

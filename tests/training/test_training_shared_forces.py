@@ -115,7 +115,7 @@ def test_stress_labels_are_trained(tmp_path):
     served = student.evaluate(valid.numbers[0], valid.positions[0], valid.cells[0])
     state = result["state"]
     best = state["best"] if np.isfinite(float(state["best_loss"])) else state["ema"]
-    _, _, predicted = trainer.predict(best, valid, trainer.p.valid_pairs)
+    _, _, predicted, _ = trainer.predict(best, valid, trainer.p.valid_pairs)
     np.testing.assert_allclose(served.stress[0], predicted[0], atol=1e-6)
 
 
