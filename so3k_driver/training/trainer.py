@@ -262,6 +262,10 @@ class Trainer:
             return state
         state = checkpoints.restore(latest, state)
         self.log(f"resuming from the checkpoint after epoch {latest} (step {int(state['step'])})")
+        if np.isfinite(float(state["best_loss"])) and len(self.valid_data):
+            # scored again, so a run resumed under other settings or another version's validation loss
+            # compares like with like when it picks the best epoch
+            state = {**state, "best_loss": jnp.asarray(self.validate(state["best"])["loss"], jnp.float32)}
         if self.metrics_path.exists():  # drop log rows written after that checkpoint
             rows = [r for r in self.metrics_path.read_text().splitlines() if r and json.loads(r)["epoch"] <= latest]
             self.metrics_path.write_text("".join(r + "\n" for r in rows))

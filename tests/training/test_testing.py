@@ -4,7 +4,6 @@ import json
 
 import ase.io
 import numpy as np
-import pytest
 
 from conftest import REPO
 from so3k_driver.cli import main

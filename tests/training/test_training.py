@@ -78,6 +78,28 @@ def test_resume_reproduces_uninterrupted_run(ethanol_files, reference_run, tmp_p
     assert [r["epoch"] for r in rows] == [1, 2]
 
 
+def test_a_resumed_run_scores_its_best_weights_with_its_own_loss(ethanol_files, tmp_path):
+    """Resumed with a 100x energy weight, epoch 2 must beat epoch 1's loss under the new weight, not the
+    smaller loss stored under the old one (which would keep epoch 1's weights for ever)."""
+    from so3k_driver.training.checkpoints import Checkpoints
+    from so3k_driver.training.trainer import Trainer
+
+    quiet = lambda *_: None  # noqa: E731
+    train(settings(ethanol_files[1], "eV", tmp_path, epochs=1, energy_weight=0.01), log=quiet)
+    trainer = Trainer(settings(ethanol_files[1], "eV", tmp_path, epochs=1, energy_weight=1.0), log=quiet)
+
+    checkpoints = Checkpoints(tmp_path / "checkpoints")
+    stored = checkpoints.restore(1, trainer.initial_state())
+    checkpoints.close()
+    state = trainer._resume(Checkpoints(tmp_path / "checkpoints"), trainer.initial_state())
+    valid = trainer.validate(state["best"])
+    assert float(state["best_loss"]) == pytest.approx(valid["loss"], rel=1e-6)
+    # the stored loss had 0.01 * energy MSE, the re-scored one 1.0 * energy MSE
+    assert float(state["best_loss"]) == pytest.approx(float(stored["best_loss"]) + 0.99 * valid["energy_rmse_eV"] ** 2,
+                                                      rel=1e-5)
+    assert float(state["best_loss"]) > 2 * float(stored["best_loss"])
+
+
 # SIGTERM goes through the same KeyboardInterrupt path as Ctrl-C, so only it runs by default
 @pytest.mark.parametrize("stop", [pytest.param("ctrl-c", marks=pytest.mark.slow), "sigterm"])
 def test_a_stop_exports_the_finished_epochs(ethanol_files, tmp_path, monkeypatch, stop):
