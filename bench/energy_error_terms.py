@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import lzma
 import sys
 from pathlib import Path
 
@@ -26,9 +25,7 @@ import numpy as np
 def read_frames(path: str) -> list:
     import ase.io
 
-    opener = lzma.open if path.endswith(".xz") else open
-    with opener(path, "rt") as handle:
-        frames = list(ase.io.iread(handle, format="extxyz", index=":"))
+    frames = ase.io.read(path, ":")  # ASE opens .xz itself
     for index, atoms in enumerate(frames):
         for key in ("partial_charges", "hirshfeld_ratios"):
             if key not in atoms.arrays:
@@ -49,15 +46,13 @@ def long_range_energies(config, numbers, positions, charges, ratios) -> tuple[fl
     return float(np.sum(elec)), float(np.sum(disp))
 
 
-def quarter_table(e2e: np.ndarray, parts: dict[str, np.ndarray]) -> list[dict]:
-    order = np.argsort(e2e)
-    rows = []
-    for chunk in np.array_split(order, 4):
-        row = {"end_to_end_A": [float(e2e[chunk].min()), float(e2e[chunk].max())], "frames": int(len(chunk))}
-        for name, values in parts.items():
-            row[name] = float(np.mean(values[chunk] - values.mean()))
-        rows.append(row)
-    return rows
+def quarter_table(profiles: dict[str, dict]) -> list[dict]:
+    """One row per quarter of the frames by end-to-end distance: each part's mean error (eV, mean removed),
+    from that part's energy_error_profile record (the quarters ``so3k analyze --reference`` reports)."""
+    first = next(iter(profiles.values()))["quarters"]
+    return [{"end_to_end_A": q["end_to_end_A"], "frames": q["frames"], "mean_helix_fraction": q["mean_helix_fraction"],
+             **{name: record["quarters"][k]["mean_error_eV"] for name, record in profiles.items()}}
+            for k, q in enumerate(first)]
 
 
 def main() -> None:
@@ -74,6 +69,7 @@ def main() -> None:
     from so3k_driver.evaluation.frames import evaluate_frames
     from so3k_driver.evaluation.potential import Potential
     from so3k_driver.sampling import peptide
+    from so3k_driver.sampling.analysis import energy_error_profile
 
     potential = Potential.load(args.student, dtype="float64", lr_cutoff=None)
     config = potential.config
@@ -99,8 +95,12 @@ def main() -> None:
         backbone = peptide.find_backbone(frames[0].numbers, frames[0].positions)
         positions = np.stack([atoms.positions for atoms in frames])
         e2e = peptide.distance(positions, *backbone.end_to_end_atoms())
-        rows = quarter_table(e2e, parts)
-        spread = {name: float(np.std(values)) for name, values in parts.items()}
+        helix = peptide.helical_residues(peptide.dihedrals(positions, backbone.phi_atoms()),
+                                         peptide.dihedrals(positions, backbone.psi_atoms())).mean(axis=1)
+        profiles = {name: energy_error_profile.profile(e2e, helix, values, np.zeros_like(values))
+                    for name, values in parts.items()}
+        rows = quarter_table(profiles)
+        spread = {name: record["error_rms_eV"] for name, record in profiles.items()}
         charge_rmse = float(np.sqrt(np.mean(np.concatenate(charge_errors) ** 2)))
         results["sets"][path] = {"frames": len(frames), "quarters": rows, "per_frame_rms_eV": spread,
                                  "charge_rmse_e": charge_rmse,

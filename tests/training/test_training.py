@@ -79,19 +79,19 @@ def test_resume_reproduces_uninterrupted_run(ethanol_files, reference_run, tmp_p
 
 
 def test_a_resumed_run_scores_its_best_weights_with_its_own_loss(ethanol_files, tmp_path):
-    """Resumed with a 100x energy weight, epoch 2 must beat epoch 1's loss under the new weight, not the
-    smaller loss stored under the old one (which would keep epoch 1's weights for ever)."""
+    """Resumed with a 100x energy weight, the best weights are scored under the new weight: later epochs then
+    compete with that loss, not with the smaller one stored under the old weight (which would keep the
+    old best weights for ever)."""
     from so3k_driver.training.checkpoints import Checkpoints
     from so3k_driver.training.trainer import Trainer
 
     quiet = lambda *_: None  # noqa: E731
     train(settings(ethanol_files[1], "eV", tmp_path, epochs=1, energy_weight=0.01), log=quiet)
     trainer = Trainer(settings(ethanol_files[1], "eV", tmp_path, epochs=1, energy_weight=1.0), log=quiet)
-
     checkpoints = Checkpoints(tmp_path / "checkpoints")
     stored = checkpoints.restore(1, trainer.initial_state())
+    state = trainer._resume(checkpoints, trainer.initial_state())
     checkpoints.close()
-    state = trainer._resume(Checkpoints(tmp_path / "checkpoints"), trainer.initial_state())
     valid = trainer.validate(state["best"])
     assert float(state["best_loss"]) == pytest.approx(valid["loss"], rel=1e-6)
     # the stored loss had 0.01 * energy MSE, the re-scored one 1.0 * energy MSE
