@@ -9,7 +9,8 @@ once with the student's charges / ratios and once with SO3LR's. Their difference
 energy error (student - SO3LR, eV) that come from each term; the rest is the local part. The table gives
 the mean of each part per quarter of the frames sorted by end-to-end distance, mean removed (as
 ``so3k analyze --reference`` does), so it shows which term tilts compact against extended chains.
-Student in float64, all pairs.
+Student in float64, all pairs. ``so3k analyze RUN --reference so3lr:DIR`` makes the same split on a study's
+own frames, with the reference's charges evaluated rather than read from labels.
 """
 
 from __future__ import annotations
@@ -37,13 +38,9 @@ def long_range_energies(config, numbers, positions, charges, ratios) -> tuple[fl
     """(electrostatic, dispersion) energy in eV of one structure over all pairs, SO3LR's formulas."""
     from so3k_driver.model import so3lr
 
-    first, second = np.triu_indices(len(numbers), k=1)
-    d = np.linalg.norm(positions[first] - positions[second], axis=-1)
-    mask = np.ones_like(d, dtype=bool)
-    elec = so3lr.electrostatic_pair_energy(charges[first], charges[second], d, mask, config.electrostatic_sigma, None)
-    disp = so3lr.dispersion_pair_energy(numbers[first], numbers[second], ratios[first], ratios[second], d, mask,
-                                        config.dispersion_scale, None, 0.0)
-    return float(np.sum(elec)), float(np.sum(disp))
+    electrostatic, dispersion = so3lr.gas_phase_long_range_energies(config, numbers, positions, charges, ratios,
+                                                                    None, 0.0)
+    return float(electrostatic), float(dispersion)
 
 
 def quarter_table(profiles: dict[str, dict]) -> list[dict]:

@@ -115,3 +115,21 @@ def test_model_specs_become_short_axis_labels():
     assert end_states.short_name("/models/student_v4_epoch7.so3k") == "student_v4_epoch7"
     assert end_states.short_name("mlff:/runs/ala3/") == "mlff:ala3"
     assert end_states.short_name("ala3-xtb") == "ala3-xtb"
+
+
+def test_so3k_analyze_splits_the_profile_by_term_when_both_models_are_so3lr_type(tmp_path):
+    """The bundled SO3LR-type student against itself in float64: the profile carries the split by term, every
+    part is float32 noise, the charges agree, and summary.md has the term table."""
+    from so3k_driver.cli.main import main as so3k
+    from so3k_driver.sampling.analysis import energy_error_profile
+
+    write_run(tmp_path, frames=10)
+    assert so3k(["analyze", str(tmp_path), "--reference", "default", "--model", "default", "--end-states", "0",
+                 "--profile-frames", "8", "--burn-in", "0.1"]) == 0
+    record = json.loads((tmp_path / "analysis" / energy_error_profile.JSON).read_text())
+    assert record["frames"] == 8 and list(record["terms"]) == ["electrostatics", "dispersion", "local"]
+    assert 0 < record["charge_rmse_e"] < 1e-5  # e: float32 against float64
+    for part in record["terms"].values():
+        assert part["error_rms_eV"] < 1e-3  # eV
+    summary = (tmp_path / "analysis" / "summary.md").read_text()
+    assert "### Which term the error is in" in summary and "| compact − extended |" in summary

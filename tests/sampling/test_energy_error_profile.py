@@ -88,3 +88,75 @@ def test_the_analysis_step_evaluates_spread_frames_in_batches_and_records_where_
     assert record["time_ps"][0] == 7.5 and record["temperature_K"] == 300.0 and record["reference_dtype"] == "float64"
     too_short = SimpleNamespace(positions=positions[:9], time=lowest.time[:9], temperature=300.0)
     assert _energy_error_profile(["C"] * 5, too_short, observed, potentials, 40, 0.25, lambda line: None) is None
+
+
+def test_the_split_by_term_puts_a_tilt_in_the_term_that_carries_it():
+    """Synthetic single points: the model's electrostatics tilt compact chains down, its dispersion is off by
+    a constant, its local part is right. The tilt lands in electrostatics, nothing in the others, and the
+    parts add up to the total quarter by quarter (mean removal is linear)."""
+    rng = np.random.default_rng(3)
+    frames = 40
+    end_to_end = np.linspace(18.0, 53.0, frames)
+    reference = {"electrostatics": rng.normal(-3.0, 0.2, frames), "dispersion": rng.normal(-8.0, 0.3, frames),
+                 "charges": rng.normal(0.0, 0.3, (frames, 12))}
+    local = rng.normal(-280.0, 1.0, frames)
+    reference["energy"] = local + reference["electrostatics"] + reference["dispersion"]
+    model = {"electrostatics": reference["electrostatics"] + 0.02 * end_to_end, "dispersion": reference["dispersion"] + 0.4,
+             "charges": reference["charges"] + 0.01}
+    model["energy"] = local + model["electrostatics"] + model["dispersion"]
+    record = profile_module.profile(end_to_end, np.zeros(frames), model["energy"], reference["energy"])
+    record.update(profile_module.term_split(end_to_end, np.zeros(frames), model, reference))
+    terms = record["terms"]
+    assert list(terms) == ["electrostatics", "dispersion", "local"]
+    assert terms["electrostatics"]["compact_minus_extended_eV"] == pytest.approx(record["compact_minus_extended_eV"])
+    assert terms["electrostatics"]["compact_minus_extended_eV"] < -0.5
+    for name in ("dispersion", "local"):
+        assert terms[name]["error_rms_eV"] == pytest.approx(0.0, abs=1e-9)
+    assert terms["dispersion"]["offset_eV"] == pytest.approx(0.4)
+    for k, row in enumerate(record["quarters"]):
+        assert row["mean_error_eV"] == pytest.approx(sum(t["quarters"][k]["mean_error_eV"] for t in terms.values()))
+    assert record["charge_rmse_e"] == pytest.approx(0.01)
+    text = "\n".join(profile_module.markdown({**record, "reference": "so3lr:/x", "reference_dtype": "float64",
+                                              "temperature_K": 300.0, "model": "student.so3k"}))
+    assert "### Which term the error is in" in text and "10.0 me RMSE" in text
+    assert profile_module.term_split(end_to_end, np.zeros(frames), {"energy": model["energy"]}, reference) is None
+
+
+def displaced_ala3(count: int, seed: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    import ase.io
+
+    from so3k_driver.sampling.plumed_inputs import bundled_structure
+
+    molecule = ase.io.read(bundled_structure("Ac-Ala3-NHMe_ext.xyz"))
+    rng = np.random.default_rng(seed)
+    return molecule.numbers, molecule.positions + rng.normal(scale=0.05, size=(count, *molecule.positions.shape))
+
+
+def test_recomputed_long_range_terms_are_the_models_own():
+    """The bundled SO3LR-type student in float64, gas phase: switching off its electrostatics (or dispersion)
+    lowers its energy by exactly what single_points recomputes from its own charges (or Hirshfeld ratios)."""
+    import dataclasses
+
+    from so3k_driver.evaluation.potential import Potential
+    from so3k_driver.io.model_files import load_model
+
+    numbers, positions = displaced_ala3(3)
+    config, params, _ = load_model("default")
+    full = Potential(config, params, dtype="float64", lr_cutoff=None)
+    assert profile_module.splits_terms(full)
+    points = profile_module.single_points(full, numbers, positions)
+    assert points["charges"].shape == (3, len(numbers))
+    for term, switch in (("electrostatics", "electrostatics"), ("dispersion", "dispersion")):
+        without = Potential(dataclasses.replace(config, **{switch: False}), params, dtype="float64", lr_cutoff=None)
+        energy_without = profile_module.single_points(without, numbers, positions)["energy"]
+        assert np.all(np.abs(points[term]) > 1e-3)  # eV: the term is there
+        np.testing.assert_allclose(points["energy"] - energy_without, points[term], atol=1e-9, rtol=0)
+    assert not profile_module.splits_terms(Potential.load("ala3-xtb"))  # no charges: no split
+
+
+def test_the_summary_says_who_sampled_the_frames():
+    record = {"model": "student.so3k", "reference": "so3lr:/x"}
+    assert "sampled by the run's model" in profile_module.sampling_caveat(record)
+    assert "sampled by the run's model" in profile_module.sampling_caveat({**record, "sampled_by": "student.so3k"})
+    assert "by the reference itself" in profile_module.sampling_caveat({**record, "sampled_by": "so3lr:/x"})
+    assert "sampled by v6.so3k, neither" in profile_module.sampling_caveat({**record, "sampled_by": "v6.so3k"})

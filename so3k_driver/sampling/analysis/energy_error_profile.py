@@ -10,6 +10,15 @@ end-to-end distance d (Å): in quarters of the frames by d (mean ± standard err
 quarter minus that of the most extended quarter. Negative: the model over-stabilises compact chains by
 that much on the frames it sampled. kJ/mol = eV / units.KJ_PER_MOL_IN_EV.
 
+When both models are SO3LR-type (partial charges and Hirshfeld ratios feeding electrostatics and
+dispersion), the error is also split by term: each model's electrostatic and dispersion energy is
+recomputed from its own charges and ratios with the same pair functions (all pairs within each model's
+long-range cutoff), their differences are the electrostatic and dispersion parts of the error, and the
+rest is the local part (the message-passing network and ZBL). Each part gets the same quarters and
+compact − extended number (mean removed), and the charge RMSE between the two models (e) is reported. A
+student whose charges are off shows it here as an electrostatic tilt, which no amount of force training
+on the local network cures.
+
 Selection caveat: the frames come from the run's model, so they sit where its energy is low; a
 reference that disagrees finds them higher. Compare models on frames none of them sampled.
 """
@@ -55,12 +64,63 @@ def spread_frames(total: int, burn_in: float, count: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(first, total - 1, count)).astype(int))
 
 
-def single_point_energies(potential, numbers, positions) -> np.ndarray:
-    """Energies (eV) of positions (F, N, 3) Å of one molecule, ``BATCH`` structures per call."""
+TERMS = ("electrostatics", "dispersion", "local")
+
+
+def splits_terms(potential) -> bool:
+    """Whether ``potential`` is a single SO3LR-type model whose long-range terms can be recomputed
+    (electrostatics and dispersion from its charges and Hirshfeld ratios; not a committee)."""
+    config = getattr(potential, "config", None)
+    return (config is not None and bool(config.electrostatics and config.dispersion)
+            and not getattr(potential, "committee_size", None))
+
+
+def single_points(potential, numbers, positions) -> dict:
+    """Single points of positions (F, N, 3) Å of one molecule, ``BATCH`` structures per call: ``energy``
+    (F,) eV, and for a model that ``splits_terms``: ``charges`` (F, N) e and its own ``electrostatics``
+    and ``dispersion`` energies (F,) eV, recomputed from its charges and ratios (see the module docstring)."""
+    import jax
+
+    from ...model.so3lr import gas_phase_long_range_energies
+
     numbers = np.asarray(numbers)
-    energies = [potential.evaluate(np.broadcast_to(numbers, (len(chunk), len(numbers))), chunk).energy
-                for chunk in (positions[k:k + BATCH] for k in range(0, len(positions), BATCH))]
-    return np.concatenate(energies)
+    split = splits_terms(potential)
+    points = {"energy": [], **({"charges": [], "electrostatics": [], "dispersion": []} if split else {})}
+    for start in range(0, len(positions), BATCH):
+        chunk = positions[start:start + BATCH]
+        result = potential.evaluate(np.broadcast_to(numbers, (len(chunk), len(numbers))), chunk)
+        points["energy"].append(np.asarray(result.energy))
+        if not split:
+            continue
+        for slot, frame in enumerate(chunk):
+            charges = np.asarray(result.extras["charges"][slot], np.float64)
+            with jax.enable_x64(True):  # scoped: the sums in float64 whatever the model's precision
+                electrostatic, dispersion = gas_phase_long_range_energies(
+                    potential.config, numbers, frame, charges,
+                    np.asarray(result.extras["hirshfeld_ratios"][slot], np.float64),
+                    potential.lr_cutoff, potential.model.dispersion_damping)
+            points["charges"].append(charges)
+            points["electrostatics"].append(float(electrostatic))
+            points["dispersion"].append(float(dispersion))
+    return {key: np.concatenate(values) if key == "energy" else np.asarray(values) for key, values in points.items()}
+
+
+def term_split(end_to_end, helix_fraction, model_points: dict, reference_points: dict) -> dict | None:
+    """The error split by term (module docstring) from two ``single_points`` records of the same frames;
+    None unless both carry their terms. Per term: its ``profile`` without the per-frame lists, plus its
+    per-frame error (eV, mean removed); and ``charge_rmse_e`` between the two models' charges."""
+    if not all(name in points for points in (model_points, reference_points) for name in TERMS[:2]):
+        return None
+    parts = {name: (model_points[name], reference_points[name]) for name in TERMS[:2]}
+    parts["local"] = tuple(points["energy"] - points["electrostatics"] - points["dispersion"]
+                           for points in (model_points, reference_points))
+    terms = {}
+    for name, (model_part, reference_part) in parts.items():
+        record = profile(end_to_end, helix_fraction, model_part, reference_part)
+        terms[name] = {key: value for key, value in record.items() if key not in ("per_frame", "frames")}
+        terms[name]["error_eV"] = record["per_frame"]["error_eV"]
+    difference = model_points["charges"] - reference_points["charges"]
+    return {"terms": terms, "charge_rmse_e": float(np.sqrt(np.mean(difference**2)))}
 
 
 def profile(end_to_end, helix_fraction, model_energy, reference_energy) -> dict:
@@ -112,7 +172,9 @@ def plot(path, record: dict, model_label: str, reference_label: str) -> None:
     import matplotlib.pyplot as plt
 
     frames = record["per_frame"]
-    figure, axis = plt.subplots(figsize=(6.4, 4.4))
+    split = record.get("terms")
+    figure, axes = plt.subplots(1, 2 if split else 1, figsize=(11.5 if split else 6.4, 4.4), squeeze=False)
+    axis = axes[0, 0]
     points = axis.scatter(frames["end_to_end_A"], frames["error_eV"], c=frames["helix_fraction"], s=10,
                           cmap="viridis", vmin=0, vmax=1)
     for row in record["quarters"]:
@@ -123,10 +185,43 @@ def plot(path, record: dict, model_label: str, reference_label: str) -> None:
     axis.set_xlabel("end-to-end distance (Å)")
     axis.set_ylabel(f"E({model_label}) − E({reference_label}), mean removed (eV)", fontsize=9)
     axis.set_title(f"compact − extended quarter {record['compact_minus_extended_eV']:+.2f} eV", fontsize=10)
-    figure.colorbar(points, label="helix fraction (torsions)")
+    figure.colorbar(points, ax=axis, label="helix fraction (torsions)")
+    if split:
+        _plot_terms(axes[0, 1], record)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def _plot_terms(axis, record: dict) -> None:
+    """Quarter means (± standard error) of the total error and of each term's part against the end-to-end
+    distance: which term tilts compact against extended chains."""
+    middles = [0.5 * sum(row["end_to_end_A"]) for row in record["quarters"]]
+    rows = {"total": record["quarters"], **{name: part["quarters"] for name, part in record["terms"].items()}}
+    for k, (name, quarters) in enumerate(rows.items()):
+        axis.errorbar(middles, [q["mean_error_eV"] for q in quarters], yerr=[q["standard_error_eV"] for q in quarters],
+                      marker="o", capsize=3, color="k" if name == "total" else f"C{k - 1}",
+                      lw=2 if name == "total" else 1.2, label=name)
+    axis.axhline(0.0, color="0.6", lw=0.8)
+    axis.set_xlabel("end-to-end distance (Å), quarter middles")
+    axis.set_ylabel("mean error per quarter, mean removed (eV)", fontsize=9)
+    axis.set_title(f"error by term; charges {1e3 * record['charge_rmse_e']:.1f} me RMSE apart", fontsize=10)
+    axis.legend(fontsize=8)
+
+
+def term_table(record: dict) -> list[str]:
+    """The error split by term, per quarter (eV, mean removed), as a Markdown table with its reading."""
+    terms = record["terms"]
+    lines = ["| end-to-end (Å) | total | " + " | ".join(terms) + " |", "|---|---|" + "---|" * len(terms)]
+    for k, row in enumerate(record["quarters"]):
+        low, high = row["end_to_end_A"]
+        lines.append(f"| {low:.1f}–{high:.1f} | {row['mean_error_eV']:+.3f} | "
+                     + " | ".join(f"{part['quarters'][k]['mean_error_eV']:+.3f}" for part in terms.values()) + " |")
+    lines.append("| compact − extended | " + f"{record['compact_minus_extended_eV']:+.3f} | "
+                 + " | ".join(f"{part['compact_minus_extended_eV']:+.3f}" for part in terms.values()) + " |")
+    lines.append("| per-frame RMS | " + f"{record['error_rms_eV']:.3f} | "
+                 + " | ".join(f"{part['error_rms_eV']:.3f}" for part in terms.values()) + " |")
+    return lines + ["", f"Partial charges: {1e3 * record['charge_rmse_e']:.1f} me RMSE between the two models."]
 
 
 def table(record: dict) -> list[str]:
@@ -148,11 +243,27 @@ def table(record: dict) -> list[str]:
     return lines
 
 
+def sampling_caveat(record: dict) -> str:
+    """Who sampled the frames (``sampled_by``: the study's model, None when unknown) and what that means."""
+    sampler = record.get("sampled_by")
+    if sampler is None or sampler == record["model"]:
+        return "These frames were sampled by the run's model, where its energy is low."
+    if sampler == record["reference"]:
+        return "These frames were sampled by the reference itself, not by the model: a test the model was not chosen for."
+    return f"These frames were sampled by {sampler}, neither of the two models."
+
+
 def markdown(record: dict) -> list[str]:
     lines = [f"## Energy error along the end-to-end distance, against {record['reference']} "
              f"({record['reference_dtype']})", "",
              f"{record['frames']} frames spread over {record['temperature_K']:g} K after the burn-in, single points "
              f"with the run's model ({record['model']}) and the reference. Negative compact − extended: the run's "
-             f"model puts compact chains too low, and its free-energy profile leans towards them. These frames were "
-             f"sampled by the run's model, where its energy is low. [{JSON}]({JSON}), [{PLOT}]({PLOT}).", ""]
-    return lines + table(record) + [""]
+             f"model puts compact chains too low, and its free-energy profile leans towards them. "
+             f"{sampling_caveat(record)} [{JSON}]({JSON}), [{PLOT}]({PLOT}).", ""]
+    lines += table(record) + [""]
+    if record.get("terms"):
+        lines += ["### Which term the error is in", "",
+                  "Both models are SO3LR-type: each one's electrostatic and dispersion energy recomputed from its own "
+                  "charges and Hirshfeld ratios; the differences are those terms' parts of the error, the rest is the "
+                  "local network and ZBL (eV, mean removed).", ""] + term_table(record) + [""]
+    return lines

@@ -145,6 +145,8 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
                 handle.write("\n" + "\n".join(end_states.markdown(record)))
         if profile_frames:
             record = _energy_error_profile(symbols, series[0], data[0], potentials, profile_frames, burn_in, report)
+            if record is not None:
+                record["sampled_by"] = _study_model(run_dir)
             if record is None:
                 lines = [f"Energy-error profile: skipped, {len(series[0].positions)} frames at the lowest temperature "
                          f"({energy_error_profile.MINIMUM_FRAMES} needed after the burn-in).", ""]
@@ -167,6 +169,13 @@ def _run_model(run_dir: Path, model: str | None) -> tuple[str, str | None, float
         raise UserError(f"{run_dir} has no study.json: name the run's model with --model to compare end states")
     settings = StudySettings.load(run_dir)
     return settings.model, settings.dtype, settings.lr_cutoff
+
+
+def _study_model(run_dir: Path) -> str | None:
+    """The model spec that sampled a study (its study.json), None for a run without one."""
+    from ..settings import StudySettings
+
+    return StudySettings.load(run_dir).model if (run_dir / "study.json").exists() else None
 
 
 def _load_pair(run_model, reference, reference_dtype, report) -> dict:
@@ -202,12 +211,13 @@ def _energy_error_profile(symbols, lowest, observed, potentials, count, burn_in,
     chosen = energy_error_profile.spread_frames(len(lowest.positions), burn_in, count)
     positions = np.asarray(lowest.positions)[chosen]
     numbers = _numbers(symbols)
-    energies = {}
+    points = {}
     for key, (label, potential) in potentials.items():
         report(f"energy-error profile: {len(chosen)} frames at {lowest.temperature:g} K with {label} (single points)")
-        energies[key] = energy_error_profile.single_point_energies(potential, numbers, positions)
-    record = energy_error_profile.profile(observed.end_to_end[chosen], observed.helix_torsion[chosen],
-                                          energies["model"], energies["reference"])
+        points[key] = energy_error_profile.single_points(potential, numbers, positions)
+    end_to_end, helix = observed.end_to_end[chosen], observed.helix_torsion[chosen]
+    record = energy_error_profile.profile(end_to_end, helix, points["model"]["energy"], points["reference"]["energy"])
+    record.update(energy_error_profile.term_split(end_to_end, helix, points["model"], points["reference"]) or {})
     record.update({"temperature_K": float(lowest.temperature), "model": potentials["model"][0],
                    "reference": potentials["reference"][0], "reference_dtype": potentials["reference"][1].dtype,
                    "frame_indices": chosen.tolist(), "time_ps": np.asarray(lowest.time)[chosen].round(4).tolist()})
