@@ -15,12 +15,18 @@ page fault per 4 KiB. Measured on the project's 2-core VM (2026-12-04, 8 × 162 
 
 :func:`keep_large_buffers` raises the mmap threshold to 1 GiB and the trim threshold to 2 GiB with
 ``mallopt``: freed scratch stays in the process for the next call (the process keeps its peak memory
-instead of returning it). It is called at run time, never on import: by a ``Potential`` built for a CPU
+instead of returning it). It also sets the top pad to 64 MiB. A thread arena whose heap is partly in use
+serves a block of 48 MiB from a second heap, and glibc deletes a heap as soon as it is wholly free unless
+the top pad says to keep that much (``heap_trim`` compares with the pad, not the trim threshold). Without
+the pad every call created and unmapped that heap again: the i-PI process of the SO3LR study (model
+inside i-PI, 8 calls of 47.7 MiB per step) faulted ~11 000 pages per step, where the same calls from
+Python's main thread faulted none (2026-12-05, ``docs/performance.md``). It is called at run time, never on import: by a ``Potential`` built for a CPU
 (so the i-PI PES, the ASE calculator and library users get it too) and by the command line (for training,
 which builds no ``Potential``).
 
 - ``SO3K_HOST_MEMORY=0`` (or off/false/no) leaves glibc's settings alone.
-- A user who sets ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` keeps them (nothing is changed).
+- A user who sets ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or
+  ``GLIBC_TUNABLES`` keeps them (nothing is changed).
 - Not glibc (macOS, musl): nothing is changed.
 """
 
@@ -33,18 +39,20 @@ import os
 from .compilation_cache import OFF
 
 ENVIRONMENT = "SO3K_HOST_MEMORY"
-USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
+USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES")
 # glibc's mallopt parameter numbers (malloc.h)
 M_TRIM_THRESHOLD = -1
+M_TOP_PAD = -2
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 1 << 30
 TRIM_THRESHOLD_BYTES = 2**31 - 1  # mallopt takes an int
+TOP_PAD_BYTES = 64 << 20  # a thread arena's heap (64 MiB at most) is never deleted once wholly free
 
 _applied: bool | None = None
 
 
 def keep_large_buffers() -> bool:
-    """Raise glibc's mmap and trim thresholds for this process (once); True when they are raised.
+    """Raise glibc's mmap and trim thresholds and its top pad for this process (once); True when they are raised.
 
     Returns False, changing nothing, when SO3K_HOST_MEMORY is off, when the user set glibc's malloc
     variables themselves, or when the C library is not glibc.
@@ -67,5 +75,6 @@ def keep_large_buffers() -> bool:
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     # mallopt returns 1 on success, 0 where this glibc refuses the value
-    _applied = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    _applied = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+                    and mallopt(M_TOP_PAD, TOP_PAD_BYTES))
     return _applied
