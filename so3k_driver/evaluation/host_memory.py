@@ -19,10 +19,12 @@ instead of returning it). It also sets the top pad to 64 MiB. A thread arena who
 serves a block of 48 MiB from a second heap, and glibc deletes a heap as soon as it is wholly free unless
 the top pad says to keep that much (``heap_trim`` compares with the pad, not the trim threshold). Without
 the pad every call created and unmapped that heap again: the i-PI process of the SO3LR study (model
-inside i-PI, 8 calls of 47.7 MiB per step) faulted ~11 000 pages per step, where the same calls from
-Python's main thread faulted none (2026-12-05, ``docs/performance.md``). It is called at run time, never on import: by a ``Potential`` built for a CPU
-(so the i-PI PES, the ASE calculator and library users get it too) and by the command line (for training,
-which builds no ``Potential``).
+inside i-PI, 8 calls of 47.7 MiB per step) faulted ~11 000 pages per step, where the same batch called
+from a plain script faulted ~30 times (2026-12-05, ``docs/performance.md``).
+
+It is called at run time, never on import: by a ``Potential`` built for a CPU (so the i-PI PES, the ASE
+calculator and library users get it too) and by the command line (for training, which builds no
+``Potential``).
 
 - ``SO3K_HOST_MEMORY=0`` (or off/false/no) leaves glibc's settings alone.
 - A user who sets ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or
