@@ -238,25 +238,25 @@ def dispersion_pair_energy(z_first, z_second, h_first, h_second, d, mask, scale:
 
 def gas_phase_long_range_energies(config, numbers, positions, charges, hirshfeld_ratios,
                                   lr_cutoff: float | None, dispersion_damping: float):
-    """SO3LR's two long-range energies of one gas-phase structure, from given per-atom inputs.
+    """SO3LR's two long-range energies of gas-phase structures of one molecule, from given per-atom inputs.
 
-    numbers (N,), positions (N, 3) Å, charges (N,) e, hirshfeld_ratios (N,): every unordered pair once,
-    within lr_cutoff Å (None: all pairs), through the pair functions the model adds to its atom energies.
-    Returns (electrostatic, dispersion) in eV; a term the config lacks is 0. With the model's own charges
-    and ratios these are the model's terms; with another model's, what the terms would be had the model
-    predicted those, so the difference is the energy error that a term's inputs carry.
+    numbers (N,), positions (..., N, 3) Å, charges (..., N) e, hirshfeld_ratios (..., N): every unordered
+    pair once, within lr_cutoff Å (None: all pairs), through the pair functions the model adds to its atom
+    energies. Returns (electrostatic, dispersion), each (...,) in eV; a term the config lacks is 0. With the
+    model's own charges and ratios these are the model's terms; with another model's, what the terms would
+    be had the model predicted those, so the difference is the energy error that a term's inputs carry.
     """
     first, second = np.triu_indices(len(numbers), k=1)
     positions = jnp.asarray(positions)
-    d = jnp.linalg.norm(positions[first] - positions[second], axis=-1)
+    d = jnp.linalg.norm(positions[..., first, :] - positions[..., second, :], axis=-1)
     mask = jnp.ones(d.shape, dtype=bool)
-    electrostatic = dispersion = jnp.zeros((), d.dtype)
+    electrostatic = dispersion = jnp.zeros(d.shape[:-1], d.dtype)
     if config.electrostatics:
         q = jnp.asarray(charges, d.dtype)
-        electrostatic = jnp.sum(electrostatic_pair_energy(q[first], q[second], d, mask, config.electrostatic_sigma,
-                                                          lr_cutoff))
+        electrostatic = jnp.sum(electrostatic_pair_energy(q[..., first], q[..., second], d, mask,
+                                                          config.electrostatic_sigma, lr_cutoff), axis=-1)
     if config.dispersion:
         z, h = jnp.asarray(numbers), jnp.asarray(hirshfeld_ratios, d.dtype)
-        dispersion = jnp.sum(dispersion_pair_energy(z[first], z[second], h[first], h[second], d, mask,
-                                                    config.dispersion_scale, lr_cutoff, dispersion_damping))
+        dispersion = jnp.sum(dispersion_pair_energy(z[first], z[second], h[..., first], h[..., second], d, mask,
+                                                    config.dispersion_scale, lr_cutoff, dispersion_damping), axis=-1)
     return electrostatic, dispersion

@@ -92,17 +92,15 @@ def single_points(potential, numbers, positions) -> dict:
         points["energy"].append(np.asarray(result.energy))
         if not split:
             continue
-        for slot, frame in enumerate(chunk):
-            charges = np.asarray(result.extras["charges"][slot], np.float64)
-            with jax.enable_x64(True):  # scoped: the sums in float64 whatever the model's precision
-                electrostatic, dispersion = gas_phase_long_range_energies(
-                    potential.config, numbers, frame, charges,
-                    np.asarray(result.extras["hirshfeld_ratios"][slot], np.float64),
-                    potential.lr_cutoff, potential.model.dispersion_damping)
-            points["charges"].append(charges)
-            points["electrostatics"].append(float(electrostatic))
-            points["dispersion"].append(float(dispersion))
-    return {key: np.concatenate(values) if key == "energy" else np.asarray(values) for key, values in points.items()}
+        charges = np.asarray(result.extras["charges"], np.float64)
+        with jax.enable_x64(True):  # scoped: the sums in float64 whatever the model's precision
+            electrostatic, dispersion = gas_phase_long_range_energies(
+                potential.config, numbers, chunk, charges, np.asarray(result.extras["hirshfeld_ratios"], np.float64),
+                potential.lr_cutoff, potential.model.dispersion_damping)
+        points["charges"].append(charges)
+        points["electrostatics"].append(np.asarray(electrostatic))
+        points["dispersion"].append(np.asarray(dispersion))
+    return {key: np.concatenate(values) for key, values in points.items()}
 
 
 def term_split(end_to_end, helix_fraction, model_points: dict, reference_points: dict) -> dict | None:

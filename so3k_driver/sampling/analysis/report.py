@@ -145,12 +145,11 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
                 handle.write("\n" + "\n".join(end_states.markdown(record)))
         if profile_frames:
             record = _energy_error_profile(symbols, series[0], data[0], potentials, profile_frames, burn_in, report)
-            if record is not None:
-                record["sampled_by"] = _study_model(run_dir)
             if record is None:
                 lines = [f"Energy-error profile: skipped, {len(series[0].positions)} frames at the lowest temperature "
                          f"({energy_error_profile.MINIMUM_FRAMES} needed after the burn-in).", ""]
             else:
+                record["sampled_by"] = _study_model(run_dir)
                 energy_error_profile.write(out_dir, record)
                 lines = energy_error_profile.markdown(record)
             with summary.open("a") as handle:
