@@ -249,3 +249,13 @@ class StudySettings:
         if not path.is_file():
             raise UserError(f"{folder} is not a study folder: {path} is missing (prepare one with `so3k sample init`)")
         return cls.from_json(path.read_text(), str(path))
+
+    @property
+    def sampling_models(self) -> tuple[str, ...]:
+        """Every model spec that has sampled this study, earliest first (earlier_models, then model)."""
+        return tuple(entry["model"] for entry in self.earlier_models) + (self.model,)
+
+    @classmethod
+    def load_if_present(cls, folder) -> "StudySettings | None":
+        """The settings of a study folder; None for a run folder without study.json (a plain i-PI run)."""
+        return cls.load(folder) if (Path(folder) / SETTINGS_FILE).is_file() else None

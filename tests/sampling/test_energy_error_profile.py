@@ -160,3 +160,6 @@ def test_the_summary_says_who_sampled_the_frames():
     assert "sampled by the run's model" in profile_module.sampling_caveat({**record, "sampled_by": "student.so3k"})
     assert "by the reference itself" in profile_module.sampling_caveat({**record, "sampled_by": "so3lr:/x"})
     assert "sampled by v6.so3k, neither" in profile_module.sampling_caveat({**record, "sampled_by": "v6.so3k"})
+    assert "by the reference itself" in profile_module.sampling_caveat({**record, "sampled_by": ["so3lr:/x"]})
+    changed = profile_module.sampling_caveat({**record, "sampled_by": ["v6.so3k", "so3lr:/x"]})
+    assert "sampled by v6.so3k, then so3lr:/x (the study changed models)" in changed

@@ -44,6 +44,9 @@ def test_a_study_continues_with_another_model_and_records_the_change(tmp_path):
     assert sampling_run.change_model(tmp_path, SO3KRATES_RANDOM).earlier_models == (
         {"model": "ala3-xtb", "until_step": 10},)
     assert StudySettings.load(tmp_path).earlier_models == ({"model": "ala3-xtb", "until_step": 10},)
+    # what `so3k analyze --reference` records as the frames' samplers
+    assert StudySettings.load_if_present(tmp_path).sampling_models == ("ala3-xtb", record["model"])
+    assert StudySettings.load_if_present(tmp_path / "plain_run") is None
 
 
 def test_a_model_that_cannot_be_loaded_is_refused_in_one_line_and_nothing_changes(tmp_path):

@@ -242,13 +242,19 @@ def table(record: dict) -> list[str]:
 
 
 def sampling_caveat(record: dict) -> str:
-    """Who sampled the frames (``sampled_by``: the study's model, None when unknown) and what that means."""
+    """Who sampled the frames and what that means. ``sampled_by``: the model specs that sampled the study,
+    earliest first (a list; a single spec in records written before studies could change models), None when
+    unknown."""
     sampler = record.get("sampled_by")
-    if sampler is None or sampler == record["model"]:
+    samplers = list(dict.fromkeys([sampler] if isinstance(sampler, str) else sampler or []))
+    if not samplers or samplers == [record["model"]]:
         return "These frames were sampled by the run's model, where its energy is low."
-    if sampler == record["reference"]:
+    if samplers == [record["reference"]]:
         return "These frames were sampled by the reference itself, not by the model: a test the model was not chosen for."
-    return f"These frames were sampled by {sampler}, neither of the two models."
+    if len(samplers) == 1:
+        return f"These frames were sampled by {samplers[0]}, neither of the two models."
+    return (f"These frames were sampled by {', then '.join(samplers)} (the study changed models): each part "
+            f"favours the model that sampled it.")
 
 
 def markdown(record: dict) -> list[str]:

@@ -284,11 +284,10 @@ def _reweighted_profile(cvs, title, json_name, out_dir, colvars, columns, temper
 
 def _ps_per_step(run_dir: Path) -> float | None:
     """The study's time step in ps (COLVAR's time column counts MD steps under i-PI), None without study.json."""
-    from ..settings import SETTINGS_FILE, StudySettings
+    from ..settings import StudySettings
 
-    if not (run_dir / SETTINGS_FILE).is_file():
-        return None
-    return StudySettings.load(run_dir).timestep_fs * 1e-3
+    settings = StudySettings.load_if_present(run_dir)
+    return settings.timestep_fs * 1e-3 if settings else None
 
 
 def _basin_history(phi, psi, rbias, times, temperature, burn_in, found, ps_per_step) -> dict | None:

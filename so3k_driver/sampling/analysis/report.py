@@ -23,6 +23,7 @@ from . import (end_states, energy_error_profile, free_energy, ipi_outputs, plume
                reweighted_observables, spectrum, uncertainty)
 from .free_energy_report import free_energy_analysis, free_energy_plot, free_energy_profiles
 from .observables import helix_plot, observables, ramachandran_plot, series_plot
+from ..settings import StudySettings
 from ...errors import UserError
 
 PLOTS = ("end_to_end.png", "radius_of_gyration.png", "helix_fraction.png", "free_energy.png", "ramachandran.png")
@@ -30,24 +31,21 @@ PLOTS = ("end_to_end.png", "radius_of_gyration.png", "helix_fraction.png", "free
 
 def _study_temperatures(run_dir: Path, data) -> list[float]:
     """Temperatures (K) in the order of the COLVAR.T<k> suffixes: study.json's, or the demultiplexed ones."""
-    from ..settings import SETTINGS_FILE, StudySettings
-
-    if (run_dir / SETTINGS_FILE).is_file():
-        return list(StudySettings.load(run_dir).temperatures)
-    return [d.temperature for d in data]
+    settings = StudySettings.load_if_present(run_dir)
+    return list(settings.temperatures) if settings else [d.temperature for d in data]
 
 
 def _exchange_statistics(run_dir: Path, data):
     """(replica_exchange.ExchangeStatistics, ps per MD step or None) of a replica-exchange run, else None.
     The stride comes from study.json or the run's input.xml; steps and time from the first properties file."""
     from ...ipi import ipi_xml
-    from ..settings import SETTINGS_FILE, StudySettings
 
     if len(data) < 2:
         return None
     stride = None
-    if (run_dir / SETTINGS_FILE).is_file():
-        stride = float(StudySettings.load(run_dir).exchange_stride)
+    settings = StudySettings.load_if_present(run_dir)
+    if settings:
+        stride = float(settings.exchange_stride)
     elif (run_dir / "input.xml").is_file():
         stride = ipi_xml.exchange_stride(ipi_xml.load(str(run_dir / "input.xml")).getroot())
     properties = ipi_outputs.read_properties(ipi_outputs.find_systems(run_dir)[0][0])
@@ -149,7 +147,8 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
                 lines = [f"Energy-error profile: skipped, {len(series[0].positions)} frames at the lowest temperature "
                          f"({energy_error_profile.MINIMUM_FRAMES} needed after the burn-in).", ""]
             else:
-                record["sampled_by"] = _study_model(run_dir)
+                settings = StudySettings.load_if_present(run_dir)
+                record["sampled_by"] = list(settings.sampling_models) if settings else None
                 energy_error_profile.write(out_dir, record)
                 lines = energy_error_profile.markdown(record)
             with summary.open("a") as handle:
@@ -160,21 +159,12 @@ def analyze(run_dir: Path, out_dir: Path | None = None,
 def _run_model(run_dir: Path, model: str | None) -> tuple[str, str | None, float | None]:
     """(spec, dtype, lr_cutoff) of the run's model: ``model`` as given (gas phase, all pairs), or the
     study's from its study.json."""
-    from ..settings import StudySettings
-
     if model is not None:
         return model, None, None
-    if not (run_dir / "study.json").exists():
+    settings = StudySettings.load_if_present(run_dir)
+    if settings is None:
         raise UserError(f"{run_dir} has no study.json: name the run's model with --model to compare end states")
-    settings = StudySettings.load(run_dir)
     return settings.model, settings.dtype, settings.lr_cutoff
-
-
-def _study_model(run_dir: Path) -> str | None:
-    """The model spec that sampled a study (its study.json), None for a run without one."""
-    from ..settings import StudySettings
-
-    return StudySettings.load(run_dir).model if (run_dir / "study.json").exists() else None
 
 
 def _load_pair(run_model, reference, reference_dtype, report) -> dict:
