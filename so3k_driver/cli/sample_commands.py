@@ -139,8 +139,10 @@ def run_init(args) -> int:
 def run_run(args) -> int:
     from ..errors import RunFailed
     from ..sampling.run import change_model, planned_run, run_study
+    from ..sampling.study_lock import check_free
 
     settings, restart, step = planned_run(args.folder)
+    check_free(args.folder)  # before the lines below say what this run would do
     if args.model is not None:
         changed = change_model(args.folder, args.model)
         if changed.model != settings.model:

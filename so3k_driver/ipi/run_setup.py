@@ -58,6 +58,9 @@ class RunOptions:
     backend: "socket" (i-PI + driver processes) or "direct" (every <ffsocket> of the input becomes an
     <ffdirect> running the model inside i-PI: no socket, no driver process, so drivers, connections
     and driver restarts do not apply; a model error or a guard (force, bond) stops i-PI and the run fails).
+    inherited_fds: open file descriptors that i-PI and every driver inherit, e.g. a study's lock
+    (sampling/study_lock.py), which then lasts until the last of them exits, even when the process that
+    started them is killed first.
     """
 
     input: str
@@ -85,6 +88,7 @@ class RunOptions:
     auto_resume: int = 0
     keep_checkpoints: int = 3
     backend: str = "socket"
+    inherited_fds: tuple = ()
 
     def __post_init__(self):
         if not self.input or not os.path.isfile(self.input):

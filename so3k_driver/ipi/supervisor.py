@@ -112,7 +112,8 @@ class _Run:
         self.ipi_log_path = os.path.join(self.workdir, "ipi.log")
         self.ipi_log_start = os.path.getsize(self.ipi_log_path) if os.path.exists(self.ipi_log_path) else 0
         self.ipi = subprocess.Popen(self.piece.ipi_command, cwd=self.workdir, stdout=self._log("ipi.log"),
-                                    stderr=subprocess.STDOUT, start_new_session=True, env=self.piece.environment)
+                                    stderr=subprocess.STDOUT, start_new_session=True, env=self.piece.environment,
+                                    pass_fds=self.options.inherited_fds)
         places = [f"{s.name}: {s.mode} {s.unix_path if s.mode != 'inet' else f'{s.address}:{s.port}'}, batch size "
                   f"{s.batch_size}" for s in self.sockets]
         where = "; ".join(places) if places else "model inside i-PI (<ffdirect>)"
@@ -191,7 +192,7 @@ class _Run:
         socket, _ = self.slots[index]
         return subprocess.Popen(command or self.driver_command(socket), cwd=self.workdir,
                                 stdout=self._log(os.path.basename(self.driver_log(index))), stderr=subprocess.STDOUT,
-                                start_new_session=True, env=environment)
+                                start_new_session=True, env=environment, pass_fds=self.options.inherited_fds)
 
     def driver_name(self, index: int) -> str:
         socket, k = self.slots[index]

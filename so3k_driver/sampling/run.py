@@ -28,6 +28,7 @@ from pathlib import Path
 from . import inputs as study_inputs
 from . import plumed_inputs
 from .settings import SETTINGS_FILE, StudySettings, walker_label
+from .study_lock import check_free, exclusive_study
 from ..errors import UserError
 from ..io.model_files import MODEL_ALIASES, absolute_model_spec, model_fingerprint
 from ..ipi import ipi_xml, recovery
@@ -61,6 +62,8 @@ def prepare(folder, settings: StudySettings, force: bool = False) -> Path | None
     if folder.is_dir() and any(folder.iterdir()) and not force:
         raise UserError(f"{folder} is not empty; choose another folder or pass --force (moves it to "
                         f"{folder.name}.bck.N, nothing is deleted)")
+    if folder.is_dir():
+        check_free(folder, "prepare a new study in its place")
     frames = read_structure_frames(settings.structure)
     starts = start_frame_indices(len(frames), settings.systems, settings.structure)
     starting = [frames[i] for i in starts] if starts is not None else [frames[0]]
@@ -155,11 +158,17 @@ def change_model(folder, model: str) -> StudySettings:
     The model is checked against the study's elements before anything changes; study.json then
     records the old model in ``earlier_models`` with the step of the newest restart (from which the
     new model takes over), and the direct backend's PES configuration names the new model. Metadynamics
-    hills deposited so far stay: they are a bias, not a property of the model.
+    hills deposited so far stay: they are a bias, not a property of the model. Refused while the study runs.
     """
+    folder = Path(folder).resolve()
+    StudySettings.load(folder)  # a folder that is not a study is refused before a lock file is put in it
+    with exclusive_study(folder, "change its model"):
+        return _change_model(folder, model)
+
+
+def _change_model(folder: Path, model: str) -> StudySettings:
     from ..ipi.runner import check_model_elements
 
-    folder = Path(folder).resolve()
     settings, _, step = planned_run(folder)
     model = absolute_model_spec(model)
     fingerprint = model_fingerprint(model)
@@ -231,12 +240,20 @@ def run_study(folder, total_steps: int | None = None, quiet: bool = True, auto_r
     a crashed i-PI is resumed from its newest checkpoint without asking; driver_restarts: times a
     crashed driver is started again. To continue with another model, call change_model first.
 
-    Raises UserError when there is nothing left to run or i-PI stopped early, RunFailed when i-PI or
-    a driver failed (the newest restart stays: run again to continue).
+    Raises UserError when there is nothing left to run, i-PI stopped early or another process is running
+    the study (study_lock.py), RunFailed when i-PI or a driver failed (the newest restart stays: run again
+    to continue).
     """
+    folder = Path(folder).resolve()
+    StudySettings.load(folder)  # a folder that is not a study is refused before a lock file is put in it
+    with exclusive_study(folder) as lock:
+        return _run_study(folder, total_steps, quiet, auto_resume, driver_restarts, () if lock is None else (lock,))
+
+
+def _run_study(folder: Path, total_steps: int | None, quiet: bool, auto_resume: int, driver_restarts: int,
+               inherited_fds: tuple) -> StudyRun:
     from ..ipi.runner import RunOptions, run_simulation
 
-    folder = Path(folder).resolve()
     settings, restart, first_step = planned_run(folder)
     settings = _check_model_unchanged(folder, settings)
     total = settings.steps if total_steps is None else total_steps
@@ -258,7 +275,8 @@ def run_study(folder, total_steps: int | None = None, quiet: bool = True, auto_r
         input=str(input_file), model=settings.model if socket else None, workdir=str(folder), steps=total,
         address=f"so3k-{os.getpid()}-{folder.name}"[:60] if socket else None, dtype=settings.dtype,
         timeout_s=NO_PROGRESS_TIMEOUT_S, quiet=quiet, auto_resume=auto_resume,
-        max_driver_restarts=driver_restarts, driver_options={"lr_cutoff": settings.lr_cutoff})
+        max_driver_restarts=driver_restarts, driver_options={"lr_cutoff": settings.lr_cutoff},
+        inherited_fds=inherited_fds)
     result = run_simulation(options, description=describe(settings, folder))
     last = latest_restart(folder)
     last_step = ipi_xml.step(last) if last else first_step

@@ -1,0 +1,122 @@
+"""sampling/study_lock.py: one run at a time per study folder. A second run, a change of model or a new
+study prepared in its place is refused in one line while another process holds the folder, and the lock
+lasts as long as any process of the run (i-PI included) is alive, however the run's own process ends."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from so3k_driver.cli.main import main as so3k
+from so3k_driver.errors import UserError
+from so3k_driver.sampling import plumed_inputs, run as sampling_run, study_lock
+from so3k_driver.sampling.settings import MetadSettings, StudySettings
+
+HOLD = ("import sys, time\nfrom so3k_driver.sampling.study_lock import exclusive_study\n"
+        "with exclusive_study(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(300)\n")
+
+
+def prepare_study(folder: Path, steps: int = 10) -> None:
+    structure = plumed_inputs.bundled_structure("Ac-Ala3-NHMe_ext.xyz")
+    sampling_run.prepare(folder, StudySettings(structure=str(structure), model="ala3-xtb", temperatures=(300.0,),
+                                               steps=steps, output_stride=1, metad=MetadSettings(cv="none"),
+                                               backend="direct"))
+
+
+def processes_holding(path: Path) -> set[int]:
+    """PIDs with ``path`` open (from /proc/PID/fd)."""
+    target, pids = str(path.resolve()), set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) == target for fd in (entry / "fd").iterdir()):
+                pids.add(int(entry.name))
+        except OSError:  # gone, or not ours
+            continue
+    return pids
+
+
+def processes_in(folder: Path) -> set[int]:
+    """PIDs whose working directory is ``folder`` (i-PI runs in the study folder)."""
+    target, pids = str(folder.resolve()), set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.readlink(entry / "cwd") == target:
+                pids.add(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def snapshot(folder: Path) -> dict:
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()
+            if p.name != study_lock.LOCK_FILE}
+
+
+def test_while_a_study_is_held_every_writer_is_refused_in_one_line_and_nothing_changes(tmp_path, capsys):
+    study = tmp_path / "study"
+    prepare_study(study)
+    before = snapshot(study)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(study)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert study_lock.holder(study).startswith(f"process {holder.pid} (and its i-PI) on ")
+        for command in (["sample", "run", str(study)], ["sample", "run", str(study), "--model", "ala3-xtb"]):
+            assert so3k(command) == 2
+            error = capsys.readouterr().err.strip().splitlines()
+            assert len(error) == 1 and f"is being run by process {holder.pid}" in error[0]
+        with pytest.raises(UserError, match="before you change its model"):
+            sampling_run.change_model(study, "ala3-xtb")
+        with pytest.raises(UserError, match="before you prepare a new study in its place"):
+            sampling_run.prepare(study, StudySettings.load(study), force=True)
+        assert snapshot(study) == before and not list(tmp_path.glob("study.bck.*"))  # nothing moved or written
+    finally:
+        holder.kill()
+        holder.wait()
+    # the kernel dropped the killed holder's lock: no stale lock, the study runs
+    assert study_lock.holder(study) is None
+    assert sampling_run.run_study(study).last_step == 10
+    assert study_lock.holder(study) is None and (study / study_lock.LOCK_FILE).read_text() == ""
+
+
+def test_the_lock_outlives_a_killed_run_for_as_long_as_its_ipi_runs(tmp_path):
+    study = tmp_path / "study"
+    prepare_study(study, steps=1_000_000)
+    lock = study / study_lock.LOCK_FILE
+    run = subprocess.Popen([sys.executable, "-m", "so3k_driver.cli.main", "sample", "run", str(study), "--quiet"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (processes_holding(lock) - {run.pid}) if lock.exists() else True:
+            assert run.poll() is None and time.monotonic() < deadline, "i-PI never started with the lock"
+            time.sleep(0.2)
+        ipi = processes_holding(lock) - {run.pid}
+        run.kill()  # no clean-up: the i-PI it started runs on, orphaned
+        run.wait()
+        assert all(Path(f"/proc/{pid}").exists() for pid in ipi)
+        assert study_lock.holder(study).startswith(f"process {run.pid} (and its i-PI)")
+        with pytest.raises(UserError, match="is being run by"):
+            sampling_run.run_study(study)
+    finally:
+        run.kill()
+        for pid in processes_holding(lock) | processes_in(study):  # an orphaned i-PI with or without the lock
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while processes_holding(lock) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert study_lock.holder(study) is None
+
+
+def test_a_file_system_without_flock_runs_unlocked(tmp_path, monkeypatch):
+    def no_flock(handle, operation):
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(study_lock.fcntl, "flock", no_flock)
+    with study_lock.exclusive_study(tmp_path) as descriptor:
+        assert descriptor is None
+        assert study_lock.holder(tmp_path) is None
