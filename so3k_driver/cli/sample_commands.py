@@ -95,6 +95,16 @@ def add_parser(subparsers) -> None:
                      help="when i-PI itself crashes, resume from the newest checkpoint, at most N times (default 0)")
     run.set_defaults(func=run_run)
 
+    status = commands.add_parser(
+        "status", help="where a study stands: running or not, step, ps, speed, time left, CV ranges",
+        description="Read a study folder without changing it (safe while it runs): whether a run holds it, the "
+                    "step and ps per system reached, the newest restart, the speed of the running and the last "
+                    "finished piece (ps per hour per system) and the time left at it, and per temperature the "
+                    "COLVAR's last value and range over the run.")
+    status.add_argument("folder", metavar="DIR", help="a folder prepared by 'so3k sample init'")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(func=run_status)
+
 
 def study_settings(args):
     """StudySettings from the 'so3k sample init' flags."""
@@ -164,4 +174,14 @@ def run_run(args) -> int:
     steps = piece.last_step - piece.first_step
     print(f"{args.folder}: steps {piece.first_step} → {piece.last_step} of {piece.total_steps} in {piece.wall_s:.0f} s "
           f"({piece.wall_s / max(steps, 1):.3f} s/step); analyse with: so3k analyze {folder}")
+    return 0
+
+
+def run_status(args) -> int:
+    import json
+
+    from ..sampling.status import status_lines, study_status
+
+    record = study_status(args.folder)
+    print(json.dumps(record, indent=1, ensure_ascii=False) if args.json else "\n".join(status_lines(record)))
     return 0

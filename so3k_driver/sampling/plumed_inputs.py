@@ -28,6 +28,17 @@ WALKER_HILLS = "HILLS"  # the FILE= of every walker; PLUMED writes walker k's hi
 HELIX_HBOND_SWITCH = f"{{RATIONAL R_0={HELIX_HBOND_CUTOFF_A} NN=6 MM=12}}"
 # The ideal α-helix's backbone torsions (rad): φ = -57°, ψ = -47°, the references of the helix-torsions CV
 ALPHA_PHI_RAD, ALPHA_PSI_RAD = -0.995, -0.820
+# What the COLVAR columns these inputs print mean, with their units ("" for a count); phi<k>/psi<k> are rad
+COLVAR_COLUMNS = {"e2e": ("end-to-end distance", "Å"), "rg": ("radius of gyration", "Å"),
+                  "ab": ("helix-torsion CV (ALPHABETA)", ""), "hb": ("helical i→i+4 H-bonds", ""),
+                  "metad.bias": ("metadynamics bias", "kJ/mol"), "metad.rbias": ("reweighting bias", "kJ/mol")}
+
+
+def colvar_unit(name: str) -> str:
+    """The unit of a COLVAR column these inputs print ("" for a count or an unknown column)."""
+    if name[:3] in ("phi", "psi") and name[3:].isdigit():
+        return "rad"
+    return COLVAR_COLUMNS.get(name, ("", ""))[1]
 
 
 def _atoms(indices) -> str:

@@ -23,10 +23,11 @@ import math
 import os
 import shlex
 import shutil
+import time
 from pathlib import Path
 
 from . import inputs as study_inputs
-from . import plumed_inputs
+from . import pieces, plumed_inputs
 from .settings import SETTINGS_FILE, StudySettings, walker_label
 from .study_lock import check_free, exclusive_study
 from ..errors import UserError
@@ -277,9 +278,15 @@ def _run_study(folder: Path, total_steps: int | None, quiet: bool, auto_resume: 
         timeout_s=NO_PROGRESS_TIMEOUT_S, quiet=quiet, auto_resume=auto_resume,
         max_driver_restarts=driver_restarts, driver_options={"lr_cutoff": settings.lr_cutoff},
         inherited_fds=inherited_fds)
-    result = run_simulation(options, description=describe(settings, folder))
-    last = latest_restart(folder)
-    last_step = ipi_xml.step(last) if last else first_step
+    pieces.record_start(folder, first_step, total, settings.model)
+    started, outcome = time.monotonic(), "failed"
+    try:
+        result = run_simulation(options, description=describe(settings, folder))
+        outcome = "interrupted" if result.interrupted else "finished"
+    finally:
+        last = latest_restart(folder)
+        last_step = ipi_xml.step(last) if last else first_step
+        pieces.record_end(folder, first_step, last_step, time.monotonic() - started, outcome)
     if not result.interrupted:
         check_finished(folder, total)
     return StudyRun(folder, first_step, last_step, total, result.interrupted, result.wall_s, restart)

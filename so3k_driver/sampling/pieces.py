@@ -1,0 +1,69 @@
+"""The history of a study's pieces: DIR/pieces.jsonl, one JSON line when a piece starts and one when it ends.
+
+A study runs in pieces (a batch job's time limit, Ctrl-C, a crash). Each ``so3k sample run`` appends
+``{"event": "start", ...}`` before i-PI starts and ``{"event": "end", ...}`` when it stops, so the file
+says who ran which steps when, with which model, and how fast: a start without its end is a piece
+that was killed. Times are UTC (ISO 8601) and Unix seconds, wall times in s, steps are MD steps.
+``so3k sample status`` reads it; nothing depends on it to run (a study from before it existed has none).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+PIECES_FILE = "pieces.jsonl"
+
+
+def _now() -> dict:
+    now = time.time()
+    return {"utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "unix_s": round(now, 3)}
+
+
+def _append(folder, record: dict) -> None:
+    with open(Path(folder) / PIECES_FILE, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def record_start(folder, first_step: int, total_steps: int, model: str) -> None:
+    """A piece begins at first_step (the restart it continues from; 0 for a new study) towards total_steps."""
+    _append(folder, {"event": "start", **_now(), "pid": os.getpid(), "host": socket.gethostname(),
+                     "first_step": int(first_step), "total_steps": int(total_steps), "model": model})
+
+
+OUTCOMES = ("finished", "interrupted", "failed")  # all steps asked for; stopped (Ctrl-C, SIGTERM); i-PI or a driver failed
+
+
+def record_end(folder, first_step: int, last_step: int, wall_s: float, outcome: str) -> None:
+    """The piece that began at first_step stopped at last_step (its newest restart) after wall_s seconds;
+    outcome is one of OUTCOMES."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
+    _append(folder, {"event": "end", **_now(), "pid": os.getpid(), "first_step": int(first_step),
+                     "last_step": int(last_step), "wall_s": round(float(wall_s), 1), "outcome": outcome})
+
+
+def read_pieces(folder) -> list[dict]:
+    """The pieces of a study, oldest first: each a start record with its end record under "end" (None for
+    a piece still running, or one that was killed). A line cut by a kill is skipped."""
+    path = Path(folder) / PIECES_FILE
+    if not path.is_file():
+        return []
+    pieces = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("event") == "start":
+            pieces.append({**record, "end": None})
+        elif record.get("event") == "end" and pieces and pieces[-1]["end"] is None \
+                and pieces[-1].get("pid") == record.get("pid"):
+            pieces[-1]["end"] = record
+    return pieces
+
+
+__all__ = ["OUTCOMES", "PIECES_FILE", "record_start", "record_end", "read_pieces"]

@@ -1,0 +1,170 @@
+"""Where a study stands, read from its folder without changing anything: ``so3k sample status DIR``.
+
+Whether a run holds the folder now (study_lock.py), the step reached and the simulated time per system,
+the newest restart a resumed run would continue from, the speed in ps per hour per system (of the
+running piece, startup included, and of the last finished one, from pieces.jsonl) with the time left at
+that speed, and per temperature (or walker) the COLVAR's last value and its range over the run: for a
+folding study, how close to the helix it has come. Safe to call while the study runs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import pieces as study_pieces
+from .analysis import plumed_files
+from .plumed_inputs import COLVAR_COLUMNS, colvar_unit
+from .run import describe, latest_restart
+from .settings import StudySettings
+from .study_lock import holder
+from ..ipi import ipi_xml
+from ..ipi.properties import read_last_record
+
+# A running piece's speed counts once it has run this long: before, model compilation dominates it
+RUNNING_SPEED_AFTER_S = 600.0
+HIDDEN_COLUMNS = ("time", "metad.rbias")  # the step, and the reweighting bias (an analysis quantity)
+
+
+def study_status(folder) -> dict:
+    """The status record of a study folder (JSON-serialisable; units in the key names: ps, s, K)."""
+    folder = Path(folder)
+    settings = StudySettings.load(folder)
+    dt_ps = settings.timestep_fs * 1e-3
+    restart = latest_restart(folder)
+    restart_step = ipi_xml.step(restart) if restart else 0
+    step = max(restart_step, _written_step(folder))
+    running_by = holder(folder)
+    history = study_pieces.read_pieces(folder)
+    now = time.time()
+    record = {
+        "folder": str(folder), "run": describe(settings, folder), "model": settings.model, "dtype": settings.dtype,
+        "backend": settings.backend, "timestep_fs": settings.timestep_fs, "running_by": running_by,
+        "step": step, "total_steps": settings.steps, "ps_per_system": step * dt_ps,
+        "total_ps_per_system": settings.steps * dt_ps,
+        "restart": restart.name if restart else None, "restart_step": restart_step,
+        "pieces": len(history),
+        "pieces_killed": sum(p["end"] is None for p in history[:-1]) + int(bool(history) and history[-1]["end"] is None
+                                                                           and running_by is None),
+        "wall_s": sum(p["end"]["wall_s"] for p in history if p["end"]),
+    }
+    current = history[-1] if history and history[-1]["end"] is None and running_by is not None else None
+    if current is not None:
+        elapsed = now - current["unix_s"]
+        record["wall_s"] += elapsed
+        record["running_piece"] = {"started_utc": current["utc"], "first_step": current["first_step"],
+                                   "elapsed_s": elapsed,
+                                   "ps_per_hour": _rate(step - current["first_step"], dt_ps, elapsed)}
+    finished = [p for p in history if p["end"] and p["end"]["last_step"] > p["end"]["first_step"]]
+    if finished:
+        end = finished[-1]["end"]
+        record["last_finished_piece"] = {"first_step": end["first_step"], "last_step": end["last_step"],
+                                         "wall_s": end["wall_s"], "ended_utc": end["utc"],
+                                         "ps_per_hour": _rate(end["last_step"] - end["first_step"], dt_ps,
+                                                              end["wall_s"])}
+    speed = _best_speed(record)
+    if speed:
+        record["hours_left"] = (settings.steps - step) * dt_ps / speed
+    record["colvar"] = _colvar_ranges(folder, settings)
+    return record
+
+
+def _written_step(folder: Path) -> int:
+    """The newest step in the first system's properties file (0 before any)."""
+    files = sorted(folder.glob("*.out"))
+    last = read_last_record(files[0]) if files else None
+    return int(last["step"]) if last and "step" in last else 0
+
+
+def _rate(steps: int, dt_ps: float, wall_s: float) -> float | None:
+    """ps per hour per system."""
+    return steps * dt_ps / wall_s * 3600.0 if wall_s > 0 and steps > 0 else None
+
+
+def _best_speed(record: dict) -> float | None:
+    """ps/h to plan with: the running piece's once it is past its startup, else the last finished piece's."""
+    running = record.get("running_piece")
+    if running and running["ps_per_hour"] and running["elapsed_s"] >= RUNNING_SPEED_AFTER_S:
+        return running["ps_per_hour"]
+    finished = record.get("last_finished_piece")
+    return finished["ps_per_hour"] if finished else None
+
+
+def _colvar_ranges(folder: Path, settings: StudySettings) -> list[dict]:
+    """Per COLVAR file: its label, temperature (K), last step, and per column the last value, min and max."""
+    rows = []
+    for k, path in enumerate(plumed_files.temperature_files(folder, "COLVAR")):
+        try:
+            columns = plumed_files.read_plumed(path)
+        except ValueError:  # no FIELDS header yet
+            columns = {}
+        if not columns or not len(columns.get("time", ())):
+            continue
+        label = path.suffix[1:] if path.suffix[1:2] in ("T", "W") else ""
+        replica = label.startswith("T") and label[1:].isdigit() and int(label[1:]) < len(settings.temperatures)
+        rows.append({"file": path.name, "label": label or path.name,
+                     "temperature_K": settings.temperatures[int(label[1:])] if replica else settings.temperatures[0],
+                     "step": int(columns["time"][-1]),
+                     "columns": {name: {"last": float(values[-1]), "min": float(np.min(values)),
+                                        "max": float(np.max(values)), "unit": colvar_unit(name)}
+                                 for name, values in columns.items() if name not in HIDDEN_COLUMNS}})
+    return rows
+
+
+def _hours(hours: float) -> str:
+    return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h"
+
+
+def status_lines(record: dict) -> list[str]:
+    """The status record as the lines ``so3k sample status`` prints."""
+    model = record["model"] + (f" ({record['dtype']})" if record["dtype"] else "")
+    lines = [f"{record['folder']}: {record['run']}, {model}, {record['backend']} backend",
+             f"running: {record['running_by']}" if record["running_by"] else "not running"]
+    fraction = record["step"] / record["total_steps"] if record["total_steps"] else 0.0
+    lines.append(f"step {record['step']:,} of {record['total_steps']:,} ({100 * fraction:.1f} %): "
+                 f"{record['ps_per_system']:.2f} of {record['total_ps_per_system']:.2f} ps per system, "
+                 f"{record['timestep_fs']:g} fs steps; "
+                 + (f"newest restart: step {record['restart_step']:,} ({record['restart']})" if record["restart"]
+                    else "no restart yet"))
+    speeds = []
+    running = record.get("running_piece")
+    if running:
+        rate = f"{running['ps_per_hour']:.1f} ps/h per system" if running["ps_per_hour"] else "no step yet"
+        speeds.append(f"this piece {rate} since {running['started_utc']} (step {running['first_step']:,}, "
+                      f"startup included)")
+    finished = record.get("last_finished_piece")
+    if finished:
+        speeds.append(f"last finished piece {finished['ps_per_hour']:.1f} ps/h (steps {finished['first_step']:,} → "
+                      f"{finished['last_step']:,} in {_hours(finished['wall_s'] / 3600)}, ended {finished['ended_utc']})")
+    if speeds:
+        lines.append("speed: " + "; ".join(speeds))
+    if "hours_left" in record:
+        lines.append(f"left: {record['total_steps'] - record['step']:,} steps, ~{_hours(record['hours_left'])} "
+                     "at that speed")
+    if record["pieces"]:
+        killed = f" ({record['pieces_killed']} ended without a record: killed)" if record["pieces_killed"] else ""
+        lines.append(f"pieces: {record['pieces']}{killed}, {_hours(record['wall_s'] / 3600)} of wall time "
+                     f"(pieces.jsonl)")
+    if record["colvar"]:
+        names = list(record["colvar"][0]["columns"])
+        legend = [f"{n}: {COLVAR_COLUMNS[n][0]}" for n in names if n in COLVAR_COLUMNS]
+        lines += ["", "COLVAR: last value (min–max over the run)" + (f"; {', '.join(legend)}" if legend else "")]
+        table = [["", "T (K)", "step"] + [_heading(n, record["colvar"][0]["columns"][n]["unit"]) for n in names]]
+        for row in record["colvar"]:
+            cells = [row["label"], f"{row['temperature_K']:g}", f"{row['step']:,}"]
+            for name in names:
+                value = row["columns"].get(name)
+                cells.append(f"{value['last']:.2f} ({value['min']:.2f}–{value['max']:.2f})" if value else "–")
+            table.append(cells)
+        widths = [max(len(r[c]) for r in table) for c in range(len(table[0]))]
+        lines += ["  " + "  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in table]
+    return lines
+
+
+def _heading(name: str, unit: str) -> str:
+    return f"{name} ({unit})" if unit else name
+
+
+__all__ = ["study_status", "status_lines"]

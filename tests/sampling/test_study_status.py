@@ -1,0 +1,96 @@
+"""sampling/pieces.py and sampling/status.py (``so3k sample status``): every piece of a study is recorded
+when it starts and when it ends, and the status says where the study stands without changing it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from so3k_driver.cli.main import main as so3k
+from so3k_driver.sampling import pieces, plumed_inputs, run as sampling_run, status as study_status
+from so3k_driver.sampling.analysis import plumed_files
+from so3k_driver.sampling.settings import MetadSettings, StudySettings
+
+HOLD = ("import sys, time\nfrom so3k_driver.sampling.study_lock import exclusive_study\n"
+        "with exclusive_study(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(300)\n")
+
+
+@pytest.fixture(scope="module")
+def remd_study(tmp_path_factory):
+    """Ac-Ala3-NHMe, 2 replicas at 300 and 400 K with backbone metadynamics, run in two pieces (12 + 12 steps)."""
+    pytest.importorskip("plumed")
+    folder = tmp_path_factory.mktemp("status") / "study"
+    structure = plumed_inputs.bundled_structure("Ac-Ala3-NHMe_ext.xyz")
+    sampling_run.prepare(folder, StudySettings(
+        structure=str(structure), model="ala3-xtb", temperatures=(300.0, 400.0), steps=12, timestep_fs=1.0,
+        output_stride=4, exchange_stride=4, metad=MetadSettings(cv="backbone", pace=4, colvar_stride=4),
+        backend="direct"))
+    sampling_run.run_study(folder)
+    sampling_run.run_study(folder, total_steps=24)
+    return folder
+
+
+def test_each_piece_is_recorded_when_it_starts_and_when_it_ends(remd_study):
+    history = pieces.read_pieces(remd_study)
+    assert [(p["first_step"], p["total_steps"]) for p in history] == [(0, 12), (12, 24)]
+    assert [(p["end"]["first_step"], p["end"]["last_step"], p["end"]["outcome"]) for p in history] == [
+        (0, 12, "finished"), (12, 24, "finished")]
+    assert all(p["model"] == "ala3-xtb" and p["end"]["wall_s"] > 0 for p in history)
+    assert history[0]["end"]["unix_s"] <= history[1]["unix_s"]
+
+
+def test_status_reports_steps_speed_and_the_cv_ranges_per_temperature(remd_study):
+    record = study_status.study_status(remd_study)
+    assert record["running_by"] is None
+    assert (record["step"], record["total_steps"], record["restart_step"]) == (24, 24, 24)
+    assert record["ps_per_system"] == pytest.approx(0.024)  # 24 steps of 1 fs
+    assert (record["pieces"], record["pieces_killed"]) == (2, 0)
+    finished = record["last_finished_piece"]
+    assert (finished["first_step"], finished["last_step"]) == (12, 24)
+    assert finished["ps_per_hour"] == pytest.approx(0.012 / finished["wall_s"] * 3600)
+    assert record["hours_left"] == 0.0
+    assert [(row["label"], row["temperature_K"]) for row in record["colvar"]] == [("T0", 300.0), ("T1", 400.0)]
+    for row, path in zip(record["colvar"], plumed_files.temperature_files(remd_study, "COLVAR")):
+        columns = plumed_files.read_plumed(path)
+        assert row["step"] == int(columns["time"][-1])
+        psi2 = row["columns"]["psi2"]
+        assert (psi2["last"], psi2["min"], psi2["max"], psi2["unit"]) == (
+            columns["psi2"][-1], columns["psi2"].min(), columns["psi2"].max(), "rad")
+        assert row["columns"]["metad.bias"]["unit"] == "kJ/mol" and "metad.rbias" not in row["columns"]
+    text = "\n".join(study_status.status_lines(record))
+    assert "not running" in text and "step 24 of 24 (100.0 %): 0.02 of 0.02 ps per system" in text
+    assert "last finished piece" in text and "metad.bias (kJ/mol)" in text and "psi2 (rad)" in text
+
+
+def test_status_of_a_running_and_of_a_killed_piece(remd_study, tmp_path):
+    import shutil
+
+    study = tmp_path / "copy"
+    shutil.copytree(remd_study, study)
+    pieces.record_start(study, 24, 100, "ala3-xtb")  # a piece that never recorded its end
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(study)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        record = study_status.study_status(study)
+        assert record["running_by"].startswith(f"process {holder.pid}")
+        assert record["running_piece"]["first_step"] == 24 and record["running_piece"]["ps_per_hour"] is None
+        assert record["pieces_killed"] == 0
+        assert f"running: process {holder.pid}" in "\n".join(study_status.status_lines(record))
+    finally:
+        holder.kill()
+        holder.wait()
+    record = study_status.study_status(study)  # its process is gone: that piece was killed
+    assert record["running_by"] is None and "running_piece" not in record
+    assert (record["pieces"], record["pieces_killed"]) == (3, 1)
+    assert "(1 ended without a record: killed)" in "\n".join(study_status.status_lines(record))
+
+
+def test_so3k_sample_status_prints_text_or_json_and_refuses_a_non_study_in_one_line(remd_study, tmp_path, capsys):
+    assert so3k(["sample", "status", str(remd_study)]) == 0
+    assert "REMD+METAD 2 × 42 atoms" in capsys.readouterr().out
+    assert so3k(["sample", "status", str(remd_study), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 24
+    assert so3k(["sample", "status", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "is not a study folder" in error[0]
