@@ -120,3 +120,37 @@ def test_a_file_system_without_flock_runs_unlocked(tmp_path, monkeypatch):
     with study_lock.exclusive_study(tmp_path) as descriptor:
         assert descriptor is None
         assert study_lock.holder(tmp_path) is None
+
+
+def test_a_batch_systems_sigterm_ends_the_piece_cleanly_and_the_next_piece_continues(tmp_path):
+    """What a job's time limit does (timeout -s TERM, or SLURM's SIGTERM before its SIGKILL): i-PI writes
+    RESTART, the piece is logged as interrupted, the lock is gone with nothing left running, and the next
+    piece continues from that step with every step written once."""
+    from so3k_driver.ipi.properties import read_last_record, read_properties
+    from so3k_driver.sampling import pieces
+
+    study = tmp_path / "study"
+    prepare_study(study, steps=100_000)
+    run = subprocess.Popen([sys.executable, "-m", "so3k_driver.cli.main", "sample", "run", str(study), "--quiet"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not ((study / "sim.out").exists() and (read_last_record(study / "sim.out") or {}).get("step", 0) >= 20):
+            assert run.poll() is None and time.monotonic() < deadline, "no MD steps"
+            time.sleep(0.2)
+        run.send_signal(signal.SIGTERM)
+        _, stderr = run.communicate(timeout=120)
+    finally:
+        run.kill()
+        for pid in processes_in(study):
+            os.kill(pid, signal.SIGKILL)
+    assert run.returncode == 130, stderr[-2000:]
+    stopped = pieces.read_pieces(study)[-1]["end"]
+    assert stopped["outcome"] == "interrupted" and stopped["last_step"] >= 20
+    assert f"stopped at step {stopped['last_step']} of 100000; continue with: so3k sample run" in stderr
+    assert (study / "RESTART").is_file() and study_lock.holder(study) is None and not processes_in(study)
+
+    piece = sampling_run.run_study(study, total_steps=stopped["last_step"] + 5)
+    assert (piece.first_step, piece.last_step) == (stopped["last_step"], stopped["last_step"] + 5)
+    steps = read_properties(study / "sim.out")["step"].astype(int).tolist()
+    assert steps == list(range(stopped["last_step"] + 6))
