@@ -1,7 +1,10 @@
 """Shared fixtures. Reference data lives in ../shared (read-only, beside the repository)."""
 
+import contextlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -99,3 +102,18 @@ def tiny_model_config():
 
     return ModelConfig(num_layers=1, num_features=16, num_heads=2, degrees=(1, 2), energy_regression_dim=16,
                        num_radial=8, species=(1, 6, 7, 8))
+
+
+@contextlib.contextmanager
+def study_held_elsewhere(folder):
+    """Another process holds the study folder's lock (sampling/study_lock.py) for the block; yields it."""
+    code = ("import sys, time\nfrom so3k_driver.sampling.study_lock import exclusive_study\n"
+            "with exclusive_study(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(300)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import study_held_elsewhere
 from so3k_driver.cli.main import main as so3k
 from so3k_driver.errors import UserError
 from so3k_driver.sampling import plumed_inputs, run as sampling_run, study_lock
 from so3k_driver.sampling.settings import MetadSettings, StudySettings
 
-HOLD = ("import sys, time\nfrom so3k_driver.sampling.study_lock import exclusive_study\n"
-        "with exclusive_study(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(300)\n")
 
 
 def prepare_study(folder: Path, steps: int = 10) -> None:
@@ -62,9 +61,7 @@ def test_while_a_study_is_held_every_writer_is_refused_in_one_line_and_nothing_c
     study = tmp_path / "study"
     prepare_study(study)
     before = snapshot(study)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(study)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with study_held_elsewhere(study) as holder:
         assert study_lock.holder(study).startswith(f"process {holder.pid} (and its i-PI) on ")
         for command in (["sample", "run", str(study)], ["sample", "run", str(study), "--model", "ala3-xtb"]):
             assert so3k(command) == 2
@@ -75,9 +72,6 @@ def test_while_a_study_is_held_every_writer_is_refused_in_one_line_and_nothing_c
         with pytest.raises(UserError, match="before you prepare a new study in its place"):
             sampling_run.prepare(study, StudySettings.load(study), force=True)
         assert snapshot(study) == before and not list(tmp_path.glob("study.bck.*"))  # nothing moved or written
-    finally:
-        holder.kill()
-        holder.wait()
     # the kernel dropped the killed holder's lock: no stale lock, the study runs
     assert study_lock.holder(study) is None
     assert sampling_run.run_study(study).last_step == 10

@@ -2,18 +2,15 @@
 when it starts and when it ends, and the status says where the study stands without changing it."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
+from conftest import study_held_elsewhere
 from so3k_driver.cli.main import main as so3k
 from so3k_driver.sampling import pieces, plumed_inputs, run as sampling_run, status as study_status
 from so3k_driver.sampling.analysis import plumed_files
 from so3k_driver.sampling.settings import MetadSettings, StudySettings
 
-HOLD = ("import sys, time\nfrom so3k_driver.sampling.study_lock import exclusive_study\n"
-        "with exclusive_study(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(300)\n")
 
 
 @pytest.fixture(scope="module")
@@ -69,17 +66,12 @@ def test_status_of_a_running_and_of_a_killed_piece(remd_study, tmp_path):
     study = tmp_path / "copy"
     shutil.copytree(remd_study, study)
     pieces.record_start(study, 24, 100, "ala3-xtb")  # a piece that never recorded its end
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(study)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with study_held_elsewhere(study) as holder:
         record = study_status.study_status(study)
         assert record["running_by"].startswith(f"process {holder.pid}")
         assert record["running_piece"]["first_step"] == 24 and record["running_piece"]["ps_per_hour"] is None
         assert record["pieces_killed"] == 0
         assert f"running: process {holder.pid}" in "\n".join(study_status.status_lines(record))
-    finally:
-        holder.kill()
-        holder.wait()
     record = study_status.study_status(study)  # its process is gone: that piece was killed
     assert record["running_by"] is None and "running_piece" not in record
     assert (record["pieces"], record["pieces_killed"]) == (3, 1)
