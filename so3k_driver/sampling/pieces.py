@@ -66,4 +66,25 @@ def read_pieces(folder) -> list[dict]:
     return pieces
 
 
-__all__ = ["OUTCOMES", "PIECES_FILE", "record_start", "record_end", "read_pieces"]
+def ps_per_hour(steps: int, timestep_fs: float, wall_s: float) -> float | None:
+    """Simulated ps per hour of wall time per system; None without steps or time."""
+    return steps * timestep_fs * 1e-3 / wall_s * 3600.0 if wall_s > 0 and steps > 0 else None
+
+
+def history_summary(history: list[dict], timestep_fs: float, running: bool = False) -> dict | None:
+    """What the logged pieces add up to: their count, how many were killed (a start without an end; the last
+    one not, while ``running``), the steps and wall time (s) of the pieces that ended, and from those the
+    mean ps per hour per system; first_step: where the first logged piece began (a study begun before this
+    log has unlogged steps before it). None without a logged piece."""
+    if not history:
+        return None
+    ended = [p["end"] for p in history if p["end"]]
+    open_pieces = sum(p["end"] is None for p in history)
+    steps = sum(e["last_step"] - e["first_step"] for e in ended)
+    wall_s = sum(e["wall_s"] for e in ended)
+    return {"pieces": len(history), "first_step": history[0]["first_step"], "killed": open_pieces - int(running and history[-1]["end"] is None),
+            "ended_steps": steps, "ended_wall_s": wall_s,
+            "ps_per_hour": ps_per_hour(steps, timestep_fs, wall_s)}
+
+
+__all__ = ["OUTCOMES", "history_summary", "ps_per_hour", "PIECES_FILE", "record_start", "record_end", "read_pieces"]

@@ -45,25 +45,25 @@ def study_status(folder) -> dict:
         "step": step, "total_steps": settings.steps, "ps_per_system": step * dt_ps,
         "total_ps_per_system": settings.steps * dt_ps,
         "restart": restart.name if restart else None, "restart_step": restart_step,
-        "pieces": len(history),
-        "pieces_killed": sum(p["end"] is None for p in history[:-1]) + int(bool(history) and history[-1]["end"] is None
-                                                                           and running_by is None),
-        "wall_s": sum(p["end"]["wall_s"] for p in history if p["end"]),
     }
+    logged = study_pieces.history_summary(history, settings.timestep_fs, running=running_by is not None)
+    record.update(pieces=logged["pieces"] if logged else 0, pieces_killed=logged["killed"] if logged else 0,
+                  wall_s=logged["ended_wall_s"] if logged else 0.0)
     current = history[-1] if history and history[-1]["end"] is None and running_by is not None else None
     if current is not None:
         elapsed = now - current["unix_s"]
         record["wall_s"] += elapsed
         record["running_piece"] = {"started_utc": current["utc"], "first_step": current["first_step"],
                                    "elapsed_s": elapsed,
-                                   "ps_per_hour": _rate(step - current["first_step"], dt_ps, elapsed)}
+                                   "ps_per_hour": study_pieces.ps_per_hour(step - current["first_step"],
+                                                                           settings.timestep_fs, elapsed)}
     finished = [p for p in history if p["end"] and p["end"]["last_step"] > p["end"]["first_step"]]
     if finished:
         end = finished[-1]["end"]
         record["last_finished_piece"] = {"first_step": end["first_step"], "last_step": end["last_step"],
                                          "wall_s": end["wall_s"], "ended_utc": end["utc"],
-                                         "ps_per_hour": _rate(end["last_step"] - end["first_step"], dt_ps,
-                                                              end["wall_s"])}
+                                         "ps_per_hour": study_pieces.ps_per_hour(
+                                             end["last_step"] - end["first_step"], settings.timestep_fs, end["wall_s"])}
     speed = _best_speed(record)
     if speed:
         record["hours_left"] = (settings.steps - step) * dt_ps / speed
@@ -76,11 +76,6 @@ def _written_step(folder: Path) -> int:
     files = sorted(folder.glob("*.out"))
     last = read_last_record(files[0]) if files else None
     return int(last["step"]) if last and "step" in last else 0
-
-
-def _rate(steps: int, dt_ps: float, wall_s: float) -> float | None:
-    """ps per hour per system."""
-    return steps * dt_ps / wall_s * 3600.0 if wall_s > 0 and steps > 0 else None
 
 
 def _best_speed(record: dict) -> float | None:

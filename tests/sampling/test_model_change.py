@@ -47,6 +47,11 @@ def test_a_study_continues_with_another_model_and_records_the_change(tmp_path):
     # what `so3k analyze --reference` records as the frames' samplers
     assert StudySettings.load_if_present(tmp_path).sampling_models == ("ala3-xtb", record["model"])
     assert StudySettings.load_if_present(tmp_path / "plain_run") is None
+    # and what the analysis summary says
+    from so3k_driver.sampling.analysis.report import run_history
+
+    line = run_history(tmp_path)["line"]
+    assert line.startswith(f"Model: ala3-xtb (steps 0–10), then {record['model']} (from step 10). 2 pieces logged")
 
 
 def test_a_model_that_cannot_be_loaded_is_refused_in_one_line_and_nothing_changes(tmp_path):

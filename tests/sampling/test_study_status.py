@@ -37,6 +37,18 @@ def test_each_piece_is_recorded_when_it_starts_and_when_it_ends(remd_study):
     assert history[0]["end"]["unix_s"] <= history[1]["unix_s"]
 
 
+def test_the_analysis_summary_says_which_model_ran_and_what_the_pieces_took(remd_study, tmp_path):
+    from so3k_driver.sampling.analysis.report import analyze
+
+    summary = analyze(remd_study, out_dir=tmp_path / "analysis").read_text()
+    wall_h = sum(p["end"]["wall_s"] for p in pieces.read_pieces(remd_study)) / 3600
+    assert (f"Model: ala3-xtb. 2 pieces logged in pieces.jsonl: 24 steps in {wall_h:.2f} h of wall time, "
+            f"{0.024 / wall_h:.1f} ps per hour per system.") in summary
+    record = json.loads((tmp_path / "analysis" / "summary.json").read_text())["run_history"]
+    assert record["models"] == [{"model": "ala3-xtb", "until_step": None}]
+    assert (record["pieces"]["pieces"], record["pieces"]["ended_steps"], record["pieces"]["killed"]) == (2, 24, 0)
+
+
 def test_status_reports_steps_speed_and_the_cv_ranges_per_temperature(remd_study):
     record = study_status.study_status(remd_study)
     assert record["running_by"] is None

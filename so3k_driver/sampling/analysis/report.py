@@ -234,12 +234,41 @@ def _walker_table(run_dir: Path, series, data) -> tuple[list[str], list[dict]]:
     return lines + [""], rows
 
 
+def run_history(run_dir: Path) -> dict | None:
+    """Which models ran the study, and what its logged pieces (pieces.jsonl) add up to; None without study.json.
+    ``line``: the summary sentence."""
+    from .. import pieces
+
+    settings = StudySettings.load_if_present(run_dir)
+    if settings is None:
+        return None
+    models = [(entry["model"], entry["until_step"]) for entry in settings.earlier_models] + [(settings.model, None)]
+    ranges, first = [], 0
+    for model, until in models:
+        ranges.append(f"{model} (steps {first:,}–{until:,})" if until is not None else
+                      (f"{model} (from step {first:,})" if first else model))
+        first = until if until is not None else first
+    logged = pieces.history_summary(pieces.read_pieces(run_dir), settings.timestep_fs)
+    line = f"Model: {', then '.join(ranges)}{f' ({settings.dtype})' if settings.dtype else ''}."
+    if logged:
+        line += (f" {logged['pieces']} piece{'s' if logged['pieces'] > 1 else ''} logged in {pieces.PIECES_FILE}"
+                 + (f" ({logged['killed']} killed before they could stop)" if logged["killed"] else "")
+                 + f": {logged['ended_steps']:,} steps in {logged['ended_wall_s'] / 3600:.2f} h of wall time"
+                 + (f", {logged['ps_per_hour']:.1f} ps per hour per system" if logged["ps_per_hour"] else "")
+                 + (f" (the {logged['first_step']:,} steps before the first logged piece are not counted)"
+                    if logged["first_step"] else "") + ".")
+    return {"models": [{"model": m, "until_step": u} for m, u in models], "pieces": logged, "line": line}
+
+
 def _write_summary(out_dir, run_dir, data, exchanges, hills, breakages=(), committee=None, fes_lines=(),
                    fes_plots=(), series=None) -> Path:
     walkers = len(ipi_outputs.find_systems(run_dir)) if len(data) == 1 else 1
     lines = [f"# Sampling analysis of `{run_dir}`", "",
              f"Frames per temperature: {', '.join(str(len(d.time)) for d in data)}; "
              f"simulated time per replica: {data[0].time[-1]:.3f} ps.", ""]
+    history = run_history(run_dir)
+    if history:
+        lines += [history["line"], ""]
     walker_rows = None
     if walkers > 1:
         lines += [f"{walkers} walkers at one temperature, building one metadynamics bias together: their frames "
@@ -279,7 +308,8 @@ def _write_summary(out_dir, run_dir, data, exchanges, hills, breakages=(), commi
                                                       "replica_exchange": exchanges[0].as_dict() if exchanges else None,
                                                       "hills": hills,
                                                       "broken_configurations": broken,
-                                                      "committee_uncertainty": committee}, indent=1) + "\n")
+                                                      "committee_uncertainty": committee,
+                                                      "run_history": history}, indent=1) + "\n")
     path = out_dir / "summary.md"
     path.write_text("\n".join(lines))
     return path
