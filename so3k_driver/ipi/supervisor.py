@@ -1,7 +1,8 @@
 """One start of i-PI and its drivers, supervised until i-PI exits or a stop is requested (``_Run``).
 
 Starts i-PI and, for an ``<ffsocket>`` input, one driver process per slot (``python -m
-so3k_driver.ipi.serving OPTIONS.json``), all in their own sessions; shows i-PI's progress; restarts
+so3k_driver.ipi.serving OPTIONS.json``), all in their own sessions and stopped with SIGTERM should the
+runner die first (parent_watch.py); shows i-PI's progress; restarts
 crashed drivers (bounded, with a doubling pause) and raises for driver errors that would recur;
 keeps the newest numbered checkpoints; stops everything cleanly (SIGTERM to i-PI: RESTART written,
 EXIT sent to the drivers). An i-PI crash is raised as IpiCrashed for so3k_driver.ipi.runner to
@@ -21,6 +22,7 @@ import time
 
 from . import ipi_xml, recovery
 from .compute import DIRECT_ERROR_LINE, DRIVER_ERROR_LINE
+from .parent_watch import watched
 from .progress import ProgressReader, StepProgress
 from .run_setup import RunOptions, _Piece, resume_command, stats_file_name
 from .serving import EXIT_WOULD_RECUR, GPU_MEMORY_DEFAULTS, ServeOptions, write_options
@@ -111,7 +113,7 @@ class _Run:
     def _start_ipi(self):
         self.ipi_log_path = os.path.join(self.workdir, "ipi.log")
         self.ipi_log_start = os.path.getsize(self.ipi_log_path) if os.path.exists(self.ipi_log_path) else 0
-        self.ipi = subprocess.Popen(self.piece.ipi_command, cwd=self.workdir, stdout=self._log("ipi.log"),
+        self.ipi = subprocess.Popen(watched(self.piece.ipi_command), cwd=self.workdir, stdout=self._log("ipi.log"),
                                     stderr=subprocess.STDOUT, start_new_session=True, env=self.piece.environment,
                                     pass_fds=self.options.inherited_fds)
         places = [f"{s.name}: {s.mode} {s.unix_path if s.mode != 'inet' else f'{s.address}:{s.port}'}, batch size "
@@ -190,7 +192,7 @@ class _Run:
         for key, value in GPU_MEMORY_DEFAULTS.items():
             environment.setdefault(key, value)
         socket, _ = self.slots[index]
-        return subprocess.Popen(command or self.driver_command(socket), cwd=self.workdir,
+        return subprocess.Popen(watched(command or self.driver_command(socket)), cwd=self.workdir,
                                 stdout=self._log(os.path.basename(self.driver_log(index))), stderr=subprocess.STDOUT,
                                 start_new_session=True, env=environment, pass_fds=self.options.inherited_fds)
 
@@ -291,8 +293,7 @@ class _Run:
             return False
 
     def _hung_by_reset(self) -> IpiCrashed:
-        self.ipi.kill()  # a soft exit would wait on the dead thread; the checkpoints are what we resume from
-        self.ipi.wait()
+        kill_now(self.ipi)  # a soft exit would wait on the dead thread; the checkpoints are what we resume from
         crash = IpiCrashed(f"i-PI's socket thread died on a killed driver's connection reset after step "
                            f"{self.last_step} (log {self.ipi_log_path})")
         crash.after_driver_crash = True
@@ -357,8 +358,7 @@ class _Run:
             try:
                 self.ipi.wait(IPI_STOP_GRACE_S)
             except subprocess.TimeoutExpired:
-                self.ipi.kill()  # e.g. hung after a client reset; last checkpoint stays
-                self.ipi.wait()
+                kill_now(self.ipi)  # e.g. hung after a client reset; last checkpoint stays
         deadline = time.monotonic() + DRIVER_STOP_GRACE_S
         for driver in self.drivers:
             if driver.poll() is None:
@@ -389,6 +389,17 @@ def _driver_error_line(path: str) -> tuple[str | None, str]:
         if match:
             return match.group(1), match.group(2)
     return None, lines[-1] if lines else "(empty log)"
+
+
+def kill_now(process: subprocess.Popen) -> None:
+    """SIGKILL a process started through parent_watch and the command it watches (its process group: both
+    were started in a session of their own), then reap it. Killing the watcher alone would only send the
+    command the SIGTERM of a clean stop."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
 
 
 def _last_error(path: str) -> str:

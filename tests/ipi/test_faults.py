@@ -60,9 +60,18 @@ def nvt_variant(folder: Path, name: str, address: str, steps: int = 100000, chec
     return path
 
 
-def pids_of(pattern: str) -> list[int]:
+def pids_of(pattern: str, watchers: bool = False) -> list[int]:
+    """PIDs whose command line matches; the parent_watch processes standing between the runner and i-PI or
+    a driver (whose command lines include theirs) only with watchers=True."""
     found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
-    return [int(pid) for pid in found if int(pid) != os.getpid()]
+    return [int(pid) for pid in found if int(pid) != os.getpid() and (watchers or not _is_watcher(int(pid)))]
+
+
+def _is_watcher(pid: int) -> bool:
+    try:
+        return b"so3k_driver.ipi.parent_watch" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 @pytest.fixture
@@ -71,7 +80,7 @@ def reaper():
     folders = []
     yield folders.append
     for folder in folders:
-        for pid in pids_of(f"i-pi {folder}/") + pids_of(f"so3k_driver.ipi.serving {folder}/"):
+        for pid in pids_of(f"i-pi {folder}/", True) + pids_of(f"so3k_driver.ipi.serving {folder}/", True):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -130,7 +139,7 @@ def test_a_killed_driver_is_restarted_and_no_step_is_lost_or_repeated(tmp_path, 
     assert "driver 0 exited with status -9" in stderr and "starting it again" in stderr
     assert property_steps(tmp_path / "nvt.out") == list(range(41))
     assert trajectory_steps(tmp_path / "nvt.pos_0.xyz") == list(range(41))
-    assert pids_of(f"{tmp_path}/") == []
+    assert pids_of(f"{tmp_path}/", True) == []
 
 
 def test_a_crashed_ipi_resumes_from_its_checkpoint_and_plumed_extends_its_hills(tmp_path, reaper):
@@ -202,7 +211,7 @@ def test_without_auto_resume_a_crashed_ipi_names_its_checkpoint_and_the_resume_c
     assert "i-PI exited with status -9" in line and f"--workdir {tmp_path}" in line
     checkpoint = line.split("resume with: so3k run ")[1].split()[0]
     assert Path(checkpoint).name.startswith("nvt.restart_")
-    assert pids_of(f"{tmp_path}/") == []
+    assert pids_of(f"{tmp_path}/", True) == []
     # The printed command resumes in the same folder without writing any step twice.
     resumed = subprocess.run(SO3K + ["run", checkpoint, "--model", SO3KRATES_RANDOM, "--workdir", str(tmp_path),
                                      "--steps", "16", "--quiet"], capture_output=True, text=True, timeout=120)
@@ -226,7 +235,7 @@ def test_the_force_guard_names_the_last_checkpoint_before_the_first_abnormal_ste
     assert "above the limit" in line and "last checkpoint before step 10" in line and "1-based" in line
     checkpoint = line.split("resume from it with: so3k run ")[1].split()[0]
     assert Path(checkpoint).name.startswith("nvt.restart_") and f"--workdir {tmp_path}" in line
-    assert pids_of(f"{tmp_path}/") == []
+    assert pids_of(f"{tmp_path}/", True) == []
 
 
 def test_ctrl_c_prints_a_resume_command_with_the_working_folder(tmp_path, reaper):
@@ -358,7 +367,7 @@ def test_nan_positions_stop_the_run_in_one_line(tmp_path, reaper):
     assert time.monotonic() - started < 60
     line = one_error_line(result)
     assert "nan" in line.lower() or "finite" in line.lower(), line
-    assert pids_of(f"{tmp_path}/run/") == []
+    assert pids_of(f"{tmp_path}/run/", True) == []
 
 
 def test_a_driver_whose_structure_has_another_atom_count_stops_in_one_line(tmp_path, reaper):

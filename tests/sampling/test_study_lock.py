@@ -78,7 +78,13 @@ def test_while_a_study_is_held_every_writer_is_refused_in_one_line_and_nothing_c
     assert study_lock.holder(study) is None and (study / study_lock.LOCK_FILE).read_text() == ""
 
 
-def test_the_lock_outlives_a_killed_run_for_as_long_as_its_ipi_runs(tmp_path):
+def test_a_killed_runs_ipi_holds_the_lock_and_stops_cleanly(tmp_path):
+    """kill -9 of so3k sample run: its i-PI (own session, behind a parent_watch process) holds the study's
+    lock too (it inherited the lock's open file, and a flock belongs to that). When the run dies the watcher
+    is signalled and passes one SIGTERM on: i-PI stops cleanly, writing RESTART, the lock goes with it, and
+    the next piece continues from that RESTART with every step once."""
+    from so3k_driver.ipi.properties import read_properties
+
     study = tmp_path / "study"
     prepare_study(study, steps=1_000_000)
     lock = study / study_lock.LOCK_FILE
@@ -86,24 +92,28 @@ def test_the_lock_outlives_a_killed_run_for_as_long_as_its_ipi_runs(tmp_path):
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while not (processes_holding(lock) - {run.pid}) if lock.exists() else True:
-            assert run.poll() is None and time.monotonic() < deadline, "i-PI never started with the lock"
+        while not (study / "sim.out").exists() or len((study / "sim.out").read_text().splitlines()) < 30:
+            assert run.poll() is None and time.monotonic() < deadline, "no MD steps"
             time.sleep(0.2)
-        ipi = processes_holding(lock) - {run.pid}
-        run.kill()  # no clean-up: the i-PI it started runs on, orphaned
+        watcher_and_ipi = processes_in(study) - {run.pid}
+        assert len(watcher_and_ipi) == 2 and processes_holding(lock) == watcher_and_ipi | {run.pid}
+        run.kill()  # no clean-up by the run itself
         run.wait()
-        assert all(Path(f"/proc/{pid}").exists() for pid in ipi)
-        assert study_lock.holder(study).startswith(f"process {run.pid} (and its i-PI)")
-        with pytest.raises(UserError, match="is being run by"):
-            sampling_run.run_study(study)
+        deadline = time.monotonic() + 60
+        while processes_in(study) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not processes_in(study), "the orphaned i-PI did not stop"
     finally:
         run.kill()
-        for pid in processes_holding(lock) | processes_in(study):  # an orphaned i-PI with or without the lock
+        for pid in processes_holding(lock) | processes_in(study):
             os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while processes_holding(lock) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert study_lock.holder(study) is None
+    log = (study / "ipi.log").read_text()
+    assert log.count("Kill signal. Trying") == 1 and "Restartable as is: YES" in log  # one SIGTERM, a soft exit
+    assert study_lock.holder(study) is None and (study / "RESTART").is_file()
+    piece = sampling_run.run_study(study, total_steps=sampling_run.planned_run(study)[2] + 5)
+    assert piece.resumed_from.name == "RESTART" and piece.first_step > 20
+    steps = read_properties(study / "sim.out")["step"].astype(int).tolist()
+    assert steps == list(range(piece.last_step + 1))  # every step once
 
 
 def test_a_file_system_without_flock_runs_unlocked(tmp_path, monkeypatch):
