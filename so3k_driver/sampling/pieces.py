@@ -34,7 +34,8 @@ def record_start(folder, first_step: int, total_steps: int, model: str) -> None:
                      "first_step": int(first_step), "total_steps": int(total_steps), "model": model})
 
 
-OUTCOMES = ("finished", "interrupted", "failed")  # all steps asked for; stopped (Ctrl-C, SIGTERM); i-PI or a driver failed
+# all steps asked for; stopped (Ctrl-C, SIGTERM); i-PI or a driver failed
+OUTCOMES = ("finished", "interrupted", "failed")
 
 
 def record_end(folder, first_step: int, last_step: int, wall_s: float, outcome: str) -> None:
@@ -82,9 +83,9 @@ def history_summary(history: list[dict], timestep_fs: float, running: bool = Fal
     open_pieces = sum(p["end"] is None for p in history)
     steps = sum(e["last_step"] - e["first_step"] for e in ended)
     wall_s = sum(e["wall_s"] for e in ended)
-    return {"pieces": len(history), "first_step": history[0]["first_step"], "killed": open_pieces - int(running and history[-1]["end"] is None),
-            "ended_steps": steps, "ended_wall_s": wall_s,
-            "ps_per_hour": ps_per_hour(steps, timestep_fs, wall_s)}
+    still_running = int(running and history[-1]["end"] is None)
+    return {"pieces": len(history), "first_step": history[0]["first_step"], "killed": open_pieces - still_running,
+            "ended_steps": steps, "ended_wall_s": wall_s, "ps_per_hour": ps_per_hour(steps, timestep_fs, wall_s)}
 
 
 __all__ = ["OUTCOMES", "history_summary", "ps_per_hour", "PIECES_FILE", "record_start", "record_end", "read_pieces"]
