@@ -1,0 +1,93 @@
+"""Pick Ac-Ala15-NHMe frames of a study by shape, for a held-out check of a student (issue #11).
+
+    python bench/pick_frames_by_shape.py RUN_DIR OUT.extxyz [--per-shape 40] [--skip-ps 20] [--seed 7]
+
+Reads every ``RUN_DIR/*.pos_0.xyz`` (i-PI's REMD trajectories, one per configuration), drops the first
+``--skip-ps`` picoseconds, sorts the remaining frames into three shapes and picks ``--per-shape`` of each at
+random: helix (>= 9 of 15 residues with helical phi/psi), globule (<= 3 helical, end to end < 32 Å) and
+extended (<= 3 helical, > 42 Å). Each frame's info records shape, configuration, time (ps), helical
+residues and end-to-end distance (Å). Label the file with ``so3k label OUT --sample-with none ...`` and
+compare models with ``bench/errors_by_shape.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SHAPES = ("helix", "globule", "extended")
+
+
+def shape_of(helical_residues: int, end_to_end: float) -> str | None:
+    if helical_residues >= 9:
+        return "helix"
+    if helical_residues <= 3 and end_to_end < 32.0:
+        return "globule"
+    if helical_residues <= 3 and end_to_end > 42.0:
+        return "extended"
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir")
+    parser.add_argument("out")
+    parser.add_argument("--per-shape", type=int, default=40, help="frames per shape (default %(default)s)")
+    parser.add_argument("--skip-ps", type=float, default=20.0, help="ps dropped at the start (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    import ase
+    import ase.io
+    from ase.data import atomic_numbers
+
+    from so3k_driver.sampling import peptide
+    from so3k_driver.sampling.analysis.ipi_outputs import read_xyz_frames
+
+    paths = sorted(Path(args.run_dir).glob("*.pos_0.xyz"))
+    if not paths:
+        raise SystemExit(f"{args.run_dir}: no *.pos_0.xyz trajectories")
+    candidates: dict[str, list] = {shape: [] for shape in SHAPES}
+    for configuration, path in enumerate(paths):
+        symbols, frames = read_xyz_frames(path)
+        steps = np.array([int(line.split("Step:")[1].split()[0]) for line in path.read_text().splitlines()
+                          if "Step:" in line])
+        numbers = np.array([atomic_numbers[s] for s in symbols])
+        backbone = peptide.find_backbone(numbers, frames[0])
+        helical = peptide.helical_residues(peptide.dihedrals(frames, backbone.phi_atoms()),
+                                           peptide.dihedrals(frames, backbone.psi_atoms())).sum(axis=1)
+        e2e = peptide.distance(frames, *backbone.end_to_end_atoms())
+        timestep_ps = _timestep_ps(Path(args.run_dir))
+        for i in range(len(frames)):
+            time_ps = steps[i] * timestep_ps
+            shape = shape_of(int(helical[i]), float(e2e[i]))
+            if time_ps >= args.skip_ps and shape:
+                candidates[shape].append(dict(configuration=configuration, time_ps=time_ps, shape=shape,
+                                              helical_residues=int(helical[i]), end_to_end_A=float(e2e[i]),
+                                              symbols=symbols, positions=frames[i]))
+    rng = np.random.default_rng(args.seed)
+    picked = []
+    for shape, items in candidates.items():
+        configurations = sorted({item["configuration"] for item in items})
+        print(f"{shape}: {len(items)} candidates in configurations {configurations}")
+        for j in sorted(rng.choice(len(items), size=min(args.per_shape, len(items)), replace=False)):
+            item = dict(items[j])
+            atoms = ase.Atoms(item.pop("symbols"), positions=item.pop("positions"))
+            atoms.info.update(item)
+            picked.append(atoms)
+    ase.io.write(args.out, picked, format="extxyz")
+    print(f"wrote {len(picked)} frames to {args.out}")
+
+
+def _timestep_ps(run_dir: Path) -> float:
+    import json
+
+    study = json.loads((run_dir / "study.json").read_text())
+    return float(study["timestep_fs"]) / 1000.0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
