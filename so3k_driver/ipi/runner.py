@@ -37,9 +37,6 @@ from .supervisor import _Run
 from ..errors import IpiCrashed, RunFailed
 from ..progress import Progress
 
-# Importers of this module's names from before the split (sampling.run, tests) find them here too.
-from .run_setup import _write_pes_config, check_model_elements, check_port_free, stats_file_name  # noqa: F401
-
 
 @dataclasses.dataclass(frozen=True)
 class RunResult:
@@ -137,5 +134,5 @@ class _Messages:
             self.display.log(f"so3k run: {text}")
 
 
-__all__ = ["RunOptions", "RunResult", "run_simulation", "resume_command", "prepare_workdir", "check_port_free",
-           "check_model_elements"]
+# RunOptions is defined in run_setup and offered here: callers build one and hand it to run_simulation.
+__all__ = ["RunOptions", "RunResult", "run_simulation"]

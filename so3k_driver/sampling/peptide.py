@@ -12,9 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 # The bond criteria (covalent radii, topology and breakage scales) live in evaluation/topology.py,
-# shared with the driver's bond guard; re-exported here under the names analyses already use.
-from ..evaluation.topology import (  # noqa: F401
-    BREAKAGE_BOND_SCALE, TOPOLOGY_BOND_SCALE, bond_graph, bond_matrix, fragment_count)
+# shared with the driver's bond guard.
+from ..evaluation.topology import bond_graph
 
 
 @dataclass(frozen=True)

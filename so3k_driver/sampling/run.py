@@ -136,7 +136,7 @@ def _biased_systems(settings: StudySettings) -> list[tuple[str, float, tuple[int
 
 def _forcefield(folder: Path, settings: StudySettings) -> str:
     from ..ipi.compute import pes_lr_cutoff
-    from ..ipi.runner import stats_file_name
+    from ..ipi.run_setup import stats_file_name
 
     batch_size = settings.systems  # one driver call evaluates all replicas (or walkers) of a step
     if settings.backend == "socket":
@@ -168,7 +168,7 @@ def change_model(folder, model: str) -> StudySettings:
 
 
 def _change_model(folder: Path, model: str) -> StudySettings:
-    from ..ipi.runner import check_model_elements
+    from ..ipi.run_setup import check_model_elements
 
     settings, _, step = planned_run(folder)
     model = absolute_model_spec(model)

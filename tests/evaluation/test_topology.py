@@ -50,8 +50,8 @@ def stretch_bond(numbers, positions, i, j, length):
 def test_the_peptide_module_uses_the_one_bond_criterion(ala15):
     from so3k_driver.sampling import peptide
 
-    assert peptide.bond_matrix is topology.bond_matrix and peptide.fragment_count is topology.fragment_count
-    assert (peptide.TOPOLOGY_BOND_SCALE, peptide.BREAKAGE_BOND_SCALE) == (1.2, 1.6)
+    assert peptide.bond_graph is topology.bond_graph
+    assert (topology.TOPOLOGY_BOND_SCALE, topology.BREAKAGE_BOND_SCALE) == (1.2, 1.6)
     numbers, positions = ala15
     noisy = positions + np.random.default_rng(1).normal(scale=0.3, size=positions.shape)
     for scale in (topology.TOPOLOGY_BOND_SCALE, topology.BREAKAGE_BOND_SCALE):
@@ -150,3 +150,21 @@ def test_only_bonds_of_the_reference_are_checked(ala15):
         topology.BondGuard(numbers, positions).check(far)
     single_atoms = np.array([6, 8])
     topology.BondGuard(single_atoms, np.array([[0.0, 0, 0], [5.0, 0, 0]])).check(np.array([[0.0, 0, 0], [50.0, 0, 0]]))
+
+
+def test_one_bond_graph_two_scales_topology_and_breakage():
+    import ase.io
+
+    from so3k_driver.sampling.plumed_inputs import bundled_structure
+
+    atoms = ase.io.read(bundled_structure("Ac-Ala3-NHMe_ext.xyz"))
+    graph = topology.bond_matrix(atoms.numbers, atoms.positions)
+    assert topology.TOPOLOGY_BOND_SCALE == 1.2 and topology.BREAKAGE_BOND_SCALE == 1.6
+    assert graph.sum() // 2 == len(atoms) - 1  # an acyclic molecule: N - 1 bonds
+    stretched = atoms.positions.copy()
+    c, h = next((i, j) for i, j in zip(*np.nonzero(graph)) if atoms.numbers[i] == 6 and atoms.numbers[j] == 1)
+    stretched[h] = stretched[c] + 1.5 * (stretched[h] - stretched[c])  # C–H at ~1.64 Å: hot, not broken
+    assert topology.fragment_count(atoms.numbers, stretched) == 1
+    assert not topology.bond_matrix(atoms.numbers, stretched)[c, h]
+    stretched[h] = stretched[c] + 3.0 * (atoms.positions[h] - atoms.positions[c])
+    assert topology.fragment_count(atoms.numbers, stretched) == 2

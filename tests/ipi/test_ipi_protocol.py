@@ -319,7 +319,8 @@ def test_the_bond_stretch_option_reaches_every_driver_path(tmp_path):
     from so3k_driver.cli.main import build_parser
     from so3k_driver.ipi import ipi_xml
     from so3k_driver.ipi.direct_pes import DRIVER_OPTIONS
-    from so3k_driver.ipi.runner import RunOptions, _Run, _write_pes_config
+    from so3k_driver.ipi.run_setup import RunOptions, _write_pes_config
+    from so3k_driver.ipi.supervisor import _Run
     from so3k_driver.ipi.serving import ServeOptions
 
     nvt = str(REPO / "ipi_inputs" / "nvt.xml")

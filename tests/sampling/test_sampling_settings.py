@@ -123,25 +123,6 @@ def test_properties_reader_names_columns_and_drops_a_line_cut_by_a_kill(tmp_path
         read_properties(path)
 
 
-def test_one_bond_graph_two_scales_topology_and_breakage():
-    import ase.io
-
-    from so3k_driver.sampling import peptide
-    from so3k_driver.sampling.plumed_inputs import bundled_structure
-
-    atoms = ase.io.read(bundled_structure("Ac-Ala3-NHMe_ext.xyz"))
-    topology = peptide.bond_matrix(atoms.numbers, atoms.positions)
-    assert peptide.TOPOLOGY_BOND_SCALE == 1.2 and peptide.BREAKAGE_BOND_SCALE == 1.6
-    assert topology.sum() // 2 == len(atoms) - 1  # an acyclic molecule: N - 1 bonds
-    stretched = atoms.positions.copy()
-    c, h = next((i, j) for i, j in zip(*np.nonzero(topology)) if atoms.numbers[i] == 6 and atoms.numbers[j] == 1)
-    stretched[h] = stretched[c] + 1.5 * (stretched[h] - stretched[c])  # C–H at ~1.64 Å: hot, not broken
-    assert peptide.fragment_count(atoms.numbers, stretched) == 1
-    assert not peptide.bond_matrix(atoms.numbers, stretched)[c, h]
-    stretched[h] = stretched[c] + 3.0 * (atoms.positions[h] - atoms.positions[c])
-    assert peptide.fragment_count(atoms.numbers, stretched) == 2
-
-
 def test_prepare_records_the_model_file_as_an_absolute_path(tmp_path, monkeypatch):
     """A study started later from its own folder must find a model given relative to where it was prepared."""
     import shutil

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import peptide
 from ...errors import UserError
+from ...evaluation import topology
 from ...evaluation.topology import BREAKAGE_BOND_SCALE, BondGuard
 from ...ipi.properties import complete_lines, read_properties
 
@@ -105,10 +105,10 @@ class Breakage:
 
 def fragment_count(symbols, positions) -> int:
     """Number of covalently bonded fragments in one frame (positions (N, 3) Å), with the breakage
-    criterion of peptide.fragment_count (1.6 × covalent radii: thermal stretching is not a break)."""
+    criterion of topology.fragment_count (1.6 × covalent radii: thermal stretching is not a break)."""
     from ase.data import atomic_numbers
 
-    return peptide.fragment_count([atomic_numbers[s] for s in symbols], positions)
+    return topology.fragment_count([atomic_numbers[s] for s in symbols], positions)
 
 
 def fragment_counts(symbols, frames) -> np.ndarray:
@@ -123,13 +123,13 @@ def fragment_counts(symbols, frames) -> np.ndarray:
 
     frames = np.asarray(frames, dtype=np.float64)
     numbers = np.array([atomic_numbers[s] for s in symbols])
-    counts = np.full(len(frames), peptide.fragment_count(numbers, frames[0]))
+    counts = np.full(len(frames), topology.fragment_count(numbers, frames[0]))
     # the bonds of frame 0's graph (1.6 ×), each with the same 1.6 × limit
     guard = BondGuard(numbers, frames[0], None, BREAKAGE_BOND_SCALE, bond_scale=BREAKAGE_BOND_SCALE)
     for start in range(0, len(frames), 1024):  # blocks keep the (T, M, 3) temporary small
         block = frames[start:start + 1024]
         for t in np.flatnonzero(guard.over_limit(block)):
-            counts[start + t] = peptide.fragment_count(numbers, block[t])
+            counts[start + t] = topology.fragment_count(numbers, block[t])
     return counts
 
 

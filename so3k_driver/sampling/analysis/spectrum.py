@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import peptide
+from ...evaluation.topology import bond_matrix
 from ...ipi.properties import read_properties
 from ...units import PICOSECONDS_PER_TIME_UNIT, SPEED_OF_LIGHT_CM_PER_PS
 from .ipi_outputs import read_xyz_frames
@@ -131,13 +131,13 @@ def _resolution(frames: int, frame_interval_fs: float) -> float:
 
 
 def bonds_by_type(symbols, positions) -> dict[str, np.ndarray]:
-    """Covalent bonds of one frame (positions (N, 3) Å; peptide.bond_matrix) grouped by element pair,
+    """Covalent bonds of one frame (positions (N, 3) Å; bond_matrix) grouped by element pair,
     named as chemists write them, hydrogen last, otherwise alphabetical ('C-H', 'N-H', 'C-O', 'C-N'):
     {type: (B, 2) atom indices, in the order of the name}."""
     from ase.data import atomic_numbers
 
     numbers = np.array([atomic_numbers[s] for s in symbols])
-    i, j = np.nonzero(np.triu(peptide.bond_matrix(numbers, positions)))
+    i, j = np.nonzero(np.triu(bond_matrix(numbers, positions)))
     groups: dict[str, list] = {}
     order = [(s == "H", s) for s in symbols]
     for a, b in zip(i, j):
