@@ -21,7 +21,6 @@ Serve:     time_authors.py --serve   (stdin: one JSON per line, e.g.
            {"cmd":"quit"} or EOF ends.)
 """
 import argparse
-import contextlib
 import json
 import os
 import pathlib

@@ -18,7 +18,6 @@ import statistics
 import time
 
 import jax
-import numpy as np
 
 from so3k_driver.training.batching import batch_order, make_batch
 from so3k_driver.training.settings import TrainSettings
