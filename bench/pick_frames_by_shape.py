@@ -1,12 +1,15 @@
 """Pick Ac-Ala15-NHMe frames of a study by shape, for a held-out check of a student (issue #11).
 
     python bench/pick_frames_by_shape.py RUN_DIR OUT.extxyz [--per-shape 40] [--skip-ps 20] [--seed 7]
+    python bench/pick_frames_by_shape.py RUN_DIR OUT.extxyz --every 4 --until-ps 192    # training data
 
 Reads every ``RUN_DIR/*.pos_0.xyz`` (i-PI's REMD trajectories, one per configuration), drops the first
 ``--skip-ps`` picoseconds, sorts the remaining frames into three shapes and picks ``--per-shape`` of each at
 random: helix (>= 9 of 15 residues with helical phi/psi), globule (<= 3 helical, end to end < 32 Å) and
 extended (<= 3 helical, > 42 Å). Each frame's info records shape, configuration, time (ps), helical
-residues and end-to-end distance (Å). Label the file with ``so3k label OUT --sample-with none ...`` and
+residues and end-to-end distance (Å). With ``--every N`` it keeps every N-th frame of each trajectory
+instead, whatever its shape (``other`` when none of the three), and every N/2-th of the helices, which are
+rare: training data. ``--until-ps`` leaves out what came later, for a test set split in time. Label the file with ``so3k label OUT --sample-with none ...`` and
 compare models with ``bench/errors_by_shape.py``.
 """
 
@@ -38,6 +41,8 @@ def main() -> None:
     parser.add_argument("--per-shape", type=int, default=40, help="frames per shape (default %(default)s)")
     parser.add_argument("--skip-ps", type=float, default=20.0, help="ps dropped at the start (default %(default)s)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--until-ps", type=float, default=float("inf"), help="ps after which frames are left out")
+    parser.add_argument("--every", type=int, help="keep every N-th frame of every shape (training data)")
     args = parser.parse_args()
 
     import ase
@@ -50,7 +55,7 @@ def main() -> None:
     paths = sorted(Path(args.run_dir).glob("*.pos_0.xyz"))
     if not paths:
         raise SystemExit(f"{args.run_dir}: no *.pos_0.xyz trajectories")
-    candidates: dict[str, list] = {shape: [] for shape in SHAPES}
+    candidates: dict[str, list] = {shape: [] for shape in (*SHAPES, "other")}
     for configuration, path in enumerate(paths):
         symbols, frames = read_xyz_frames(path)
         steps = np.array([int(line.split("Step:")[1].split()[0]) for line in path.read_text().splitlines()
@@ -63,8 +68,10 @@ def main() -> None:
         timestep_ps = _timestep_ps(Path(args.run_dir))
         for i in range(len(frames)):
             time_ps = steps[i] * timestep_ps
-            shape = shape_of(int(helical[i]), float(e2e[i]))
-            if time_ps >= args.skip_ps and shape:
+            shape = shape_of(int(helical[i]), float(e2e[i])) or ("other" if args.every else None)
+            if args.every and i % (args.every if shape != "helix" else max(1, args.every // 2)):
+                continue
+            if args.skip_ps <= time_ps <= args.until_ps and shape:
                 candidates[shape].append(dict(configuration=configuration, time_ps=time_ps, shape=shape,
                                               helical_residues=int(helical[i]), end_to_end_A=float(e2e[i]),
                                               symbols=symbols, positions=frames[i]))
@@ -73,7 +80,9 @@ def main() -> None:
     for shape, items in candidates.items():
         configurations = sorted({item["configuration"] for item in items})
         print(f"{shape}: {len(items)} candidates in configurations {configurations}")
-        for j in sorted(rng.choice(len(items), size=min(args.per_shape, len(items)), replace=False)):
+        chosen = range(len(items)) if args.every else sorted(
+            rng.choice(len(items), size=min(args.per_shape, len(items)), replace=False))
+        for j in chosen:
             item = dict(items[j])
             atoms = ase.Atoms(item.pop("symbols"), positions=item.pop("positions"))
             atoms.info.update(item)
