@@ -10,7 +10,8 @@
 # became helical (96.5 ps, docs/results/ala15_folding_student_v4); the helix-torsion bias made it helical at
 # 300 K by torsions (0.74 over the last quarter of 342 ps, docs/results/ala15_folding_student_v6), with the
 # reweighted helix/coil balance not yet converged. That study ran with students v6/v7, which put compact chains
-# ~0.9 eV too low against SO3LR; the bundled student since 2026-12-04 (v10) does not (docs/model_card.md).
+# ~0.9 eV too low against SO3LR; the bundled students since 2026-12-04 (v10, v13 since 2026-12-05) do not
+# (docs/model_card.md).
 # Outputs: OUT (i-PI + PLUMED files), OUT/analysis.
 # REFERENCE=so3lr:DIR adds the end-state check: the most compact and most extended frames at 300 K,
 # evaluated and relaxed with the run's model and with SO3LR (gas phase, all pairs, float64).
@@ -20,8 +21,8 @@
 #   full   8 replicas × 100 000 steps of 2 fs with 4 amu hydrogens (200 ps), the model inside i-PI
 #          (--backend direct), a hill every 0.25 ps. Measured: 136 ms per step for all 8 replicas with
 #          compact chains (~53 ps per hour per replica, docs/results/ala15_folding_student_v4), 92 ms with
-#          the extended chain (docs/results/ala15_folding_student_v6; v6, 2 layers; v10, the bundled model since
-#          2026-12-04, ran a fresh study at 83 ms per step, docs/ipi.md), so 3–4 h on 2 CPU cores: run it
+#          the extended chain (docs/results/ala15_folding_student_v6; v6, 2 layers; v10, bundled 2026-12-04 to
+#          2026-12-05 with today's v13's architecture, ran a fresh study at 74-83 ms per step, docs/ipi.md), so 3–4 h on 2 CPU cores: run it
 #          in pieces. 3 fs steps broke an N–H bond (docs/ipi.md): keep 2 fs. Ctrl-C (or a killed job) keeps a restart; `so3k sample run OUT` continues,
 #          `so3k sample run OUT --steps TOTAL` extends. With the helix-torsion bias the 300 K replica
 #          was partly helical after 64.5 ps; a converged helix/coil balance needs far longer.

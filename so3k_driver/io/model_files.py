@@ -40,12 +40,14 @@ REQUIRED_CONFIG_KEYS = ("num_layers", "num_features", "num_heads", "degrees", "c
 UNITS = {"length": "angstrom", "energy": "eV", "forces": "eV/angstrom", "stress": "eV/angstrom^3"}
 # Models shipped in so3k_driver/data, by the name a model spec uses for them
 BUNDLED_MODELS = {"so3lr-student": "so3lr_student.so3k", "ala3-xtb": "ala3_xtb.so3k",
-                  # the default of 2026-12-02 to 2026-12-04, kept so that studies begun with it can go on with it
-                  "so3lr-student-v6": "so3lr_student_v6.so3k"}
+                  # earlier defaults (v6: 2026-12-02 to 12-04, v10: 2026-12-04 to 12-05), kept so that studies
+                  # begun with them can go on with them
+                  "so3lr-student-v6": "so3lr_student_v6.so3k", "so3lr-student-v10": "so3lr_student_v10.so3k"}
 # Other names of bundled models: 'default' is the one a user should reach for first.
 MODEL_ALIASES = {"default": "so3lr-student"}
 # What a MODEL argument may be, for help texts and errors
-MODEL_SPECS = "FILE.so3k, mlff:DIR, so3lr:DIR or a bundled model (default = so3lr-student, so3lr-student-v6, ala3-xtb)"
+MODEL_SPECS = ("FILE.so3k, mlff:DIR, so3lr:DIR or a bundled model "
+               "(default = so3lr-student, so3lr-student-v10, so3lr-student-v6, ala3-xtb)")
 
 
 
@@ -332,6 +334,15 @@ def model_fingerprint(spec: str) -> str:
         digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()[:16]
+
+
+def bundled_model_with_fingerprint(fingerprint: str) -> str | None:
+    """The name of the bundled model whose parameters have this fingerprint, or None: tells a study that
+    recorded the earlier ``default`` which name that model is bundled under now."""
+    for name, file in BUNDLED_MODELS.items():
+        if resources.files("so3k_driver.data").joinpath(file).is_file() and model_fingerprint(name) == fingerprint:
+            return name
+    return None
 
 
 def load_model(spec: str) -> tuple[ModelConfig, dict, dict]:

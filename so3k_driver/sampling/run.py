@@ -31,7 +31,8 @@ from . import pieces, plumed_inputs
 from .settings import SETTINGS_FILE, StudySettings, walker_label
 from .study_lock import check_free, exclusive_study
 from ..errors import UserError
-from ..io.model_files import MODEL_ALIASES, absolute_model_spec, model_fingerprint
+from ..io.model_files import (BUNDLED_MODELS, MODEL_ALIASES, absolute_model_spec, bundled_model_with_fingerprint,
+                              model_fingerprint)
 from ..ipi import ipi_xml, recovery
 from ..ipi.structures import ipi_xyz
 
@@ -217,16 +218,23 @@ def _check_model_unchanged(folder: Path, settings: StudySettings) -> StudySettin
     model replaced by a package update would change the physics mid-study without a trace. A study
     from before fingerprints were recorded gets its model's fingerprint now."""
     if settings.model_fingerprint is None and MODEL_ALIASES.get(settings.model, settings.model) == "so3lr-student":
-        # begun before fingerprints were recorded, with a bundled model that has since changed (v6 -> v10)
+        # begun before fingerprints were recorded (before 2026-12-04), with a bundled model that has since
+        # changed (v6 -> v10 -> v13)
         raise UserError(f"{folder} began before studies recorded their model, and the bundled {settings.model!r} "
-                        "changed on 2026-12-04 (student v6 -> v10): say which to continue with, "
-                        f"so3k sample run {shlex.quote(str(folder))} --model so3lr-student-v6 (the default of "
-                        "2026-12-02 to 2026-12-04) or --model default (v10)")
+                        "has changed since (student v6 -> v10 on 2026-12-04, v10 -> v13 on 2026-12-05): say which "
+                        f"to continue with, so3k sample run {shlex.quote(str(folder))} --model so3lr-student-v6 (the "
+                        "default of 2026-12-02 to 2026-12-04), --model so3lr-student-v10 or --model default (v13)")
     fingerprint = model_fingerprint(settings.model)
     if settings.model_fingerprint is None:
         settings = dataclasses.replace(settings, model_fingerprint=fingerprint)
         settings.save(folder)
     elif fingerprint != settings.model_fingerprint:
+        bundled = MODEL_ALIASES.get(settings.model, settings.model) in BUNDLED_MODELS
+        earlier = bundled_model_with_fingerprint(settings.model_fingerprint) if bundled else None
+        if earlier is not None:  # a package update replaced the bundled default; the old one is still bundled
+            raise UserError(f"the bundled {settings.model!r} changed since this study began: it ran with what is now "
+                            f"bundled as {earlier!r}; continue with that: so3k sample run {shlex.quote(str(folder))} "
+                            f"--model {earlier}, or with today's: --model {shlex.quote(settings.model)}")
         raise UserError(f"{settings.model} is no longer the model this study ran with: its parameters changed "
                         f"(fingerprint {fingerprint}, the study recorded {settings.model_fingerprint}); to continue "
                         f"with it as it is now: so3k sample run {shlex.quote(str(folder))} --model "

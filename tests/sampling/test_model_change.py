@@ -102,7 +102,7 @@ def test_a_model_changed_in_place_is_refused_until_the_change_is_made_deliberate
 
 
 def test_a_study_begun_with_the_old_default_before_fingerprints_must_name_its_model(tmp_path):
-    """A study from before fingerprints, on the bundled 'default' (v6 until 2026-12-04, v10 since), cannot
+    """A study from before fingerprints, on the bundled 'default' (v6 until 2026-12-04, then v10, v13), cannot
     tell which student it ran with: it stops in one line until --model names one."""
     structure = plumed_inputs.bundled_structure("Ac-Ala3-NHMe_ext.xyz")
     settings = StudySettings(structure=str(structure), model="default", temperatures=(300.0,), steps=10,
@@ -117,3 +117,28 @@ def test_a_study_begun_with_the_old_default_before_fingerprints_must_name_its_mo
     assert settings.model == "so3lr-student-v6" and settings.earlier_models == ({"model": "default", "until_step": 0},)
     from so3k_driver.io.model_files import model_fingerprint
     assert settings.model_fingerprint == model_fingerprint("so3lr-student-v6") != model_fingerprint("default")
+
+
+def test_a_study_begun_with_an_earlier_bundled_default_is_told_the_name_it_is_bundled_under_now(tmp_path):
+    """The package's 'default' changed (v10 -> v13 on 2026-12-05) under a study that recorded v10's
+    fingerprint: the one-line refusal names the bundled name that still holds v10, and nothing changes."""
+    from so3k_driver.io.model_files import bundled_model_with_fingerprint, model_fingerprint
+
+    v10 = model_fingerprint("so3lr-student-v10")
+    assert v10 != model_fingerprint("default") and bundled_model_with_fingerprint(v10) == "so3lr-student-v10"
+    assert bundled_model_with_fingerprint("0" * 16) is None
+    structure = plumed_inputs.bundled_structure("Ac-Ala3-NHMe_ext.xyz")
+    settings = StudySettings(structure=str(structure), model="default", temperatures=(300.0,), steps=10,
+                             metad=MetadSettings(cv="none"), backend="direct")
+    sampling_run.prepare(tmp_path, settings)
+    record = json.loads((tmp_path / "study.json").read_text())
+    record["model_fingerprint"] = v10  # as a study begun on 2026-12-04 recorded it
+    (tmp_path / "study.json").write_text(json.dumps(record))
+    before = (tmp_path / "study.json").read_text()
+    result = subprocess.run([sys.executable, "-m", "so3k_driver.cli", "sample", "run", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "--model so3lr-student-v10" in result.stderr and "--model default" in result.stderr
+    assert (tmp_path / "study.json").read_text() == before and not (tmp_path / "RESTART").exists()
+    settings = sampling_run.change_model(tmp_path, "so3lr-student-v10")
+    assert settings.model_fingerprint == v10 and settings.earlier_models == ({"model": "default", "until_step": 0},)

@@ -13,7 +13,7 @@ from so3k_driver.io.model_files import BUNDLED_MODELS, MODEL_ALIASES, MODEL_SPEC
 
 DATA = resources.files("so3k_driver.data")
 # model name: the long-range cutoff its recorded errors were measured with (Å; None = all pairs)
-LR_CUTOFF = {"ala3-xtb": 12.0, "so3lr-student": None, "so3lr-student-v6": None}
+LR_CUTOFF = {"ala3-xtb": 12.0, "so3lr-student": None, "so3lr-student-v6": None, "so3lr-student-v10": None}
 
 
 @pytest.mark.parametrize("name", sorted(BUNDLED_MODELS))
@@ -50,5 +50,6 @@ def test_the_student_is_closer_to_its_teacher_than_the_ala3_xtb_model():
     validation = str(DATA.joinpath("so3lr_student_validation.xyz"))
     student = test_model("so3lr-student", validation, "eV", lr_cutoff=None)
     ala3_xtb = test_model("ala3-xtb", validation, "eV")
-    # measured: 121.2 (v6; v4 e7: 124.8) against 150.5 meV/Å (ala3-xtb's energies are on the GFN2-xTB scale: not compared)
+    # measured: 91.7 (v13; v10 120.6, v6 121.2, v4 e7 124.8) against 150.5 meV/Å
+    # (ala3-xtb's energies are on the GFN2-xTB scale: not compared)
     assert student["forces_mae_eV_per_A"] < 0.9 * ala3_xtb["forces_mae_eV_per_A"]
