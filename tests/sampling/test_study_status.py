@@ -75,6 +75,8 @@ def test_status_reports_steps_speed_and_the_cv_ranges_per_temperature(remd_study
 def test_status_of_a_running_and_of_a_killed_piece(remd_study, tmp_path):
     import shutil
 
+    from so3k_driver.sampling.analysis.report import run_history
+
     study = tmp_path / "copy"
     shutil.copytree(remd_study, study)
     pieces.record_start(study, 24, 100, "ala3-xtb")  # a piece that never recorded its end
@@ -84,10 +86,18 @@ def test_status_of_a_running_and_of_a_killed_piece(remd_study, tmp_path):
         assert record["running_piece"]["first_step"] == 24 and record["running_piece"]["ps_per_hour"] is None
         assert record["pieces_killed"] == 0
         assert f"running: process {holder.pid}" in "\n".join(study_status.status_lines(record))
+        # so3k analyze of a study while it runs: the running piece is not a killed one
+        history = run_history(study)
+        assert history["pieces"]["killed"] == 0
+        assert ("3 pieces logged in pieces.jsonl (the last still running, not counted below): 24 steps"
+                in history["line"])
     record = study_status.study_status(study)  # its process is gone: that piece was killed
     assert record["running_by"] is None and "running_piece" not in record
     assert (record["pieces"], record["pieces_killed"]) == (3, 1)
     assert "(1 ended without a record: killed)" in "\n".join(study_status.status_lines(record))
+    history = run_history(study)
+    assert history["pieces"]["killed"] == 1 and "still running" not in history["line"]
+    assert "3 pieces logged in pieces.jsonl (1 killed before they could stop): 24 steps" in history["line"]
 
 
 def test_so3k_sample_status_prints_text_or_json_and_refuses_a_non_study_in_one_line(remd_study, tmp_path, capsys):

@@ -24,6 +24,7 @@ from . import (end_states, energy_error_profile, free_energy, ipi_outputs, plume
 from .free_energy_report import free_energy_analysis, free_energy_plot, free_energy_profiles
 from .observables import helix_plot, observables, ramachandran_plot, series_plot
 from ..settings import StudySettings
+from ..study_lock import holder
 from ...errors import UserError
 
 PLOTS = ("end_to_end.png", "radius_of_gyration.png", "helix_fraction.png", "free_energy.png", "ramachandran.png")
@@ -248,12 +249,17 @@ def run_history(run_dir: Path) -> dict | None:
         ranges.append(f"{model} (steps {first:,}–{until:,})" if until is not None else
                       (f"{model} (from step {first:,})" if first else model))
         first = until if until is not None else first
-    logged = pieces.history_summary(pieces.read_pieces(run_dir), settings.timestep_fs)
+    history = pieces.read_pieces(run_dir)
+    # a study analysed while it runs: its last piece has no end yet, and was not killed
+    running = bool(history) and history[-1]["end"] is None and holder(run_dir) is not None
+    logged = pieces.history_summary(history, settings.timestep_fs, running=running)
     line = f"Model: {', then '.join(ranges)}{f' ({settings.dtype})' if settings.dtype else ''}."
     if logged:
         line += (f" {logged['pieces']} piece{'s' if logged['pieces'] > 1 else ''} logged in {pieces.PIECES_FILE}"
                  + (f" ({logged['killed']} killed before they could stop)" if logged["killed"] else "")
-                 + f": {logged['ended_steps']:,} steps in {logged['ended_wall_s'] / 3600:.2f} h of wall time"
+                 + (" (the last still running, not counted below)" if running and logged["pieces"] > 1 else "")
+                 + (", still running" if running and logged["pieces"] == 1 else
+                    f": {logged['ended_steps']:,} steps in {logged['ended_wall_s'] / 3600:.2f} h of wall time")
                  + (f", {logged['ps_per_hour']:.1f} ps per hour per system" if logged["ps_per_hour"] else "")
                  + (f" (the {logged['first_step']:,} steps before the first logged piece are not counted)"
                     if logged["first_step"] else "") + ".")
