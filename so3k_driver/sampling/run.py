@@ -217,7 +217,8 @@ def _check_model_unchanged(folder: Path, settings: StudySettings) -> StudySettin
     """The study's model must still be the one it ran with: a file overwritten in place or a bundled
     model replaced by a package update would change the physics mid-study without a trace. A study
     from before fingerprints were recorded gets its model's fingerprint now."""
-    if settings.model_fingerprint is None and MODEL_ALIASES.get(settings.model, settings.model) == "so3lr-student":
+    named = MODEL_ALIASES.get(settings.model, settings.model)  # 'default' is a bundled model's other name
+    if settings.model_fingerprint is None and named == "so3lr-student":
         # begun before fingerprints were recorded (before 2026-12-04), with a bundled model that has since
         # changed (v6 -> v10 -> v13)
         raise UserError(f"{folder} began before studies recorded their model, and the bundled {settings.model!r} "
@@ -229,8 +230,7 @@ def _check_model_unchanged(folder: Path, settings: StudySettings) -> StudySettin
         settings = dataclasses.replace(settings, model_fingerprint=fingerprint)
         settings.save(folder)
     elif fingerprint != settings.model_fingerprint:
-        bundled = MODEL_ALIASES.get(settings.model, settings.model) in BUNDLED_MODELS
-        earlier = bundled_model_with_fingerprint(settings.model_fingerprint) if bundled else None
+        earlier = bundled_model_with_fingerprint(settings.model_fingerprint) if named in BUNDLED_MODELS else None
         if earlier is not None:  # a package update replaced the bundled default; the old one is still bundled
             raise UserError(f"the bundled {settings.model!r} changed since this study began: it ran with what is now "
                             f"bundled as {earlier!r}; continue with that: so3k sample run {shlex.quote(str(folder))} "

@@ -18,6 +18,14 @@ from so3k_driver.sampling.settings import MetadSettings, StudySettings
 pytestmark = pytest.mark.shared
 
 
+def refusal_of_sample_run(*args: str, timeout: float) -> str:
+    """``so3k sample run ARGS`` in its own process must refuse in one line with exit status 2; that line."""
+    result = subprocess.run([sys.executable, "-m", "so3k_driver.cli", "sample", "run", *args],
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
 def test_a_study_continues_with_another_model_and_records_the_change(tmp_path):
     structure = plumed_inputs.bundled_structure("Ac-Ala3-NHMe_ext.xyz")
     settings = StudySettings(structure=str(structure), model="ala3-xtb", temperatures=(300.0,), steps=10,
@@ -60,10 +68,8 @@ def test_a_model_that_cannot_be_loaded_is_refused_in_one_line_and_nothing_change
                              metad=MetadSettings(cv="none"), backend="direct")
     sampling_run.prepare(tmp_path, settings)
     before = (tmp_path / "study.json").read_text(), (tmp_path / sampling_run.PES_CONFIG).read_text()
-    result = subprocess.run([sys.executable, "-m", "so3k_driver.cli", "sample", "run", str(tmp_path), "--model",
-                             str(tmp_path / "missing.so3k")], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "missing.so3k" in result.stderr
+    refusal = refusal_of_sample_run(str(tmp_path), "--model", str(tmp_path / "missing.so3k"), timeout=120)
+    assert "missing.so3k" in refusal
     assert ((tmp_path / "study.json").read_text(), (tmp_path / sampling_run.PES_CONFIG).read_text()) == before
 
 
@@ -89,10 +95,8 @@ def test_a_model_changed_in_place_is_refused_until_the_change_is_made_deliberate
     save_model(model, config, unflatten(flat))  # the same path, other parameters
     assert model_fingerprint(str(model)) != recorded
     before = (study / "study.json").read_text()
-    result = subprocess.run([sys.executable, "-m", "so3k_driver.cli", "sample", "run", str(study)],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "no longer the model this study ran with" in result.stderr and "--model" in result.stderr
+    refusal = refusal_of_sample_run(str(study), timeout=300)
+    assert "no longer the model this study ran with" in refusal and "--model" in refusal
     assert (study / "study.json").read_text() == before and not (study / "RESTART").exists()
 
     # saying so continues with the model as it is now, and the record shows the change at step 0
@@ -135,10 +139,8 @@ def test_a_study_begun_with_an_earlier_bundled_default_is_told_the_name_it_is_bu
     record["model_fingerprint"] = v10  # as a study begun on 2026-12-04 recorded it
     (tmp_path / "study.json").write_text(json.dumps(record))
     before = (tmp_path / "study.json").read_text()
-    result = subprocess.run([sys.executable, "-m", "so3k_driver.cli", "sample", "run", str(tmp_path)],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "--model so3lr-student-v10" in result.stderr and "--model default" in result.stderr
+    refusal = refusal_of_sample_run(str(tmp_path), timeout=300)
+    assert "--model so3lr-student-v10" in refusal and "--model default" in refusal
     assert (tmp_path / "study.json").read_text() == before and not (tmp_path / "RESTART").exists()
     settings = sampling_run.change_model(tmp_path, "so3lr-student-v10")
     assert settings.model_fingerprint == v10 and settings.earlier_models == ({"model": "default", "until_step": 0},)
