@@ -72,6 +72,12 @@ def ps_per_hour(steps: int, timestep_fs: float, wall_s: float) -> float | None:
     return steps * timestep_fs * 1e-3 / wall_s * 3600.0 if wall_s > 0 and steps > 0 else None
 
 
+def running_piece(history: list[dict], lock_held: bool) -> dict | None:
+    """The last piece while it still runs: it has no end yet and the study's lock is held. A piece without an
+    end whose lock is free was killed before it could log one."""
+    return history[-1] if history and history[-1]["end"] is None and lock_held else None
+
+
 def history_summary(history: list[dict], timestep_fs: float, running: bool = False) -> dict | None:
     """What the logged pieces add up to: their count, how many were killed (a start without an end; the last
     one not, while ``running``), the steps and wall time (s) of the pieces that ended, and from those the
@@ -88,4 +94,5 @@ def history_summary(history: list[dict], timestep_fs: float, running: bool = Fal
             "ended_steps": steps, "ended_wall_s": wall_s, "ps_per_hour": ps_per_hour(steps, timestep_fs, wall_s)}
 
 
-__all__ = ["OUTCOMES", "history_summary", "ps_per_hour", "PIECES_FILE", "record_start", "record_end", "read_pieces"]
+__all__ = ["OUTCOMES", "history_summary", "ps_per_hour", "PIECES_FILE", "record_start", "record_end", "read_pieces",
+           "running_piece"]

@@ -46,10 +46,10 @@ def study_status(folder) -> dict:
         "total_ps_per_system": settings.steps * dt_ps,
         "restart": restart.name if restart else None, "restart_step": restart_step,
     }
-    logged = study_pieces.history_summary(history, settings.timestep_fs, running=running_by is not None)
+    current = study_pieces.running_piece(history, lock_held=running_by is not None)
+    logged = study_pieces.history_summary(history, settings.timestep_fs, running=current is not None)
     record.update(pieces=logged["pieces"] if logged else 0, pieces_killed=logged["killed"] if logged else 0,
                   wall_s=logged["ended_wall_s"] if logged else 0.0)
-    current = history[-1] if history and history[-1]["end"] is None and running_by is not None else None
     if current is not None:
         elapsed = now - current["unix_s"]
         record["wall_s"] += elapsed

@@ -28,6 +28,19 @@ def remd_study(tmp_path_factory):
     return folder
 
 
+def test_a_piece_without_an_end_is_running_only_while_the_lock_is_held():
+    ended = {"first_step": 0, "end": {"first_step": 0, "last_step": 100, "wall_s": 36.0}}
+    open_piece = {"first_step": 100, "end": None}
+    assert pieces.running_piece([ended, open_piece], lock_held=True) is open_piece
+    assert pieces.running_piece([ended, open_piece], lock_held=False) is None
+    assert pieces.running_piece([ended], lock_held=True) is None
+    assert pieces.running_piece([], lock_held=True) is None
+    # 100 steps of 2 fs in 36 s: 20 ps per hour; the open piece counts as killed unless it runs
+    assert pieces.history_summary([ended, open_piece], 2.0, running=True)["killed"] == 0
+    summary = pieces.history_summary([ended, open_piece], 2.0, running=False)
+    assert summary["killed"] == 1 and summary["ps_per_hour"] == pytest.approx(20.0)
+
+
 def test_each_piece_is_recorded_when_it_starts_and_when_it_ends(remd_study):
     history = pieces.read_pieces(remd_study)
     assert [(p["first_step"], p["total_steps"]) for p in history] == [(0, 12), (12, 24)]

@@ -250,8 +250,7 @@ def run_history(run_dir: Path) -> dict | None:
                       (f"{model} (from step {first:,})" if first else model))
         first = until if until is not None else first
     history = pieces.read_pieces(run_dir)
-    # a study analysed while it runs: its last piece has no end yet, and was not killed
-    running = bool(history) and history[-1]["end"] is None and holder(run_dir) is not None
+    running = pieces.running_piece(history, lock_held=holder(run_dir) is not None) is not None
     logged = pieces.history_summary(history, settings.timestep_fs, running=running)
     line = f"Model: {', then '.join(ranges)}{f' ({settings.dtype})' if settings.dtype else ''}."
     if logged:
