@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Replica exchange + well-tempered metadynamics folding of Ac-Ala15-NHMe from the extended chain.
+# The study step by step (settings, pieces, cost, reading the analysis, the SO3LR check): docs/folding_study.md
 #   bash examples/ala15_folding/run.sh [quick]      # MODEL=so3lr:DIR, OUT=DIR and METAD=CV may be set; so3k
 #                                                   # on PATH (source .venv/bin/activate)
 #
