@@ -3,8 +3,10 @@
 Whether a run holds the folder now (study_lock.py), the step reached and the simulated time per system,
 the newest restart a resumed run would continue from, the speed in ps per hour per system (of the
 running piece, startup included, and of the last finished one, from pieces.jsonl) with the time left at
-that speed, and per temperature (or walker) the COLVAR's last value and its range over the run: for a
-folding study, how close to the helix it has come. Safe to call while the study runs.
+that speed, per temperature (or walker) the COLVAR's last value and its range over the run, and for a
+capped peptide each trajectory's newest frame (helical residues, i→i+4 H-bonds, end-to-end distance): for a
+folding study, how close to the helix it has come and which configuration is getting there. Safe to call
+while the study runs.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import pieces as study_pieces
-from .analysis import plumed_files
+from . import peptide, pieces as study_pieces
+from .analysis import ipi_outputs, plumed_files
+from .inputs import DEFAULT_INIT_FILE
 from .plumed_inputs import COLVAR_COLUMNS, colvar_unit
 from .run import describe, latest_restart
 from .settings import StudySettings
@@ -68,6 +71,7 @@ def study_status(folder) -> dict:
     if speed:
         record["hours_left"] = (settings.steps - step) * dt_ps / speed
     record["colvar"] = _colvar_ranges(folder, settings)
+    record["newest_frames"] = newest_frames(folder)
     return record
 
 
@@ -85,6 +89,38 @@ def _best_speed(record: dict) -> float | None:
         return running["ps_per_hour"]
     finished = record.get("last_finished_piece")
     return finished["ps_per_hour"] if finished else None
+
+
+def newest_frames(folder) -> list[dict]:
+    """For a capped peptide, per i-PI trajectory (in REMD one configuration through all temperatures) its
+    newest frame: step, residues with helical φ/ψ (count and a map, H per helical residue), formed i→i+4
+    backbone H-bonds and the end-to-end distance (Å). Reads only the ends of the trajectories. Empty for a
+    structure that is not a capped peptide, or before the first frame."""
+    folder = Path(folder)
+    start = folder / DEFAULT_INIT_FILE
+    try:
+        symbols, frames = ipi_outputs.read_xyz_frames(start)
+        backbone = peptide.find_backbone(ipi_outputs.atomic_numbers_of(symbols), frames[0])
+        systems = ipi_outputs.find_systems(folder)
+    except (OSError, ValueError, KeyError, IndexError):  # no start file, not a peptide, no outputs yet
+        return []
+    first, last = backbone.end_to_end_atoms()
+    rows = []
+    for properties, trajectory in systems:
+        newest = ipi_outputs.read_last_xyz_frame(trajectory, len(symbols))
+        if newest is None:
+            continue
+        step, positions = newest
+        helical = peptide.helical_residues(peptide.dihedrals(positions, backbone.phi_atoms()),
+                                           peptide.dihedrals(positions, backbone.psi_atoms()))
+        pairs = len(backbone.helix_hbond_pairs())
+        rows.append({"system": ipi_outputs.system_name(properties), "step": step,
+                     "helical_residues": int(helical.sum()), "residues": backbone.num_residues,
+                     "helix_map": "".join("H" if h else "-" for h in helical),
+                     "helix_hbonds": int(peptide.helix_hbonds(positions, backbone).sum()) if pairs else 0,
+                     "helix_hbond_pairs": pairs,
+                     "end_to_end_A": round(float(peptide.distance(positions, first, last)), 2)})
+    return rows
 
 
 def _colvar_ranges(folder: Path, settings: StudySettings) -> list[dict]:
@@ -153,9 +189,22 @@ def status_lines(record: dict) -> list[str]:
                 value = row["columns"].get(name)
                 cells.append(f"{value['last']:.2f} ({value['min']:.2f}–{value['max']:.2f})" if value else "–")
             table.append(cells)
-        widths = [max(len(r[c]) for r in table) for c in range(len(table[0]))]
-        lines += ["  " + "  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in table]
+        lines += _aligned(table)
+    if record.get("newest_frames"):
+        follows = "one configuration through the temperatures" if record["run"].startswith("REMD") else "one system"
+        lines += ["", f"Newest frame of each trajectory ({follows}; H: a residue with helical φ/ψ):"]
+        table = [["", "step", "helical residues", "", "i→i+4 H-bonds", "end to end (Å)"]]
+        for row in record["newest_frames"]:
+            step = f"{row['step']:,}" if row["step"] is not None else "–"
+            table.append([row["system"], step, f"{row['helical_residues']}/{row['residues']}", row["helix_map"],
+                          f"{row['helix_hbonds']}/{row['helix_hbond_pairs']}", f"{row['end_to_end_A']:.1f}"])
+        lines += _aligned(table)
     return lines
+
+
+def _aligned(table: list[list[str]]) -> list[str]:
+    widths = [max(len(r[c]) for r in table) for c in range(len(table[0]))]
+    return ["  " + "  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in table]
 
 
 def _heading(name: str, unit: str) -> str:

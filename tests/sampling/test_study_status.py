@@ -85,6 +85,38 @@ def test_status_reports_steps_speed_and_the_cv_ranges_per_temperature(remd_study
     assert "last finished piece" in text and "metad.bias (kJ/mol)" in text and "psi2 (rad)" in text
 
 
+def test_status_shows_each_trajectory_s_newest_frame_as_the_full_reader_sees_it(remd_study):
+    from so3k_driver.sampling import peptide
+    from so3k_driver.sampling.analysis import ipi_outputs
+
+    rows = study_status.newest_frames(remd_study)
+    systems = ipi_outputs.find_systems(remd_study)
+    assert [row["system"] for row in rows] == ["T-0", "T-1"] and len(systems) == 2
+    for row, (_, trajectory) in zip(rows, systems):
+        symbols, frames = ipi_outputs.read_xyz_frames(trajectory)  # every frame, parsed from the start
+        backbone = peptide.find_backbone(ipi_outputs.atomic_numbers_of(symbols), frames[0])
+        helical = peptide.helical_residues(peptide.dihedrals(frames[-1], backbone.phi_atoms()),
+                                           peptide.dihedrals(frames[-1], backbone.psi_atoms()))
+        first, last = backbone.end_to_end_atoms()
+        assert row["step"] == 24 and row["residues"] == 3 and len(row["helix_map"]) == 3
+        assert row["helix_map"] == "".join("H" if h else "-" for h in helical)
+        assert row["end_to_end_A"] == pytest.approx(float(peptide.distance(frames[-1], first, last)), abs=0.005)
+    text = "\n".join(study_status.status_lines(study_status.study_status(remd_study)))
+    assert "Newest frame of each trajectory (one configuration through the temperatures" in text
+
+
+def test_the_newest_frame_is_read_from_the_end_and_a_cut_frame_is_skipped(tmp_path):
+    from so3k_driver.sampling.analysis import ipi_outputs
+
+    frame = lambda step, x: f"2\n# CELL(abcABC): 1 1 1 90 90 90 Step: {step} Bead: 0\nH {x} 0 0\nH {x + 0.74} 0 0\n"
+    path = tmp_path / "sim.pos_0.xyz"
+    path.write_text("".join(frame(10 * k, float(k)) for k in range(2000)) + "2\n# Step: 20000\nH 5.0 0")
+    step, positions = ipi_outputs.read_last_xyz_frame(path, 2)
+    assert step == 19990 and positions.tolist() == [[1999.0, 0.0, 0.0], [1999.74, 0.0, 0.0]]
+    path.write_text("2\n# Step: 0\nH 0 0")
+    assert ipi_outputs.read_last_xyz_frame(path, 2) is None
+
+
 def test_status_of_a_running_and_of_a_killed_piece(remd_study, tmp_path):
     import shutil
 

@@ -13,6 +13,8 @@ broken configuration was exchanged to.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,35 @@ def read_xyz_frames(path) -> tuple[list[str], np.ndarray]:
         frames.append(np.array([[float(x) for x in b[1:4]] for b in block]))
         i += n + 2
     return symbols or [], np.array(frames)
+
+
+def read_last_xyz_frame(path, num_atoms: int) -> tuple[int | None, np.ndarray] | None:
+    """The newest complete frame of an xyz trajectory of ``num_atoms`` atoms, reading only the end of the file
+    (a long study's trajectory is megabytes): (its MD step from i-PI's ``Step:`` comment, None without one;
+    positions (N, 3) in the file's units). None before the first complete frame."""
+    with open(path, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        window = 2 * (num_atoms + 2) * 96  # two frames of typical line length
+        while True:
+            handle.seek(max(0, size - window))
+            lines = complete_lines(handle.read().decode(errors="replace"))
+            if window < size:
+                lines = lines[1:]  # the window began inside a line
+            frame = _last_frame(lines, num_atoms)
+            if frame is not None or window >= size:
+                return frame
+            window *= 4
+
+
+def _last_frame(lines: list[str], num_atoms: int) -> tuple[int | None, np.ndarray] | None:
+    for start in range(len(lines) - num_atoms - 2, -1, -1):
+        if lines[start].strip() != str(num_atoms):
+            continue
+        block = [line.split() for line in lines[start + 2: start + 2 + num_atoms]]
+        if all(len(b) >= 4 for b in block):
+            step = re.search(r"Step:\s*(\d+)", lines[start + 1])
+            return (int(step.group(1)) if step else None), np.array([[float(x) for x in b[1:4]] for b in block])
+    return None
 
 
 def sampling_temperatures(props: dict, source) -> np.ndarray:
@@ -103,12 +134,17 @@ class Breakage:
     excluded_frames: int  # frames left out of the per-temperature series
 
 
+def atomic_numbers_of(symbols) -> np.ndarray:
+    """Atomic numbers of a trajectory's element symbols."""
+    from ase.data import atomic_numbers
+
+    return np.array([atomic_numbers[s] for s in symbols])
+
+
 def fragment_count(symbols, positions) -> int:
     """Number of covalently bonded fragments in one frame (positions (N, 3) Å), with the breakage
     criterion of topology.fragment_count (1.6 × covalent radii: thermal stretching is not a break)."""
-    from ase.data import atomic_numbers
-
-    return topology.fragment_count([atomic_numbers[s] for s in symbols], positions)
+    return topology.fragment_count(atomic_numbers_of(symbols), positions)
 
 
 def fragment_counts(symbols, frames) -> np.ndarray:
@@ -119,10 +155,8 @@ def fragment_counts(symbols, frames) -> np.ndarray:
     a frame that keeps every bond of frame 0 has all of frame 0's graph edges, so no more fragments
     (an Ac-Ala3-NHMe metadynamics of 17 000 frames: ~30 s of graph searches before, one array
     operation now)."""
-    from ase.data import atomic_numbers
-
     frames = np.asarray(frames, dtype=np.float64)
-    numbers = np.array([atomic_numbers[s] for s in symbols])
+    numbers = atomic_numbers_of(symbols)
     counts = np.full(len(frames), topology.fragment_count(numbers, frames[0]))
     # the bonds of frame 0's graph (1.6 ×), each with the same 1.6 × limit
     guard = BondGuard(numbers, frames[0], None, BREAKAGE_BOND_SCALE, bond_scale=BREAKAGE_BOND_SCALE)

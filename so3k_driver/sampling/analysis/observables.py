@@ -30,10 +30,7 @@ class TemperatureObservables:
 
 
 def observables(symbols, series: list[ipi_outputs.ReplicaSeries]) -> list[TemperatureObservables]:
-    from ase.data import atomic_numbers
-
-    numbers = np.array([atomic_numbers[s] for s in symbols])
-    backbone = peptide.find_backbone(numbers, series[0].positions[0])
+    backbone = peptide.find_backbone(ipi_outputs.atomic_numbers_of(symbols), series[0].positions[0])
     first, last = backbone.end_to_end_atoms()
     result = []
     for s in series:

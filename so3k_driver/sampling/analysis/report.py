@@ -179,16 +179,10 @@ def _load_pair(run_model, reference, reference_dtype, report) -> dict:
             "reference": (reference, Potential.load(reference, dtype=reference_dtype, lr_cutoff=None))}
 
 
-def _numbers(symbols) -> np.ndarray:
-    from ase.data import atomic_numbers
-
-    return np.array([atomic_numbers[s] for s in symbols])
-
-
 def _end_state_check(symbols, lowest, observed, potentials, count, burn_in, report):
     """end_states.compare_end_states on the lowest temperature's frames."""
     (model, model_potential), (reference, reference_potential) = potentials["model"], potentials["reference"]
-    return end_states.compare_end_states(_numbers(symbols), lowest.positions, lowest.time, observed.helix_torsion,
+    return end_states.compare_end_states(ipi_outputs.atomic_numbers_of(symbols), lowest.positions, lowest.time, observed.helix_torsion,
                                          lowest.temperature, model_potential, reference_potential, model, reference,
                                          count=count, burn_in=burn_in, report=report)
 
@@ -200,7 +194,7 @@ def _energy_error_profile(symbols, lowest, observed, potentials, count, burn_in,
         return None
     chosen = energy_error_profile.spread_frames(len(lowest.positions), burn_in, count)
     positions = np.asarray(lowest.positions)[chosen]
-    numbers = _numbers(symbols)
+    numbers = ipi_outputs.atomic_numbers_of(symbols)
     points = {}
     for key, (label, potential) in potentials.items():
         report(f"energy-error profile: {len(chosen)} frames at {lowest.temperature:g} K with {label} (single points)")
