@@ -48,13 +48,14 @@ class Backbone:
         """Carbonyl carbons of the first and last residues (acetyl cap C and last residue's C)."""
         return self.cap_c, self.c[-1]
 
-    def helix_hbond_pairs(self) -> list[tuple[int, int]]:
-        """(O of peptide unit k, amide H of unit k + 4) for every i→i+4 hydrogen bond an α-helix makes:
-        k = 0 is the acetyl O, the last donor the C-terminal cap's NH; units without an H are skipped."""
+    def helix_hbond_pairs(self, span: int = 4) -> list[tuple[int, int]]:
+        """(O of peptide unit k, amide H of unit k + span) for every i→i+span hydrogen bond a helix makes:
+        span 4 for the α-helix, 3 for the 3₁₀-helix; k = 0 is the acetyl O, the last donor the C-terminal
+        cap's NH; units without an H are skipped."""
         oxygens = (self.cap_o,) + self.o
         hydrogens = self.h + (self.cap_h,)
-        return [(oxygens[k], hydrogens[k + 3]) for k in range(len(oxygens))
-                if k + 3 < len(hydrogens) and hydrogens[k + 3] is not None]
+        return [(oxygens[k], hydrogens[k + span - 1]) for k in range(len(oxygens))
+                if k + span - 1 < len(hydrogens) and hydrogens[k + span - 1] is not None]
 
     def heavy_backbone(self) -> list[int]:
         """N, CA, C of every residue, in chain order (the radius-of-gyration atom set)."""
@@ -153,9 +154,8 @@ def helical_residues(phi, psi) -> np.ndarray:
 HELIX_HBOND_CUTOFF_A = 2.5  # H···O distance of a backbone hydrogen bond (analysis; the helix CV's switch midpoint)
 
 
-def helix_hbonds(positions, backbone: Backbone, cutoff: float = HELIX_HBOND_CUTOFF_A) -> np.ndarray:
-    """i→i+4 backbone hydrogen bonds O(i)···H–N(i+4) with H···O < cutoff Å; (..., n_res - 3) booleans.
-
-    The pairs are Backbone.helix_hbond_pairs()."""
+def helix_hbonds(positions, backbone: Backbone, cutoff: float = HELIX_HBOND_CUTOFF_A, span: int = 4) -> np.ndarray:
+    """i→i+span backbone hydrogen bonds O(i)···H–N(i+span) with H···O < cutoff Å (span 4: α-helix, 3: 3₁₀);
+    (..., pairs) booleans, the pairs of Backbone.helix_hbond_pairs(span)."""
     p = np.asarray(positions, float)
-    return np.stack([distance(p, o, h) < cutoff for o, h in backbone.helix_hbond_pairs()], axis=-1)
+    return np.stack([distance(p, o, h) < cutoff for o, h in backbone.helix_hbond_pairs(span)], axis=-1)

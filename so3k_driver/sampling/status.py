@@ -94,7 +94,8 @@ def _best_speed(record: dict) -> float | None:
 def newest_frames(folder) -> list[dict]:
     """For a capped peptide, per i-PI trajectory (in REMD one configuration through all temperatures) its
     newest frame: step, residues with helical φ/ψ (count and a map, H per helical residue), formed i→i+4
-    backbone H-bonds and the end-to-end distance (Å). Reads only the ends of the trajectories. Empty for a
+    backbone H-bonds (α-helix) and i→i+3 (3₁₀-helix, whose φ/ψ also count as helical), and the end-to-end
+    distance (Å). Reads only the ends of the trajectories. Empty for a
     structure that is not a capped peptide, or before the first frame."""
     folder = Path(folder)
     start = folder / DEFAULT_INIT_FILE
@@ -113,13 +114,14 @@ def newest_frames(folder) -> list[dict]:
         step, positions = newest
         helical = peptide.helical_residues(peptide.dihedrals(positions, backbone.phi_atoms()),
                                            peptide.dihedrals(positions, backbone.psi_atoms()))
-        pairs = len(backbone.helix_hbond_pairs())
-        rows.append({"system": ipi_outputs.system_name(properties), "step": step,
-                     "helical_residues": int(helical.sum()), "residues": backbone.num_residues,
-                     "helix_map": "".join("H" if h else "-" for h in helical),
-                     "helix_hbonds": int(peptide.helix_hbonds(positions, backbone).sum()) if pairs else 0,
-                     "helix_hbond_pairs": pairs,
-                     "end_to_end_A": round(float(peptide.distance(positions, first, last)), 2)})
+        row = {"system": ipi_outputs.system_name(properties), "step": step,
+               "helical_residues": int(helical.sum()), "residues": backbone.num_residues,
+               "helix_map": "".join("H" if h else "-" for h in helical)}
+        for span, name in ((4, "alpha_hbonds"), (3, "three_ten_hbonds")):  # i→i+4: α-helix, i→i+3: 3₁₀-helix
+            pairs = len(backbone.helix_hbond_pairs(span))
+            row[name] = int(peptide.helix_hbonds(positions, backbone, span=span).sum()) if pairs else 0
+            row[f"{name}_possible"] = pairs
+        rows.append({**row, "end_to_end_A": round(float(peptide.distance(positions, first, last)), 2)})
     return rows
 
 
@@ -193,11 +195,12 @@ def status_lines(record: dict) -> list[str]:
     if record.get("newest_frames"):
         follows = "one configuration through the temperatures" if record["run"].startswith("REMD") else "one system"
         lines += ["", f"Newest frame of each trajectory ({follows}; H: a residue with helical φ/ψ):"]
-        table = [["", "step", "helical residues", "", "i→i+4 H-bonds", "end to end (Å)"]]
+        table = [["", "step", "helical residues", "", "α H-bonds i→i+4", "3₁₀ H-bonds i→i+3", "end to end (Å)"]]
         for row in record["newest_frames"]:
             step = f"{row['step']:,}" if row["step"] is not None else "–"
             table.append([row["system"], step, f"{row['helical_residues']}/{row['residues']}", row["helix_map"],
-                          f"{row['helix_hbonds']}/{row['helix_hbond_pairs']}", f"{row['end_to_end_A']:.1f}"])
+                          f"{row['alpha_hbonds']}/{row['alpha_hbonds_possible']}",
+                          f"{row['three_ten_hbonds']}/{row['three_ten_hbonds_possible']}", f"{row['end_to_end_A']:.1f}"])
         lines += _aligned(table)
     return lines
 

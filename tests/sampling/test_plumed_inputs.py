@@ -1,6 +1,7 @@
 """Backbone detection and PLUMED input generation (no i-PI run)."""
 
 import sys
+from pathlib import Path
 
 import ase.io
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 from so3k_driver.sampling import peptide, plumed_inputs
 from so3k_driver.sampling.plumed_inputs import bundled_structure
 from so3k_driver.sampling.settings import MetadSettings
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name, first, last, distance", [
@@ -31,6 +34,19 @@ def test_helix_detected_only_in_folded_structure():
         fraction = peptide.helical_residues(phi, psi).mean()
         assert (fraction > 0.8) if helical else (fraction == 0.0)
         assert (peptide.helix_hbonds(atoms.positions, backbone).mean() > 0.6) == helical
+
+
+def test_alpha_and_three_ten_helices_are_told_apart_by_their_hydrogen_bonds():
+    """Two Ac-Ala15-NHMe frames with helical φ/ψ almost everywhere: SO3LR's α-helix (i→i+4 H-bonds) and the
+    3₁₀-helix student v13 formed (i→i+3), from docs/results/ala15_folding_student_v13/helix_forms_182ps."""
+    frames = ase.io.read(REPO / "docs/results/ala15_folding_student_v13/helix_forms_182ps.start.extxyz", index=":")
+    alpha, three_ten = frames[0], frames[1]
+    backbone = peptide.find_backbone(alpha.numbers, alpha.positions)
+    assert (len(backbone.helix_hbond_pairs(4)), len(backbone.helix_hbond_pairs(3))) == (13, 14)
+    counts = [(int(peptide.helix_hbonds(f.positions, backbone, span=4).sum()),
+               int(peptide.helix_hbonds(f.positions, backbone, span=3).sum())) for f in (alpha, three_ten)]
+    assert counts[0][0] >= 8 and counts[0][0] > counts[0][1]
+    assert counts[1][0] <= 1 and counts[1][1] >= 8
 
 
 def test_plumed_inputs_state_units_nopbc_and_flush():

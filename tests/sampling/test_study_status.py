@@ -100,6 +100,9 @@ def test_status_shows_each_trajectory_s_newest_frame_as_the_full_reader_sees_it(
         first, last = backbone.end_to_end_atoms()
         assert row["step"] == 24 and row["residues"] == 3 and len(row["helix_map"]) == 3
         assert row["helix_map"] == "".join("H" if h else "-" for h in helical)
+        # Ac-Ala3-NHMe has one i→i+4 pair (acetyl O, C-cap H) and two i→i+3 pairs
+        assert (row["alpha_hbonds_possible"], row["three_ten_hbonds_possible"]) == (1, 2)
+        assert row["three_ten_hbonds"] == int(peptide.helix_hbonds(frames[-1], backbone, span=3).sum())
         assert row["end_to_end_A"] == pytest.approx(float(peptide.distance(frames[-1], first, last)), abs=0.005)
     text = "\n".join(study_status.status_lines(study_status.study_status(remd_study)))
     assert "Newest frame of each trajectory (one configuration through the temperatures" in text

@@ -1,0 +1,95 @@
+"""Which helix does a model prefer? Relax labelled Ac-Ala_n-NHMe frames with two models and compare (issue #13).
+
+    python bench/helix_forms.py --model default --reference so3lr:DIR --out OUT.json \
+        "alpha=so3k_driver/data/Ac-Ala15-NHMe_folded.xyz" "v13 T-4=runs/ala15_folding_v13/T-4_sim.pos_0.xyz" ...
+
+Each LABEL=FILE takes the last frame of FILE; OUT.start.extxyz keeps the frames as read. Both models relax every frame (L-BFGS, gas phase, all pairs;
+the reference in float64). For every frame, before and after each relaxation: residues with helical φ/ψ,
+backbone H-bonds i→i+4 (α-helix) and i→i+3 (3₁₀-helix) with H···O < 2.5 Å, and the end-to-end distance (Å);
+and each model's relaxed energy relative to the first frame's relaxed energy under the same model (eV). A
+model that ranks a 3₁₀-like form below the α-helix when the reference does not will fold into it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+HBOND_A = 2.5
+
+
+def shape(backbone, positions) -> dict:
+    from so3k_driver.sampling import peptide
+
+    helical = peptide.helical_residues(peptide.dihedrals(positions, backbone.phi_atoms()),
+                                       peptide.dihedrals(positions, backbone.psi_atoms()))
+    def hbonds(span: int) -> int:
+        return int(peptide.helix_hbonds(positions, backbone, HBOND_A, span=span).sum())
+
+    first, last = backbone.end_to_end_atoms()
+    return {"helical_residues": int(helical.sum()), "helix_map": "".join("H" if h else "-" for h in helical),
+            "hbonds_i_i4": hbonds(4), "hbonds_i_i3": hbonds(3),
+            "end_to_end_A": round(float(peptide.distance(positions, first, last)), 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("frames", nargs="+", metavar="LABEL=FILE")
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--reference", required=True, help="e.g. so3lr:DIR (float64, all pairs)")
+    parser.add_argument("--fmax", type=float, default=0.01, help="eV/Å (default 0.01)")
+    parser.add_argument("--max-steps", type=int, default=3000)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+
+    import ase
+    import ase.io
+
+    from so3k_driver.evaluation.minimise import minimise
+    from so3k_driver.evaluation.optimizers import LbfgsSettings
+    from so3k_driver.evaluation.potential import Potential
+    from so3k_driver.sampling import peptide
+
+    labels, positions, numbers, starts = [], [], None, []
+    for entry in args.frames:
+        label, _, path = entry.partition("=")
+        atoms = ase.io.read(path, index=-1)
+        numbers = atoms.numbers if numbers is None else numbers
+        if not np.array_equal(atoms.numbers, numbers):
+            raise SystemExit(f"{path}: other atoms than the first file's")
+        labels.append(label)
+        positions.append(atoms.positions)
+        starts.append(ase.Atoms(numbers=atoms.numbers, positions=atoms.positions, info={"label": label, "source": path}))
+    ase.io.write(args.out.with_suffix(".start.extxyz"), starts)  # the frames as read: a running study moves on
+    positions = np.array(positions)
+    backbone = peptide.find_backbone(numbers, positions[0])
+    settings = LbfgsSettings(fmax=args.fmax, max_steps=args.max_steps)
+    report = {"units": {"energy": "eV, relaxed, relative to the first frame under the same model",
+                        "end_to_end": "Å", "hbond": f"H···O < {HBOND_A} Å"},
+              "model": args.model, "reference": args.reference, "fmax_eV_per_A": args.fmax, "frames": {}}
+    for label, start in zip(labels, positions):
+        report["frames"][label] = {"start": shape(backbone, start)}
+    for role, spec, dtype in (("model", args.model, None), ("reference", args.reference, "float64")):
+        potential = Potential.load(spec, dtype=dtype, lr_cutoff=None)
+        result = minimise(potential, numbers, positions, settings)
+        for k, label in enumerate(labels):
+            report["frames"][label][role] = {
+                "relative_energy_eV": round(float(result.energy[k] - result.energy[0]), 4),
+                "converged": bool(result.converged[k]), "steps": int(result.steps[k]),
+                **shape(backbone, result.positions[k])}
+        print(f"{role} {spec}: {result.wall_time_s:.0f} s", flush=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"{'frame':<22} {'start (helical, i+4, i+3, Å)':<30} {'model: dE eV, i+4, i+3, Å':<30} reference")
+    for label, row in report["frames"].items():
+        s, m, r = row["start"], row["model"], row["reference"]
+        print(f"{label:<22} {s['helical_residues']:>2} {s['hbonds_i_i4']:>2} {s['hbonds_i_i3']:>2} {s['end_to_end_A']:5.1f}"
+              f"{'':<13} {m['relative_energy_eV']:+7.3f} {m['hbonds_i_i4']:>2} {m['hbonds_i_i3']:>2} {m['end_to_end_A']:5.1f}"
+              f"{'' if m['converged'] else '*':<8} {r['relative_energy_eV']:+7.3f} {r['hbonds_i_i4']:>2} "
+              f"{r['hbonds_i_i3']:>2} {r['end_to_end_A']:5.1f}{'' if r['converged'] else '*'}")
+
+
+if __name__ == "__main__":
+    main()
