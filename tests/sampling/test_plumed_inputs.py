@@ -47,6 +47,14 @@ def test_alpha_and_three_ten_helices_are_told_apart_by_their_hydrogen_bonds():
                int(peptide.helix_hbonds(f.positions, backbone, span=3).sum())) for f in (alpha, three_ten)]
     assert counts[0][0] >= 8 and counts[0][0] > counts[0][1]
     assert counts[1][0] <= 1 and counts[1][1] >= 8
+    # so3k analyze's per-frame observables carry the same two fractions
+    from so3k_driver.sampling.analysis import ipi_outputs, observables
+
+    series = ipi_outputs.ReplicaSeries(300.0, np.array([0.0, 0.5]), np.array([alpha.positions, three_ten.positions]),
+                                       np.zeros(2), np.zeros(2))
+    (observed,) = observables.observables(alpha.get_chemical_symbols(), [series])
+    assert observed.helix_hbond.tolist() == [counts[0][0] / 13, counts[1][0] / 13]
+    assert observed.three_ten_hbond.tolist() == [counts[0][1] / 14, counts[1][1] / 14]
 
 
 def test_plumed_inputs_state_units_nopbc_and_flush():

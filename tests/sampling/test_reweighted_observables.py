@@ -17,7 +17,7 @@ def frames(values) -> TemperatureObservables:
     count = len(values)
     return TemperatureObservables(TEMPERATURE, np.arange(count) * 0.5, end_to_end=values, gyration=values,
                                   helix_torsion=values, helix_hbond=values, phi=np.zeros((count, 1)),
-                                  psi=np.zeros((count, 1)))
+                                  psi=np.zeros((count, 1)), three_ten_hbond=values)
 
 
 def test_a_linearly_biased_gaussian_reweights_to_the_unbiased_mean():

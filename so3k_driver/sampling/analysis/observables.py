@@ -24,9 +24,10 @@ class TemperatureObservables:
     end_to_end: np.ndarray      # Å
     gyration: np.ndarray        # Å
     helix_torsion: np.ndarray   # fraction of residues in the α basin, per frame
-    helix_hbond: np.ndarray     # fraction of i→i+4 H-bonds formed, per frame
+    helix_hbond: np.ndarray     # fraction of i→i+4 H-bonds formed (α-helix), per frame
     phi: np.ndarray             # (F, residues) degrees
     psi: np.ndarray
+    three_ten_hbond: np.ndarray  # fraction of i→i+3 H-bonds formed (3₁₀-helix, whose φ/ψ count as helical too)
 
 
 def observables(symbols, series: list[ipi_outputs.ReplicaSeries]) -> list[TemperatureObservables]:
@@ -36,11 +37,12 @@ def observables(symbols, series: list[ipi_outputs.ReplicaSeries]) -> list[Temper
     for s in series:
         phi = peptide.dihedrals(s.positions, backbone.phi_atoms())
         psi = peptide.dihedrals(s.positions, backbone.psi_atoms())
-        hbonds = peptide.helix_hbonds(s.positions, backbone) if backbone.num_residues >= 4 else np.zeros((len(phi), 1))
+        hbonds = {span: peptide.helix_hbonds(s.positions, backbone, span=span).mean(axis=1)
+                  if backbone.helix_hbond_pairs(span) else np.zeros(len(phi)) for span in (4, 3)}
         result.append(TemperatureObservables(
             s.temperature, s.time, peptide.distance(s.positions, first, last),
             peptide.radius_of_gyration(s.positions, backbone.heavy_backbone()),
-            peptide.helical_residues(phi, psi).mean(axis=1), hbonds.mean(axis=1), phi, psi))
+            peptide.helical_residues(phi, psi).mean(axis=1), hbonds[4], phi, psi, three_ten_hbond=hbonds[3]))
     return result
 
 
@@ -74,7 +76,8 @@ def helix_plot(path, data):
         left.plot(d.time, d.helix_torsion, lw=0.8, label=f"{d.temperature:g} K (torsions)")
     temperatures = [d.temperature for d in data]
     right.plot(temperatures, [d.helix_torsion.mean() for d in data], "o-", label="α-basin residues")
-    right.plot(temperatures, [d.helix_hbond.mean() for d in data], "s--", label="i→i+4 H-bonds")
+    right.plot(temperatures, [d.helix_hbond.mean() for d in data], "s--", label="i→i+4 H-bonds (α)")
+    right.plot(temperatures, [d.three_ten_hbond.mean() for d in data], "^:", label="i→i+3 H-bonds (3₁₀)")
     left.set(xlabel="time (ps)", ylabel="helix fraction (dimensionless, 0–1)", ylim=(-0.02, 1.02))
     right.set(xlabel="temperature (K)", ylabel="mean helix fraction (dimensionless)", ylim=(-0.02, 1.02))
     left.legend(fontsize=7)

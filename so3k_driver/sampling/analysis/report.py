@@ -285,17 +285,21 @@ def _write_summary(out_dir, run_dir, data, exchanges, hills, breakages=(), commi
     if hills:
         lines.append("Hills deposited: " + ", ".join(f"{k}: {v}" for k, v in hills.items()) + ".")
     lines += ["", "| T (K) | end-to-end first→last (Å) | mean end-to-end (Å) | mean Rg (Å) | helix fraction, torsions | "
-              "helix fraction, i→i+4 H-bonds | helix fraction, last 25 % |", "|---|---|---|---|---|---|---|"]
+              "helix fraction, i→i+4 H-bonds (α) | i→i+3 H-bonds (3₁₀) | helix fraction, last 25 % |",
+              "|---|---|---|---|---|---|---|---|"]
     summary = []
     for d in data:
         tail = d.helix_torsion[int(0.75 * len(d.helix_torsion)):]
         lines.append(f"| {d.temperature:g} | {d.end_to_end[0]:.1f} → {d.end_to_end[-1]:.1f} | {d.end_to_end.mean():.1f} | "
-                     f"{d.gyration.mean():.2f} | {d.helix_torsion.mean():.2f} | {d.helix_hbond.mean():.2f} | {tail.mean():.2f} |")
+                     f"{d.gyration.mean():.2f} | {d.helix_torsion.mean():.2f} | {d.helix_hbond.mean():.2f} | "
+                     f"{d.three_ten_hbond.mean():.2f} | {tail.mean():.2f} |")
         summary.append({"temperature_K": d.temperature, "end_to_end_first_A": float(d.end_to_end[0]),
                         "end_to_end_last_A": float(d.end_to_end[-1]), "end_to_end_mean_A": float(d.end_to_end.mean()),
                         "gyration_mean_A": float(d.gyration.mean()), "helix_fraction_torsion": float(d.helix_torsion.mean()),
-                        "helix_fraction_hbond": float(d.helix_hbond.mean())})
-    lines += ["", "Helix: residue with φ in [-100, -30]° and ψ in [-80, -5]°; H-bond: O(i)···H–N(i+4) < 2.5 Å.",
+                        "helix_fraction_hbond": float(d.helix_hbond.mean()),
+                        "three_ten_hbond_fraction": float(d.three_ten_hbond.mean())})
+    lines += ["", "Helix: residue with φ in [-100, -30]° and ψ in [-80, -5]°; H-bond: O(i)···H–N(i+4) < 2.5 Å "
+              "(α-helix; i+3: 3₁₀-helix, whose φ/ψ also fall in the helical window).",
               "Free energy from HILLS: F(s) = -Σ hills (well-tempered heights as written by PLUMED), kJ/mol.", "",
               "Plots: " + ", ".join(f"[{p}]({p})" for p in PLOTS + tuple(fes_plots)), ""]
     lines += list(fes_lines)

@@ -32,6 +32,7 @@ PLOT = "reweighted_helix.png"
 OBSERVABLES = {  # TemperatureObservables attribute: (label, unit)
     "helix_torsion": ("helix fraction, torsions", "dimensionless, 0–1"),
     "helix_hbond": ("helix fraction, i→i+4 H-bonds", "dimensionless, 0–1"),
+    "three_ten_hbond": ("3₁₀ fraction, i→i+3 H-bonds", "dimensionless, 0–1"),
     "end_to_end": ("end-to-end distance", "Å"),
     "gyration": ("radius of gyration", "Å"),
 }
@@ -173,7 +174,7 @@ def markdown(results: list[ReweightedAverages], burn_in: float) -> list[str]:
                                                         for label, unit in OBSERVABLES.values()) + " |",
              "|---|---|" + "---|" * len(OBSERVABLES)]
     for r in results:
-        digits = {"helix_torsion": 2, "helix_hbond": 2, "end_to_end": 1, "gyration": 2}
+        digits = {"helix_torsion": 2, "helix_hbond": 2, "three_ten_hbond": 2, "end_to_end": 1, "gyration": 2}
         cells = [f"{r.means[n]:.{digits[n]}f} [{r.first_half[n]:.{digits[n]}f}, {r.second_half[n]:.{digits[n]}f}]; "
                  f"biased {r.biased[n]:.{digits[n]}f}" for n in OBSERVABLES]
         lines.append(f"| {r.temperature:g} | {r.kept} ({r.effective:.0f}) | " + " | ".join(cells) + " |")
