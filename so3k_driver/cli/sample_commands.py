@@ -101,7 +101,7 @@ def add_parser(subparsers) -> None:
                     "step and ps per system reached, the newest restart, the speed of the running and the last "
                     "finished piece (ps per hour per system) and the time left at it, and per temperature the "
                     "COLVAR's last value and range over the run; for a capped peptide, each trajectory's newest frame "
-                    "(residues with helical φ/ψ, i→i+4 H-bonds, end-to-end distance in Å).")
+                    "(residues with helical φ/ψ, α i→i+4 and 3₁₀ i→i+3 H-bonds, end-to-end distance in Å).")
     status.add_argument("folder", metavar="DIR", help="a folder prepared by 'so3k sample init'")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(func=run_status)
