@@ -78,7 +78,6 @@ class SO3kDirectPES(SO3kratesDriver):
 
     def write_stats(self) -> None:
         try:
-            with open(self.stats_file, "w") as handle:
-                json.dump(self.counter.summary(), handle, indent=1)
+            self.counter.write_json(self.stats_file)
         except OSError:
             pass  # i-PI is exiting; the counts are a diagnostic, not a result

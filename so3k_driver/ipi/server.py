@@ -13,8 +13,11 @@ cannot be waited for. ``CallCounter`` counts model calls per step (``ServeResult
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import os
 import select
+import threading
 import time
 from typing import Callable
 
@@ -140,6 +143,22 @@ class CallCounter:
         record["calls_per_step"] = self.calls_per_step
         record.update(self.timing())
         return record
+
+    def write_json(self, path: str) -> None:
+        """summary() as JSON at path, whole or not at all.
+
+        i-PI may write the counts twice at its exit (soft exit and atexit, in different threads) and end the
+        process mid-way: a write in place could then leave a truncated or empty file. The counts go to a
+        temporary file beside path that replaces it once complete. OSError is the caller's to handle.
+        """
+        temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.part"
+        try:
+            with open(temporary, "w") as handle:
+                json.dump(self.summary(), handle, indent=1)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
 
 
 def padding_slots(request: "Request") -> int:

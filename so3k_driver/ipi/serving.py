@@ -171,8 +171,7 @@ def _write_stats(counter, path) -> None:
     if path is None:
         return
     try:
-        with open(path, "w") as handle:
-            json.dump(counter.summary(), handle, indent=1)
+        counter.write_json(path)
     except OSError as error:
         log.warning("cannot write call counts to %s: %s", path, error)
 

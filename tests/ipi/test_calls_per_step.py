@@ -192,3 +192,23 @@ def test_waiting_after_the_last_call_stays_out_of_the_timed_span():
     assert timing["own_ms_per_call"] == pytest.approx(2.0)
     assert timing["ms_per_call"] == pytest.approx(42.0)
     assert "pending_idle_s" not in counter.summary()
+
+
+def test_the_call_counts_file_is_whole_or_the_previous_one(tmp_path, monkeypatch):
+    """i-PI writes the counts at its exit from two threads and may end the process mid-way (a 2-hour REMD
+    piece left an empty so3k_driver_calls.json): a write that does not finish leaves the last whole file."""
+    path = tmp_path / "so3k_driver_calls.json"
+    counter = CallCounter(per_step=8)
+    counter.write_json(str(path))
+    first = json.loads(path.read_text())
+    assert first["per_step"] == 8 and first["calls"] == 0
+
+    def interrupted(record, handle, **_):
+        handle.write('{\n "per_step": 8,')  # part of the text, then the process is stopped
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(json, "dump", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        counter.write_json(str(path))
+    assert json.loads(path.read_text()) == first
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no partial file left beside it
