@@ -579,8 +579,7 @@ def landscape(student_spec: str, path: str, plot: str | None) -> dict:
     predicted = evaluate_on_frames(load(student_spec, "float64", None), frames, "student on landscape frames")
     backbone = peptide.find_backbone(frames[0].numbers, frames[0].positions)
     positions = np.stack([atoms.positions for atoms in frames])
-    helix = peptide.helical_residues(peptide.dihedrals(positions, backbone.phi_atoms()),
-                                     peptide.dihedrals(positions, backbone.psi_atoms())).mean(axis=1)
+    helix = peptide.helical_mask(positions, backbone).mean(axis=1)
     result = energy_error_profile.profile(peptide.distance(positions, *backbone.end_to_end_atoms()), helix,
                                           predicted["energy"], [atoms.get_potential_energy() for atoms in frames])
     result.update({"path": path, "plot": plot})

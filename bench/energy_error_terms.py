@@ -92,8 +92,7 @@ def main() -> None:
         backbone = peptide.find_backbone(frames[0].numbers, frames[0].positions)
         positions = np.stack([atoms.positions for atoms in frames])
         e2e = peptide.distance(positions, *backbone.end_to_end_atoms())
-        helix = peptide.helical_residues(peptide.dihedrals(positions, backbone.phi_atoms()),
-                                         peptide.dihedrals(positions, backbone.psi_atoms())).mean(axis=1)
+        helix = peptide.helical_mask(positions, backbone).mean(axis=1)
         profiles = {name: energy_error_profile.profile(e2e, helix, values, np.zeros_like(values))
                     for name, values in parts.items()}
         rows = quarter_table(profiles)

@@ -18,23 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-HBOND_A = 2.5
-
-
-def shape(backbone, positions) -> dict:
-    from so3k_driver.sampling import peptide
-
-    helical = peptide.helical_residues(peptide.dihedrals(positions, backbone.phi_atoms()),
-                                       peptide.dihedrals(positions, backbone.psi_atoms()))
-    def hbonds(span: int) -> int:
-        return int(peptide.helix_hbonds(positions, backbone, HBOND_A, span=span).sum())
-
-    first, last = backbone.end_to_end_atoms()
-    return {"helical_residues": int(helical.sum()), "helix_map": "".join("H" if h else "-" for h in helical),
-            "hbonds_i_i4": hbonds(4), "hbonds_i_i3": hbonds(3),
-            "end_to_end_A": round(float(peptide.distance(positions, first, last)), 2)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("frames", nargs="+", metavar="LABEL=FILE")
@@ -68,10 +51,10 @@ def main() -> None:
     backbone = peptide.find_backbone(numbers, positions[0])
     settings = LbfgsSettings(fmax=args.fmax, max_steps=args.max_steps)
     report = {"units": {"energy": "eV, relaxed, relative to the first frame under the same model",
-                        "end_to_end": "Å", "hbond": f"H···O < {HBOND_A} Å"},
+                        "end_to_end": "Å", "hbond": f"H···O < {peptide.HELIX_HBOND_CUTOFF_A} Å"},
               "model": args.model, "reference": args.reference, "fmax_eV_per_A": args.fmax, "frames": {}}
     for label, start in zip(labels, positions):
-        report["frames"][label] = {"start": shape(backbone, start)}
+        report["frames"][label] = {"start": peptide.helix_shape(start, backbone)}
     for role, spec, dtype in (("model", args.model, None), ("reference", args.reference, "float64")):
         potential = Potential.load(spec, dtype=dtype, lr_cutoff=None)
         result = minimise(potential, numbers, positions, settings)
@@ -79,16 +62,16 @@ def main() -> None:
             report["frames"][label][role] = {
                 "relative_energy_eV": round(float(result.energy[k] - result.energy[0]), 4),
                 "converged": bool(result.converged[k]), "steps": int(result.steps[k]),
-                **shape(backbone, result.positions[k])}
+                **peptide.helix_shape(result.positions[k], backbone)}
         print(f"{role} {spec}: {result.wall_time_s:.0f} s", flush=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"{'frame':<22} {'start (helical, i+4, i+3, Å)':<30} {'model: dE eV, i+4, i+3, Å':<30} reference")
     for label, row in report["frames"].items():
         s, m, r = row["start"], row["model"], row["reference"]
-        print(f"{label:<22} {s['helical_residues']:>2} {s['hbonds_i_i4']:>2} {s['hbonds_i_i3']:>2} {s['end_to_end_A']:5.1f}"
-              f"{'':<13} {m['relative_energy_eV']:+7.3f} {m['hbonds_i_i4']:>2} {m['hbonds_i_i3']:>2} {m['end_to_end_A']:5.1f}"
-              f"{'' if m['converged'] else '*':<8} {r['relative_energy_eV']:+7.3f} {r['hbonds_i_i4']:>2} "
-              f"{r['hbonds_i_i3']:>2} {r['end_to_end_A']:5.1f}{'' if r['converged'] else '*'}")
+        print(f"{label:<22} {s['helical_residues']:>2} {s['alpha_hbonds']:>2} {s['three_ten_hbonds']:>2} {s['end_to_end_A']:5.1f}"
+              f"{'':<13} {m['relative_energy_eV']:+7.3f} {m['alpha_hbonds']:>2} {m['three_ten_hbonds']:>2} {m['end_to_end_A']:5.1f}"
+              f"{'' if m['converged'] else '*':<8} {r['relative_energy_eV']:+7.3f} {r['alpha_hbonds']:>2} "
+              f"{r['three_ten_hbonds']:>2} {r['end_to_end_A']:5.1f}{'' if r['converged'] else '*'}")
 
 
 if __name__ == "__main__":

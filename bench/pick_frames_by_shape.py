@@ -62,8 +62,7 @@ def main() -> None:
                           if "Step:" in line])
         numbers = np.array([atomic_numbers[s] for s in symbols])
         backbone = peptide.find_backbone(numbers, frames[0])
-        helical = peptide.helical_residues(peptide.dihedrals(frames, backbone.phi_atoms()),
-                                           peptide.dihedrals(frames, backbone.psi_atoms())).sum(axis=1)
+        helical = peptide.helical_mask(frames, backbone).sum(axis=1)
         e2e = peptide.distance(frames, *backbone.end_to_end_atoms())
         timestep_ps = _timestep_ps(Path(args.run_dir))
         for i in range(len(frames)):

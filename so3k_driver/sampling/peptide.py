@@ -159,3 +159,23 @@ def helix_hbonds(positions, backbone: Backbone, cutoff: float = HELIX_HBOND_CUTO
     (..., pairs) booleans, the pairs of Backbone.helix_hbond_pairs(span)."""
     p = np.asarray(positions, float)
     return np.stack([distance(p, o, h) < cutoff for o, h in backbone.helix_hbond_pairs(span)], axis=-1)
+
+
+def helical_mask(positions, backbone: Backbone) -> np.ndarray:
+    """(..., residues) booleans: each residue's φ/ψ in the helical basin (helical_residues)."""
+    return helical_residues(dihedrals(positions, backbone.phi_atoms()), dihedrals(positions, backbone.psi_atoms()))
+
+
+def helix_shape(positions, backbone: Backbone) -> dict:
+    """One frame (atoms, 3) Å described for a reader: helical_residues (count) of residues, helix_map (H per
+    residue with helical φ/ψ, - otherwise), alpha_hbonds and three_ten_hbonds (formed i→i+4 and i→i+3
+    backbone H-bonds, helix_hbonds) of *_possible, and end_to_end_A (Å, Backbone.end_to_end_atoms)."""
+    helical = helical_mask(positions, backbone)
+    shape = {"helical_residues": int(helical.sum()), "residues": backbone.num_residues,
+             "helix_map": "".join("H" if h else "-" for h in helical)}
+    for span, name in ((4, "alpha_hbonds"), (3, "three_ten_hbonds")):
+        possible = len(backbone.helix_hbond_pairs(span))
+        shape[name] = int(helix_hbonds(positions, backbone, span=span).sum()) if possible else 0
+        shape[f"{name}_possible"] = possible
+    first, last = backbone.end_to_end_atoms()
+    return {**shape, "end_to_end_A": round(float(distance(positions, first, last)), 2)}

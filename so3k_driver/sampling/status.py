@@ -105,23 +105,13 @@ def newest_frames(folder) -> list[dict]:
         systems = ipi_outputs.find_systems(folder)
     except (OSError, ValueError, KeyError, IndexError):  # no start file, not a peptide, no outputs yet
         return []
-    first, last = backbone.end_to_end_atoms()
     rows = []
     for properties, trajectory in systems:
         newest = ipi_outputs.read_last_xyz_frame(trajectory, len(symbols))
-        if newest is None:
-            continue
-        step, positions = newest
-        helical = peptide.helical_residues(peptide.dihedrals(positions, backbone.phi_atoms()),
-                                           peptide.dihedrals(positions, backbone.psi_atoms()))
-        row = {"system": ipi_outputs.system_name(properties), "step": step,
-               "helical_residues": int(helical.sum()), "residues": backbone.num_residues,
-               "helix_map": "".join("H" if h else "-" for h in helical)}
-        for span, name in ((4, "alpha_hbonds"), (3, "three_ten_hbonds")):  # i→i+4: α-helix, i→i+3: 3₁₀-helix
-            pairs = len(backbone.helix_hbond_pairs(span))
-            row[name] = int(peptide.helix_hbonds(positions, backbone, span=span).sum()) if pairs else 0
-            row[f"{name}_possible"] = pairs
-        rows.append({**row, "end_to_end_A": round(float(peptide.distance(positions, first, last)), 2)})
+        if newest is not None:
+            step, positions = newest
+            rows.append({"system": ipi_outputs.system_name(properties), "step": step,
+                         **peptide.helix_shape(positions, backbone)})
     return rows
 
 

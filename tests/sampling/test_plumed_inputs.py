@@ -55,6 +55,14 @@ def test_alpha_and_three_ten_helices_are_told_apart_by_their_hydrogen_bonds():
     (observed,) = observables.observables(alpha.get_chemical_symbols(), [series])
     assert observed.helix_hbond.tolist() == [counts[0][0] / 13, counts[1][0] / 13]
     assert observed.three_ten_hbond.tolist() == [counts[0][1] / 14, counts[1][1] / 14]
+    # and the one-frame description (so3k sample status, bench/helix_forms.py) says the same
+    shapes = [peptide.helix_shape(f.positions, backbone) for f in (alpha, three_ten)]
+    assert [(s["alpha_hbonds"], s["three_ten_hbonds"]) for s in shapes] == counts
+    assert all(s["alpha_hbonds_possible"] == 13 and s["three_ten_hbonds_possible"] == 14 for s in shapes)
+    assert [s["helix_map"].count("H") for s in shapes] == [s["helical_residues"] for s in shapes]
+    assert all(s["residues"] == 15 and s["helical_residues"] >= 12 for s in shapes)
+    first, last = backbone.end_to_end_atoms()
+    assert shapes[1]["end_to_end_A"] == pytest.approx(peptide.distance(three_ten.positions, first, last), abs=0.005)
 
 
 def test_plumed_inputs_state_units_nopbc_and_flush():
