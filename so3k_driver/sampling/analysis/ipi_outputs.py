@@ -32,12 +32,12 @@ def read_xyz_frames(path) -> tuple[list[str], np.ndarray]:
     symbols, frames, i = None, [], 0
     while i < len(lines) and lines[i].strip():
         n = int(lines[i])
-        block = [line.split() for line in lines[i + 2: i + 2 + n]]
-        if len(block) < n or any(len(b) < 4 for b in block):
+        block = _atom_block(lines, i, n)
+        if block is None:
             break  # truncated last frame of a running or killed job
         if symbols is None:
             symbols = [b[0] for b in block]
-        frames.append(np.array([[float(x) for x in b[1:4]] for b in block]))
+        frames.append(_positions(block))
         i += n + 2
     return symbols or [], np.array(frames)
 
@@ -62,13 +62,21 @@ def read_last_xyz_frame(path, num_atoms: int) -> tuple[int | None, np.ndarray] |
 
 def _last_frame(lines: list[str], num_atoms: int) -> tuple[int | None, np.ndarray] | None:
     for start in range(len(lines) - num_atoms - 2, -1, -1):
-        if lines[start].strip() != str(num_atoms):
-            continue
-        block = [line.split() for line in lines[start + 2: start + 2 + num_atoms]]
-        if all(len(b) >= 4 for b in block):
+        block = _atom_block(lines, start, num_atoms) if lines[start].strip() == str(num_atoms) else None
+        if block is not None:
             step = re.search(r"Step:\s*(\d+)", lines[start + 1])
-            return (int(step.group(1)) if step else None), np.array([[float(x) for x in b[1:4]] for b in block])
+            return (int(step.group(1)) if step else None), _positions(block)
     return None
+
+
+def _atom_block(lines: list[str], start: int, num_atoms: int) -> list[list[str]] | None:
+    """The split atom lines of the xyz frame whose count line is lines[start]; None if cut short."""
+    block = [line.split() for line in lines[start + 2: start + 2 + num_atoms]]
+    return block if len(block) == num_atoms and all(len(b) >= 4 for b in block) else None
+
+
+def _positions(block: list[list[str]]) -> np.ndarray:
+    return np.array([[float(x) for x in b[1:4]] for b in block])
 
 
 def sampling_temperatures(props: dict, source) -> np.ndarray:
