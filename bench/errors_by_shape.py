@@ -6,7 +6,9 @@ FRAMES are SO3LR-labelled Ac-Ala15-NHMe frames whose ``shape`` info names their 
 residues with helical phi/psi; globule: <= 3 and end-to-end < 32 Å; extended: <= 3 and > 42 Å), as
 ``runs/so3lr_study_frames`` picks them from the SO3LR folding study. For each model, float64, gas phase, all
 pairs: the force MAE per group (meV/Å), and the mean energy error per group with the mean over all frames
-removed (eV), split into electrostatics, dispersion and the rest as ``bench/energy_error_terms.py`` does. The
+removed (eV), split into electrostatics, dispersion and the rest as ``bench/energy_error_terms.py`` does,
+and the spread (RMS) of the per-frame energy error within each group (eV). Groups beyond the three (any
+other ``shape``, e.g. frames of another study) follow in alphabetical order. The
 difference of two groups' mean errors is how far the model moves that free-energy difference: a helix row of
 -0.2 eV means the model puts helices 0.2 eV lower, against the other shapes, than SO3LR does.
 """
@@ -67,27 +69,31 @@ def main() -> None:
     shapes = np.array([atoms.info.get("shape", "") for atoms in frames])
     if (shapes == "").any():
         raise SystemExit(f"{args.frames}: frame {int(np.argmax(shapes == '')) + 1} has no 'shape' info")
-    groups = sorted(set(shapes), key=["helix", "globule", "extended"].index)
+    known = ["helix", "globule", "extended"]  # then any other group, alphabetically
+    groups = sorted(set(shapes), key=lambda g: (known.index(g) if g in known else len(known), g))
     results = {"frames": args.frames, "counts": {g: int((shapes == g).sum()) for g in groups}, "models": {}}
     for spec in args.models:
         errors = model_errors(spec, frames)
-        record = {"force_mae_meV_per_A": {}, "mean_energy_error_eV": {}}
+        record = {"force_mae_meV_per_A": {}, "mean_energy_error_eV": {}, "energy_error_spread_eV": {}}
         for g in groups:
             mask = shapes == g
             record["force_mae_meV_per_A"][g] = float(1e3 * errors["force_mae"][mask].mean())
             record["mean_energy_error_eV"][g] = {
                 name: float(values[mask].mean() - values.mean()) for name, values in errors["parts"].items()
                 if errors["split"] or name == "total"}
+            record["energy_error_spread_eV"][g] = float(np.std(errors["parts"]["total"][mask]))
         record["force_mae_meV_per_A"]["all"] = float(1e3 * errors["force_mae"].mean())
         record["energy_error_rms_eV"] = float(np.std(errors["parts"]["total"]))
         results["models"][spec] = record
         print(f"\n== {spec} on {len(frames)} SO3LR frames ({', '.join(f'{g} {(shapes == g).sum()}' for g in groups)})")
-        print("| shape | force MAE (meV/Å) | energy error (eV, mean removed) | electrostatics | dispersion | local |")
-        print("|---|---|---|---|---|---|")
+        print("| shape | force MAE (meV/Å) | energy error (eV, mean removed) | electrostatics | dispersion | local "
+              "| spread in the group (eV, RMS) |")
+        print("|---|---|---|---|---|---|---|")
         for g in groups:
             e = record["mean_energy_error_eV"][g]
             rest = " | ".join(f"{e[name]:+.3f}" if name in e else "–" for name in PARTS[1:])
-            print(f"| {g} | {record['force_mae_meV_per_A'][g]:.1f} | {e['total']:+.3f} | {rest} |")
+            print(f"| {g} | {record['force_mae_meV_per_A'][g]:.1f} | {e['total']:+.3f} | {rest} "
+                  f"| {record['energy_error_spread_eV'][g]:.3f} |")
         print(f"all frames: force MAE {record['force_mae_meV_per_A']['all']:.1f} meV/Å, "
               f"per-frame energy error RMS {record['energy_error_rms_eV']:.3f} eV")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -7,9 +7,9 @@ Reads every ``RUN_DIR/*.pos_0.xyz`` (i-PI's REMD trajectories, one per configura
 ``--skip-ps`` picoseconds, sorts the remaining frames into three shapes and picks ``--per-shape`` of each at
 random: helix (>= 9 of 15 residues with helical phi/psi), globule (<= 3 helical, end to end < 32 Å) and
 extended (<= 3 helical, > 42 Å). Each frame's info records shape, configuration, time (ps), helical
-residues and end-to-end distance (Å). With ``--every N`` it keeps every N-th frame of each trajectory
+residues, α (i→i+4) and 3₁₀ (i→i+3) backbone H-bonds and end-to-end distance (Å). With ``--every N`` it keeps every N-th frame of each trajectory
 instead, whatever its shape (``other`` when none of the three), and every N/2-th of the helices, which are
-rare: training data. ``--until-ps`` leaves out what came later, for a test set split in time. Label the file with ``so3k label OUT --sample-with none ...`` and
+rare: training data. ``--shapes helix`` keeps only the helices. ``--until-ps`` leaves out what came later, for a test set split in time. Label the file with ``so3k label OUT --sample-with none ...`` and
 compare models with ``bench/errors_by_shape.py``.
 """
 
@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--until-ps", type=float, default=float("inf"), help="ps after which frames are left out")
     parser.add_argument("--every", type=int, help="keep every N-th frame of every shape (training data)")
+    parser.add_argument("--shapes", default=",".join((*SHAPES, "other")),
+                        help="comma-separated shapes to keep (default: all; e.g. helix)")
     args = parser.parse_args()
 
     import ase
@@ -55,7 +57,10 @@ def main() -> None:
     paths = sorted(Path(args.run_dir).glob("*.pos_0.xyz"))
     if not paths:
         raise SystemExit(f"{args.run_dir}: no *.pos_0.xyz trajectories")
-    candidates: dict[str, list] = {shape: [] for shape in (*SHAPES, "other")}
+    kept = set(args.shapes.split(","))
+    if not kept <= {*SHAPES, "other"}:
+        raise SystemExit(f"--shapes {args.shapes}: choose from {', '.join((*SHAPES, 'other'))}")
+    candidates: dict[str, list] = {shape: [] for shape in (*SHAPES, "other") if shape in kept}
     for configuration, path in enumerate(paths):
         symbols, frames = read_xyz_frames(path)
         steps = np.array([int(line.split("Step:")[1].split()[0]) for line in path.read_text().splitlines()
@@ -64,15 +69,17 @@ def main() -> None:
         backbone = peptide.find_backbone(numbers, frames[0])
         helical = peptide.helical_mask(frames, backbone).sum(axis=1)
         e2e = peptide.distance(frames, *backbone.end_to_end_atoms())
+        alpha, three_ten = (peptide.helix_hbonds(frames, backbone, span=span).sum(axis=1) for span in (4, 3))
         timestep_ps = _timestep_ps(Path(args.run_dir))
         for i in range(len(frames)):
             time_ps = steps[i] * timestep_ps
             shape = shape_of(int(helical[i]), float(e2e[i])) or ("other" if args.every else None)
             if args.every and i % (args.every if shape != "helix" else max(1, args.every // 2)):
                 continue
-            if args.skip_ps <= time_ps <= args.until_ps and shape:
+            if args.skip_ps <= time_ps <= args.until_ps and shape in candidates:
                 candidates[shape].append(dict(configuration=configuration, time_ps=time_ps, shape=shape,
                                               helical_residues=int(helical[i]), end_to_end_A=float(e2e[i]),
+                                              alpha_hbonds=int(alpha[i]), three_ten_hbonds=int(three_ten[i]),
                                               symbols=symbols, positions=frames[i]))
     rng = np.random.default_rng(args.seed)
     picked = []
