@@ -60,8 +60,23 @@ def test_a_model_against_itself_in_float64_agrees_and_relaxation_lowers_every_en
             relaxation = frame["relaxation"][who]
             assert relaxation["converged"] and relaxation["fmax_eV_per_A"] < record["fmax_eV_per_A"]
             assert relaxation["steps"] >= 1
+    assert record["kT_eV"] == pytest.approx(0.025852, abs=1e-6)  # 300 K
+    assert 0 < record["energy_error_spread_eV"] < 2e-3  # float32 noise on a 42-atom energy
+    assert record["ensemble_shift_eV"] == pytest.approx(record["energy_error_spread_eV"] ** 2 / record["kT_eV"])
     lines = "\n".join(end_states.markdown(record))
     assert "compact − extended" in lines and "| relaxed |" in lines
+    assert "its ensemble is close to the reference's" in lines
+
+
+def test_an_energy_error_spread_of_several_kT_says_the_ensembles_differ():
+    """v13 against SO3LR on its own folding study's frames: σ ≈ 0.13 eV, 5 kT at 300 K (docs/results/
+    so3lr_student_v13, "On frames v13 sampled itself"): σ²/kT = 0.65 eV, reweighting keeps ~e^-25."""
+    record = {"energy_error_spread_eV": 0.13, "kT_eV": 0.025852, "ensemble_shift_eV": 0.13**2 / 0.025852,
+              "compact_frames": 4, "extended_frames": 4, "frames": [{}] * 8}
+    verdict = end_states._ensemble_verdict(record)
+    assert "σ = 0.130 eV = 5.0 kT" in verdict and "σ²/kT = 0.65 eV" in verdict
+    assert "±0.092 eV" in verdict  # 0.13 × √(1/4 + 1/4)
+    assert "keeps about 1e-11" in verdict and "differs from the reference's" in verdict
 
 
 def write_run(folder, frames: int = 5):

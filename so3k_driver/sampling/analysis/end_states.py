@@ -6,8 +6,14 @@ and the ``count`` most extended frames by end-to-end distance are taken, no two 
 evaluate them as they are (single points) and after each has relaxed every frame with its own forces
 (batched L-BFGS to fmax). Reported, per model: the mean energy of the compact group minus that of the
 extended group, as sampled and relaxed; the run model's error on it (model − reference); its force
-error on the sampled frames (MAE and RMSE against the reference); and per frame the time, end-to-end
-distance (sampled and relaxed), helix fraction and energies.
+error on the sampled frames (MAE and RMSE against the reference); the spread σ of its per-frame energy
+error on the sampled frames and σ²/kT; and per frame the time, end-to-end distance (sampled and relaxed),
+helix fraction and energies.
+
+Why σ²/kT: for a Gaussian per-frame error δ = E_model − E_reference of spread σ, the run model's own samples
+have a mean δ lower by σ²/kT than the reference's samples would (free-energy perturbation), and reweighting
+them to the reference's ensemble keeps a fraction of about exp(−σ²/(kT)²) of them. A model whose σ is a few
+kT samples a visibly different ensemble, whatever its force error.
 
 Units: eV (energies), meV/Å (force errors), Å, ps, K.
 """
@@ -22,6 +28,7 @@ import numpy as np
 from .. import peptide
 from ...errors import UserError
 from ...progress import Progress
+from ...units import BOLTZMANN_EV_PER_K
 
 JSON = "end_states.json"
 PLOT = "end_states.png"
@@ -107,6 +114,8 @@ def compare_end_states(numbers, positions, time, helix_fraction, temperature: fl
         results[key] = _evaluate(potential, numbers, frames, settings, label, report)
     model, reference = results["model"], results["reference"]
     force_error = (model["forces"] - reference["forces"]).ravel()
+    kT = BOLTZMANN_EV_PER_K * float(temperature)
+    spread = float(np.std(model["energy"] - reference["energy"], ddof=1))  # eV; ddof: a handful of frames
     n = len(compact)
     record = {
         "temperature_K": float(temperature), "model": model_label, "reference": reference_label,
@@ -120,6 +129,7 @@ def compare_end_states(numbers, positions, time, helix_fraction, temperature: fl
         },
         "force_mae_meV_per_A": float(1e3 * np.mean(np.abs(force_error))),
         "force_rmse_meV_per_A": float(1e3 * np.sqrt(np.mean(force_error**2))),
+        "energy_error_spread_eV": spread, "kT_eV": kT, "ensemble_shift_eV": spread**2 / kT,
         "relaxations_converged": {"model": int(model["converged"].sum()), "reference": int(reference["converged"].sum())},
         "frames": [],
     }
@@ -198,7 +208,10 @@ def markdown(record: dict) -> list[str]:
         d = differences[key]
         lines.append(f"| {key} | {d['model']:+.3f} | {d['reference']:+.3f} | {d['model_minus_reference']:+.3f} |")
     lines += ["", f"Force error of the run's model on these frames: MAE {record['force_mae_meV_per_A']:.1f} meV/Å, "
-              f"RMSE {record['force_rmse_meV_per_A']:.1f} meV/Å.", "",
+              f"RMSE {record['force_rmse_meV_per_A']:.1f} meV/Å.", ""]
+    if "energy_error_spread_eV" in record:  # records written before 2026-12-05 lack it
+        lines += [_ensemble_verdict(record), ""]
+    lines += [
               "| group | time (ps) | end-to-end (Å) | helix fraction | relaxed end-to-end, model / reference (Å) "
               "| largest force left, model / reference (eV/Å) |",
               "|---|---|---|---|---|---|"]
@@ -210,6 +223,20 @@ def markdown(record: dict) -> list[str]:
         lines += ["", "A relaxation in **bold** stopped at its step limit above the force threshold: its energy is "
                       "an upper bound of that minimum's, and the relaxed difference is less certain."]
     return lines + [""]
+
+
+def _ensemble_verdict(record: dict) -> str:
+    """What the per-frame energy error's spread says of the run's ensemble (module docstring)."""
+    spread, kT, n = record["energy_error_spread_eV"], record["kT_eV"], len(record["frames"])
+    standard_error = spread * np.sqrt(1 / record["compact_frames"] + 1 / record["extended_frames"])
+    kept = np.exp(-(spread / kT) ** 2)
+    verdict = ("its ensemble is close to the reference's" if spread <= kT else
+               "its ensemble differs from the reference's")
+    return (f"Its per-frame energy error (model − reference, sampled frames) spreads by σ = {spread:.3f} eV = "
+            f"{spread / kT:.1f} kT, so the sampled model − reference difference above is uncertain by "
+            f"±{standard_error:.3f} eV. For a Gaussian error the model's own samples sit about σ²/kT = "
+            f"{record['ensemble_shift_eV']:.2f} eV lower than the reference's would, and reweighting them to the "
+            f"reference keeps about {kept:.0e} of them: {verdict}. (σ from {n} frames: a rough estimate.)")
 
 
 def _force_left(frame: dict, who: str) -> str:
