@@ -41,11 +41,11 @@ def test_a_model_against_itself_in_float64_agrees_and_relaxation_lowers_every_en
                           for _ in range(4)])
     record = end_states.compare_end_states(
         molecule.numbers, positions, np.arange(4.0), np.zeros(4), 300.0, Potential.load("ala3-xtb"),
-        Potential.load("ala3-xtb", dtype="float64"), "ala3-xtb", "ala3-xtb (float64)", count=1, burn_in=0.0,
+        Potential.load("ala3-xtb", dtype="float64"), "ala3-xtb", "ala3-xtb (float64)", count=2, burn_in=0.0,
         separation=1, report=lambda line: None)
     frames = record["frames"]
-    assert [f["group"] for f in frames] == ["compact", "extended"]
-    assert frames[0]["end_to_end_A"] < frames[1]["end_to_end_A"]
+    assert [f["group"] for f in frames] == ["compact", "compact", "extended", "extended"]
+    assert max(f["end_to_end_A"] for f in frames[:2]) < min(f["end_to_end_A"] for f in frames[2:])
     for f in frames:
         for who in ("model", "reference"):
             assert f["relaxed_energy_eV"][who] < f["energy_eV"][who] - 0.1  # eV: 0.05 Å noise costs more
@@ -54,7 +54,7 @@ def test_a_model_against_itself_in_float64_agrees_and_relaxation_lowers_every_en
         assert pair["model_minus_reference"] == pytest.approx(pair["model"] - pair["reference"])
     assert abs(record["compact_minus_extended_eV"]["sampled"]["model_minus_reference"]) < 2e-3  # eV
     assert record["force_mae_meV_per_A"] < 1.0
-    assert record["relaxations_converged"] == {"model": 2, "reference": 2}
+    assert record["relaxations_converged"] == {"model": 4, "reference": 4}
     for frame in record["frames"]:  # per frame: converged below fmax, in some steps
         for who in ("model", "reference"):
             relaxation = frame["relaxation"][who]
@@ -66,6 +66,15 @@ def test_a_model_against_itself_in_float64_agrees_and_relaxation_lowers_every_en
     lines = "\n".join(end_states.markdown(record))
     assert "compact − extended" in lines and "| relaxed |" in lines
     assert "its ensemble is close to the reference's" in lines
+
+
+def test_the_spread_is_taken_within_the_groups():
+    """A compact − extended shift of 0.45 eV (v13 against SO3LR at 380 ps) is reported apart: it must not
+    count as scatter. Per group ±0.1 eV around its own mean: σ = √(4 × 0.01 / 2) = 0.141 eV."""
+    errors = np.array([-0.55, -0.35, 0.1, -0.1])
+    assert end_states.within_group_spread(errors, 2) == pytest.approx(np.sqrt(0.04 / 2))
+    assert end_states.within_group_spread(errors + np.array([0, 0, 5, 5]), 2) == pytest.approx(np.sqrt(0.02))
+    assert end_states.within_group_spread(np.array([0.1, 0.3]), 1) is None  # one frame per group
 
 
 def test_an_energy_error_spread_of_several_kT_says_the_ensembles_differ():
