@@ -156,9 +156,12 @@ HELIX_HBOND_CUTOFF_A = 2.5  # H···O distance of a backbone hydrogen bond (ana
 
 def helix_hbonds(positions, backbone: Backbone, cutoff: float = HELIX_HBOND_CUTOFF_A, span: int = 4) -> np.ndarray:
     """i→i+span backbone hydrogen bonds O(i)···H–N(i+span) with H···O < cutoff Å (span 4: α-helix, 3: 3₁₀);
-    (..., pairs) booleans, the pairs of Backbone.helix_hbond_pairs(span)."""
+    (..., pairs) booleans, the pairs of Backbone.helix_hbond_pairs(span); (..., 0) for a chain too short."""
     p = np.asarray(positions, float)
-    return np.stack([distance(p, o, h) < cutoff for o, h in backbone.helix_hbond_pairs(span)], axis=-1)
+    pairs = backbone.helix_hbond_pairs(span)
+    if not pairs:
+        return np.zeros(p.shape[:-2] + (0,), dtype=bool)
+    return np.stack([distance(p, o, h) < cutoff for o, h in pairs], axis=-1)
 
 
 def helical_mask(positions, backbone: Backbone) -> np.ndarray:
@@ -174,8 +177,7 @@ def helix_shape(positions, backbone: Backbone) -> dict:
     shape = {"helical_residues": int(helical.sum()), "residues": backbone.num_residues,
              "helix_map": "".join("H" if h else "-" for h in helical)}
     for span, name in ((4, "alpha_hbonds"), (3, "three_ten_hbonds")):
-        possible = len(backbone.helix_hbond_pairs(span))
-        shape[name] = int(helix_hbonds(positions, backbone, span=span).sum()) if possible else 0
-        shape[f"{name}_possible"] = possible
+        formed = helix_hbonds(positions, backbone, span=span)
+        shape[name], shape[f"{name}_possible"] = int(formed.sum()), formed.shape[-1]
     first, last = backbone.end_to_end_atoms()
     return {**shape, "end_to_end_A": round(float(distance(positions, first, last)), 2)}

@@ -65,6 +65,16 @@ def test_alpha_and_three_ten_helices_are_told_apart_by_their_hydrogen_bonds():
     assert shapes[1]["end_to_end_A"] == pytest.approx(peptide.distance(three_ten.positions, first, last), abs=0.005)
 
 
+def test_a_chain_too_short_for_a_span_has_no_hydrogen_bonds_of_it():
+    """Ac-Ala3-NHMe holds one i→i+4 pair and two i→i+3 pairs, and none eight apart: (frames, 0), not an error."""
+    atoms = ase.io.read(bundled_structure("Ac-Ala3-NHMe_ext.xyz"))
+    backbone = peptide.find_backbone(atoms.numbers, atoms.positions)
+    frames = np.stack([atoms.positions] * 2)
+    assert [peptide.helix_hbonds(frames, backbone, span=span).shape for span in (4, 3, 8)] == [(2, 1), (2, 2), (2, 0)]
+    shape = peptide.helix_shape(atoms.positions, backbone)
+    assert (shape["alpha_hbonds_possible"], shape["three_ten_hbonds_possible"]) == (1, 2)
+
+
 def test_plumed_inputs_state_units_nopbc_and_flush():
     atoms = ase.io.read(bundled_structure("Ac-Ala15-NHMe_ext.xyz"))
     text = plumed_inputs.end_to_end_metad(atoms.numbers, atoms.positions, MetadSettings(), 300.0, ".T0")
