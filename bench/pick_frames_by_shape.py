@@ -9,7 +9,9 @@ random: helix (>= 9 of 15 residues with helical phi/psi), globule (<= 3 helical,
 extended (<= 3 helical, > 42 Å). Each frame's info records shape, configuration, time (ps), helical
 residues, α (i→i+4) and 3₁₀ (i→i+3) backbone H-bonds and end-to-end distance (Å). With ``--every N`` it keeps every N-th frame of each trajectory
 instead, whatever its shape (``other`` when none of the three), and every N/2-th of the helices, which are
-rare: training data. ``--shapes helix`` keeps only the helices. ``--until-ps`` leaves out what came later, for a test set split in time. Label the file with ``so3k label OUT --sample-with none ...`` and
+rare: training data. ``--shapes helix`` keeps only the helices. ``--until-ps`` leaves out what came later, for a test set split in time. ``--split-helices`` names a
+helix ``helix 3-10`` or ``helix alpha`` by which of its H-bond counts is larger (alpha on a tie), and
+``--group-prefix "v13 "`` puts a prefix before every shape name, for frames of several studies in one file. Label the file with ``so3k label OUT --sample-with none ...`` and
 compare models with ``bench/errors_by_shape.py``.
 """
 
@@ -45,6 +47,9 @@ def main() -> None:
     parser.add_argument("--every", type=int, help="keep every N-th frame of every shape (training data)")
     parser.add_argument("--shapes", default=",".join((*SHAPES, "other")),
                         help="comma-separated shapes to keep (default: all; e.g. helix)")
+    parser.add_argument("--split-helices", action="store_true",
+                        help="name helices 'helix 3-10' or 'helix alpha' by their larger H-bond count")
+    parser.add_argument("--group-prefix", default="", help="prefix of every shape name written (e.g. 'v13 ')")
     args = parser.parse_args()
 
     import ase
@@ -90,11 +95,18 @@ def main() -> None:
             rng.choice(len(items), size=min(args.per_shape, len(items)), replace=False))
         for j in chosen:
             item = dict(items[j])
+            item["shape"] = args.group_prefix + _group(item, args.split_helices)
             atoms = ase.Atoms(item.pop("symbols"), positions=item.pop("positions"))
             atoms.info.update(item)
             picked.append(atoms)
     ase.io.write(args.out, picked, format="extxyz")
     print(f"wrote {len(picked)} frames to {args.out}")
+
+
+def _group(item: dict, split_helices: bool) -> str:
+    if not split_helices or item["shape"] != "helix":
+        return item["shape"]
+    return "helix 3-10" if item["three_ten_hbonds"] > item["alpha_hbonds"] else "helix alpha"
 
 
 def _timestep_ps(run_dir: Path) -> float:
