@@ -10,7 +10,7 @@ extended (<= 3 helical, > 42 Å). Each frame's info records shape, configuration
 residues, α (i→i+4) and 3₁₀ (i→i+3) backbone H-bonds and end-to-end distance (Å). With ``--every N`` it keeps every N-th frame of each trajectory
 instead, whatever its shape (``other`` when none of the three), and every N/2-th of the helices, which are
 rare: training data. ``--shapes helix`` keeps only the helices. ``--until-ps`` leaves out what came later, for a test set split in time. ``--split-helices`` names a
-helix ``helix 3-10`` or ``helix alpha`` by which of its H-bond counts is larger (alpha on a tie), and
+helix ``3-10`` or ``alpha`` by which of its H-bond counts is larger (alpha on a tie), and
 ``--group-prefix "v13 "`` puts a prefix before every shape name, for frames of several studies in one file. Label the file with ``so3k label OUT --sample-with none ...`` and
 compare models with ``bench/errors_by_shape.py``.
 """
@@ -48,16 +48,15 @@ def main() -> None:
     parser.add_argument("--shapes", default=",".join((*SHAPES, "other")),
                         help="comma-separated shapes to keep (default: all; e.g. helix)")
     parser.add_argument("--split-helices", action="store_true",
-                        help="name helices 'helix 3-10' or 'helix alpha' by their larger H-bond count")
+                        help="name helices '3-10' or 'alpha' by their larger H-bond count")
     parser.add_argument("--group-prefix", default="", help="prefix of every shape name written (e.g. 'v13 ')")
     args = parser.parse_args()
 
     import ase
     import ase.io
-    from ase.data import atomic_numbers
 
     from so3k_driver.sampling import peptide
-    from so3k_driver.sampling.analysis.ipi_outputs import read_xyz_frames
+    from so3k_driver.sampling.analysis.ipi_outputs import atomic_numbers_of, read_xyz_frames
 
     paths = sorted(Path(args.run_dir).glob("*.pos_0.xyz"))
     if not paths:
@@ -66,16 +65,16 @@ def main() -> None:
     if not kept <= {*SHAPES, "other"}:
         raise SystemExit(f"--shapes {args.shapes}: choose from {', '.join((*SHAPES, 'other'))}")
     candidates: dict[str, list] = {shape: [] for shape in (*SHAPES, "other") if shape in kept}
+    timestep_ps = _timestep_ps(Path(args.run_dir))
     for configuration, path in enumerate(paths):
         symbols, frames = read_xyz_frames(path)
         steps = np.array([int(line.split("Step:")[1].split()[0]) for line in path.read_text().splitlines()
                           if "Step:" in line])
-        numbers = np.array([atomic_numbers[s] for s in symbols])
+        numbers = atomic_numbers_of(symbols)
         backbone = peptide.find_backbone(numbers, frames[0])
         helical = peptide.helical_mask(frames, backbone).sum(axis=1)
         e2e = peptide.distance(frames, *backbone.end_to_end_atoms())
         alpha, three_ten = (peptide.helix_hbonds(frames, backbone, span=span).sum(axis=1) for span in (4, 3))
-        timestep_ps = _timestep_ps(Path(args.run_dir))
         for i in range(len(frames)):
             time_ps = steps[i] * timestep_ps
             shape = shape_of(int(helical[i]), float(e2e[i])) or ("other" if args.every else None)
@@ -106,7 +105,7 @@ def main() -> None:
 def _group(item: dict, split_helices: bool) -> str:
     if not split_helices or item["shape"] != "helix":
         return item["shape"]
-    return "helix 3-10" if item["three_ten_hbonds"] > item["alpha_hbonds"] else "helix alpha"
+    return "3-10" if item["three_ten_hbonds"] > item["alpha_hbonds"] else "alpha"
 
 
 def _timestep_ps(run_dir: Path) -> float:
