@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from .model_commands import lr_cutoff_from_flag
@@ -29,9 +30,9 @@ def add_parser(subparsers) -> None:
     s.add_argument("data", metavar="DATA", help="labelled data: extxyz or npz")
     s.add_argument("--energy-unit", default="eV", help="unit of energies in DATA: eV (default) or kcal/mol")
     s.add_argument("--dtype", choices=["float32", "float64"], default=None, help="evaluation precision")
-    s.add_argument("--lr-cutoff", type=float, default=12.0,
-                   help="SO3LR long-range cutoff in Å (default 12; 0 = all pairs, gas phase only: use it for "
-                        "data labelled with all pairs)")
+    s.add_argument("--lr-cutoff", type=float, default=None,
+                   help="SO3LR long-range cutoff in Å; 0 = all pairs, gas phase only (default: what the data's "
+                        "labels record, as `so3k label` and `so3k eval -o` write it, else 12)")
     s.add_argument("--plot", help="parity plot PNG path (default: none)")
     s.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     s.set_defaults(func=run_test)
@@ -71,19 +72,27 @@ def run_train(args) -> int:
 
 def run_test(args) -> int:
     from ..errors import UserError
+    from ..training.data import UNRECORDED
     from ..training.testing import test_model
 
+    lr_cutoff = UNRECORDED if args.lr_cutoff is None else lr_cutoff_from_flag(args.lr_cutoff)
     try:
         metrics = test_model(args.model, args.data, args.energy_unit, dtype=args.dtype, plot=args.plot,
-                             lr_cutoff=lr_cutoff_from_flag(args.lr_cutoff))
+                             lr_cutoff=lr_cutoff)
     except ValueError as error:
         raise UserError(str(error)) from None
+    for warning in metrics["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(metrics))
     else:
         from ..training.evaluation import format_element_errors, format_metrics
 
-        print(f"{args.model} on {args.data} (energies eV, forces eV/Å after conversion from {args.energy_unit}):")
+        long_range = metrics.get("lr_cutoff_A")
+        reach = "" if long_range is None else (
+            "; long range: all pairs" if long_range == "all" else f"; long range: {long_range:g} Å cutoff")
+        print(f"{args.model} on {args.data} (energies eV, forces eV/Å after conversion from {args.energy_unit}"
+              f"{reach}):")
         print("  " + format_metrics(metrics))
         print("  " + format_element_errors(metrics["forces_by_element"]))
         if args.plot:

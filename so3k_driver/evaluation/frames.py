@@ -23,6 +23,18 @@ IPI_POSITION_KINDS = ("positions", "x_centroid")
 IPI_POSITION_KEYS = {kind + unit: factor for kind in IPI_POSITION_KINDS
                      for unit, factor in IPI_LENGTH_UNITS_IN_ANGSTROM.items()}
 
+# Frames evaluated by a model with long-range terms (SO3LR-type) record how far those reached: the
+# cutoff in Å, or "all" for all pairs (gas phase). Over all pairs of Ac-Ala15-NHMe a 12 Å cutoff moves
+# SO3LR's energy by ~4 eV, so labels compared or trained on with the other setting are silently wrong;
+# ``so3k test`` and ``so3k train`` read this back (training/data.py).
+LR_CUTOFF_INFO_KEY = "lr_cutoff_A"
+ALL_PAIRS = "all"
+
+
+def lr_cutoff_record(lr_cutoff: float | None) -> str | float:
+    """What LR_CUTOFF_INFO_KEY holds for a long-range cutoff (Å; None = all pairs)."""
+    return ALL_PAIRS if lr_cutoff is None else float(lr_cutoff)
+
 
 def read_structure_frames(path, index=":") -> list:
     """The frames of a structure file as a list of ase.Atoms with positions in Å: any file ASE reads.
@@ -98,9 +110,11 @@ def predict_frames(potential, frames: list, batch_size: int = 16, description: s
     stress), and its extra outputs (charges, committee spreads, ...): per-atom ones in ``atoms.arrays``
     (flattened to (N, k) where they have more axes), per-structure ones in ``atoms.info`` (a float, or a
     flat array). ``extras`` maps the outputs to keep to the names they get (None: all, own names).
-    ``options`` go to ``Potential.evaluate`` (e.g. total_charge)."""
+    ``options`` go to ``Potential.evaluate`` (e.g. total_charge). A model with long-range terms also
+    records its long-range cutoff in ``atoms.info[LR_CUTOFF_INFO_KEY]``."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
+    long_range = potential.config.needs_long_range_pairs
     predicted = [None] * len(frames)
     for chunk, result in evaluate_frames(potential, frames, batch_size, description, quiet, **options):
         keep = extras if extras is not None else {name: name for name in result.extras}
@@ -118,6 +132,8 @@ def predict_frames(potential, frames: list, batch_size: int = 16, description: s
                     atoms.arrays[name] = value.reshape(len(atoms), -1) if value.ndim > 2 else value
                 else:
                     atoms.info[name] = float(value) if value.ndim == 0 else value.ravel()
+            if long_range:
+                atoms.info[LR_CUTOFF_INFO_KEY] = lr_cutoff_record(potential.lr_cutoff)
             predicted[i] = atoms
     return predicted
 

@@ -17,10 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..evaluation.frames import ALL_PAIRS, LR_CUTOFF_INFO_KEY, lr_cutoff_record
 from ..units import energy_to_ev
 
 # Per-atom teacher outputs a student can be trained on: extxyz array name -> the model output it labels.
 ATOM_TARGETS = {"partial_charges": "charges", "hirshfeld_ratios": "hirshfeld_ratios"}
+
+UNRECORDED, MIXED = "unrecorded", "mixed"  # Dataset.labels_lr_cutoff when the frames do not say one thing
 
 NPZ_KEYS = {  # our name -> candidate keys, first found wins
     "numbers": ("z", "nuclear_charges", "numbers"),
@@ -49,6 +52,9 @@ class Dataset:
     total_charge: np.ndarray | None = None
     unpaired_electrons: np.ndarray | None = None
     atom_targets: dict[str, list[np.ndarray]] = dataclasses.field(default_factory=dict)
+    # The labeller's long-range cutoff as the frames record it (LR_CUTOFF_INFO_KEY): a float (Å), None
+    # (all pairs), UNRECORDED where no frame says, MIXED where frames disagree.
+    labels_lr_cutoff: float | None | str = UNRECORDED
 
     def __post_init__(self):
         S = len(self.energies)
@@ -80,7 +86,7 @@ class Dataset:
                        self.energies[idx].copy(), [self.forces[i] for i in idx], self.source,
                        self.cells[idx], self.pbc[idx], self.stress[idx], self.total_charge[idx],
                        self.unpaired_electrons[idx],
-                       {k: [v[i] for i in idx] for k, v in self.atom_targets.items()})
+                       {k: [v[i] for i in idx] for k, v in self.atom_targets.items()}, self.labels_lr_cutoff)
 
     @property
     def periodic(self) -> np.ndarray:
@@ -130,6 +136,46 @@ def load_dataset(path: str | Path, energy_unit: str = "eV", energy_key: str | No
 
 
 XYZ_SUFFIXES = (".xyz", ".extxyz")
+DEFAULT_LR_CUTOFF = 12.0  # Å: SO3LR's own default, for data that does not say how it was labelled
+
+
+def describe_lr_cutoff(lr_cutoff: float | None) -> str:
+    return "all pairs" if lr_cutoff is None else f"a {lr_cutoff:g} Å cutoff"
+
+
+def resolve_lr_cutoff(requested: float | None | str, data: Dataset) -> tuple[float | None, str | None]:
+    """The long-range cutoff (Å; None = all pairs) to evaluate a model on ``data`` with, and a one-line
+    warning or None. ``requested`` is the user's choice, or UNRECORDED when they gave none: then the
+    labels' own setting, else DEFAULT_LR_CUTOFF. A choice that differs from the labels' is kept, with a
+    warning: the energies then differ by the long-range terms beyond the cutoff (~4 eV for SO3LR on
+    Ac-Ala15-NHMe between 12 Å and all pairs)."""
+    recorded = data.labels_lr_cutoff
+    if requested == UNRECORDED:
+        if recorded in (UNRECORDED, MIXED):
+            return DEFAULT_LR_CUTOFF, (f"{data.source}: its frames were labelled with different long-range cutoffs "
+                                       f"({LR_CUTOFF_INFO_KEY}); evaluating with the default {DEFAULT_LR_CUTOFF:g} Å"
+                                       if recorded == MIXED else None)
+        return recorded, None
+    if recorded not in (UNRECORDED, MIXED) and recorded != requested:
+        return requested, (f"{data.source} was labelled with {describe_lr_cutoff(recorded)} ({LR_CUTOFF_INFO_KEY}) "
+                           f"but the model runs with {describe_lr_cutoff(requested)}: energies differ by the "
+                           "long-range terms in between")
+    return requested, None
+
+
+def _labels_lr_cutoff(frames) -> float | None | str:
+    records = {a.info.get(LR_CUTOFF_INFO_KEY, UNRECORDED) for a in frames}
+    if len(records) > 1:
+        return MIXED
+    record = records.pop() if records else UNRECORDED
+    if record == UNRECORDED:
+        return UNRECORDED
+    if record == ALL_PAIRS:
+        return None
+    try:
+        return float(record)
+    except (TypeError, ValueError):
+        raise ValueError(f"{LR_CUTOFF_INFO_KEY} must be a cutoff in Å or {ALL_PAIRS!r}, got {record!r}") from None
 
 
 def check_xyz_layout(path: Path) -> None:
@@ -198,7 +244,8 @@ def _read_ase(path: Path, energy_key: str | None, forces_key: str | None):
     targets = {name: [np.asarray(a.arrays[name], np.float64).reshape(-1) if name in a.arrays
                       else np.full(len(a), np.nan) for a in frames]
                for name in ATOM_TARGETS if any(name in a.arrays for a in frames)}
-    return numbers, positions, np.asarray(energies), forces, {**extra, "atom_targets": targets}
+    return numbers, positions, np.asarray(energies), forces, {**extra, "atom_targets": targets,
+                                                              "labels_lr_cutoff": _labels_lr_cutoff(frames)}
 
 
 def _frame_energy(atoms, key, path, i) -> float:
@@ -268,7 +315,8 @@ def fit_energy_shifts(data: Dataset) -> np.ndarray:
 
 
 def write_extxyz(data: Dataset, path: str | Path) -> Path:
-    """Write ``data`` as extxyz: energies (eV), forces (eV/Å) and stress (eV/Å^3) as calculator results."""
+    """Write ``data`` as extxyz: energies (eV), forces (eV/Å) and stress (eV/Å^3) as calculator results,
+    and the labels' long-range cutoff where they record one."""
     import ase.io
     from ase import Atoms
     from ase.calculators.singlepoint import SinglePointCalculator
@@ -285,6 +333,8 @@ def write_extxyz(data: Dataset, path: str | Path) -> Path:
                               unpaired_electrons=float(data.unpaired_electrons[s]))
         for name, values in data.atom_targets.items():
             atoms.arrays[name] = np.asarray(values[s], np.float64)
+        if data.labels_lr_cutoff not in (UNRECORDED, MIXED):
+            atoms.info[LR_CUTOFF_INFO_KEY] = lr_cutoff_record(data.labels_lr_cutoff)
         frames.append(atoms)
     ase.io.write(path, frames, format="extxyz")
     return Path(path)

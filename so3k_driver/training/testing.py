@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import load_dataset
+from .data import UNRECORDED, load_dataset, resolve_lr_cutoff
 from .evaluation import error_metrics, force_errors_by_element
 
 
@@ -26,17 +26,24 @@ def predict_dataset(potential, data):
 
 
 def test_model(model: str, data_path: str, energy_unit: str = "eV", dtype: str | None = None,
-               plot: str | None = None, lr_cutoff: float | None = 12.0) -> dict:
+               plot: str | None = None, lr_cutoff: float | None | str = UNRECORDED) -> dict:
     """Energy and force errors of model on labelled data; lr_cutoff: Å of an SO3LR-type model's
-    long-range terms (None = all pairs, as gas-phase labels of SO3LR are made)."""
+    long-range terms (None = all pairs, as gas-phase labels of SO3LR are made; by default the setting
+    the labels record, else 12 Å). The metrics name the cutoff used (``lr_cutoff_A``: Å or "all") and
+    carry ``warnings`` (one line each) where it differs from the labels'."""
+    from ..evaluation.frames import lr_cutoff_record
     from ..evaluation.potential import Potential
 
-    potential = Potential.load(model, dtype=dtype, lr_cutoff=lr_cutoff)
     data = load_dataset(data_path, energy_unit)
+    lr_cutoff, warning = resolve_lr_cutoff(lr_cutoff, data)
+    potential = Potential.load(model, dtype=dtype, lr_cutoff=lr_cutoff)
     energies, forces = predict_dataset(potential, data)
     metrics = error_metrics(energies, data.energies, [len(n) for n in data.numbers], forces, data.forces)
     metrics["forces_by_element"] = force_errors_by_element(data.numbers, forces, data.forces)
-    metrics.update(model=model, data=data_path, units={"energy": "eV", "forces": "eV/angstrom"})
+    metrics.update(model=model, data=data_path, units={"energy": "eV", "forces": "eV/angstrom"},
+                   warnings=[warning] if warning else [])
+    if potential.config.needs_long_range_pairs:
+        metrics["lr_cutoff_A"] = lr_cutoff_record(potential.lr_cutoff)
     if plot:
         from .plots import parity_plot
 

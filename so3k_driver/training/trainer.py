@@ -29,7 +29,7 @@ from ..model.forces import initial_parameters
 from ..progress import Progress
 from .batching import Capacities, PairCache, batch_order, make_batch
 from .checkpoints import Checkpoints
-from .data import ATOM_TARGETS, Dataset, fit_energy_shifts, load_dataset, split_indices, write_extxyz
+from .data import ATOM_TARGETS, Dataset, fit_energy_shifts, load_dataset, resolve_lr_cutoff, split_indices, write_extxyz
 from .evaluation import atom_target_metrics, error_metrics, format_metrics
 from .loss import loss_and_metrics, predict
 from .optimizer import learning_rate_schedule, make_optimizer, trainable_mask
@@ -62,17 +62,27 @@ def prepare(s: TrainSettings) -> Prepared:
     initial_params = None
     if s.init_from:
         config, initial_params = _starting_model(s, data)
-        shifts = _fine_tuning_shifts(s, config, initial_params, train)
     else:
-        model = {**s.model, "species": list(data.species), "learn_atomic_shifts": True}
-        config = ModelConfig.from_dict(model)
-        shifts = fit_energy_shifts(train)
+        config = ModelConfig.from_dict({**s.model, "species": list(data.species), "learn_atomic_shifts": True})
+    if config.needs_long_range_pairs:
+        _check_labels_lr_cutoff(s, data)
+    shifts = _fine_tuning_shifts(s, config, initial_params, train) if s.init_from else fit_energy_shifts(train)
     train_pairs, valid_pairs = (PairCache.build(part, config.cutoff, config.needs_long_range_pairs, s.lr_cutoff)
                                 for part in (train, valid))
     max_pairs = max(train_pairs.max_pairs, valid_pairs.max_pairs if len(valid) else 0)
     max_long = max(train_pairs.max_long_range_pairs, valid_pairs.max_long_range_pairs if len(valid) else 0)
     capacities = Capacities.for_data(s.batch_size, data.max_atoms, max_pairs, max_long)
     return Prepared(config, train, valid, shifts, train_pairs, valid_pairs, capacities, initial_params)
+
+
+def _check_labels_lr_cutoff(s: TrainSettings, data: Dataset) -> None:
+    """Refuse to train an SO3LR-type model with another long-range cutoff than its labels were made
+    with: the energies would differ by the long-range terms in between (~4 eV for SO3LR on
+    Ac-Ala15-NHMe between 12 Å and all pairs), and the model would learn the difference."""
+    _, warning = resolve_lr_cutoff(s.lr_cutoff, data)
+    if warning:
+        setting = "null" if data.labels_lr_cutoff is None else f"{data.labels_lr_cutoff:g}"
+        raise ValueError(f"{warning}; train with lr_cutoff: {setting} (e.g. --set lr_cutoff={setting}) to match")
 
 
 def _starting_model(s: TrainSettings, data: Dataset) -> tuple[ModelConfig, dict]:

@@ -35,3 +35,64 @@ def test_all_pair_labels_are_matched_only_with_all_pairs(tmp_path, capsys):
     assert printed["forces_mae_eV_per_A"] < 1e-8
     assert set(printed["forces_by_element"]) == {"H", "C", "N", "O"}
     assert sum(e["atoms"] for e in printed["forces_by_element"].values()) == len(atoms)
+
+
+def test_labels_record_their_long_range_cutoff_and_test_and_train_follow_it(tmp_path, capsys):
+    """Labels made by `so3k label` with all pairs say so (lr_cutoff_A=all): `so3k test` then uses all
+    pairs without being told, warns when told 12 Å, and training with 12 Å refuses before any work."""
+    import pytest
+
+    from so3k_driver.evaluation.frames import write_extxyz
+    from so3k_driver.training.labelling import ModelLabeller, label_with_model
+    from so3k_driver.training.settings import TrainSettings
+    from so3k_driver.training.trainer import prepare
+
+    atoms = ase.io.read(bundled_structure("Ac-Ala15-NHMe_ext.xyz"))
+    shaken = atoms.copy()
+    shaken.rattle(0.02, seed=1)
+    labelled = label_with_model([atoms, shaken], ModelLabeller(str(STUDENT), lr_cutoff=None), quiet=True)
+    path = tmp_path / "labels.extxyz"
+    write_extxyz(labelled, path)
+    assert ase.io.read(path).info["lr_cutoff_A"] == "all"
+
+    followed = errors_on_data(str(STUDENT), str(path), dtype="float64")
+    assert followed["lr_cutoff_A"] == "all" and followed["warnings"] == []
+    assert followed["forces_mae_eV_per_A"] < 1e-6 and followed["energy_mae_eV"] < 1e-6  # extxyz rounding
+
+    assert main(["test", str(STUDENT), str(path), "--dtype", "float64", "--lr-cutoff", "12", "--json"]) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["energy_mae_eV"] > 1e-3  # what the warning is about
+    assert main(["test", str(STUDENT), str(path), "--dtype", "float64", "--lr-cutoff", "12"]) == 0
+    printed = capsys.readouterr()
+    assert "long range: 12 Å cutoff" in printed.out
+    assert printed.err.startswith("warning: ") and "labelled with all pairs" in printed.err
+    assert len(printed.err.strip().splitlines()) == 1
+
+    with pytest.raises(ValueError, match="lr_cutoff=null"):
+        prepare(TrainSettings(data=str(path), init_from=str(STUDENT), lr_cutoff=12.0, num_train=1, num_valid=1,
+                              output_dir=str(tmp_path / "train"), progress=False))
+    assert not (tmp_path / "train").exists()
+
+
+def test_a_written_dataset_keeps_its_labels_long_range_cutoff(tmp_path):
+    from so3k_driver.training.data import load_dataset, write_extxyz
+
+    atoms = ase.io.read(bundled_structure("Ac-Ala3-NHMe_ext.xyz"))
+    atoms.info.update(energy=-1.0, lr_cutoff_A=10.0)
+    atoms.arrays["forces"] = np.zeros((len(atoms), 3))
+    ase.io.write(tmp_path / "a.extxyz", [atoms, atoms], format="extxyz")
+    data = load_dataset(tmp_path / "a.extxyz")
+    assert data.labels_lr_cutoff == 10.0 and data.subset([1]).labels_lr_cutoff == 10.0
+    assert load_dataset(write_extxyz(data, tmp_path / "b.extxyz")).labels_lr_cutoff == 10.0
+
+    other = atoms.copy()
+    other.info["lr_cutoff_A"] = "all"
+    ase.io.write(tmp_path / "mixed.extxyz", [atoms, other], format="extxyz")
+    assert load_dataset(tmp_path / "mixed.extxyz").labels_lr_cutoff == "mixed"
+    other.info["lr_cutoff_A"] = "far"
+    ase.io.write(tmp_path / "bad.extxyz", [other], format="extxyz")
+    import pytest
+
+    from so3k_driver.errors import UserError
+    with pytest.raises(UserError, match="lr_cutoff_A must be a cutoff in Å or 'all', got 'far'"):
+        load_dataset(tmp_path / "bad.extxyz")
