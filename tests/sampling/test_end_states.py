@@ -63,9 +63,27 @@ def test_a_model_against_itself_in_float64_agrees_and_relaxation_lowers_every_en
     assert record["kT_eV"] == pytest.approx(0.025852, abs=1e-6)  # 300 K
     assert 0 < record["energy_error_spread_eV"] < 2e-3  # float32 noise on a 42-atom energy
     assert record["ensemble_shift_eV"] == pytest.approx(record["energy_error_spread_eV"] ** 2 / record["kT_eV"])
+    for frame in record["frames"]:
+        assert frame["energy_error_eV"] == frame["energy_eV"]["model"] - frame["energy_eV"]["reference"]
+        worst = [a["eV_per_A"] for a in frame["largest_force_errors"]]
+        assert len(worst) == 3 and worst == sorted(worst, reverse=True) and 0 < worst[0] < 1e-2
     lines = "\n".join(end_states.markdown(record))
     assert "compact − extended" in lines and "| relaxed |" in lines
     assert "its ensemble is close to the reference's" in lines
+
+
+def test_the_largest_force_errors_name_their_atoms_as_chemists_count_them():
+    """Ac-Ala3-NHMe's first atoms are C, H, H, H: an error of 2 eV/Å on the fourth atom and 1 on the
+    first come first, as 'H4' and 'C1'."""
+    molecule = ase.io.read(bundled_structure("Ac-Ala3-NHMe_ext.xyz"))
+    assert list(molecule.get_chemical_symbols()[:4]) == ["C", "H", "H", "H"]
+    error = np.zeros((len(molecule), 3))
+    error[3] = [0.0, 2.0, 0.0]
+    error[0] = [0.6, 0.0, 0.8]
+    error[10] = [0.0, 0.0, -0.5]
+    worst = end_states.largest_force_errors(molecule.numbers, error)
+    assert [a["atom"] for a in worst[:2]] == ["H4", "C1"]
+    assert [a["eV_per_A"] for a in worst] == pytest.approx([2.0, 1.0, 0.5])
 
 
 def test_the_spread_is_taken_within_the_groups():

@@ -104,6 +104,18 @@ def within_group_spread(errors, compact: int) -> float | None:
     return float(np.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / dof))
 
 
+WORST_ATOMS = 3
+
+
+def largest_force_errors(numbers, error, count: int = WORST_ATOMS) -> list[dict]:
+    """The ``count`` atoms with the largest force error (eV/Å, length of the (N, 3) ``error`` per atom),
+    largest first, named as chemists count them ('H74'): where a frame's energy error sits."""
+    from ...evaluation.topology import atom_label
+
+    size = np.linalg.norm(np.asarray(error, float), axis=1)
+    return [{"atom": atom_label(numbers, int(i)), "eV_per_A": float(size[i])} for i in np.argsort(-size)[:count]]
+
+
 def compare_end_states(numbers, positions, time, helix_fraction, temperature: float, model_potential,
                        reference_potential, model_label: str, reference_label: str, count: int = DEFAULT_COUNT,
                        burn_in: float = 0.1, separation: int = 2, fmax: float = 0.05, report=print) -> dict:
@@ -151,6 +163,8 @@ def compare_end_states(numbers, positions, time, helix_fraction, temperature: fl
     relaxed_e2e = {key: _end_to_end(numbers, results[key]["relaxed_positions"]) for key in results}
     for k, index in enumerate(chosen):
         record["frames"].append({
+            "energy_error_eV": float(model["energy"][k] - reference["energy"][k]),
+            "largest_force_errors": largest_force_errors(numbers, model["forces"][k] - reference["forces"][k]),
             "group": "compact" if k < n else "extended", "frame": index, "time_ps": float(time[index]),
             "end_to_end_A": float(end_to_end[index]), "helix_fraction": float(helix_fraction[index]),
             "energy_eV": {key: float(results[key]["energy"][k]) for key in results},
@@ -224,12 +238,15 @@ def markdown(record: dict) -> list[str]:
     if record.get("energy_error_spread_eV") is not None:  # older records, or one frame per group, lack it
         lines += [_ensemble_verdict(record), ""]
     lines += [
-              "| group | time (ps) | end-to-end (Å) | helix fraction | relaxed end-to-end, model / reference (Å) "
-              "| largest force left, model / reference (eV/Å) |",
-              "|---|---|---|---|---|---|"]
+              "| group | time (ps) | end-to-end (Å) | helix fraction | energy error (eV) | largest force errors (eV/Å) "
+              "| relaxed end-to-end, model / reference (Å) | largest force left, model / reference (eV/Å) |",
+              "|---|---|---|---|---|---|---|---|"]
     for f in record["frames"]:
         left = " / ".join(_force_left(f, who) for who in ("model", "reference"))
+        error = f["energy_eV"]["model"] - f["energy_eV"]["reference"]
+        worst = ", ".join(f"{a['atom']} {a['eV_per_A']:.2f}" for a in f.get("largest_force_errors", ())) or "–"
         lines.append(f"| {f['group']} | {f['time_ps']:.2f} | {f['end_to_end_A']:.1f} | {f['helix_fraction']:.2f} | "
+                     f"{error:+.3f} | {worst} | "
                      f"{f['relaxed_end_to_end_A']['model']:.1f} / {f['relaxed_end_to_end_A']['reference']:.1f} | {left} |")
     if any(not r["converged"] for f in record["frames"] for r in f.get("relaxation", {}).values()):
         lines += ["", "A relaxation in **bold** stopped at its step limit above the force threshold: its energy is "
