@@ -17,6 +17,9 @@
 # and three committed SO3LR-labelled sets: the v10 walkers' frames up to 91 ps (224), SO3LR's own study
 # frames up to 192 ps (120) and late frames of the v6 study (201).
 # Usage: ENERGY_WEIGHT=1 EPOCHS=8 bash bench/train_student_energy_weight.sh   (log: $OUT.log)
+# Further rounds on the same data: INIT_FROM=MODEL.so3k starts from another model, EXTRA_DATA="A.extxyz B.extxyz"
+# adds labelled frames (the training set is then $OUT.train.extxyz; the 100 validation frames are drawn
+# from all of it). Student v16: bench/train_student_v16.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENERGY_WEIGHT=${ENERGY_WEIGHT:?set ENERGY_WEIGHT, e.g. 0.1 as for v13}
@@ -24,6 +27,8 @@ EPOCHS=${EPOCHS:-8}
 OUT=${OUT:-runs/ew/student_ew$ENERGY_WEIGHT}
 TIME_LIMIT=${TIME_LIMIT:-6000}
 DATA=runs/ew/train.extxyz
+INIT_FROM=${INIT_FROM:-docs/results/so3lr_student_v13/student_v13_e13.so3k}
+read -r -a EXTRA <<< "${EXTRA_DATA:-}"
 STUDY_PARTS=(runs/ew/v13_helices_upto274_so3lr.extxyz runs/ew/v13_others_upto274_so3lr.extxyz)
 COMMITTED=(docs/results/ala15_folding_student_v10_walkers/walkers_91ps_so3lr.extxyz.xz
            docs/results/ala15_folding_so3lr/students_by_shape_192ps/so3lr_frames_by_shape.extxyz.xz
@@ -38,9 +43,15 @@ if [ ! -s "$DATA" ]; then
 fi
 frames=$(grep -c 'Properties=' "$DATA")
 [ "$frames" -eq 1313 ] || { echo "train_student_energy_weight: $DATA has $frames frames, expected 1313" >&2; exit 2; }
+if [ ${#EXTRA[@]} -gt 0 ]; then
+  mkdir -p "$(dirname "$OUT")"
+  cat "$DATA" "${EXTRA[@]}" > "$OUT.train.extxyz"
+  DATA=$OUT.train.extxyz
+  frames=$(grep -c 'Properties=' "$DATA")
+fi
 
-exec .venv/bin/so3k train bench/student_model.yaml --data "$DATA" --num-train 1213 --set num_valid=100 \
-    --set "model={}" --set init_from=docs/results/so3lr_student_v13/student_v13_e13.so3k \
+exec .venv/bin/so3k train bench/student_model.yaml --data "$DATA" --num-train $((frames - 100)) --set num_valid=100 \
+    --set "model={}" --set init_from="$INIT_FROM" \
     --set learning_rate=0.0003 --set warmup_steps=50 --set decay_steps=20000 --set decay_rate=0.1 \
     --set energy_weight="$ENERGY_WEIGHT" --set charge_weight=300 --set epochs="$EPOCHS" --set patience=60 \
     --set time_limit_s="$TIME_LIMIT" --output-dir "$OUT" >> "$OUT.log" 2>&1
