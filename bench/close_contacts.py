@@ -36,12 +36,9 @@ def separated_pairs(numbers, positions) -> np.ndarray:
 def geminal_hydrogen_pairs(numbers, positions) -> np.ndarray:
     """(P, 2) pairs two bonds apart (the ends of a bond angle) of which one is a hydrogen: a collapsing
     X–C–H angle shows as a short H···X distance (~1.8–2.2 Å normally)."""
-    from so3k_driver.evaluation.topology import bond_graph
+    from make_angle_bend_variants import hydrogen_angles  # bench/, next to this script
 
-    graph = bond_graph(numbers, positions)
-    pairs = {tuple(sorted((i, k))) for j in range(len(numbers)) for i in graph[j] for k in graph[j]
-             if i != k and k not in graph[i] and 1 in (numbers[i], numbers[k])}
-    return np.array(sorted(pairs))
+    return np.array(sorted({tuple(sorted((x, h))) for x, _, h in hydrogen_angles(numbers, positions)}))
 
 
 def angle_distances(positions: np.ndarray, pairs: np.ndarray) -> np.ndarray:

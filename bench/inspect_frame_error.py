@@ -21,17 +21,15 @@ import numpy as np
 
 
 def contacts(numbers, positions, count: int) -> list[dict]:
-    """The ``count`` shortest distances (Å) between atoms that are not bonded nor share a bonded neighbour."""
-    from so3k_driver.evaluation.topology import atom_label, bond_graph
+    """The ``count`` shortest distances (Å) between atoms three or more bonds apart."""
+    from close_contacts import separated_pairs  # bench/, next to this script
 
-    graph = bond_graph(numbers, positions)
-    near = [set(graph[i]) | {k for j in graph[i] for k in graph[j]} | {i} for i in range(len(numbers))]
-    distances = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
-    rows = [(distances[i, j], i, j) for i in range(len(numbers)) for j in range(i + 1, len(numbers))
-            if j not in near[i]]
-    rows.sort()
-    return [{"atoms": [atom_label(numbers, i), atom_label(numbers, j)], "distance_A": round(float(d), 3)}
-            for d, i, j in rows[:count]]
+    from so3k_driver.evaluation.topology import atom_label
+
+    pairs = separated_pairs(numbers, positions)
+    distances = np.linalg.norm(positions[pairs[:, 0]] - positions[pairs[:, 1]], axis=-1)
+    return [{"atoms": [atom_label(numbers, int(i)), atom_label(numbers, int(j))], "distance_A": round(float(d), 3)}
+            for d, (i, j) in sorted(zip(distances, pairs), key=lambda row: row[0])[:count]]
 
 
 def stretched_bonds(numbers, positions, count: int) -> list[dict]:
@@ -61,8 +59,8 @@ def main() -> None:
 
     from so3k_driver.evaluation.frames import predict_frames, write_extxyz
     from so3k_driver.evaluation.potential import Potential
-    from so3k_driver.evaluation.topology import atom_label
     from so3k_driver.sampling.analysis import ipi_outputs
+    from so3k_driver.sampling.analysis.end_states import largest_force_errors
 
     symbols, series, _ = ipi_outputs.demultiplex(Path(args.run_dir))
     chosen = series[0] if args.temperature is None else min(series, key=lambda s: abs(s.temperature - args.temperature))
@@ -83,17 +81,15 @@ def main() -> None:
     for spec in args.model:
         predicted = predict_frames(Potential.load(spec, lr_cutoff=None), [frame], description=spec, quiet=True)[0]
         error = predicted.get_forces() - f_ref
-        per_atom = np.linalg.norm(error, axis=1)
-        worst = np.argsort(per_atom)[::-1][:args.worst]
+        worst = largest_force_errors(numbers, error, args.worst)
+        for w in worst:
+            w["reference_force_eV_per_A"] = float(np.linalg.norm(f_ref[w["index"]]))
         record = {"energy_minus_reference_eV": float(predicted.get_potential_energy() - e_ref),
-                  "force_mae_meV_per_A": float(np.abs(error).mean() * 1000),
-                  "worst_atoms": [{"atom": atom_label(numbers, int(i)), "force_error_eV_per_A": round(float(per_atom[i]), 3),
-                                   "reference_force_eV_per_A": round(float(np.linalg.norm(f_ref[i])), 3)}
-                                  for i in worst]}
+                  "force_mae_meV_per_A": float(np.abs(error).mean() * 1000), "worst_atoms": worst}
         report["models"][spec] = record
         print(f"{spec}: E - E_ref {record['energy_minus_reference_eV']:+.3f} eV, force MAE "
               f"{record['force_mae_meV_per_A']:.1f} meV/Å; worst atoms "
-              + ", ".join(f"{w['atom']} {w['force_error_eV_per_A']:.2f}" for w in record["worst_atoms"][:4]))
+              + ", ".join(f"{w['atom']} {w['eV_per_A']:.2f}" for w in record["worst_atoms"][:4]))
     print("shortest non-bonded contacts: " + ", ".join(f"{'-'.join(c['atoms'])} {c['distance_A']:.2f} Å"
                                                       for c in report["shortest_nonbonded_contacts"][:4]))
     print("most stretched bonds (length / covalent sum): " + ", ".join(

@@ -109,11 +109,13 @@ WORST_ATOMS = 3
 
 def largest_force_errors(numbers, error, count: int = WORST_ATOMS) -> list[dict]:
     """The ``count`` atoms with the largest force error (eV/Å, length of the (N, 3) ``error`` per atom),
-    largest first, named as chemists count them ('H74'): where a frame's energy error sits."""
+    largest first, named as chemists count them ('H74') with their 0-based index: where a frame's energy
+    error sits."""
     from ...evaluation.topology import atom_label
 
     size = np.linalg.norm(np.asarray(error, float), axis=1)
-    return [{"atom": atom_label(numbers, int(i)), "eV_per_A": float(size[i])} for i in np.argsort(-size)[:count]]
+    return [{"atom": atom_label(numbers, int(i)), "index": int(i), "eV_per_A": float(size[i])}
+            for i in np.argsort(-size)[:count]]
 
 
 def compare_end_states(numbers, positions, time, helix_fraction, temperature: float, model_potential,
@@ -163,7 +165,6 @@ def compare_end_states(numbers, positions, time, helix_fraction, temperature: fl
     relaxed_e2e = {key: _end_to_end(numbers, results[key]["relaxed_positions"]) for key in results}
     for k, index in enumerate(chosen):
         record["frames"].append({
-            "energy_error_eV": float(model["energy"][k] - reference["energy"][k]),
             "largest_force_errors": largest_force_errors(numbers, model["forces"][k] - reference["forces"][k]),
             "group": "compact" if k < n else "extended", "frame": index, "time_ps": float(time[index]),
             "end_to_end_A": float(end_to_end[index]), "helix_fraction": float(helix_fraction[index]),
