@@ -3,7 +3,9 @@
     python bench/helix_forms.py --model default --reference so3lr:DIR --out OUT.json \
         "alpha=so3k_driver/data/Ac-Ala15-NHMe_folded.xyz" "v13 T-4=runs/ala15_folding_v13/T-4_sim.pos_0.xyz" ...
 
-Each LABEL=FILE takes the last frame of FILE; OUT.start.extxyz keeps the frames as read. Both models relax every frame (L-BFGS, gas phase, all pairs;
+Each LABEL=FILE takes the last frame of FILE (LABEL=FILE@N its frame N); OUT.start.extxyz keeps the frames as
+read. --reuse-reference EARLIER.json takes the reference's relaxations from an earlier report on the same
+frames (its EARLIER.start.extxyz must hold exactly these positions), so a new model costs one relaxation set. Both models relax every frame (L-BFGS, gas phase, all pairs;
 the reference in float64). For every frame, before and after each relaxation: residues with helical φ/ψ,
 backbone H-bonds i→i+4 (α-helix) and i→i+3 (3₁₀-helix) with H···O < 2.5 Å, and the end-to-end distance (Å);
 and each model's relaxed energy relative to the first frame's relaxed energy under the same model (eV). A
@@ -25,6 +27,8 @@ def main() -> None:
     parser.add_argument("--reference", required=True, help="e.g. so3lr:DIR (float64, all pairs)")
     parser.add_argument("--fmax", type=float, default=0.01, help="eV/Å (default 0.01)")
     parser.add_argument("--max-steps", type=int, default=3000)
+    parser.add_argument("--reuse-reference", type=Path, metavar="EARLIER.json",
+                        help="take the reference's results from this earlier report on the same frames")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
@@ -39,7 +43,8 @@ def main() -> None:
     labels, positions, numbers, starts = [], [], None, []
     for entry in args.frames:
         label, _, path = entry.partition("=")
-        atoms = ase.io.read(path, index=-1)
+        path, _, index = path.partition("@")
+        atoms = ase.io.read(path, index=int(index) if index else -1)
         numbers = atoms.numbers if numbers is None else numbers
         if not np.array_equal(atoms.numbers, numbers):
             raise SystemExit(f"{path}: other atoms than the first file's")
@@ -55,7 +60,17 @@ def main() -> None:
               "model": args.model, "reference": args.reference, "fmax_eV_per_A": args.fmax, "frames": {}}
     for label, start in zip(labels, positions):
         report["frames"][label] = {"start": peptide.helix_shape(start, backbone)}
-    for role, spec, dtype in (("model", args.model, None), ("reference", args.reference, "float64")):
+    roles = [("model", args.model, None), ("reference", args.reference, "float64")]
+    if args.reuse_reference:
+        earlier = json.loads(args.reuse_reference.read_text())
+        earlier_starts = [a.positions for a in ase.io.read(args.reuse_reference.with_suffix(".start.extxyz"), index=":")]
+        if (earlier["reference"] != args.reference or earlier["fmax_eV_per_A"] != args.fmax
+                or list(earlier["frames"]) != labels or not np.array_equal(np.array(earlier_starts), positions)):
+            raise SystemExit(f"{args.reuse_reference}: another reference, fmax, labels or start positions than this run's")
+        for label in labels:
+            report["frames"][label]["reference"] = earlier["frames"][label]["reference"]
+        roles.pop()
+    for role, spec, dtype in roles:
         potential = Potential.load(spec, dtype=dtype, lr_cutoff=None)
         result = minimise(potential, numbers, positions, settings)
         for k, label in enumerate(labels):
