@@ -56,6 +56,11 @@ class Dataset:
     # (all pairs), UNRECORDED where no frame says, MIXED where frames disagree.
     labels_lr_cutoff: float | None | str = UNRECORDED
 
+    @property
+    def labels_say_one_lr_cutoff(self) -> bool:
+        """Whether every frame records the same long-range cutoff (then ``labels_lr_cutoff`` is it)."""
+        return self.labels_lr_cutoff not in (UNRECORDED, MIXED)
+
     def __post_init__(self):
         S = len(self.energies)
         defaults = {"cells": np.zeros((S, 3, 3)), "pbc": np.zeros((S, 3), bool),
@@ -151,12 +156,12 @@ def resolve_lr_cutoff(requested: float | None | str, data: Dataset) -> tuple[flo
     Ac-Ala15-NHMe between 12 Å and all pairs)."""
     recorded = data.labels_lr_cutoff
     if requested == UNRECORDED:
-        if recorded in (UNRECORDED, MIXED):
+        if not data.labels_say_one_lr_cutoff:
             return DEFAULT_LR_CUTOFF, (f"{data.source}: its frames were labelled with different long-range cutoffs "
                                        f"({LR_CUTOFF_INFO_KEY}); evaluating with the default {DEFAULT_LR_CUTOFF:g} Å"
                                        if recorded == MIXED else None)
         return recorded, None
-    if recorded not in (UNRECORDED, MIXED) and recorded != requested:
+    if data.labels_say_one_lr_cutoff and recorded != requested:
         return requested, (f"{data.source} was labelled with {describe_lr_cutoff(recorded)} ({LR_CUTOFF_INFO_KEY}) "
                            f"but the model runs with {describe_lr_cutoff(requested)}: energies differ by the "
                            "long-range terms in between")
@@ -333,7 +338,7 @@ def write_extxyz(data: Dataset, path: str | Path) -> Path:
                               unpaired_electrons=float(data.unpaired_electrons[s]))
         for name, values in data.atom_targets.items():
             atoms.arrays[name] = np.asarray(values[s], np.float64)
-        if data.labels_lr_cutoff not in (UNRECORDED, MIXED):
+        if data.labels_say_one_lr_cutoff:
             atoms.info[LR_CUTOFF_INFO_KEY] = lr_cutoff_record(data.labels_lr_cutoff)
         frames.append(atoms)
     ase.io.write(path, frames, format="extxyz")
