@@ -4,7 +4,8 @@
         "alpha=so3k_driver/data/Ac-Ala15-NHMe_folded.xyz" "v13 T-4=runs/ala15_folding_v13/T-4_sim.pos_0.xyz" ...
 
 Each LABEL=FILE takes the last frame of FILE (LABEL=FILE@N its frame N); OUT.start.extxyz keeps the frames as
-read. --reuse-reference EARLIER.json takes the reference's relaxations from an earlier report on the same
+read, OUT.model_minima.extxyz the model's relaxed frames, and the reference's energies at those minima are
+reported too (the two relaxations may end in different minima). --reuse-reference EARLIER.json takes the reference's relaxations from an earlier report on the same
 frames (its EARLIER.start.extxyz must hold exactly these positions), so a new model costs one relaxation set. Both models relax every frame (L-BFGS, gas phase, all pairs;
 the reference in float64). For every frame, before and after each relaxation: residues with helical φ/ψ,
 backbone H-bonds i→i+4 (α-helix) and i→i+3 (3₁₀-helix) with H···O < 2.5 Å, and the end-to-end distance (Å);
@@ -70,23 +71,36 @@ def main() -> None:
         for label in labels:
             report["frames"][label]["reference"] = earlier["frames"][label]["reference"]
         roles.pop()
+    model_minima = None
     for role, spec, dtype in roles:
         potential = Potential.load(spec, dtype=dtype, lr_cutoff=None)
         result = minimise(potential, numbers, positions, settings)
+        model_minima = result.positions if role == "model" else model_minima
         for k, label in enumerate(labels):
             report["frames"][label][role] = {
                 "relative_energy_eV": round(float(result.energy[k] - result.energy[0]), 4),
                 "converged": bool(result.converged[k]), "steps": int(result.steps[k]),
                 **peptide.helix_shape(result.positions[k], backbone)}
         print(f"{role} {spec}: {result.wall_time_s:.0f} s", flush=True)
+    # The two relaxations may end in different minima (one model's α-helix tighter than the other's), so
+    # also compare on the same geometries: the reference's energies at the model's minima.
+    reference = Potential.load(args.reference, dtype="float64", lr_cutoff=None)
+    at_model_minima = reference.evaluate(numbers, model_minima).energy
+    for k, label in enumerate(labels):
+        report["frames"][label]["reference_at_model_minimum"] = {
+            "relative_energy_eV": round(float(at_model_minima[k] - at_model_minima[0]), 4)}
+    ase.io.write(args.out.with_suffix(".model_minima.extxyz"),
+                 [ase.Atoms(numbers=numbers, positions=x, info={"label": label}) for label, x in zip(labels, model_minima)])
     args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"{'frame':<22} {'start (helical, i+4, i+3, Å)':<30} {'model: dE eV, i+4, i+3, Å':<30} reference")
+    print(f"{'frame':<22} {'start (helical, i+4, i+3, Å)':<30} {'model: dE eV, i+4, i+3, Å':<30} reference"
+          f"{'':<26}reference at the model's minima")
     for label, row in report["frames"].items():
         s, m, r = row["start"], row["model"], row["reference"]
         print(f"{label:<22} {s['helical_residues']:>2} {s['alpha_hbonds']:>2} {s['three_ten_hbonds']:>2} {s['end_to_end_A']:5.1f}"
               f"{'':<13} {m['relative_energy_eV']:+7.3f} {m['alpha_hbonds']:>2} {m['three_ten_hbonds']:>2} {m['end_to_end_A']:5.1f}"
               f"{'' if m['converged'] else '*':<8} {r['relative_energy_eV']:+7.3f} {r['alpha_hbonds']:>2} "
-              f"{r['three_ten_hbonds']:>2} {r['end_to_end_A']:5.1f}{'' if r['converged'] else '*'}")
+              f"{r['three_ten_hbonds']:>2} {r['end_to_end_A']:5.1f}{'' if r['converged'] else '*':<8} "
+              f"{row['reference_at_model_minimum']['relative_energy_eV']:+7.3f}")
 
 
 if __name__ == "__main__":
