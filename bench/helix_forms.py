@@ -3,14 +3,17 @@
     python bench/helix_forms.py --model default --reference so3lr:DIR --out OUT.json \
         "alpha=so3k_driver/data/Ac-Ala15-NHMe_folded.xyz" "v13 T-4=runs/ala15_folding_v13/T-4_sim.pos_0.xyz" ...
 
-Each LABEL=FILE takes the last frame of FILE (LABEL=FILE@N its frame N); OUT.start.extxyz keeps the frames as
-read, OUT.model_minima.extxyz the model's relaxed frames, and the reference's energies at those minima are
-reported too (the two relaxations may end in different minima). --reuse-reference EARLIER.json takes the reference's relaxations from an earlier report on the same
-frames (its EARLIER.start.extxyz must hold exactly these positions), so a new model costs one relaxation set. Both models relax every frame (L-BFGS, gas phase, all pairs;
-the reference in float64). For every frame, before and after each relaxation: residues with helical φ/ψ,
-backbone H-bonds i→i+4 (α-helix) and i→i+3 (3₁₀-helix) with H···O < 2.5 Å, and the end-to-end distance (Å);
+Each LABEL=FILE takes the last frame of FILE (LABEL=FILE@N its frame N). Both models relax every frame (L-BFGS,
+gas phase, all pairs; the reference in float64). For every frame, before and after each relaxation: residues
+with helical φ/ψ, backbone H-bonds i→i+4 (α-helix) and i→i+3 (3₁₀-helix) with H···O < 2.5 Å, and the end-to-end distance (Å);
 and each model's relaxed energy relative to the first frame's relaxed energy under the same model (eV). A
-model that ranks a 3₁₀-like form below the α-helix when the reference does not will fold into it.
+model that ranks a 3₁₀-like form below the α-helix when the reference does not will fold into it. The two
+relaxations may end in different minima (one model's α-helix tighter than the other's), so the reference's
+energies at the model's minima are reported too: the same geometries under both models.
+
+OUT.start.extxyz keeps the frames as read, OUT.model_minima.extxyz the model's relaxed frames.
+--reuse-reference EARLIER.json takes the reference's relaxations from an earlier report on the same frames (its
+EARLIER.start.extxyz must hold exactly these positions), so a new model costs one set of relaxations.
 """
 
 from __future__ import annotations
@@ -71,9 +74,9 @@ def main() -> None:
         for label in labels:
             report["frames"][label]["reference"] = earlier["frames"][label]["reference"]
         roles.pop()
-    model_minima = None
+    model_minima, potentials = None, {}
     for role, spec, dtype in roles:
-        potential = Potential.load(spec, dtype=dtype, lr_cutoff=None)
+        potential = potentials[role] = Potential.load(spec, dtype=dtype, lr_cutoff=None)
         result = minimise(potential, numbers, positions, settings)
         model_minima = result.positions if role == "model" else model_minima
         for k, label in enumerate(labels):
@@ -82,9 +85,7 @@ def main() -> None:
                 "converged": bool(result.converged[k]), "steps": int(result.steps[k]),
                 **peptide.helix_shape(result.positions[k], backbone)}
         print(f"{role} {spec}: {result.wall_time_s:.0f} s", flush=True)
-    # The two relaxations may end in different minima (one model's α-helix tighter than the other's), so
-    # also compare on the same geometries: the reference's energies at the model's minima.
-    reference = Potential.load(args.reference, dtype="float64", lr_cutoff=None)
+    reference = potentials.get("reference") or Potential.load(args.reference, dtype="float64", lr_cutoff=None)
     at_model_minima = reference.evaluate(numbers, model_minima).energy
     for k, label in enumerate(labels):
         report["frames"][label]["reference_at_model_minimum"] = {
