@@ -78,7 +78,8 @@ def main() -> None:
     for role, spec, dtype in roles:
         potential = potentials[role] = Potential.load(spec, dtype=dtype, lr_cutoff=None)
         result = minimise(potential, numbers, positions, settings)
-        model_minima = result.positions if role == "model" else model_minima
+        if role == "model":
+            model_minima = result.positions
         for k, label in enumerate(labels):
             report["frames"][label][role] = {
                 "relative_energy_eV": round(float(result.energy[k] - result.energy[0]), 4),
