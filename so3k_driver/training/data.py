@@ -23,7 +23,7 @@ from ..units import energy_to_ev
 # Per-atom teacher outputs a student can be trained on: extxyz array name -> the model output it labels.
 ATOM_TARGETS = {"partial_charges": "charges", "hirshfeld_ratios": "hirshfeld_ratios"}
 
-UNRECORDED, MIXED = "unrecorded", "mixed"  # Dataset.labels_lr_cutoff when the frames do not say one thing
+UNRECORDED, MIXED = "unrecorded", "mixed"  # Dataset.labels_lr_cutoff: no frame records one; two disagree
 
 NPZ_KEYS = {  # our name -> candidate keys, first found wins
     "numbers": ("z", "nuclear_charges", "numbers"),
@@ -169,12 +169,16 @@ def resolve_lr_cutoff(requested: float | None | str, data: Dataset) -> tuple[flo
 
 
 def _labels_lr_cutoff(frames) -> float | None | str:
-    records = {a.info.get(LR_CUTOFF_INFO_KEY, UNRECORDED) for a in frames}
-    if len(records) > 1:
-        return MIXED
-    record = records.pop() if records else UNRECORDED
-    if record == UNRECORDED:
+    """The one long-range cutoff the frames that record one agree on (frames without the record are taken
+    to share it: files joined from several sources often carry it on some frames only), UNRECORDED when
+    none records one, MIXED when two frames record different ones."""
+    settings = {_parse_lr_cutoff(a.info[LR_CUTOFF_INFO_KEY]) for a in frames if LR_CUTOFF_INFO_KEY in a.info}
+    if not settings:
         return UNRECORDED
+    return settings.pop() if len(settings) == 1 else MIXED
+
+
+def _parse_lr_cutoff(record) -> float | None:
     if record == ALL_PAIRS:
         return None
     try:

@@ -23,13 +23,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..evaluation import xla_options
+from ..evaluation.frames import LR_CUTOFF_INFO_KEY
 from ..model.config import ModelConfig
 from ..model.energy import EnergyModel
 from ..model.forces import initial_parameters
 from ..progress import Progress
 from .batching import Capacities, PairCache, batch_order, make_batch
 from .checkpoints import Checkpoints
-from .data import ATOM_TARGETS, Dataset, fit_energy_shifts, load_dataset, resolve_lr_cutoff, split_indices, write_extxyz
+from .data import (ATOM_TARGETS, MIXED, Dataset, fit_energy_shifts, load_dataset, resolve_lr_cutoff, split_indices,
+                   write_extxyz)
 from .evaluation import atom_target_metrics, error_metrics, format_metrics
 from .loss import loss_and_metrics, predict
 from .optimizer import learning_rate_schedule, make_optimizer, trainable_mask
@@ -78,7 +80,12 @@ def prepare(s: TrainSettings) -> Prepared:
 def _check_labels_lr_cutoff(s: TrainSettings, data: Dataset) -> None:
     """Refuse to train an SO3LR-type model with another long-range cutoff than its labels were made
     with: the energies would differ by the long-range terms in between (~4 eV for SO3LR on
-    Ac-Ala15-NHMe between 12 Å and all pairs), and the model would learn the difference."""
+    Ac-Ala15-NHMe between 12 Å and all pairs), and the model would learn the difference; refuse frames
+    that record different ones for the same reason."""
+    if data.labels_lr_cutoff == MIXED:
+        raise ValueError(f"{data.source}: its frames record different long-range cutoffs ({LR_CUTOFF_INFO_KEY}); "
+                         "a model trained on them would learn the long-range terms in between: relabel them "
+                         "with one setting")
     _, warning = resolve_lr_cutoff(s.lr_cutoff, data)
     if warning:
         setting = "null" if data.labels_lr_cutoff is None else f"{data.labels_lr_cutoff:g}"

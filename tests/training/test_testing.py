@@ -72,6 +72,13 @@ def test_labels_record_their_long_range_cutoff_and_test_and_train_follow_it(tmp_
         prepare(TrainSettings(data=str(path), init_from=str(STUDENT), lr_cutoff=12.0, num_train=1, num_valid=1,
                               output_dir=str(tmp_path / "train"), progress=False))
     assert not (tmp_path / "train").exists()
+    frames = ase.io.read(path, ":")
+    frames[1].info["lr_cutoff_A"] = 12.0
+    ase.io.write(tmp_path / "mixed.extxyz", frames, format="extxyz")
+    with pytest.raises(ValueError, match="record different long-range cutoffs"):
+        prepare(TrainSettings(data=str(tmp_path / "mixed.extxyz"), init_from=str(STUDENT), lr_cutoff=None,
+                              num_train=1, num_valid=1, output_dir=str(tmp_path / "train"), progress=False))
+    assert not (tmp_path / "train").exists()
 
 
 def test_a_written_dataset_keeps_its_labels_long_range_cutoff(tmp_path):
@@ -85,10 +92,19 @@ def test_a_written_dataset_keeps_its_labels_long_range_cutoff(tmp_path):
     assert data.labels_lr_cutoff == 10.0 and data.subset([1]).labels_lr_cutoff == 10.0
     assert load_dataset(write_extxyz(data, tmp_path / "b.extxyz")).labels_lr_cutoff == 10.0
 
+    silent = atoms.copy()
+    del silent.info["lr_cutoff_A"]
+    ase.io.write(tmp_path / "joined.extxyz", [silent, atoms, silent], format="extxyz")
+    assert load_dataset(tmp_path / "joined.extxyz").labels_lr_cutoff == 10.0  # the silent frames share it
+    ase.io.write(tmp_path / "silent.extxyz", [silent], format="extxyz")
+    assert load_dataset(tmp_path / "silent.extxyz").labels_lr_cutoff == "unrecorded"
     other = atoms.copy()
     other.info["lr_cutoff_A"] = "all"
-    ase.io.write(tmp_path / "mixed.extxyz", [atoms, other], format="extxyz")
+    ase.io.write(tmp_path / "mixed.extxyz", [atoms, silent, other], format="extxyz")
     assert load_dataset(tmp_path / "mixed.extxyz").labels_lr_cutoff == "mixed"
+    other.info["lr_cutoff_A"] = "10"
+    ase.io.write(tmp_path / "same.extxyz", [atoms, other], format="extxyz")
+    assert load_dataset(tmp_path / "same.extxyz").labels_lr_cutoff == 10.0  # compared as numbers
     other.info["lr_cutoff_A"] = "far"
     ase.io.write(tmp_path / "bad.extxyz", [other], format="extxyz")
     import pytest
