@@ -7,9 +7,11 @@ For every frame of each study (all temperatures, the demultiplexed series of `so
 --burn-in ps) the shortest distance (Å) between atoms three or more bonds apart (the bond graph of the
 first frame, covalent radii × 1.2), for H···H and for any pair; and for the H···X distances across a bond
 angle (two bonds apart) the smallest ratio to that distance's median over the study: a collapsing X–C–H
-angle (student v13 at 504 ps: N87–C89–H90 at 67°, N87···H90 1.45 Å, 0.67 of its median). Reports per temperature the median
-and 1st percentile and the share of frames below each threshold, and plots the distributions at the
-lowest temperature. Writes contacts.json and contacts.png.
+angle (student v13 at 504 ps: N87–C89–H90 at 67°, N87···H90 1.45 Å, 0.67 of its median); and the longest
+covalent bond per frame over the sum of its atoms' covalent radii, the MD bond guard's measure (a time step
+too long for the fastest stretch shows there first). Reports per temperature the median and 1st percentile
+and the share of frames below each threshold, and plots the distributions at the lowest temperature.
+Writes contacts.json and contacts.png.
 """
 
 from __future__ import annotations
@@ -46,13 +48,19 @@ def angle_distances(positions: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return np.linalg.norm(positions[:, pairs[:, 0]] - positions[:, pairs[:, 1]], axis=-1)
 
 
+def bond_stretches(positions: np.ndarray, pairs: np.ndarray, radius_sums: np.ndarray) -> np.ndarray:
+    """(F, M) lengths of the bonds ``pairs`` over the sums of their covalent radii, the measure of the
+    MD bond guard (it stops a run above BREAKAGE_BOND_SCALE, 1.6)."""
+    return np.linalg.norm(positions[:, pairs[:, 1]] - positions[:, pairs[:, 0]], axis=-1) / radius_sums
+
+
 def shortest(positions: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """(F,) shortest distance (Å) over ``pairs`` in each of the (F, N, 3) frames."""
     return np.linalg.norm(positions[:, pairs[:, 0]] - positions[:, pairs[:, 1]], axis=-1).min(axis=1)
 
 
 def study_contacts(run_dir: Path, burn_in: float, list_below: float = 0.8) -> dict:
-    from so3k_driver.evaluation.topology import atom_label
+    from so3k_driver.evaluation.topology import atom_label, bond_pairs, covalent_radii
     from so3k_driver.sampling.analysis import ipi_outputs
 
     symbols, series, _ = ipi_outputs.demultiplex(run_dir)
@@ -62,6 +70,9 @@ def study_contacts(run_dir: Path, burn_in: float, list_below: float = 0.8) -> di
     geminal = geminal_hydrogen_pairs(numbers, np.asarray(series[0].positions[0], np.float64))
     typical = np.median(np.concatenate([angle_distances(np.asarray(s.positions, np.float64), geminal)
                                         for s in series]), axis=0)
+    bonds = bond_pairs(numbers, np.asarray(series[0].positions[0], np.float64))
+    radii = covalent_radii(numbers)
+    radius_sums = radii[bonds[:, 0]] + radii[bonds[:, 1]]
     result = {"collapsed_angles": []}  # frames with an H···X across an angle below list_below × its median
     for s in series:
         keep = s.time >= burn_in
@@ -83,6 +94,13 @@ def study_contacts(run_dir: Path, burn_in: float, list_below: float = 0.8) -> di
                          "share_below": {f"{t:g}": float((d < t).mean())
                                          for t in (ANGLE_THRESHOLDS if name == "angle H" else THRESHOLDS_A)},
                          "values": d.round(3).tolist()}
+        stretch = bond_stretches(positions, bonds, radius_sums)
+        f, k = np.unravel_index(int(stretch.argmax()), stretch.shape)
+        longest = stretch.max(axis=1)
+        row["bond stretch"] = {"median": float(np.median(longest)), "p99": float(np.percentile(longest, 99)),
+                               "max": float(longest.max()), "time_ps": float(time[f]),
+                               "bond": [atom_label(numbers, int(i)) for i in bonds[k]],
+                               "length_A": float(stretch[f, k] * radius_sums[k])}
         result[f"{s.temperature:g}"] = row
     return result
 
@@ -126,6 +144,10 @@ def main() -> None:
                 print(f"  {temperature:>6} K, {row['frames']:5d} frames: shortest {name} median {hh['median_A']:.3f}{unit}, "
                       f"1st percentile {hh['p01_A']:.3f}, min {hh['min_A']:.3f}; frames below "
                       + ", ".join(f"{t}{unit} {100 * v:.2f} %" for t, v in hh["share_below"].items()))
+            b = row["bond stretch"]
+            print(f"  {temperature:>6} K: longest bond / sum of covalent radii per frame: median {b['median']:.3f}, "
+                  f"99th percentile {b['p99']:.3f}, max {b['max']:.3f} ({'–'.join(b['bond'])} {b['length_A']:.2f} Å "
+                  f"at {b['time_ps']:.1f} ps; the bond guard stops at 1.6)")
     for ax, name in zip(axes, ("H···H, ≥ 3 bonds apart (Å)", "any pair, ≥ 3 bonds apart (Å)",
                                "H···X across an angle / its median")):
         ax.set_xlabel(f"shortest {name}")
