@@ -24,7 +24,10 @@
 #          compact chains (~53 ps per hour per replica, docs/results/ala15_folding_student_v4), 92 ms with
 #          the extended chain (docs/results/ala15_folding_student_v6; v6, 2 layers; v10, bundled 2026-12-04 to
 #          2026-12-05 with today's v13's architecture, ran a fresh study at 74-83 ms per step, docs/ipi.md), so 3–4 h on 2 CPU cores: run it
-#          in pieces. 3 fs steps broke an N–H bond (docs/ipi.md): keep 2 fs. Ctrl-C (or a killed job) keeps a restart; `so3k sample run OUT` continues,
+#          in pieces. TIMESTEP=3 runs the same 200 ps in 3 fs steps: with the default model (student v13) a
+#          223 ps study at 3 fs never came near a broken bond and made 110 ps per hour per replica
+#          (docs/results/timestep/study_3fs_v13); with student v6 3 fs broke an N–H bond (docs/ipi.md), so
+#          check another model's bonds before using it. Ctrl-C (or a killed job) keeps a restart; `so3k sample run OUT` continues,
 #          `so3k sample run OUT --steps TOTAL` extends. With the helix-torsion bias the 300 K replica
 #          was partly helical after 64.5 ps; a converged helix/coil balance needs far longer.
 set -euo pipefail
@@ -32,13 +35,15 @@ cd "$(dirname "$0")/../.."
 MODEL=${MODEL:-so3lr-student}
 OUT=${OUT:-examples/ala15_folding/output}
 METAD=${METAD:-helix-torsions}
+TIMESTEP=${TIMESTEP:-2}  # fs; full mode only
+case "$TIMESTEP" in 2|3) ;; *) echo "run.sh: TIMESTEP must be 2 or 3 (fs), got $TIMESTEP" >&2; exit 2 ;; esac
 STRUCTURE=so3k_driver/data/Ac-Ala15-NHMe_ext.xyz
 if [ "${1:-full}" = quick ]; then
   so3k sample init "$STRUCTURE" --model "$MODEL" --out "$OUT" --force --temperatures 300:450:4 --steps 100 \
       --timestep 0.5 --exchange-stride 10 --output-stride 5 --metad "$METAD" --metad-pace 10 --metad-height 1.0
 else
-  so3k sample init "$STRUCTURE" --model "$MODEL" --out "$OUT" --force --temperatures 300:500:8 --steps 100000 \
-      --timestep 2 --hydrogen-mass 4 --exchange-stride 50 --output-stride 250 --colvar-stride 50 \
+  so3k sample init "$STRUCTURE" --model "$MODEL" --out "$OUT" --force --temperatures 300:500:8 --steps $((200000 / TIMESTEP)) \
+      --timestep "$TIMESTEP" --hydrogen-mass 4 --exchange-stride 50 --output-stride 250 --colvar-stride 50 \
       --metad "$METAD" --metad-pace 125 --metad-height 2.0 --metad-sigma 0.8 --backend direct  # the v6 study's hills
 fi
 so3k sample run "$OUT"
