@@ -43,42 +43,35 @@ def geminal_hydrogen_pairs(numbers, positions) -> np.ndarray:
     return np.array(sorted({tuple(sorted((x, h))) for x, _, h in hydrogen_angles(numbers, positions)}))
 
 
-def angle_distances(positions: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+def pair_distances(positions: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """(F, P) distances (Å) of ``pairs`` in the (F, N, 3) frames."""
     return np.linalg.norm(positions[:, pairs[:, 0]] - positions[:, pairs[:, 1]], axis=-1)
 
 
-def bond_stretches(positions: np.ndarray, pairs: np.ndarray, radius_sums: np.ndarray) -> np.ndarray:
-    """(F, M) lengths of the bonds ``pairs`` over the sums of their covalent radii, the measure of the
-    MD bond guard (it stops a run above BREAKAGE_BOND_SCALE, 1.6)."""
-    return np.linalg.norm(positions[:, pairs[:, 1]] - positions[:, pairs[:, 0]], axis=-1) / radius_sums
-
-
 def shortest(positions: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """(F,) shortest distance (Å) over ``pairs`` in each of the (F, N, 3) frames."""
-    return np.linalg.norm(positions[:, pairs[:, 0]] - positions[:, pairs[:, 1]], axis=-1).min(axis=1)
+    return pair_distances(positions, pairs).min(axis=1)
 
 
 def study_contacts(run_dir: Path, burn_in: float, list_below: float = 0.8) -> dict:
-    from so3k_driver.evaluation.topology import atom_label, bond_pairs, covalent_radii
+    from so3k_driver.evaluation.topology import BondGuard, atom_label
     from so3k_driver.sampling.analysis import ipi_outputs
 
     symbols, series, _ = ipi_outputs.demultiplex(run_dir)
     numbers = np.asarray(ipi_outputs.atomic_numbers_of(symbols))
-    pairs = separated_pairs(numbers, np.asarray(series[0].positions[0], np.float64))
+    first = np.asarray(series[0].positions[0], np.float64)
+    pairs = separated_pairs(numbers, first)
     hydrogen = (numbers[pairs[:, 0]] == 1) & (numbers[pairs[:, 1]] == 1)
-    geminal = geminal_hydrogen_pairs(numbers, np.asarray(series[0].positions[0], np.float64))
-    typical = np.median(np.concatenate([angle_distances(np.asarray(s.positions, np.float64), geminal)
+    geminal = geminal_hydrogen_pairs(numbers, first)
+    typical = np.median(np.concatenate([pair_distances(np.asarray(s.positions, np.float64), geminal)
                                         for s in series]), axis=0)
-    bonds = bond_pairs(numbers, np.asarray(series[0].positions[0], np.float64))
-    radii = covalent_radii(numbers)
-    radius_sums = radii[bonds[:, 0]] + radii[bonds[:, 1]]
+    guard = BondGuard(numbers, first)  # its bonds and their sums of covalent radii: the guard's own measure
     result = {"collapsed_angles": []}  # frames with an H···X across an angle below list_below × its median
     for s in series:
         keep = s.time >= burn_in
         positions = np.asarray(s.positions, np.float64)[keep]
         time, system = s.time[keep], None if s.system is None else s.system[keep]
-        ratios = angle_distances(positions, geminal) / typical  # each angle against its own median: no unit
+        ratios = pair_distances(positions, geminal) / typical  # each angle against its own median: no unit
         for f in np.where(ratios.min(axis=1) < list_below)[0]:
             k = int(ratios[f].argmin())
             result["collapsed_angles"].append({
@@ -94,13 +87,13 @@ def study_contacts(run_dir: Path, burn_in: float, list_below: float = 0.8) -> di
                          "share_below": {f"{t:g}": float((d < t).mean())
                                          for t in (ANGLE_THRESHOLDS if name == "angle H" else THRESHOLDS_A)},
                          "values": d.round(3).tolist()}
-        stretch = bond_stretches(positions, bonds, radius_sums)
+        stretch = pair_distances(positions, guard.pairs) / guard.radius_sums  # (F, M)
         f, k = np.unravel_index(int(stretch.argmax()), stretch.shape)
         longest = stretch.max(axis=1)
         row["bond stretch"] = {"median": float(np.median(longest)), "p99": float(np.percentile(longest, 99)),
                                "max": float(longest.max()), "time_ps": float(time[f]),
-                               "bond": [atom_label(numbers, int(i)) for i in bonds[k]],
-                               "length_A": float(stretch[f, k] * radius_sums[k])}
+                               "bond": [atom_label(numbers, int(i)) for i in guard.pairs[k]],
+                               "length_A": float(stretch[f, k] * guard.radius_sums[k])}
         result[f"{s.temperature:g}"] = row
     return result
 
