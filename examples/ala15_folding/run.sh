@@ -24,7 +24,7 @@
 #          compact chains (~53 ps per hour per replica, docs/results/ala15_folding_student_v4), 92 ms with
 #          the extended chain (docs/results/ala15_folding_student_v6; v6, 2 layers; v10, bundled 2026-12-04 to
 #          2026-12-05 with today's v13's architecture, ran a fresh study at 74-83 ms per step, docs/ipi.md), so 3–4 h on 2 CPU cores: run it
-#          in pieces. TIMESTEP=3 runs the same 200 ps in 3 fs steps: with the default model (student v13) a
+#          in pieces. TIMESTEP=3 runs the same 200 ps in 3 fs steps (strides scaled to the same ps): with the default model (student v13) a
 #          223 ps study at 3 fs never came near a broken bond and made 110 ps per hour per replica
 #          (docs/results/timestep/study_3fs_v13); with student v6 3 fs broke an N–H bond (docs/ipi.md), so
 #          check another model's bonds before using it. Ctrl-C (or a killed job) keeps a restart; `so3k sample run OUT` continues,
@@ -43,8 +43,9 @@ if [ "${1:-full}" = quick ]; then
       --timestep 0.5 --exchange-stride 10 --output-stride 5 --metad "$METAD" --metad-pace 10 --metad-height 1.0
 else
   so3k sample init "$STRUCTURE" --model "$MODEL" --out "$OUT" --force --temperatures 300:500:8 --steps $((200000 / TIMESTEP)) \
-      --timestep "$TIMESTEP" --hydrogen-mass 4 --exchange-stride 50 --output-stride 250 --colvar-stride 50 \
-      --metad "$METAD" --metad-pace 125 --metad-height 2.0 --metad-sigma 0.8 --backend direct  # the v6 study's hills
+      --timestep "$TIMESTEP" --hydrogen-mass 4 --exchange-stride $((100 / TIMESTEP)) --output-stride $((500 / TIMESTEP)) \
+      --colvar-stride $((100 / TIMESTEP)) --metad "$METAD" --metad-pace $((250 / TIMESTEP)) --metad-height 2.0 \
+      --metad-sigma 0.8 --backend direct  # the v6 study's hills; strides count steps, so they scale with TIMESTEP
 fi
 so3k sample run "$OUT"
 so3k analyze "$OUT" ${REFERENCE:+--reference "$REFERENCE"}

@@ -139,6 +139,7 @@ def run_init(args) -> int:
           f"{settings.steps} steps of {settings.timestep_fs:g} fs ({settings.backend} backend"
           + (f", hydrogens {settings.hydrogen_mass:g} amu" if settings.hydrogen_mass is not None else "")
           + (f", long-range cutoff {settings.lr_cutoff:g} Å" if settings.lr_cutoff is not None else "") + ")")
+    print(f"at {settings.timestep_fs:g} fs per step: {settings.strides_in_time()}")
     starts = StudySettings.load(args.out).start_frames
     if starts is not None:
         print(f"starting from frame{'s' if len(starts) > 1 else ''} {', '.join(map(str, starts))} of "

@@ -214,6 +214,19 @@ class StudySettings:
         """Systems i-PI steps together: one per temperature, or one per walker."""
         return len(self.temperatures) * self.walkers
 
+    def strides_in_time(self) -> str:
+        """The strides, which count MD steps, as simulated time (ps) at this time step, e.g. "frames every
+        0.5 ps, a hill every 0.25 ps": a stride chosen for 2 fs means 1.5 × the time at 3 fs."""
+        def ps(steps: int) -> str:
+            return f"{steps * self.timestep_fs / 1000:.4g} ps"
+
+        parts = [f"frames every {ps(self.output_stride)}"]
+        if self.replica_exchange:
+            parts.append(f"an exchange tried every {ps(self.exchange_stride)} per pair")
+        if self.metad.enabled:
+            parts += [f"a hill every {ps(self.metad.pace)}", f"COLVAR every {ps(self.metad.colvar_stride)}"]
+        return ", ".join(parts)
+
     def to_json(self) -> str:
         record = dataclasses.asdict(self)
         record["temperatures"] = list(self.temperatures)
