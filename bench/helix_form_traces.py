@@ -1,0 +1,158 @@
+"""Which helix does each model keep? α (i→i+4) and 3₁₀ (i→i+3) backbone H-bonds of every configuration of
+one or more replica-exchange runs against time (issue #13).
+
+    python bench/helix_form_traces.py "SO3LR=runs/refine/so3lr" "v13=runs/refine/v13" --out PREFIX [--window-ps 10]
+
+Each DIR is a study folder (``so3k sample init``) whose runs started from the same frames, e.g. those of
+``bench/pick_helix_starts.py``; study.json gives the time step and the output stride, ``start_kind`` in
+each start frame's info (when the structure file has it) names the start 3-10 or alpha. Per configuration
+(i-PI's ``T-k`` files follow a configuration through the temperatures) and per frame: helical residues
+(φ/ψ in the helical basin), α and 3₁₀ H-bonds (H···O < 2.5 Å; ``sampling.peptide.helix_shape``), end to end
+(Å) and the temperature the configuration had (K). Writes PREFIX.png (H-bond counts against time as running
+means over --smooth-ps, one panel per configuration, one colour per H-bond kind, one line style per run) and
+PREFIX.json: the series; per run and configuration, the means over the first and the last --window-ps
+picoseconds; per run and temperature, the means over every configuration's frames after its first --window-ps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from so3k_driver.sampling import peptide
+from so3k_driver.sampling.analysis.ipi_outputs import (atomic_numbers_of, find_systems, read_properties,
+                                                       read_xyz_frames, sampling_temperatures)
+from so3k_driver.sampling.settings import StudySettings
+
+MEASURES = ("helical_residues", "alpha_hbonds", "three_ten_hbonds", "end_to_end_A")
+
+
+def start_kinds(settings: StudySettings) -> list[str | None]:
+    """The start_kind of each system's start frame, None where the structure file has none."""
+    try:
+        from ase.io import read
+
+        frames = read(settings.structure, ":")
+    except Exception:  # the structure may have moved; the kinds are a label only
+        return [None] * settings.systems
+    indices = settings.start_frames or [len(frames) - 1] * settings.systems
+    return [frames[i].info.get("start_kind") for i in indices]
+
+
+def configuration_series(properties_file: Path, trajectory: Path, timestep_fs: float, stride: int) -> dict:
+    symbols, frames = read_xyz_frames(trajectory)
+    backbone = peptide.find_backbone(atomic_numbers_of(symbols), frames[0])
+    temperatures = sampling_temperatures(read_properties(properties_file), properties_file)
+    shapes = [peptide.helix_shape(positions, backbone) for positions in frames]
+    count = min(len(frames), len(temperatures))
+    series = {name: [shape[name] for shape in shapes[:count]] for name in MEASURES}
+    series["time_ps"] = [round(k * stride * timestep_fs / 1000, 4) for k in range(count)]
+    series["temperature_K"] = [round(float(t), 1) for t in temperatures[:count]]
+    return series
+
+
+def window_means(series: dict, window_ps: float) -> dict:
+    time = np.asarray(series["time_ps"])
+    first, last = time <= time[0] + window_ps, time >= time[-1] - window_ps
+    return {which: {name: round(float(np.mean(np.asarray(series[name])[mask])), 2) for name in
+                    MEASURES + ("temperature_K",)} for which, mask in (("first", first), ("last", last))}
+
+
+def temperature_means(configurations: list[dict], skip_ps: float) -> dict:
+    """Per temperature (K, as text), the means over all configurations' frames after the first skip_ps."""
+    pooled: dict[float, dict[str, list]] = {}
+    for entry in configurations:
+        series = entry["series"]
+        for k, (time, temperature) in enumerate(zip(series["time_ps"], series["temperature_K"])):
+            if time > series["time_ps"][0] + skip_ps:
+                bucket = pooled.setdefault(temperature, {name: [] for name in MEASURES})
+                for name in MEASURES:
+                    bucket[name].append(series[name][k])
+    return {f"{t:g}": {"frames": len(b["alpha_hbonds"]), **{n: round(float(np.mean(v)), 2) for n, v in b.items()}}
+            for t, b in sorted(pooled.items())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", metavar="LABEL=DIR")
+    parser.add_argument("--out", required=True, help="output prefix: PREFIX.png and PREFIX.json")
+    parser.add_argument("--window-ps", type=float, default=10.0)
+    parser.add_argument("--smooth-ps", type=float, default=2.0, help="running-mean window of the plot (ps)")
+    args = parser.parse_args()
+    report = {"window_ps": args.window_ps, "runs": {}}
+    for spec in args.runs:
+        label, _, folder = spec.partition("=")
+        if not folder:
+            sys.exit(f"give each run as LABEL=DIR, got {spec!r}")
+        settings = StudySettings.load(folder)
+        kinds = start_kinds(settings)
+        configurations = []
+        for k, (properties_file, trajectory) in enumerate(find_systems(Path(folder))):
+            series = configuration_series(properties_file, trajectory, settings.timestep_fs, settings.output_stride)
+            configurations.append({"configuration": k, "start_kind": kinds[k] if k < len(kinds) else None,
+                                   **window_means(series, args.window_ps), "series": series})
+            last = configurations[-1]["last"]
+            print(f"{label} configuration {k} ({configurations[-1]['start_kind']}), {series['time_ps'][-1]:.1f} ps: "
+                  f"first {configurations[-1]['first']['alpha_hbonds']:.1f} α / "
+                  f"{configurations[-1]['first']['three_ten_hbonds']:.1f} 3₁₀, last {args.window_ps:g} ps "
+                  f"{last['alpha_hbonds']:.1f} α / {last['three_ten_hbonds']:.1f} 3₁₀, "
+                  f"{last['helical_residues']:.1f} helical, {last['end_to_end_A']:.1f} Å at {last['temperature_K']:.0f} K")
+        by_temperature = temperature_means(configurations, args.window_ps)
+        for temperature, means in by_temperature.items():
+            print(f"{label} at {temperature} K after the first {args.window_ps:g} ps ({means['frames']} frames): "
+                  f"{means['alpha_hbonds']:.2f} α / {means['three_ten_hbonds']:.2f} 3₁₀ H-bonds, "
+                  f"{means['helical_residues']:.2f} helical, {means['end_to_end_A']:.1f} Å")
+        report["runs"][label] = {"folder": str(folder), "model": settings.model, "timestep_fs": settings.timestep_fs,
+                                 "temperatures_K": list(settings.temperatures), "configurations": configurations,
+                                 "by_temperature_after_first_window": by_temperature}
+    Path(f"{args.out}.json").write_text(json.dumps(report, indent=1) + "\n")
+    plot(report, Path(f"{args.out}.png"), args.smooth_ps)
+    print(f"wrote {args.out}.json and {args.out}.png")
+
+
+def running_mean(values, width: int) -> np.ndarray:
+    values = np.asarray(values, float)
+    if width <= 1 or len(values) < width:
+        return values
+    return np.convolve(values, np.ones(width) / width, mode="valid")
+
+
+def plot(report: dict, path: Path, smooth_ps: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    count = max(len(run["configurations"]) for run in report["runs"].values())
+    columns = 4
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), sharex=True, sharey=True,
+                             squeeze=False)
+    styles = ["-", "--", ":", "-."]
+    for (label, run), style in zip(report["runs"].items(), styles):
+        for entry in run["configurations"]:
+            ax = axes.flat[entry["configuration"]]
+            series = entry["series"]
+            time = np.asarray(series["time_ps"])
+            width = max(1, int(round(smooth_ps / (time[1] - time[0])))) if len(time) > 1 else 1
+            centre = running_mean(time, width)
+            ax.plot(centre, running_mean(series["alpha_hbonds"], width), style, color="C0", lw=1.2,
+                    label=f"{label}: α (i→i+4)")
+            ax.plot(centre, running_mean(series["three_ten_hbonds"], width), style, color="C3", lw=1.2,
+                    label=f"{label}: 3₁₀ (i→i+3)")
+            ax.set_title(f"configuration {entry['configuration']} (start: {entry['start_kind'] or '?'})", fontsize=9)
+    for ax in axes[-1]:
+        ax.set_xlabel("time (ps)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"H-bonds ({smooth_ps:g} ps mean)")
+    axes.flat[0].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
