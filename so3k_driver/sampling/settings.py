@@ -222,7 +222,7 @@ class StudySettings:
 
         parts = [f"frames every {ps(self.output_stride)}"]
         if self.replica_exchange:
-            parts.append(f"an exchange tried every {ps(self.exchange_stride)} per pair")
+            parts.append(f"an exchange tried per pair every {ps(self.exchange_stride)} on average")
         if self.metad.enabled:
             parts += [f"a hill every {ps(self.metad.pace)}", f"COLVAR every {ps(self.metad.colvar_stride)}"]
         return ", ".join(parts)

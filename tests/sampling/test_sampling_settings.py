@@ -150,7 +150,7 @@ def test_strides_are_stated_as_simulated_time_at_the_study_time_step():
     metad = MetadSettings(cv="helix-torsions", pace=125, colvar_stride=50)
     at_3fs = StudySettings(structure="x.xyz", model="default", temperatures=(300.0, 400.0), steps=10,
                            timestep_fs=3.0, exchange_stride=50, output_stride=250, metad=metad)
-    assert at_3fs.strides_in_time() == ("frames every 0.75 ps, an exchange tried every 0.15 ps per pair, "
+    assert at_3fs.strides_in_time() == ("frames every 0.75 ps, an exchange tried per pair every 0.15 ps on average, "
                                         "a hill every 0.375 ps, COLVAR every 0.15 ps")
     plain_md = dataclasses.replace(at_3fs, temperatures=(300.0,), timestep_fs=2.0, metad=MetadSettings(cv="none"))
     assert plain_md.strides_in_time() == "frames every 0.5 ps"
