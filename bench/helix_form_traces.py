@@ -1,11 +1,11 @@
 """Which helix does each model keep? α (i→i+4) and 3₁₀ (i→i+3) backbone H-bonds of every configuration of
-one or more replica-exchange runs against time (issue #13).
+one or more runs (replica exchange or one NVT system) against time (issue #13).
 
     python bench/helix_form_traces.py "SO3LR=runs/refine/so3lr" "v13=runs/refine/v13" --out PREFIX [--window-ps 10]
 
 Each DIR is a study folder (``so3k sample init``) whose runs started from the same frames, e.g. those of
 ``bench/pick_helix_starts.py``; study.json gives the time step and the output stride, ``start_kind`` in
-each start frame's info (when the structure file has it) names the start 3-10 or alpha. Per configuration
+each start frame's info names the start 3-10 or alpha (else the structure file's name does). Per configuration
 (i-PI's ``T-k`` files follow a configuration through the temperatures) and per frame: helical residues
 (φ/ψ in the helical basin), α and 3₁₀ H-bonds (H···O < 2.5 Å; ``sampling.peptide.helix_shape``), end to end
 (Å) and the temperature the configuration had (K). Writes PREFIX.png (H-bond counts against time as running
@@ -32,7 +32,7 @@ MEASURES = ("helical_residues", "alpha_hbonds", "three_ten_hbonds", "end_to_end_
 
 
 def start_kinds(settings: StudySettings) -> list[str | None]:
-    """The start_kind of each system's start frame, None where the structure file has none."""
+    """The start_kind of each system's start frame; the structure file's name where it has none."""
     try:
         from ase.io import read
 
@@ -40,7 +40,7 @@ def start_kinds(settings: StudySettings) -> list[str | None]:
     except Exception:  # the structure may have moved; the kinds are a label only
         return [None] * settings.systems
     indices = settings.start_frames or [len(frames) - 1] * settings.systems
-    return [frames[i].info.get("start_kind") for i in indices]
+    return [frames[i].info.get("start_kind", Path(settings.structure).stem) for i in indices]
 
 
 def configuration_series(properties_file: Path, trajectory: Path, timestep_fs: float, stride: int) -> dict:
@@ -128,10 +128,11 @@ def plot(report: dict, path: Path, smooth_ps: float) -> None:
     import matplotlib.pyplot as plt
 
     count = max(len(run["configurations"]) for run in report["runs"].values())
-    columns = 4
+    columns = min(4, count)
     rows = -(-count // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), sharex=True, sharey=True,
-                             squeeze=False)
+    width = 3.2 * columns if count > 1 else 7.0
+    fig, axes = plt.subplots(rows, columns, figsize=(width, 2.4 * rows + (1.0 if count == 1 else 0.0)),
+                             sharex=True, sharey=True, squeeze=False)
     styles = ["-", "--", ":", "-."]
     for (label, run), style in zip(report["runs"].items(), styles):
         for entry in run["configurations"]:
