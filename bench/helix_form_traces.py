@@ -4,7 +4,7 @@ one or more runs (replica exchange or one NVT system) against time (issue #13).
     python bench/helix_form_traces.py "SO3LR=runs/refine/so3lr" "v13=runs/refine/v13" --out PREFIX [--window-ps 10]
 
 Each DIR is a study folder (``so3k sample init``) whose runs started from the same frames, e.g. those of
-``bench/pick_helix_starts.py``; study.json gives the time step and the output stride, ``start_kind`` in
+``bench/pick_helix_starts.py``; times are i-PI's own (the properties' time column), ``start_kind`` in
 each start frame's info names the start 3-10 or alpha (else the structure file's name does). Per configuration
 (i-PI's ``T-k`` files follow a configuration through the temperatures) and per frame: helical residues
 (φ/ψ in the helical basin), α and 3₁₀ H-bonds (H···O < 2.5 Å; ``sampling.peptide.helix_shape``), end to end
@@ -43,14 +43,16 @@ def start_kinds(settings: StudySettings) -> list[str | None]:
     return [frames[i].info.get("start_kind", Path(settings.structure).stem) for i in indices]
 
 
-def configuration_series(properties_file: Path, trajectory: Path, timestep_fs: float, stride: int) -> dict:
+def configuration_series(properties_file: Path, trajectory: Path) -> dict:
+    """One configuration's frames (properties and trajectory share one stride): MEASURES, time_ps, temperature_K."""
     symbols, frames = read_xyz_frames(trajectory)
     backbone = peptide.find_backbone(atomic_numbers_of(symbols), frames[0])
-    temperatures = sampling_temperatures(read_properties(properties_file), properties_file)
-    shapes = [peptide.helix_shape(positions, backbone) for positions in frames]
+    properties = read_properties(properties_file)
+    temperatures = sampling_temperatures(properties, properties_file)
     count = min(len(frames), len(temperatures))
-    series = {name: [shape[name] for shape in shapes[:count]] for name in MEASURES}
-    series["time_ps"] = [round(k * stride * timestep_fs / 1000, 4) for k in range(count)]
+    shapes = [peptide.helix_shape(positions, backbone) for positions in frames[:count]]
+    series = {name: [shape[name] for shape in shapes] for name in MEASURES}
+    series["time_ps"] = [round(float(t), 4) for t in properties["time"][:count]]
     series["temperature_K"] = [round(float(t), 1) for t in temperatures[:count]]
     return series
 
@@ -92,13 +94,13 @@ def main() -> None:
         kinds = start_kinds(settings)
         configurations = []
         for k, (properties_file, trajectory) in enumerate(find_systems(Path(folder))):
-            series = configuration_series(properties_file, trajectory, settings.timestep_fs, settings.output_stride)
-            configurations.append({"configuration": k, "start_kind": kinds[k] if k < len(kinds) else None,
-                                   **window_means(series, args.window_ps), "series": series})
-            last = configurations[-1]["last"]
-            print(f"{label} configuration {k} ({configurations[-1]['start_kind']}), {series['time_ps'][-1]:.1f} ps: "
-                  f"first {configurations[-1]['first']['alpha_hbonds']:.1f} α / "
-                  f"{configurations[-1]['first']['three_ten_hbonds']:.1f} 3₁₀, last {args.window_ps:g} ps "
+            series = configuration_series(properties_file, trajectory)
+            entry = {"configuration": k, "start_kind": kinds[k] if k < len(kinds) else None,
+                     **window_means(series, args.window_ps), "series": series}
+            configurations.append(entry)
+            first, last = entry["first"], entry["last"]
+            print(f"{label} configuration {k} ({entry['start_kind']}), {series['time_ps'][-1]:.1f} ps: "
+                  f"first {first['alpha_hbonds']:.1f} α / {first['three_ten_hbonds']:.1f} 3₁₀, last {args.window_ps:g} ps "
                   f"{last['alpha_hbonds']:.1f} α / {last['three_ten_hbonds']:.1f} 3₁₀, "
                   f"{last['helical_residues']:.1f} helical, {last['end_to_end_A']:.1f} Å at {last['temperature_K']:.0f} K")
         by_temperature = temperature_means(configurations, args.window_ps)

@@ -57,7 +57,7 @@ def main() -> None:
     for atoms in picks_alpha:
         atoms.info["start_kind"] = "alpha"
     total = len(picks_310) + len(picks_alpha)
-    alpha_places = {int(round((k + 0.5) * total / len(picks_alpha))) for k in range(len(picks_alpha))} if picks_alpha else set()
+    alpha_places = {int(round((k + 0.5) * total / len(picks_alpha))) for k in range(len(picks_alpha))}
     starts, rest_310, rest_alpha = [], iter(picks_310), iter(picks_alpha)
     for place in range(total):
         starts.append(next(rest_alpha) if place in alpha_places else next(rest_310))
