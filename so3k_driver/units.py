@@ -15,6 +15,10 @@ KCAL_PER_MOL_IN_EV = 0.04336410390059322
 KJ_PER_MOL_IN_EV = 0.010364269574711572
 BOLTZMANN_EV_PER_K = 8.617330337217213e-05
 SPEED_OF_LIGHT_CM_PER_PS = 2.99792458e-2  # a frequency of 1/ps is 33.356 cm^-1
+# 1 eV in amu Å^2 / ps^2: a force constant of k eV/Å^2 on a mass of m amu vibrates at
+# omega = sqrt(k / m * EV_IN_AMU_ANGSTROM2_PER_PS2) rad/ps.
+EV_IN_AMU_ANGSTROM2_PER_PS2 = 9648.533290731906
+HBAR_EV_PS = 6.582119513599133e-4
 # i-PI's time units in ps (its atomic unit of time is hbar/hartree).
 PICOSECONDS_PER_TIME_UNIT = {"picosecond": 1.0, "femtosecond": 1e-3, "nanosecond": 1e3,
                              "atomic_unit": 2.4188843265857e-5}
