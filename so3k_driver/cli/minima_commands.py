@@ -56,6 +56,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--distance-tolerance", type=float, default=tolerances.distance, metavar="A",
                         help="other molecules: same minimum when the sorted interatomic distances agree within "
                              "this RMS, in Å (default %(default)s Å)")
+    parser.add_argument("--harmonic", metavar="K[,K...]",
+                        help="also the harmonic free energies (quantum vibrations + classical rotor, eV) of the "
+                             "lowest minima at these temperatures, from finite-difference Hessians (6N "
+                             "structures per minimum, batched)")
+    parser.add_argument("--harmonic-minima", type=int, default=50, metavar="N",
+                        help="how many of the lowest minima get harmonic free energies (default 50)")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     parser.set_defaults(func=run_minima_command)
 
@@ -63,6 +69,7 @@ def add_parser(subparsers) -> None:
 def run_minima_command(args) -> int:
     from ..evaluation.optimizers import optimizer_settings
     from ..sampling.minima import DuplicateTolerances, read_frames, run_minima
+    from ..sampling.settings import parse_temperatures
 
     lbfgs_only = {"preconditioner": args.preconditioner} if args.optimizer == "lbfgs" else {}
     settings = optimizer_settings(args.optimizer, fmax=args.fmax, max_steps=args.max_steps, max_step=args.max_step,
@@ -71,9 +78,11 @@ def run_minima_command(args) -> int:
                                   **lbfgs_only)
     tolerances = DuplicateTolerances(energy=args.energy_tolerance, angle=args.angle_tolerance,
                                      distance=args.distance_tolerance)
+    harmonic = None if args.harmonic is None else list(parse_temperatures(args.harmonic))
     frames = read_frames(args.frames)  # bad files fail before the model is loaded
     potential = load_potential(args)
     summary = run_minima(potential, frames, args.frames, Path(args.out), settings, tolerances, show_progress=not args.quiet,
+                         harmonic_temperatures=harmonic, harmonic_max_minima=args.harmonic_minima,
                          total_charge=args.total_charge, unpaired_electrons=args.unpaired_electrons)
     print(f"{summary['frames']} frames, {summary['converged']} converged with {summary['optimizer']} "
           f"(fmax < {summary['fmax_eV_per_A']} eV/Å, {summary['steps_mean']:.1f} steps per frame), "
@@ -85,5 +94,13 @@ def run_minima_command(args) -> int:
     if summary["distinct_minima"]:
         print(f"lowest energy {summary['lowest_energy_eV']:.4f} eV; highest minimum "
               f"+{summary['relative_energies_eV'][-1]:.4f} eV above it")
+    harmonic = summary.get("harmonic")
+    if harmonic:
+        for t, best in harmonic["lowest_free_energy_minimum"].items():
+            print(f"harmonic free energy at {t} K: lowest is minimum {best} (by energy: 0), "
+                  f"{harmonic['relative_free_energy_eV'][t][0]:+.4f} eV for minimum 0")
+        if harmonic["with_imaginary_modes"]:
+            print(f"{harmonic['with_imaginary_modes']} of {harmonic['minima_computed']} minima have imaginary modes "
+                  f"(left out of their free energies): tighten --fmax")
     print(f"summary, minima and plots in {args.out}")
     return 0

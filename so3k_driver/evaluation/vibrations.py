@@ -46,12 +46,13 @@ def atomic_masses(numbers) -> np.ndarray:
 
 def finite_difference_hessian(potential, numbers, positions, *, step: float = DEFAULT_STEP_A,
                               structures_per_call: int = DEFAULT_STRUCTURES_PER_CALL,
-                              progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+                              progress: Callable[[int, int], None] | None = None, **evaluate_options) -> np.ndarray:
     """Hessian (3N, 3N) eV/Å² of one gas-phase structure from central differences of the forces.
 
     numbers (N,), positions (N, 3) Å; step h in Å (ASE's default 0.01); the 6N displaced structures
     go to ``potential.evaluate`` ``structures_per_call`` at a time, and ``progress(done, total)`` is
-    called after each call. The result is symmetrised (its antisymmetric part is finite-difference
+    called after each call; ``evaluate_options`` (total_charge, unpaired_electrons) go to every call.
+    The result is symmetrised (its antisymmetric part is finite-difference
     and rounding error); how much error is left shows in the rigid-body check of :func:`normal_modes`.
     """
     numbers = np.asarray(numbers, dtype=int)
@@ -71,7 +72,8 @@ def finite_difference_hessian(potential, numbers, positions, *, step: float = DE
     for first in range(0, 2 * n, structures_per_call):
         chunk = displacements[first:first + structures_per_call]
         displaced = positions[None] + chunk.reshape(len(chunk), -1, 3)
-        results = potential.evaluate(np.broadcast_to(numbers, (len(chunk), len(numbers))), displaced)
+        results = potential.evaluate(np.broadcast_to(numbers, (len(chunk), len(numbers))), displaced,
+                                     **evaluate_options)
         forces[first:first + len(chunk)] = results.forces.reshape(len(chunk), n)
         if progress is not None:
             progress(first + len(chunk), 2 * n)

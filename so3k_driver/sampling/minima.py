@@ -10,7 +10,10 @@ group them by their atoms, minimise each group with the batched FIRE or L-BFGS o
   peptides, phi/psi (degrees) per minimum;
 - ``minima.extxyz``: the distinct minima sorted by energy (energy (eV) and forces (eV/Å) as results,
   ``relative_energy_eV``, ``frames_found`` and ``fmax_eV_per_A`` in info);
-- ``relative_energies.png`` (histogram of E - E_min, eV) and, for peptides, ``ramachandran.png``.
+- ``relative_energies.png`` (histogram of E - E_min, eV) and, for peptides, ``ramachandran.png``;
+- with harmonic temperatures (``--harmonic``): the harmonic free energies of the lowest minima
+  (:mod:`so3k_driver.sampling.harmonic`) in ``summary.json["harmonic"]``, in minima.extxyz's info and
+  in ``free_energies.png``.
 
 Duplicates: two converged structures are the same minimum when their energies differ by less than
 ``energy_tolerance`` (eV) and their fingerprints agree: for peptides (a backbone that
@@ -33,6 +36,7 @@ from ..errors import UserError
 from ..evaluation.optimizers import DEFAULT_OPTIMIZER, OPTIMIZERS, FireSettings, LbfgsSettings
 from ..progress import Progress
 from . import peptide
+from .harmonic import FREE_ENERGY_PLOT, harmonic_free_energies, plot_free_energies
 
 SUMMARY = "summary.json"
 MINIMA = "minima.extxyz"
@@ -186,8 +190,9 @@ def find_minima(potential, frames, settings: FireSettings | LbfgsSettings, toler
     return minima, stats
 
 
-def write_minima(path: Path, minima: list[Minimum]) -> None:
-    """extxyz of the minima, sorted by energy; energy (eV) and forces (eV/Å) stored as results."""
+def write_minima(path: Path, minima: list[Minimum], extra_info: list[dict] | None = None) -> None:
+    """extxyz of the minima, sorted by energy; energy (eV) and forces (eV/Å) stored as results;
+    extra_info[k] (if given, for the first len(extra_info) minima) added to minimum k's info."""
     import ase.io
     from ase.calculators.singlepoint import SinglePointCalculator
 
@@ -197,6 +202,8 @@ def write_minima(path: Path, minima: list[Minimum]) -> None:
         atoms = minimum.atoms.copy()
         atoms.info.update({"minimum": index, "relative_energy_eV": minimum.energy - lowest,
                            "frames_found": len(minimum.frames), "fmax_eV_per_A": minimum.fmax})
+        if extra_info is not None and index < len(extra_info):
+            atoms.info.update(extra_info[index])
         atoms.calc = SinglePointCalculator(atoms, energy=minimum.energy, forces=minimum.forces)
         images.append(atoms)
     ase.io.write(path, images, format="extxyz")
@@ -247,21 +254,39 @@ def plot_ramachandran(path: Path, minima: list[Minimum]) -> None:
 
 def run_minima(potential, frames, inputs, out_dir: Path, settings: FireSettings | LbfgsSettings | None = None,
                tolerances: DuplicateTolerances = DuplicateTolerances(), show_progress: bool = True,
+               harmonic_temperatures: list[float] | None = None, harmonic_max_minima: int = 50,
                **charges) -> dict:
     """Minimise ``frames`` (ase.Atoms, from :func:`read_frames` of the files ``inputs``), deduplicate and
     write ``out_dir`` (summary.json, minima.extxyz, plots). ``charges``: total_charge (e),
-    unpaired_electrons (SO3LR); ``settings`` None: the default optimiser's. Returns the summary (also
+    unpaired_electrons (SO3LR); ``settings`` None: the default optimiser's. harmonic_temperatures (K):
+    also the harmonic free energies of the lowest harmonic_max_minima minima
+    (:mod:`so3k_driver.sampling.harmonic`; summary["harmonic"], free_energies.png, and
+    ``free_energy_<T>K_eV`` and ``imaginary_modes`` in minima.extxyz). Returns the summary (also
     written to summary.json)."""
     if settings is None:
         settings = OPTIMIZERS[DEFAULT_OPTIMIZER]()
+    if harmonic_temperatures is not None:
+        if not harmonic_temperatures or any(not t > 0 for t in harmonic_temperatures):
+            raise UserError(f"harmonic temperatures must be positive (K), got {list(harmonic_temperatures)}")
+        if harmonic_max_minima < 1:
+            raise UserError(f"the number of minima for harmonic free energies must be >= 1, got {harmonic_max_minima}")
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     display = Progress(total=len(frames), description="minimising", unit="frame") if show_progress else None
     with display or contextlib.nullcontext():
         minima, stats = find_minima(potential, frames, settings, tolerances, display, **charges)
-    write_minima(out_dir / MINIMA, minima)
+    harmonic, extra_info = None, None
+    if harmonic_temperatures is not None and minima:
+        harmonic = harmonic_free_energies(potential, minima, harmonic_temperatures, harmonic_max_minima,
+                                          show_progress, **charges)
+        extra_info = [{**{f"free_energy_{t}K_eV": f for t, f in entry["free_energy_eV"].items()},
+                       "imaginary_modes": entry["imaginary_modes"]} for entry in harmonic["minima"]]
+    write_minima(out_dir / MINIMA, minima, extra_info)
     plots = []
+    if harmonic is not None:
+        plot_free_energies(out_dir / FREE_ENERGY_PLOT, harmonic)
+        plots.append(FREE_ENERGY_PLOT)
     if minima:
         plot_relative_energies(out_dir / HISTOGRAM, minima)
         plots.append(HISTOGRAM)
@@ -308,5 +333,7 @@ def run_minima(potential, frames, inputs, out_dir: Path, settings: FireSettings 
         residues = len(minima[0].torsions) // 2
         summary["phi_deg"] = [np.round(m.torsions[:residues], 1).tolist() for m in minima]
         summary["psi_deg"] = [np.round(m.torsions[residues:], 1).tolist() for m in minima]
+    if harmonic is not None:
+        summary["harmonic"] = harmonic
     (out_dir / SUMMARY).write_text(json.dumps(summary, indent=1) + "\n")
     return summary

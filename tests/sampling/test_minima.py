@@ -114,3 +114,52 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, message):
     assert code == 2
     assert len(error.splitlines()) == 1 and error.startswith("so3k minima: error:") and message in error
     assert not (tmp_path / "out").exists()
+
+
+def test_harmonic_free_energies_of_the_minima(tmp_path, capsys):
+    """--harmonic: Hessians at tightly converged float64 minima, no imaginary modes, F = E + F_vib + F_rot."""
+    path = tmp_path / "frames.xyz"
+    ase.io.write(path, [ase.io.read(DATA / "ala3_xtb_validation.xyz", index=i) for i in (0, 9, 19)])
+    out = tmp_path / "out"
+    code = main(["minima", "ala3-xtb", str(path), "--out", str(out), "--dtype", "float64", "--fmax", "0.002",
+                 "--max-steps", "3000", "--harmonic", "300,1000", "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "harmonic free energy at 300 K: lowest is minimum" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    harmonic = summary["harmonic"]
+    assert summary["distinct_minima"] == 2 and harmonic["minima_computed"] == 2
+    assert harmonic["temperatures_K"] == [300.0, 1000.0] and harmonic["with_imaginary_modes"] == 0
+    for k, entry in enumerate(harmonic["minima"]):
+        assert entry["energy_eV"] == pytest.approx(summary["energies_eV"][k])
+        assert entry["imaginary_modes"] == 0 and 0 < entry["lowest_frequencies_cm1"][0] < 200
+        # Rotation is nearly free at a minimum (a few cm^-1 from the residual torque at fmax 0.002 eV/Å;
+        # rigid vectors without mass weighting would leak hundreds).
+        assert entry["rigid_body_leak_cm1"] < 20.0
+        assert 3.0 < entry["zero_point_energy_eV"] < 20.0  # 42 atoms: ~0.1-0.3 eV per mode scale
+        for t in ("300", "1000"):
+            assert harmonic["free_energy_eV"][t][k] == pytest.approx(
+                entry["energy_eV"] + entry["vibrational_quantum_eV"][t] + entry["rotational_eV"][t])
+        # Entropy: the free energy falls with temperature.
+        assert entry["free_energy_eV"]["1000"] < entry["free_energy_eV"]["300"]
+    for t in ("300", "1000"):
+        relative = harmonic["relative_free_energy_eV"][t]
+        assert min(relative) == 0.0 and relative[harmonic["lowest_free_energy_minimum"][t]] == 0.0
+    minima = ase.io.read(out / "minima.extxyz", index=":")
+    assert [m.info["free_energy_300K_eV"] for m in minima] == pytest.approx(harmonic["free_energy_eV"]["300"])
+    assert "free_energies.png" in summary["plots"] and (out / "free_energies.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("options, words", [
+    (["--harmonic", "0"], ("harmonic temperatures", "0.0")),
+    (["--harmonic", "300,x"], ("temperatures must be", "300,x")),
+    (["--harmonic", "300", "--harmonic-minima", "0"], ("harmonic free energies", "got 0")),
+])
+def test_bad_harmonic_options_are_one_line_and_exit_2(tmp_path, capsys, options, words):
+    path = tmp_path / "frames.xyz"
+    ase.io.write(path, ase.io.read(DATA / "ala3_xtb_validation.xyz", index=0))
+    code = main(["minima", "ala3-xtb", str(path), "--out", str(tmp_path / "out"), *options])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and len(error.splitlines()) == 1 and error.startswith("so3k minima: error:")
+    assert all(word in error for word in words), error
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,115 @@
+"""Harmonic free energies of the distinct minima of ``so3k minima --harmonic T[,T...]``.
+
+For each of the lowest ``max_minima`` minima: the Hessian by central differences of the forces
+(:func:`so3k_driver.evaluation.vibrations.finite_difference_hessian`, 6N structures in batched calls),
+the normal modes, and at each temperature T
+
+    F(T) = E + F_vib,quantum(T) + F_rot,classical(T)     (eV)
+
+(vibrations as quantum harmonic oscillators, the molecule as a classical rigid rotor with symmetry
+number 1; translation is the same for every minimum of one molecule and left out). Differences of F
+between minima of the same atoms rank them as a harmonic superposition picture does: soft minima
+gain entropy, stiff ones lose it. Imaginary modes (a saddle point, or a minimum not converged tightly
+enough) are counted and left out of F; such minima are flagged. The classical vibrational free energy,
+which classical MD samples and which does not depend on the masses, is reported as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..evaluation import vibrations
+from ..progress import Progress
+
+FREE_ENERGY_PLOT = "free_energies.png"
+LOWEST_FREQUENCIES_KEPT = 12
+
+
+def minimum_thermochemistry(potential, numbers, positions, temperatures, **charges) -> dict:
+    """Frequencies (cm^-1) and free energies (eV, keyed by temperature in K as text) of one minimum."""
+    hessian = vibrations.finite_difference_hessian(potential, numbers, positions, **charges)
+    masses = vibrations.atomic_masses(numbers)
+    modes = vibrations.normal_modes(hessian, positions, masses)
+    real = modes.frequencies_cm1[modes.frequencies_cm1 > 0]
+    return {
+        "lowest_frequencies_cm1": np.round(modes.frequencies_cm1[:LOWEST_FREQUENCIES_KEPT], 2).tolist(),
+        "imaginary_modes": modes.imaginary_count,
+        "rigid_body_leak_cm1": round(modes.rigid_body_leak_cm1, 3),
+        "zero_point_energy_eV": vibrations.zero_point_energy(real),
+        "vibrational_quantum_eV": {f"{t:g}": vibrations.harmonic_free_energy(real, t) for t in temperatures},
+        "vibrational_classical_eV": {f"{t:g}": vibrations.harmonic_free_energy(real, t, quantum=False)
+                                     for t in temperatures},
+        "rotational_eV": {f"{t:g}": vibrations.rotational_free_energy(positions, masses, t) for t in temperatures},
+    }
+
+
+def harmonic_free_energies(potential, minima: list, temperatures, max_minima: int, show_progress: bool = True,
+                           **charges) -> dict:
+    """Thermochemistry of the lowest ``max_minima`` of ``minima`` (so3k_driver.sampling.minima.Minimum,
+    sorted by energy): per minimum and in ``free_energy_eV[T]`` / ``relative_free_energy_eV[T]`` lists
+    in the order of ``minima``. Minima of different atoms are compared only when they share the lowest
+    minimum's atoms; the others get None."""
+    start = time.perf_counter()
+    chosen = minima[:max_minima]
+    entries = []
+    display = Progress(total=len(chosen), description="harmonic free energies", unit="minimum") \
+        if show_progress else None
+    with display or contextlib.nullcontext():
+        for k, minimum in enumerate(chosen):
+            entry = minimum_thermochemistry(potential, minimum.atoms.numbers, minimum.atoms.positions, temperatures,
+                                            **charges)
+            entry["energy_eV"] = minimum.energy
+            entry["free_energy_eV"] = {t: minimum.energy + entry["vibrational_quantum_eV"][t]
+                                       + entry["rotational_eV"][t] for t in entry["vibrational_quantum_eV"]}
+            entries.append(entry)
+            if display is not None:
+                display.update(k + 1, with_imaginary_modes=sum(e["imaginary_modes"] > 0 for e in entries))
+    reference = chosen[0].atoms.numbers if chosen else None
+    comparable = [np.array_equal(m.atoms.numbers, reference) for m in chosen]
+    keys = [f"{t:g}" for t in temperatures]
+    lowest = {t: min((e["free_energy_eV"][t] for e, c in zip(entries, comparable) if c), default=None) for t in keys}
+    return {
+        "temperatures_K": [float(t) for t in temperatures],
+        "minima_computed": len(chosen),
+        "with_imaginary_modes": sum(e["imaginary_modes"] > 0 for e in entries),
+        "wall_time_s": round(time.perf_counter() - start, 3),
+        "free_energy_eV": {t: [e["free_energy_eV"][t] for e in entries] for t in keys},
+        "relative_free_energy_eV": {t: [e["free_energy_eV"][t] - lowest[t] if c else None
+                                        for e, c in zip(entries, comparable)] for t in keys},
+        "lowest_free_energy_minimum": {t: int(np.argmin([e["free_energy_eV"][t] if c else np.inf
+                                                         for e, c in zip(entries, comparable)])) for t in keys},
+        "minima": entries,
+        "units": {"energies": "eV", "frequencies": "cm^-1", "temperatures": "K"},
+    }
+
+
+def plot_free_energies(path: Path, harmonic: dict) -> None:
+    """F - F_min against E - E_min (eV) per minimum, one marker set per temperature."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    energies = np.array([e["energy_eV"] for e in harmonic["minima"]])
+    fig, axis = plt.subplots(figsize=(6, 5))
+    for t, relative in harmonic["relative_free_energy_eV"].items():
+        keep = [k for k, r in enumerate(relative) if r is not None]
+        axis.scatter(energies[keep] - energies[keep].min(), [relative[k] for k in keep], s=18,
+                     label=f"{t} K")
+    flagged = [k for k, e in enumerate(harmonic["minima"]) if e["imaginary_modes"]]
+    if flagged:
+        first = next(iter(harmonic["relative_free_energy_eV"].values()))
+        axis.scatter(energies[flagged] - energies.min(), [first[k] for k in flagged], s=60, facecolors="none",
+                     edgecolors="red", label="imaginary modes")
+    limit = [0, max(1e-3, float(np.ptp(energies)))]
+    axis.plot(limit, limit, color="grey", lw=0.7, label="F − F_min = E − E_min")
+    axis.set(xlabel="E − E_min (eV)", ylabel="F − F_min (eV), harmonic",
+             title=f"Harmonic free energies of the {harmonic['minima_computed']} lowest minima")
+    axis.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
