@@ -405,6 +405,9 @@ def minimise(potential, numbers, positions, settings: FireSettings | LbfgsSettin
                         host[key][slot] = value
                     host["done"][slot] = False
                     next_frame += 1
+            # Reported after the harvest, so a structure that converged in the last call counts as converged.
+            if on_progress is not None and out.calls:
+                on_progress(finished, int(out.converged.sum()))
             if finished >= B:
                 break
             current = host["positions"]
@@ -423,7 +426,5 @@ def minimise(potential, numbers, positions, settings: FireSettings | LbfgsSettin
                          for k, v in state._asdict().items() if k not in host_only})
             out.force_evaluations += int(iterations) * S
             out.calls += 1
-            if on_progress is not None:
-                on_progress(finished + int(np.sum(host["done"] & (slot_frame >= 0))), int(out.converged.sum()))
     out.wall_time_s = time.perf_counter() - start
     return out

@@ -88,6 +88,16 @@ def test_a_converged_structure_stays_put(potential, starts, lbfgs_minimised):
     np.testing.assert_array_equal(again.positions, lbfgs_minimised.positions)
 
 
+def test_progress_counts_a_structure_as_converged_in_the_call_that_converged_it(potential, starts, lbfgs_minimised):
+    numbers, _ = starts
+    reports = []
+    # Started one step from L-BFGS's minima: both converge within the first call.
+    minimise(potential, numbers, lbfgs_minimised.positions + 1e-3, dataclasses.replace(SETTINGS, max_steps=200),
+             on_progress=lambda finished, converged: reports.append((finished, converged)))
+    assert reports[-1] == (2, 2)
+    assert all(converged <= finished for finished, converged in reports)
+
+
 def test_unconverged_structures_are_reported(potential, starts):
     numbers, positions = starts
     # three structures in two slots: a slot is refilled, and the last call runs half empty
