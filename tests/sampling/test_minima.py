@@ -89,6 +89,9 @@ def test_fire_on_request_finds_the_same_minima(minima_run, capsys):
     (["--optimizer", "fire", "--fmax", "-1"], ("fmax", "-1.0")),
     (["--structures-per-call", "0"], ("structures_per_call", "got 0")),
     (["--min-distance", "-1"], ("min_distance", "-1.0")),
+    (["--harmonic", "0"], ("harmonic temperatures", "0.0")),
+    (["--harmonic", "300,x"], ("temperatures must be", "300,x")),
+    (["--harmonic", "300", "--harmonic-minima", "0"], ("harmonic free energies", "got 0")),
 ])
 def test_bad_settings_are_one_line_and_exit_2(tmp_path, capsys, options, words):
     path = tmp_path / "frames.xyz"
@@ -149,17 +152,3 @@ def test_harmonic_free_energies_of_the_minima(tmp_path, capsys):
     assert [m.info["free_energy_300K_eV"] for m in minima] == pytest.approx(harmonic["free_energy_eV"]["300"])
     assert "free_energies.png" in summary["plots"] and (out / "free_energies.png").stat().st_size > 1000
 
-
-@pytest.mark.parametrize("options, words", [
-    (["--harmonic", "0"], ("harmonic temperatures", "0.0")),
-    (["--harmonic", "300,x"], ("temperatures must be", "300,x")),
-    (["--harmonic", "300", "--harmonic-minima", "0"], ("harmonic free energies", "got 0")),
-])
-def test_bad_harmonic_options_are_one_line_and_exit_2(tmp_path, capsys, options, words):
-    path = tmp_path / "frames.xyz"
-    ase.io.write(path, ase.io.read(DATA / "ala3_xtb_validation.xyz", index=0))
-    code = main(["minima", "ala3-xtb", str(path), "--out", str(tmp_path / "out"), *options])
-    error = capsys.readouterr().err.strip()
-    assert code == 2 and len(error.splitlines()) == 1 and error.startswith("so3k minima: error:")
-    assert all(word in error for word in words), error
-    assert not (tmp_path / "out").exists()
