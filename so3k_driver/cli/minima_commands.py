@@ -97,8 +97,12 @@ def run_minima_command(args) -> int:
     harmonic = summary.get("harmonic")
     if harmonic:
         for t, best in harmonic["lowest_free_energy_minimum"].items():
-            print(f"harmonic free energy at {t} K: lowest is minimum {best} (by energy: 0), "
-                  f"{harmonic['relative_free_energy_eV'][t][0]:+.4f} eV for minimum 0")
+            if best == 0:
+                print(f"harmonic free energy at {t} K: lowest for minimum 0, the lowest in energy too")
+            else:
+                print(f"harmonic free energy at {t} K: lowest for minimum {best} "
+                      f"(+{summary['relative_energies_eV'][best]:.4f} eV in energy); minimum 0, the lowest in "
+                      f"energy, lies {harmonic['relative_free_energy_eV'][t][0]:+.4f} eV above it")
         if harmonic["with_imaginary_modes"]:
             print(f"{harmonic['with_imaginary_modes']} of {harmonic['minima_computed']} minima have imaginary modes "
                   f"(left out of their free energies): tighten --fmax")

@@ -128,7 +128,7 @@ def test_harmonic_free_energies_of_the_minima(tmp_path, capsys):
                  "--max-steps", "3000", "--harmonic", "300,1000", "--quiet"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "harmonic free energy at 300 K: lowest is minimum" in printed
+    assert "harmonic free energy at 300 K: lowest for minimum" in printed
     summary = json.loads((out / "summary.json").read_text())
     harmonic = summary["harmonic"]
     assert summary["distinct_minima"] == 2 and harmonic["minima_computed"] == 2
