@@ -30,6 +30,8 @@ from so3k_driver.evaluation.minimise import minimise
 from so3k_driver.evaluation.optimizers import LbfgsSettings
 from so3k_driver.evaluation.potential import Potential
 from so3k_driver.sampling import peptide
+from so3k_driver.sampling.harmonic import minimum_thermochemistry
+from so3k_driver.sampling.minima import group_by_atoms
 from so3k_driver.units import BOLTZMANN_EV_PER_K, KJ_PER_MOL_IN_EV
 
 
@@ -100,11 +102,8 @@ def main() -> None:
 
     # minimise() takes one atom order; files may order the same molecule differently.
     start = time.perf_counter()
-    orders: dict[tuple, list[int]] = {}
-    for k, (_, atoms) in enumerate(frames):
-        orders.setdefault(tuple(atoms.numbers), []).append(k)
     relaxed = [None] * len(frames)
-    for order, members in orders.items():
+    for order, members in group_by_atoms([atoms for _, atoms in frames]).items():
         settings = LbfgsSettings(fmax=args.fmax, max_steps=args.max_steps, structures_per_call=min(8, len(members)))
         result = minimise(potential, np.array(order), np.stack([frames[k][1].positions for k in members]), settings,
                           on_progress=lambda done, converged, n=len(members): print(
@@ -122,43 +121,31 @@ def main() -> None:
         numbers, positions = atoms.numbers, relaxed[k]["positions"]
         backbone = peptide.find_backbone(numbers, atoms.positions)
         masses = vibrations.atomic_masses(numbers)
-        hessian = vibrations.finite_difference_hessian(potential, numbers, positions, step=args.step)
-        modes = vibrations.normal_modes(hessian, positions, masses)
-        real = modes.frequencies_cm1[modes.frequencies_cm1 > 0]
         entry = {
             "label": label, "frame": k, "start_shape": describe(atoms.positions, backbone),
             "start_info": {key: value for key, value in atoms.info.items() if isinstance(value, (int, float, str))},
             "minimum_shape": describe(positions, backbone),
             "energy_eV": relaxed[k]["energy"], "fmax_eV_per_A": relaxed[k]["fmax"],
             "converged": relaxed[k]["converged"], "steps": relaxed[k]["steps"],
-            "lowest_frequencies_cm1": [round(float(f), 2) for f in modes.frequencies_cm1[:12]],
-            "imaginary_modes": modes.imaginary_count, "rigid_body_leak_cm1": round(modes.rigid_body_leak_cm1, 3),
             "principal_moments_amu_A2": [float(m) for m in vibrations.principal_moments(positions, masses)],
-            # Imaginary modes (if any) are left out of the free energies and counted above.
-            "free_energy_vibrational_quantum_eV": {f"{t:g}": vibrations.harmonic_free_energy(real, t)
-                                                   for t in temperatures},
-            "free_energy_vibrational_classical_eV": {f"{t:g}": vibrations.harmonic_free_energy(real, t, quantum=False)
-                                                     for t in temperatures},
-            "free_energy_rotational_eV": {f"{t:g}": vibrations.rotational_free_energy(positions, masses, t)
-                                          for t in temperatures},
-            "zero_point_energy_eV": vibrations.zero_point_energy(real),
+            # Imaginary modes (if any) are left out of the free energies and counted.
+            **minimum_thermochemistry(potential, numbers, positions, temperatures, step=args.step),
         }
         entries.append(entry)
         (args.out / "harmonic_partial.json").write_text(json.dumps(entries, indent=1))  # survives a stop
         shape = entry["minimum_shape"]
         print(f"{label} #{k}: E {entry['energy_eV']:.4f} eV, fmax {entry['fmax_eV_per_A']:.4f}, "
               f"α {shape['alpha_hbonds']} 3₁₀ {shape['three_ten_hbonds']} e2e {shape['end_to_end_A']} Å, "
-              f"lowest {modes.frequencies_cm1[:3].round(1).tolist()} cm^-1, leak {modes.rigid_body_leak_cm1:.2f}, "
+              f"lowest {entry['lowest_frequencies_cm1'][:3]} cm^-1, leak {entry['rigid_body_leak_cm1']:.2f}, "
               f"Hessian {time.perf_counter() - t0:.0f} s", flush=True)
 
     reference = next(e for e in entries if e["label"] == args.reference)
     for e in entries:
         relative = {"energy": e["energy_eV"] - reference["energy_eV"]}
-        for kind, vib_key in (("quantum", "free_energy_vibrational_quantum_eV"),
-                              ("classical", "free_energy_vibrational_classical_eV")):
+        for kind, vib_key in (("quantum", "vibrational_quantum_eV"), ("classical", "vibrational_classical_eV")):
             relative[f"free_energy_{kind}"] = {
                 t: relative["energy"] + e[vib_key][t] - reference[vib_key][t]
-                + e["free_energy_rotational_eV"][t] - reference["free_energy_rotational_eV"][t]
+                + e["rotational_eV"][t] - reference["rotational_eV"][t]
                 for t in e[vib_key]}
         e["relative_eV"] = relative
         e["relative_kJ_per_mol"] = {"energy": relative["energy"] / KJ_PER_MOL_IN_EV,

@@ -81,11 +81,16 @@ def finite_difference_hessian(potential, numbers, positions, *, step: float = DE
     return 0.5 * (hessian + hessian.T)
 
 
-def rigid_body_vectors(positions, masses) -> np.ndarray:
-    """Orthonormal mass-weighted translations and rotations at this geometry, (3N, 6) or (3N, 5) if linear."""
+def _centred(positions, masses) -> tuple[np.ndarray, np.ndarray]:
+    """(positions relative to the centre of mass (N, 3) Å, masses (N,) amu) as float arrays."""
     positions = np.asarray(positions, dtype=float)
     masses = np.asarray(masses, dtype=float)
-    centred = positions - (masses[:, None] * positions).sum(0) / masses.sum()
+    return positions - (masses[:, None] * positions).sum(0) / masses.sum(), masses
+
+
+def rigid_body_vectors(positions, masses) -> np.ndarray:
+    """Orthonormal mass-weighted translations and rotations at this geometry, (3N, 6) or (3N, 5) if linear."""
+    centred, masses = _centred(positions, masses)
     sqrt_m = np.sqrt(masses)[:, None]
     vectors = []
     for axis in np.eye(3):
@@ -170,9 +175,7 @@ def harmonic_free_energy(frequencies_cm1, temperature_k: float, *, quantum: bool
 
 def principal_moments(positions, masses) -> np.ndarray:
     """Principal moments of inertia (3,) in amu Å², ascending."""
-    positions = np.asarray(positions, dtype=float)
-    masses = np.asarray(masses, dtype=float)
-    centred = positions - (masses[:, None] * positions).sum(0) / masses.sum()
+    centred, masses = _centred(positions, masses)
     inertia = -np.einsum("a,ai,aj->ij", masses, centred, centred)
     inertia[np.diag_indices(3)] += np.einsum("a,a->", masses, (centred ** 2).sum(1))
     return np.linalg.eigvalsh(inertia)

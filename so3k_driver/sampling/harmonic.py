@@ -29,9 +29,10 @@ FREE_ENERGY_PLOT = "free_energies.png"
 LOWEST_FREQUENCIES_KEPT = 12
 
 
-def minimum_thermochemistry(potential, numbers, positions, temperatures, **charges) -> dict:
-    """Frequencies (cm^-1) and free energies (eV, keyed by temperature in K as text) of one minimum."""
-    hessian = vibrations.finite_difference_hessian(potential, numbers, positions, **charges)
+def minimum_thermochemistry(potential, numbers, positions, temperatures, **hessian_options) -> dict:
+    """Frequencies (cm^-1) and free energies (eV, keyed by temperature in K as text) of one minimum;
+    hessian_options (step, total_charge, unpaired_electrons, ...) go to finite_difference_hessian."""
+    hessian = vibrations.finite_difference_hessian(potential, numbers, positions, **hessian_options)
     masses = vibrations.atomic_masses(numbers)
     modes = vibrations.normal_modes(hessian, positions, masses)
     real = modes.frequencies_cm1[modes.frequencies_cm1 > 0]
@@ -71,7 +72,9 @@ def harmonic_free_energies(potential, minima: list, temperatures, max_minima: in
     reference = chosen[0].atoms.numbers if chosen else None
     comparable = [np.array_equal(m.atoms.numbers, reference) for m in chosen]
     keys = [f"{t:g}" for t in temperatures]
-    lowest = {t: min((e["free_energy_eV"][t] for e, c in zip(entries, comparable) if c), default=None) for t in keys}
+    best = {t: int(np.argmin([e["free_energy_eV"][t] if c else np.inf for e, c in zip(entries, comparable)]))
+            for t in keys}
+    lowest = {t: entries[best[t]]["free_energy_eV"][t] if entries else None for t in keys}
     return {
         "temperatures_K": [float(t) for t in temperatures],
         "minima_computed": len(chosen),
@@ -80,8 +83,7 @@ def harmonic_free_energies(potential, minima: list, temperatures, max_minima: in
         "free_energy_eV": {t: [e["free_energy_eV"][t] for e in entries] for t in keys},
         "relative_free_energy_eV": {t: [e["free_energy_eV"][t] - lowest[t] if c else None
                                         for e, c in zip(entries, comparable)] for t in keys},
-        "lowest_free_energy_minimum": {t: int(np.argmin([e["free_energy_eV"][t] if c else np.inf
-                                                         for e, c in zip(entries, comparable)])) for t in keys},
+        "lowest_free_energy_minimum": best,
         "minima": entries,
         "units": {"energies": "eV", "frequencies": "cm^-1", "temperatures": "K"},
     }
