@@ -21,9 +21,10 @@ L-BFGS (Nocedal, Math. Comp. 35, 773 (1980)), per structure s, as ASE's ``LBFGS`
 the last ``memory`` pairs s_k = r_{k+1} - r_k (Å), y_k = F_k - F_{k+1} (eV/Å) with rho_k = 1/(y_k·s_k)
 and the initial inverse Hessian H_0 give the step dr = H F by the two-loop recursion; dr is scaled down
 so that no atom moves more than max_step (Å). H_0 is either 1/alpha (alpha in eV/Å², ASE's choice) or,
-preconditioned, (H_Lindh + 2 eV/Å²)^-1 with Lindh's model Hessian of the structure where it started
+preconditioned, (H_Lindh + 2 eV/Å²)^-1 with Lindh's model Hessian of the structure
 (:mod:`~so3k_driver.evaluation.model_hessian`), which knows stiff bonds from soft torsions and halves
-the force evaluations on peptides. Safeguards ASE does not have: a pair with y·s <= 1e-4 |y||s| (no
+the force evaluations on peptides; it is recomputed on the host between calls once an atom has moved
+``PRECONDITIONER_REFRESH_A`` from where it was computed (a Cartesian model Hessian goes stale as groups rotate). Safeguards ASE does not have: a pair with y·s <= 1e-4 |y||s| (no
 positive curvature along the step) is not stored, so H stays positive definite and dr stays downhill;
 when the energy rose by more than ``energy_rise`` (eV) over the last step, the structure's history is
 cleared (the next step is H_0 F, preconditioned steepest descent).
@@ -219,6 +220,14 @@ def lbfgs_update(settings: LbfgsSettings, state: LbfgsState, energy: jax.Array, 
         "rho": rho}, active)
 
 
+# Å: a slot's Lindh preconditioner is recomputed before a call once some atom has moved this far from
+# where it was computed. 500 Ac-Ala3-NHMe metadynamics frames (student, float32, fmax 0.05 eV/Å, 8 per
+# call; docs/results/ala3_minima/README.md): never recomputed, 187 steps per frame and 10 frames stopped at
+# 2000; at 0.1, 0.2, 0.4, 0.7 and 1.2 Å, 34, 35, 37, 41 and 48 steps, all converged, and 782, 875, 977,
+# 963 and 848 frames/min (each recomputation costs ~3 ms on the host).
+PRECONDITIONER_REFRESH_A = 0.4
+
+
 def _fresh_slot(settings, num_atoms: int) -> dict:
     """Host values (numpy, float64/int32/bool) of one slot's optimiser fields at the start of a structure,
     positions, done, energy and forces excepted; a preconditioned L-BFGS's H_0 is a placeholder here,
@@ -237,9 +246,13 @@ def _fresh_slot(settings, num_atoms: int) -> dict:
 
 def _starting_fields(settings, fresh: dict, numbers: np.ndarray, positions: np.ndarray) -> dict:
     """``fresh`` (from :func:`_fresh_slot`) completed for a structure starting at ``positions`` (N, 3) Å."""
-    if isinstance(settings, LbfgsSettings) and settings.uses_lindh(len(numbers)):
+    if _is_preconditioned(settings, len(numbers)):
         return {**fresh, "initial_inverse_hessian": inverse_preconditioner(numbers, positions)}
     return fresh
+
+
+def _is_preconditioned(settings, num_atoms: int) -> bool:
+    return isinstance(settings, LbfgsSettings) and settings.uses_lindh(num_atoms)
 
 
 def _state_class_and_update(settings):
@@ -379,6 +392,8 @@ def minimise(potential, numbers, positions, settings: FireSettings | LbfgsSettin
     # the call without a cast and is not copied back ((S, 3N, 3N) with the Lindh preconditioner).
     host_only = [k for k in ("initial_inverse_hessian",) if k in host]
     host.update({k: host[k].astype(dtype) for k in host_only})
+    # Where each slot's Lindh preconditioner was computed (None: no preconditioner).
+    preconditioned_at = host["positions"].copy() if _is_preconditioned(settings, N) else None
     next_frame, finished = 0, 0
     # One BLAS thread for the host-side algebra (the Lindh preconditioner's 3N x 3N inverse): OpenBLAS's
     # threads contend with XLA's between calls, 46 against 0.6 ms per inverse for Ac-Ala3-NHMe on 2 cores.
@@ -404,6 +419,8 @@ def minimise(potential, numbers, positions, settings: FireSettings | LbfgsSettin
                     for key, value in _starting_fields(settings, fresh, numbers, positions[next_frame]).items():
                         host[key][slot] = value
                     host["done"][slot] = False
+                    if preconditioned_at is not None:
+                        preconditioned_at[slot] = positions[next_frame]
                     next_frame += 1
             # Reported after the harvest, so a structure that converged in the last call counts as converged.
             if on_progress is not None and out.calls:
@@ -411,6 +428,15 @@ def minimise(potential, numbers, positions, settings: FireSettings | LbfgsSettin
             if finished >= B:
                 break
             current = host["positions"]
+            if preconditioned_at is not None:
+                # Lindh's Hessian is Cartesian: as groups rotate, a stale one puts soft curvature along what
+                # are now stiff bonds, and the steps along them raise the energy over and over (an SO3LR
+                # Ac-Ala15-NHMe MD frame stalled at 2-8 eV/Å for 2500 steps). A call moves no atom more
+                # than skin/2, so this bounds the staleness by PRECONDITIONER_REFRESH_A + skin/2.
+                moved = np.max(np.sum((current - preconditioned_at) ** 2, axis=-1), axis=1)
+                for slot in np.flatnonzero(~host["done"] & (moved > PRECONDITIONER_REFRESH_A**2)):
+                    host["initial_inverse_hessian"][slot] = inverse_preconditioner(numbers, current[slot])
+                    preconditioned_at[slot] = current[slot]
             structures = StructureBatch(
                 np.broadcast_to(numbers, (S, N)), current, np.full(S, total_charge), np.full(S, unpaired_electrons),
                 short=[_pair_list(current[s], short_cutoff) for s in range(S)],

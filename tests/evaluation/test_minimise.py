@@ -199,6 +199,41 @@ def test_preconditioned_lbfgs_stops_at_minima_ase_agrees_with_in_fewer_steps(pot
     assert result.steps.sum() < 0.8 * lbfgs_minimised.steps.sum(), (result.steps, lbfgs_minimised.steps)
 
 
+def test_the_lindh_preconditioner_follows_the_structure(potential, starts, monkeypatch):
+    """Every call starts each moving structure from Lindh's Hessian of where it is then, not of where it
+    started: a stale Cartesian one stalled an SO3LR Ac-Ala15-NHMe frame at 2-8 eV/Å for 2500 steps."""
+    import so3k_driver.evaluation.minimise as minimise_module
+    from so3k_driver.evaluation.model_hessian import inverse_preconditioner
+
+    numbers, positions = starts
+    seen = []
+    make_call = minimise_module.optimizer_call_for
+
+    def recording_call_for(*args):
+        call = make_call(*args)
+
+        def recorded(batch, state, *rest):
+            seen.append((np.array(state.positions), np.array(state.initial_inverse_hessian), np.array(state.done)))
+            return call(batch, state, *rest)
+        return recorded
+
+    monkeypatch.setattr(minimise_module, "optimizer_call_for", recording_call_for)
+    settings = dataclasses.replace(LINDH, steps_per_call=5, max_steps=30)
+    # by default refreshed once an atom has moved 0.1 Å: each slot's preconditioner changes along the way
+    minimise(potential, numbers, positions, settings)
+    for slot in range(2):
+        assert len({inverse[slot].tobytes() for _, inverse, _ in seen}) >= 2
+    # refreshed whenever anything moved: every call's preconditioner is that of the call's positions
+    seen.clear()
+    monkeypatch.setattr(minimise_module, "PRECONDITIONER_REFRESH_A", 0.0)
+    result = minimise(potential, numbers, positions, settings)
+    assert len(seen) >= 4 and result.steps.min() > 5
+    for call_positions, inverse, done in seen:
+        for slot in np.flatnonzero(~done):
+            np.testing.assert_allclose(inverse[slot], inverse_preconditioner(numbers, call_positions[slot]),
+                                       rtol=1e-5, atol=1e-6)
+
+
 def test_a_converged_structure_stays_put_under_lbfgs(potential, starts, lbfgs_minimised):
     numbers, _ = starts
     again = minimise(potential, numbers, lbfgs_minimised.positions, LBFGS)
