@@ -26,7 +26,8 @@ def add_parser(subparsers) -> None:
                              "parameters (default %(default)s)")
     parser.add_argument("--preconditioner", choices=PRECONDITIONERS, default=defaults.preconditioner,
                         help="lbfgs only: lindh starts each frame from Lindh's model Hessian (bonds, angles, "
-                             "torsions from the geometry; about half the steps on peptides), none from 70 eV/Å² "
+                             "torsions from the geometry, recomputed as it moves; about half the steps on peptides), "
+                             "none from 70 eV/Å² "
                              f"times the identity (ASE's); auto: lindh up to {MAX_PRECONDITIONED_ATOMS} atoms "
                              "(default %(default)s)")
     parser.add_argument("--fmax", type=float, default=defaults.fmax, metavar="EV_PER_A",
