@@ -225,14 +225,15 @@ def lbfgs_update(settings: LbfgsSettings, state: LbfgsState, energy: jax.Array, 
 # where it was computed. 500 Ac-Ala3-NHMe metadynamics frames (student, float32, fmax 0.05 eV/Å, 8 per
 # call; docs/results/ala3_minima/README.md): never recomputed, 187 steps per frame and 10 frames stopped at
 # 2000; at 0.1, 0.2, 0.4, 0.7 and 1.2 Å, 34, 35, 37, 41 and 48 steps, all converged, and 782, 875, 977,
-# 963 and 848 frames/min (each recomputation costs 1.6-3 ms on the host for 42 atoms, 33 ms for 162).
+# 963 and 848 frames/min (a recomputation then cost ~1.6 ms on the host for 42 atoms; since the block-wise
+# assembly of model_hessian, 1.4 ms, and 16-19 ms for 162 atoms).
 PRECONDITIONER_REFRESH_A = 0.4
 
 
 def _fresh_slot(settings, num_atoms: int) -> dict:
     """Host values (numpy, float64/int32/bool) of one slot's optimiser fields at the start of a structure,
     positions, done, energy and forces excepted; a preconditioned L-BFGS's H_0 is a placeholder here,
-    set from the structure by :func:`_starting_fields`."""
+    set from the structure by :func:`minimise` before the slot's first call."""
     zeros = np.zeros((num_atoms, 3))
     if isinstance(settings, FireSettings):
         return {"velocities": zeros, "dt": np.float64(settings.dt_start), "alpha": np.float64(settings.alpha_start),
@@ -243,17 +244,6 @@ def _fresh_slot(settings, num_atoms: int) -> dict:
             "s_history": np.zeros((m, num_atoms, 3)), "y_history": np.zeros((m, num_atoms, 3)), "rho": np.zeros(m),
             "initial_inverse_hessian": (np.zeros((3 * num_atoms, 3 * num_atoms)) if settings.uses_lindh(num_atoms)
                                         else np.full((1, 1), 1.0 / settings.alpha))}
-
-
-def _starting_fields(settings, fresh: dict, numbers: np.ndarray, positions: np.ndarray) -> dict:
-    """``fresh`` (from :func:`_fresh_slot`) completed for a structure starting at ``positions`` (N, 3) Å."""
-    if _is_preconditioned(settings, len(numbers)):
-        return {**fresh, "initial_inverse_hessian": inverse_preconditioner(numbers, positions)}
-    return fresh
-
-
-def _is_preconditioned(settings, num_atoms: int) -> bool:
-    return isinstance(settings, LbfgsSettings) and settings.uses_lindh(num_atoms)
 
 
 def _state_class_and_update(settings):
@@ -393,8 +383,9 @@ def minimise(potential, numbers, positions, settings: FireSettings | LbfgsSettin
     # the call without a cast and is not copied back ((S, 3N, 3N) with the Lindh preconditioner).
     host_only = [k for k in ("initial_inverse_hessian",) if k in host]
     host.update({k: host[k].astype(dtype) for k in host_only})
-    # Where each slot's Lindh preconditioner was computed (None: no preconditioner).
-    preconditioned_at = host["positions"].copy() if _is_preconditioned(settings, N) else None
+    # Where each slot's Lindh preconditioner was computed (inf: not yet; None: no preconditioner).
+    preconditioned = isinstance(settings, LbfgsSettings) and settings.uses_lindh(N)
+    preconditioned_at = np.full((S, N, 3), np.inf) if preconditioned else None
     next_frame, finished = 0, 0
     # One BLAS thread for the host-side algebra (the Lindh preconditioner's 3N x 3N inverse): OpenBLAS's
     # threads contend with XLA's between calls, 46 against 0.6 ms per inverse for Ac-Ala3-NHMe on 2 cores.
@@ -417,11 +408,11 @@ def minimise(potential, numbers, positions, settings: FireSettings | LbfgsSettin
                 if next_frame < B:  # refill
                     slot_frame[slot] = next_frame
                     host["positions"][slot] = positions[next_frame]
-                    for key, value in _starting_fields(settings, fresh, numbers, positions[next_frame]).items():
+                    for key, value in fresh.items():
                         host[key][slot] = value
                     host["done"][slot] = False
                     if preconditioned_at is not None:
-                        preconditioned_at[slot] = positions[next_frame]
+                        preconditioned_at[slot] = np.inf
                     next_frame += 1
             # Reported after the harvest, so a structure that converged in the last call counts as converged.
             if on_progress is not None and out.calls:
@@ -430,6 +421,7 @@ def minimise(potential, numbers, positions, settings: FireSettings | LbfgsSettin
                 break
             current = host["positions"]
             if preconditioned_at is not None:
+                # Computed for a new structure, and again once it has moved PRECONDITIONER_REFRESH_A.
                 # Lindh's Hessian is Cartesian: as groups rotate, a stale one puts soft curvature along what
                 # are now stiff bonds, and the steps along them raise the energy over and over (an SO3LR
                 # Ac-Ala15-NHMe MD frame stalled at 2-8 eV/Å for 2500 steps). A call moves no atom more

@@ -144,7 +144,7 @@ def lindh_hessian(numbers, positions, threshold: float = DEFAULT_THRESHOLD) -> n
     for atoms, grads, weight in (_pair_terms(x, rho, threshold), _angle_terms(x, rho, neighbours, threshold),
                                  _torsion_terms(x, rho, neighbours, threshold)):
         # Σ_t w_t g_t g_tᵀ from each term's (3k × 3k) block only: a term touches k <= 4 atoms, and the dense
-        # Wilson-matrix product cost 33 ms for 162 atoms, which matters when minimise recomputes it.
+        # Wilson-matrix product cost 23 ms for 162 atoms, which matters when minimise recomputes it.
         T, k = atoms.shape
         rows = (3 * atoms[:, :, None] + np.arange(3)).reshape(T, 3 * k)
         flat_grads = grads.reshape(T, 3 * k)

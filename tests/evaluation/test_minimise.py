@@ -219,7 +219,7 @@ def test_the_lindh_preconditioner_follows_the_structure(potential, starts, monke
 
     monkeypatch.setattr(minimise_module, "optimizer_call_for", recording_call_for)
     settings = dataclasses.replace(LINDH, steps_per_call=5, max_steps=30)
-    # by default refreshed once an atom has moved 0.1 Å: each slot's preconditioner changes along the way
+    # by default recomputed once an atom has moved PRECONDITIONER_REFRESH_A (0.4 Å): each slot's changes on the way
     minimise(potential, numbers, positions, settings)
     for slot in range(2):
         assert len({inverse[slot].tobytes() for _, inverse, _ in seen}) >= 2
