@@ -5,7 +5,8 @@ exp(-F_i / kT) to the basin of its residue's (φ, ψ), F_i = E_i + F_vib,i + F_r
 
     F_B = -kT ln sum_{i in B} exp(-F_i / kT),  reported relative to the reference basin (kJ/mol),
 
-with classical vibrations (what classical MD samples; mass independent) and with quantum ones. The basins
+with classical vibrations (what classical MD samples; mass independent) and with quantum ones, each also
+with Grimme's quasi-RRHO entropy below ~100 cm^-1 (when the minima have it). The basins
 and their assignment are those of the metadynamics analysis (so3k_driver.sampling.analysis.free_energy),
 and the metadynamics numbers (with their two-halves difference) come from its free_energy.json.
 
@@ -64,6 +65,10 @@ def main() -> None:
         "classical": energy + np.array([e["vibrational_classical_eV"][key] + e["rotational_eV"][key] for e in entries]),
         "quantum": energy + np.array([e["vibrational_quantum_eV"][key] + e["rotational_eV"][key] for e in entries]),
     }
+    if all("vibrational_quantum_qrrho_eV" in e for e in entries):
+        for kind in ("classical", "quantum"):
+            flavours[f"{kind}_qrrho"] = energy + np.array(
+                [e[f"vibrational_{kind}_qrrho_eV"][key] + e["rotational_eV"][key] for e in entries])
     reference = metad["reference_basin"]
     table = {}
     for name, values in flavours.items():
@@ -94,11 +99,14 @@ def main() -> None:
     fig, axis = plt.subplots(figsize=(8, 4.2))
     metad_values = [result["metadynamics_kJ_per_mol"].get(n, np.nan) for n in names]
     errors = [result["metadynamics_half_difference_kJ_per_mol"].get(n, 0.0) for n in names]
-    axis.bar(x - 0.3, metad_values, 0.2, yerr=errors, capsize=3, label="metadynamics (error: halves)")
-    for shift, flavour in ((-0.1, "classical"), (0.1, "quantum"), (0.3, "energy_only")):
-        axis.bar(x + shift, [table[flavour][n] for n in names], 0.2,
-                 label={"classical": "harmonic, classical vibrations", "quantum": "harmonic, quantum vibrations",
-                        "energy_only": "minimum energies only"}[flavour])
+    labels = {"classical": "harmonic, classical vibrations", "quantum": "harmonic, quantum vibrations",
+              "classical_qrrho": "quasi-RRHO, classical", "quantum_qrrho": "quasi-RRHO, quantum",
+              "energy_only": "minimum energies only"}
+    shown = [f for f in labels if f in table]
+    width = 0.8 / (len(shown) + 1)
+    axis.bar(x - 0.4 + width / 2, metad_values, width, yerr=errors, capsize=3, label="metadynamics (error: halves)")
+    for k, flavour in enumerate(shown):
+        axis.bar(x - 0.4 + (k + 1.5) * width, [table[flavour][n] for n in names], width, label=labels[flavour])
     axis.set_xticks(x, [f"{n}\n({result['minima_per_basin'][n]} minima)" for n in names], fontsize=8)
     axis.set_ylabel(f"F − F({reference}) (kJ/mol), {key} K")
     axis.axhline(0, color="grey", lw=0.6)

@@ -136,13 +136,15 @@ def main() -> None:
         shape = entry["minimum_shape"]
         print(f"{label} #{k}: E {entry['energy_eV']:.4f} eV, fmax {entry['fmax_eV_per_A']:.4f}, "
               f"α {shape['alpha_hbonds']} 3₁₀ {shape['three_ten_hbonds']} e2e {shape['end_to_end_A']} Å, "
-              f"lowest {entry['lowest_frequencies_cm1'][:3]} cm^-1, leak {entry['rigid_body_leak_cm1']:.2f}, "
+              f"lowest {entry['frequencies_cm1'][:3]} cm^-1, leak {entry['rigid_body_leak_cm1']:.2f}, "
               f"Hessian {time.perf_counter() - t0:.0f} s", flush=True)
 
     reference = next(e for e in entries if e["label"] == args.reference)
     for e in entries:
         relative = {"energy": e["energy_eV"] - reference["energy_eV"]}
-        for kind, vib_key in (("quantum", "vibrational_quantum_eV"), ("classical", "vibrational_classical_eV")):
+        for kind, vib_key in (("quantum", "vibrational_quantum_eV"), ("classical", "vibrational_classical_eV"),
+                              ("quantum_qrrho", "vibrational_quantum_qrrho_eV"),
+                              ("classical_qrrho", "vibrational_classical_qrrho_eV")):
             relative[f"free_energy_{kind}"] = {
                 t: relative["energy"] + e[vib_key][t] - reference[vib_key][t]
                 + e["rotational_eV"][t] - reference["rotational_eV"][t]

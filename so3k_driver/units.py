@@ -19,6 +19,8 @@ SPEED_OF_LIGHT_CM_PER_PS = 2.99792458e-2  # a frequency of 1/ps is 33.356 cm^-1
 # omega = sqrt(k / m * EV_IN_AMU_ANGSTROM2_PER_PS2) rad/ps.
 EV_IN_AMU_ANGSTROM2_PER_PS2 = 9648.533290731906
 HBAR_EV_PS = 6.582119513599133e-4
+# 1 amu Å^2 in kg m^2 (moments of inertia; CODATA 2014 atomic mass unit).
+AMU_ANGSTROM2_IN_KG_M2 = 1.660539040e-47
 # i-PI's time units in ps (its atomic unit of time is hbar/hartree).
 PICOSECONDS_PER_TIME_UNIT = {"picosecond": 1.0, "femtosecond": 1e-3, "nanosecond": 1e3,
                              "atomic_unit": 2.4188843265857e-5}

@@ -60,7 +60,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--harmonic", metavar="K[,K...]",
                         help="also the harmonic free energies (quantum vibrations + classical rotor, eV) of the "
                              "lowest minima at these temperatures, from finite-difference Hessians (6N "
-                             "structures per minimum, batched)")
+                             "structures per minimum, batched), harmonic and with Grimme's quasi-RRHO entropy "
+                             "for modes below ~100 cm^-1")
     parser.add_argument("--harmonic-minima", type=int, default=50, metavar="N",
                         help="how many of the lowest minima get harmonic free energies (default 50)")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
@@ -97,13 +98,14 @@ def run_minima_command(args) -> int:
               f"+{summary['relative_energies_eV'][-1]:.4f} eV above it")
     harmonic = summary.get("harmonic")
     if harmonic:
-        for t, best in harmonic["lowest_free_energy_minimum"].items():
-            if best == 0:
-                print(f"harmonic free energy at {t} K: lowest for minimum 0, the lowest in energy too")
-            else:
-                print(f"harmonic free energy at {t} K: lowest for minimum {best} "
-                      f"(+{summary['relative_energies_eV'][best]:.4f} eV in energy); minimum 0, the lowest in "
-                      f"energy, lies {harmonic['relative_free_energy_eV'][t][0]:+.4f} eV above it")
+        for suffix, label in (("", "harmonic"), ("_qrrho", "quasi-RRHO")):
+            for t, best in harmonic[f"lowest_free_energy{suffix}_minimum"].items():
+                if best == 0:
+                    print(f"{label} free energy at {t} K: lowest for minimum 0, the lowest in energy too")
+                else:
+                    print(f"{label} free energy at {t} K: lowest for minimum {best} "
+                          f"(+{summary['relative_energies_eV'][best]:.4f} eV in energy); minimum 0, the lowest "
+                          f"in energy, lies {harmonic[f'relative_free_energy{suffix}_eV'][t][0]:+.4f} eV above it")
         if harmonic["with_imaginary_modes"]:
             print(f"{harmonic['with_imaginary_modes']} of {harmonic['minima_computed']} minima have imaginary modes "
                   f"(left out of their free energies): tighten --fmax")

@@ -17,6 +17,20 @@ Harmonic free energies of the vibrations, per structure, in eV (omega_k = 2 pi c
     quantum:    F = sum_k [ hbar omega_k / 2 + kT ln(1 - exp(-hbar omega_k / kT)) ]
     classical:  F = sum_k kT ln(hbar omega_k / kT)
 
+Quasi-rigid-rotor-harmonic-oscillator (quasi-RRHO; Grimme, Chem. Eur. J. 18, 9955 (2012)): below ~100
+cm^-1 a harmonic mode's entropy k ln(kT / hbar omega) grows without bound as omega -> 0 (F falls by kT ln 10,
+60 meV at 300 K, per decade), so the 1-3 cm^-1 modes of a floppy chain, which move with where a minimiser
+stops, move F by tens of meV. Their entropy is interpolated towards that of a free rotor whose moment of
+inertia mu = hbar / (2 omega) is capped by an average molecular moment B_av = 1e-44 kg m² (602 amu Å²);
+the rotor's F falls half as fast per decade, and not at all once mu nears B_av (below ~0.03 cm^-1):
+
+    S_k = w_k S_vib,k + (1 - w_k) S_rot,k,   w_k = 1 / (1 + (omega_0 / omega_k)^4),  omega_0 = 100 cm^-1
+    S_rot,k / k = 1/2 + ln sqrt(2 pi mu'_k kT) / hbar,   mu'_k = mu_k B_av / (mu_k + B_av)
+    F = sum_k [ U_vib,k - T S_k ]
+
+with the harmonic U_vib and S_vib (quantum or classical), so modes well above omega_0 keep their harmonic
+F; only the entropy is interpolated, as in Grimme's scheme.
+
 The classical form is what classical MD samples (i-PI with one bead): its differences between two
 conformers of one molecule do not depend on the masses (the product of the frequencies is
 det(H') / det(M) over internal coordinates, and det(M) is the same), so runs with heavier hydrogens
@@ -31,10 +45,15 @@ from typing import Callable
 
 import numpy as np
 
-from ..units import BOLTZMANN_EV_PER_K, EV_IN_AMU_ANGSTROM2_PER_PS2, HBAR_EV_PS, SPEED_OF_LIGHT_CM_PER_PS
+from ..units import (AMU_ANGSTROM2_IN_KG_M2, BOLTZMANN_EV_PER_K, EV_IN_AMU_ANGSTROM2_PER_PS2, HBAR_EV_PS,
+                     SPEED_OF_LIGHT_CM_PER_PS)
 
 DEFAULT_STEP_A = 0.01
 DEFAULT_STRUCTURES_PER_CALL = 64
+# Grimme's quasi-RRHO (module docstring): the wavenumber where a mode is half oscillator, half rotor, and
+# the average molecular moment of inertia that caps a soft mode's rotor moment (1e-44 kg m²).
+QUASI_RRHO_CUTOFF_CM1 = 100.0
+QUASI_RRHO_AVERAGE_MOMENT_AMU_A2 = 1e-44 / AMU_ANGSTROM2_IN_KG_M2
 
 
 def atomic_masses(numbers) -> np.ndarray:
@@ -171,6 +190,37 @@ def harmonic_free_energy(frequencies_cm1, temperature_k: float, *, quantum: bool
     if quantum:
         return float(np.sum(0.5 * quanta + kt * np.log1p(-np.exp(-quanta / kt))))
     return float(np.sum(kt * np.log(quanta / kt)))
+
+
+def quasi_rrho_free_energy(frequencies_cm1, temperature_k: float, *, quantum: bool = True,
+                           cutoff_cm1: float = QUASI_RRHO_CUTOFF_CM1,
+                           average_moment_amu_a2: float = QUASI_RRHO_AVERAGE_MOMENT_AMU_A2) -> float:
+    """Vibrational free energy (eV) at temperature_k (K) with Grimme's quasi-RRHO entropy (module docstring):
+    modes well above cutoff_cm1 (cm^-1) as in :func:`harmonic_free_energy`, soft ones towards free rotors
+    whose moment is capped by average_moment_amu_a2 (amu Å²)."""
+    if not temperature_k > 0:
+        raise ValueError(f"temperature must be positive (K), got {temperature_k}")
+    if not (cutoff_cm1 > 0 and average_moment_amu_a2 > 0):
+        raise ValueError(f"cutoff_cm1 and average_moment_amu_a2 must be positive, got {cutoff_cm1!r} and "
+                         f"{average_moment_amu_a2!r}")
+    quanta = _angular_frequencies_ev(frequencies_cm1)
+    kt = BOLTZMANN_EV_PER_K * temperature_k
+    x = quanta / kt
+    if quantum:
+        with np.errstate(over="ignore"):  # exp of a stiff mode's x overflows to inf, and x / inf is 0
+            occupation = 1.0 / np.expm1(x)
+        energy = quanta * (0.5 + occupation)
+        oscillator_entropy = x * occupation - np.log(-np.expm1(-x))  # in units of k
+    else:
+        energy = np.full_like(x, kt)
+        oscillator_entropy = 1.0 - np.log(x)
+    moment = HBAR_EV_PS ** 2 / (2.0 * quanta)  # hbar / (2 omega) in eV ps²
+    average = average_moment_amu_a2 / EV_IN_AMU_ANGSTROM2_PER_PS2
+    capped = moment * average / (moment + average)
+    rotor_entropy = 0.5 + 0.5 * np.log(2.0 * np.pi * capped * kt / HBAR_EV_PS ** 2)
+    weight = 1.0 / (1.0 + (cutoff_cm1 / np.asarray(frequencies_cm1, float)) ** 4)
+    entropy = weight * oscillator_entropy + (1.0 - weight) * rotor_entropy
+    return float(np.sum(energy - kt * entropy))
 
 
 def principal_moments(positions, masses) -> np.ndarray:

@@ -11,7 +11,11 @@ number 1; translation is the same for every minimum of one molecule and left out
 between minima of the same atoms rank them as a harmonic superposition picture does: soft minima
 gain entropy, stiff ones lose it. Imaginary modes (a saddle point, or a minimum not converged tightly
 enough) are counted and left out of F; such minima are flagged. The classical vibrational free energy,
-which classical MD samples and which does not depend on the masses, is reported as well.
+which classical MD samples and which does not depend on the masses, is reported as well, and both again
+with Grimme's quasi-RRHO entropy for modes below ~100 cm^-1 (:func:`vibrations.quasi_rrho_free_energy`),
+whose F does not swing with the 1-3 cm^-1 modes of floppy chains as the harmonic one does; ranked as
+``free_energy_qrrho_eV`` (quantum). Every minimum's wavenumbers are kept, so other schemes need no new
+Hessians.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ from ..evaluation import vibrations
 from ..progress import Progress
 
 FREE_ENERGY_PLOT = "free_energies.png"
-LOWEST_FREQUENCIES_KEPT = 12
 
 
 def minimum_thermochemistry(potential, numbers, positions, temperatures, **hessian_options) -> dict:
@@ -36,14 +39,17 @@ def minimum_thermochemistry(potential, numbers, positions, temperatures, **hessi
     masses = vibrations.atomic_masses(numbers)
     modes = vibrations.normal_modes(hessian, positions, masses)
     real = modes.frequencies_cm1[modes.frequencies_cm1 > 0]
+    per_temperature = lambda function, **options: {f"{t:g}": function(real, t, **options)  # noqa: E731
+                                                   for t in temperatures}
     return {
-        "lowest_frequencies_cm1": np.round(modes.frequencies_cm1[:LOWEST_FREQUENCIES_KEPT], 2).tolist(),
+        "frequencies_cm1": np.round(modes.frequencies_cm1, 3).tolist(),
         "imaginary_modes": modes.imaginary_count,
         "rigid_body_leak_cm1": round(modes.rigid_body_leak_cm1, 3),
         "zero_point_energy_eV": vibrations.zero_point_energy(real),
-        "vibrational_quantum_eV": {f"{t:g}": vibrations.harmonic_free_energy(real, t) for t in temperatures},
-        "vibrational_classical_eV": {f"{t:g}": vibrations.harmonic_free_energy(real, t, quantum=False)
-                                     for t in temperatures},
+        "vibrational_quantum_eV": per_temperature(vibrations.harmonic_free_energy),
+        "vibrational_classical_eV": per_temperature(vibrations.harmonic_free_energy, quantum=False),
+        "vibrational_quantum_qrrho_eV": per_temperature(vibrations.quasi_rrho_free_energy),
+        "vibrational_classical_qrrho_eV": per_temperature(vibrations.quasi_rrho_free_energy, quantum=False),
         "rotational_eV": {f"{t:g}": vibrations.rotational_free_energy(positions, masses, t) for t in temperatures},
     }
 
@@ -64,29 +70,36 @@ def harmonic_free_energies(potential, minima: list, temperatures, max_minima: in
             entry = minimum_thermochemistry(potential, minimum.atoms.numbers, minimum.atoms.positions, temperatures,
                                             **charges)
             entry["energy_eV"] = minimum.energy
-            entry["free_energy_eV"] = {t: minimum.energy + entry["vibrational_quantum_eV"][t]
-                                       + entry["rotational_eV"][t] for t in entry["vibrational_quantum_eV"]}
+            for total, vibrational in (("free_energy_eV", "vibrational_quantum_eV"),
+                                       ("free_energy_qrrho_eV", "vibrational_quantum_qrrho_eV")):
+                entry[total] = {t: minimum.energy + entry[vibrational][t] + entry["rotational_eV"][t]
+                                for t in entry[vibrational]}
             entries.append(entry)
             if display is not None:
                 display.update(k + 1, with_imaginary_modes=sum(e["imaginary_modes"] > 0 for e in entries))
     reference = chosen[0].atoms.numbers if chosen else None
     comparable = [np.array_equal(m.atoms.numbers, reference) for m in chosen]
     keys = [f"{t:g}" for t in temperatures]
-    best = {t: int(np.argmin([e["free_energy_eV"][t] if c else np.inf for e, c in zip(entries, comparable)]))
-            for t in keys}
-    lowest = {t: entries[best[t]]["free_energy_eV"][t] if entries else None for t in keys}
-    return {
+    result = {
         "temperatures_K": [float(t) for t in temperatures],
         "minima_computed": len(chosen),
         "with_imaginary_modes": sum(e["imaginary_modes"] > 0 for e in entries),
         "wall_time_s": round(time.perf_counter() - start, 3),
-        "free_energy_eV": {t: [e["free_energy_eV"][t] for e in entries] for t in keys},
-        "relative_free_energy_eV": {t: [e["free_energy_eV"][t] - lowest[t] if c else None
-                                        for e, c in zip(entries, comparable)] for t in keys},
-        "lowest_free_energy_minimum": best,
-        "minima": entries,
-        "units": {"energies": "eV", "frequencies": "cm^-1", "temperatures": "K"},
     }
+    for suffix in ("", "_qrrho"):
+        name = f"free_energy{suffix}_eV"
+        best = {t: int(np.argmin([e[name][t] if c else np.inf for e, c in zip(entries, comparable)])) for t in keys}
+        lowest = {t: entries[best[t]][name][t] if entries else None for t in keys}
+        result[name] = {t: [e[name][t] for e in entries] for t in keys}
+        result[f"relative_{name}"] = {t: [e[name][t] - lowest[t] if c else None for e, c in zip(entries, comparable)]
+                                      for t in keys}
+        result[f"lowest_free_energy{suffix}_minimum"] = best
+    result["quasi_rrho"] = {"cutoff_cm1": vibrations.QUASI_RRHO_CUTOFF_CM1,
+                            "average_moment_amu_A2": round(vibrations.QUASI_RRHO_AVERAGE_MOMENT_AMU_A2, 3),
+                            "reference": "Grimme, Chem. Eur. J. 18, 9955 (2012)"}
+    result["minima"] = entries
+    result["units"] = {"energies": "eV", "frequencies": "cm^-1", "temperatures": "K"}
+    return result
 
 
 def plot_free_energies(path: Path, harmonic: dict) -> None:

@@ -281,6 +281,7 @@ def run_minima(potential, frames, inputs, out_dir: Path, settings: FireSettings 
         harmonic = harmonic_free_energies(potential, minima, harmonic_temperatures, harmonic_max_minima,
                                           show_progress, **charges)
         extra_info = [{**{f"free_energy_{t}K_eV": f for t, f in entry["free_energy_eV"].items()},
+                       **{f"free_energy_qrrho_{t}K_eV": f for t, f in entry["free_energy_qrrho_eV"].items()},
                        "imaginary_modes": entry["imaginary_modes"]} for entry in harmonic["minima"]]
     write_minima(out_dir / MINIMA, minima, extra_info)
     plots = []

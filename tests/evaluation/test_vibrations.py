@@ -146,3 +146,50 @@ def test_free_energies_refuse_imaginary_modes_and_bad_temperatures():
         vibrations.harmonic_free_energy([100.0], 0.0)
     with pytest.raises(ValueError, match="non-linear"):
         vibrations.rotational_free_energy(np.array([[0.0, 0, 0], [1.0, 0, 0]]), np.ones(2), 300.0)
+
+
+def grimme_quasi_rrho_si(frequency_cm1: float, temperature: float) -> float:
+    """Grimme's quasi-RRHO free energy (eV) of one mode, written in SI units from the paper's formulas
+    (Chem. Eur. J. 18, 9955 (2012), eqs. 3-6): an independent path through the unit conversions."""
+    h, k, c = 2 * np.pi * ase_units._hbar, ase_units._k, ase_units._c
+    nu = c * 100 * frequency_cm1  # Hz
+    x = h * nu / (k * temperature)
+    s_vib = k * (x / np.expm1(x) - np.log(1 - np.exp(-x)))
+    mu = h / (8 * np.pi**2 * nu)
+    b_av = 1e-44
+    mu_eff = mu * b_av / (mu + b_av)
+    s_rot = k * (0.5 + np.log(np.sqrt(8 * np.pi**3 * mu_eff * k * temperature / h**2)))
+    w = 1 / (1 + (100.0 / frequency_cm1) ** 4)
+    energy = h * nu * (0.5 + 1 / np.expm1(x))
+    return (energy - temperature * (w * s_vib + (1 - w) * s_rot)) / ase_units._e
+
+
+@pytest.mark.parametrize("frequency", [3.0, 30.0, 100.0, 300.0])
+def test_quasi_rrho_matches_grimmes_formulas_in_si_units(frequency):
+    assert vibrations.quasi_rrho_free_energy([frequency], 298.15) == pytest.approx(
+        grimme_quasi_rrho_si(frequency, 298.15), abs=2e-6)
+
+
+@pytest.mark.parametrize("quantum", [True, False])
+def test_quasi_rrho_keeps_stiff_modes_harmonic_and_bounds_soft_ones(quantum):
+    stiff = [800.0, 1500.0, 3000.0]
+    assert vibrations.quasi_rrho_free_energy(stiff, 300.0, quantum=quantum) == pytest.approx(
+        vibrations.harmonic_free_energy(stiff, 300.0, quantum=quantum), abs=1e-5)
+    # A tenfold softer mode lowers the harmonic F by kT ln 10 (60 meV at 300 K), a rotor's by at most half
+    # that (its moment grows as 1/omega, its F as -kT/2 ln moment), and by nothing once its moment reaches
+    # the cap B_av (602 amu Å², a 0.03 cm^-1 mode).
+    kt = ase_units.kB * 300.0
+    harmonic = [vibrations.harmonic_free_energy([f], 300.0, quantum=quantum) for f in (0.1, 1.0)]
+    quasi = [vibrations.quasi_rrho_free_energy([f], 300.0, quantum=quantum) for f in (0.1, 1.0, 1e-4, 1e-3)]
+    assert harmonic[1] - harmonic[0] == pytest.approx(kt * np.log(10), rel=1e-3)
+    assert 0.25 * kt * np.log(10) < quasi[1] - quasi[0] < 0.5 * kt * np.log(10)
+    assert 0 < quasi[3] - quasi[2] < 0.002
+
+
+def test_quasi_rrho_refuses_bad_input():
+    with pytest.raises(ValueError, match="at or below zero"):
+        vibrations.quasi_rrho_free_energy([-5.0, 100.0], 300.0)
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        vibrations.quasi_rrho_free_energy([100.0], -1.0)
+    with pytest.raises(ValueError, match="cutoff_cm1 and average_moment_amu_a2 must be positive, got 0"):
+        vibrations.quasi_rrho_free_energy([100.0], 300.0, cutoff_cm1=0)

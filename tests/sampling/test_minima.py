@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from so3k_driver.cli.main import main
+from so3k_driver.evaluation import vibrations
 from so3k_driver.sampling.minima import DuplicateTolerances, distance_fingerprints, distinct_minima
 
 DATA = Path(__file__).resolve().parents[2] / "so3k_driver" / "data"
@@ -135,7 +136,8 @@ def test_harmonic_free_energies_of_the_minima(tmp_path, capsys):
     assert harmonic["temperatures_K"] == [300.0, 1000.0] and harmonic["with_imaginary_modes"] == 0
     for k, entry in enumerate(harmonic["minima"]):
         assert entry["energy_eV"] == pytest.approx(summary["energies_eV"][k])
-        assert entry["imaginary_modes"] == 0 and 0 < entry["lowest_frequencies_cm1"][0] < 200
+        assert entry["imaginary_modes"] == 0 and 0 < entry["frequencies_cm1"][0] < 200
+        assert len(entry["frequencies_cm1"]) == 3 * 42 - 6
         # Rotation is nearly free at a minimum (a few cm^-1 from the residual torque at fmax 0.002 eV/Å;
         # rigid vectors without mass weighting would leak hundreds).
         assert entry["rigid_body_leak_cm1"] < 20.0
@@ -143,11 +145,21 @@ def test_harmonic_free_energies_of_the_minima(tmp_path, capsys):
         for t in ("300", "1000"):
             assert harmonic["free_energy_eV"][t][k] == pytest.approx(
                 entry["energy_eV"] + entry["vibrational_quantum_eV"][t] + entry["rotational_eV"][t])
+            assert harmonic["free_energy_qrrho_eV"][t][k] == pytest.approx(
+                entry["energy_eV"] + entry["vibrational_quantum_qrrho_eV"][t] + entry["rotational_eV"][t])
+            # The stored wavenumbers reproduce both F, and quasi-RRHO raises F (a capped rotor's entropy is
+            # below a soft oscillator's).
+            assert entry["vibrational_quantum_eV"][t] == pytest.approx(
+                vibrations.harmonic_free_energy(entry["frequencies_cm1"], float(t)), abs=1e-5)
+            assert entry["vibrational_quantum_qrrho_eV"][t] == pytest.approx(
+                vibrations.quasi_rrho_free_energy(entry["frequencies_cm1"], float(t)), abs=1e-5)
+            assert entry["vibrational_quantum_qrrho_eV"][t] > entry["vibrational_quantum_eV"][t]
         # Entropy: the free energy falls with temperature.
         assert entry["free_energy_eV"]["1000"] < entry["free_energy_eV"]["300"]
     for t in ("300", "1000"):
-        relative = harmonic["relative_free_energy_eV"][t]
-        assert min(relative) == 0.0 and relative[harmonic["lowest_free_energy_minimum"][t]] == 0.0
+        for suffix in ("", "_qrrho"):
+            relative = harmonic[f"relative_free_energy{suffix}_eV"][t]
+            assert min(relative) == 0.0 and relative[harmonic[f"lowest_free_energy{suffix}_minimum"][t]] == 0.0
     minima = ase.io.read(out / "minima.extxyz", index=":")
     assert [m.info["free_energy_300K_eV"] for m in minima] == pytest.approx(harmonic["free_energy_eV"]["300"])
     assert "free_energies.png" in summary["plots"] and (out / "free_energies.png").stat().st_size > 1000
