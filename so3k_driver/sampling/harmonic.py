@@ -115,6 +115,10 @@ def plot_free_energies(path: Path, harmonic: dict) -> None:
         keep = [k for k, r in enumerate(relative) if r is not None]
         axis.scatter(energies[keep] - energies[keep].min(), [relative[k] for k in keep], s=18,
                      label=f"{t} K")
+    for t, relative in harmonic.get("relative_free_energy_qrrho_eV", {}).items():
+        keep = [k for k, r in enumerate(relative) if r is not None]
+        axis.scatter(energies[keep] - energies[keep].min(), [relative[k] for k in keep], s=18, marker="x",
+                     label=f"{t} K, quasi-RRHO")
     flagged = [k for k, e in enumerate(harmonic["minima"]) if e["imaginary_modes"]]
     if flagged:
         first = next(iter(harmonic["relative_free_energy_eV"].values()))
@@ -122,7 +126,7 @@ def plot_free_energies(path: Path, harmonic: dict) -> None:
                      edgecolors="red", label="imaginary modes")
     limit = [0, max(1e-3, float(np.ptp(energies)))]
     axis.plot(limit, limit, color="grey", lw=0.7, label="F − F_min = E − E_min")
-    axis.set(xlabel="E − E_min (eV)", ylabel="F − F_min (eV), harmonic",
+    axis.set(xlabel="E − E_min (eV)", ylabel="F − F_min (eV)",
              title=f"Harmonic free energies of the {harmonic['minima_computed']} lowest minima")
     axis.legend(fontsize=8)
     fig.tight_layout()
