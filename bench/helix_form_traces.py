@@ -12,6 +12,9 @@ each start frame's info names the start 3-10 or alpha (else the structure file's
 means over --smooth-ps, one panel per configuration, one colour per H-bond kind, one line style per run) and
 PREFIX.json: the series; per run and configuration, the means over the first and the last --window-ps
 picoseconds; per run and temperature, the means over every configuration's frames after its first --window-ps.
+With --windows-ps A,B,C,...: per run and window [A, B), [B, C), ... (ps), the mean of each configuration's
+frames, then the mean and standard error over the configurations, and the mean over the frames at the lowest
+temperature (whichever configuration held it): is a long run still drifting?
 """
 
 from __future__ import annotations
@@ -78,13 +81,55 @@ def temperature_means(configurations: list[dict], skip_ps: float) -> dict:
             for t, b in sorted(pooled.items())}
 
 
+def time_window_means(configurations: list[dict], edges: list[float], lowest_temperature: float) -> list[dict]:
+    """Per window [edges[i], edges[i+1]) ps: configuration means pooled (mean, standard error over the
+    configurations that have frames there) and the mean over frames at lowest_temperature (K)."""
+    windows = []
+    for start, end in zip(edges[:-1], edges[1:]):
+        per_configuration, coldest = {name: [] for name in MEASURES}, {name: [] for name in MEASURES}
+        for entry in configurations:
+            series = entry["series"]
+            time = np.asarray(series["time_ps"])
+            inside = (time >= start) & (time < end)
+            if not inside.any():
+                continue
+            cold = inside & np.isclose(series["temperature_K"], lowest_temperature, atol=0.05)
+            for name in MEASURES:
+                values = np.asarray(series[name], float)
+                per_configuration[name].append(values[inside].mean())
+                coldest[name].extend(values[cold].tolist())
+        count = len(per_configuration["alpha_hbonds"])
+        if count == 0:
+            continue
+        standard_error = (lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None)
+        windows.append({
+            "start_ps": start, "end_ps": end, "configurations": count,
+            "mean": {n: round(float(np.mean(v)), 2) for n, v in per_configuration.items()},
+            "standard_error": {n: (round(standard_error(v), 2) if count > 1 else None)
+                               for n, v in per_configuration.items()},
+            f"at_{lowest_temperature:g}_K": {"frames": len(coldest["alpha_hbonds"]),
+                                             **{n: round(float(np.mean(v)), 2) if v else None
+                                                for n, v in coldest.items()}},
+        })
+    return windows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", metavar="LABEL=DIR")
     parser.add_argument("--out", required=True, help="output prefix: PREFIX.png and PREFIX.json")
     parser.add_argument("--window-ps", type=float, default=10.0)
     parser.add_argument("--smooth-ps", type=float, default=2.0, help="running-mean window of the plot (ps)")
+    parser.add_argument("--windows-ps", help="window edges in ps, comma separated (e.g. 10,45,90,150)")
     args = parser.parse_args()
+    edges = None
+    if args.windows_ps:
+        try:
+            edges = [float(v) for v in args.windows_ps.split(",")]
+        except ValueError:
+            sys.exit(f"--windows-ps takes numbers separated by commas, got {args.windows_ps!r}")
+        if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+            sys.exit(f"--windows-ps needs at least two increasing edges, got {args.windows_ps!r}")
     report = {"window_ps": args.window_ps, "runs": {}}
     for spec in args.runs:
         label, _, folder = spec.partition("=")
@@ -111,6 +156,18 @@ def main() -> None:
         report["runs"][label] = {"folder": str(folder), "model": settings.model, "timestep_fs": settings.timestep_fs,
                                  "temperatures_K": list(settings.temperatures), "configurations": configurations,
                                  "by_temperature_after_first_window": by_temperature}
+        if edges is not None:
+            lowest = min(settings.temperatures)
+            windows = time_window_means(configurations, edges, lowest)
+            report["runs"][label]["time_windows"] = windows
+            for w in windows:
+                m, e, c = w["mean"], w["standard_error"], w[f"at_{lowest:g}_K"]
+                err = (lambda n: f" ± {e[n]:.2f}" if e[n] is not None else "")
+                print(f"{label} {w['start_ps']:g}-{w['end_ps']:g} ps ({w['configurations']} configurations): "
+                      f"α {m['alpha_hbonds']:.2f}{err('alpha_hbonds')}, 3₁₀ {m['three_ten_hbonds']:.2f}"
+                      f"{err('three_ten_hbonds')}, helical {m['helical_residues']:.2f}, {m['end_to_end_A']:.1f} Å; "
+                      f"at {lowest:g} K ({c['frames']} frames): α {c['alpha_hbonds']}, 3₁₀ {c['three_ten_hbonds']}, "
+                      f"{c['end_to_end_A']} Å")
     Path(f"{args.out}.json").write_text(json.dumps(report, indent=1) + "\n")
     plot(report, Path(f"{args.out}.png"), args.smooth_ps)
     print(f"wrote {args.out}.json and {args.out}.png")
