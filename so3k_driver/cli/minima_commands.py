@@ -84,8 +84,9 @@ def run_minima_command(args) -> int:
     frames = read_frames(args.frames)  # bad files fail before the model is loaded
     potential = load_potential(args)
     summary = run_minima(potential, frames, args.frames, Path(args.out), settings, tolerances,
-                         show_progress=not args.quiet, harmonic_temperatures=harmonic, harmonic_max_minima=args.harmonic_minima,
-                         total_charge=args.total_charge, unpaired_electrons=args.unpaired_electrons)
+                         show_progress=not args.quiet, harmonic_temperatures=harmonic,
+                         harmonic_max_minima=args.harmonic_minima, total_charge=args.total_charge,
+                         unpaired_electrons=args.unpaired_electrons)
     print(f"{summary['frames']} frames, {summary['converged']} converged with {summary['optimizer']} "
           f"(fmax < {summary['fmax_eV_per_A']} eV/Å, {summary['steps_mean']:.1f} steps per frame), "
           f"{summary['distinct_minima']} distinct minima in {summary['wall_time_s']:.1f} s "

@@ -20,7 +20,7 @@ Harmonic free energies of the vibrations, per structure, in eV (omega_k = 2 pi c
 Quasi-rigid-rotor-harmonic-oscillator (quasi-RRHO; Grimme, Chem. Eur. J. 18, 9955 (2012)): below ~100
 cm^-1 a harmonic mode's entropy k ln(kT / hbar omega) grows without bound as omega -> 0 (F falls by kT ln 10,
 60 meV at 300 K, per decade), so the 1-3 cm^-1 modes of a floppy chain, which move with where a minimiser
-stops, move F by tens of meV. Their entropy is interpolated towards that of a free rotor whose moment of
+stops, move F by ~20 meV between two minimisations (Ac-Ala15-NHMe's extended chain). Their entropy is interpolated towards that of a free rotor whose moment of
 inertia mu = hbar / (2 omega) is capped by an average molecular moment B_av = 1e-44 kg m² (602 amu Å²);
 the rotor's F falls half as fast per decade, and not at all once mu nears B_av (below ~0.03 cm^-1):
 

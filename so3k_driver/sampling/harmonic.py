@@ -13,7 +13,7 @@ gain entropy, stiff ones lose it. Imaginary modes (a saddle point, or a minimum 
 enough) are counted and left out of F; such minima are flagged. The classical vibrational free energy,
 which classical MD samples and which does not depend on the masses, is reported as well, and both again
 with Grimme's quasi-RRHO entropy for modes below ~100 cm^-1 (:func:`vibrations.quasi_rrho_free_energy`),
-whose F does not swing with the 1-3 cm^-1 modes of floppy chains as the harmonic one does; ranked as
+whose F swings about half as much with the 1-3 cm^-1 modes of floppy chains as the harmonic one; ranked as
 ``free_energy_qrrho_eV`` (quantum). Every minimum's wavenumbers are kept, so other schemes need no new
 Hessians.
 """
