@@ -60,15 +60,11 @@ def main() -> None:
     basin_of = assign_basins(phi, psi)
     entries = harmonic["minima"]
     energy = np.array([e["energy_eV"] for e in entries])
-    flavours = {
-        "energy_only": energy,
-        "classical": energy + np.array([e["vibrational_classical_eV"][key] + e["rotational_eV"][key] for e in entries]),
-        "quantum": energy + np.array([e["vibrational_quantum_eV"][key] + e["rotational_eV"][key] for e in entries]),
-    }
-    if all("vibrational_quantum_qrrho_eV" in e for e in entries):
-        for kind in ("classical", "quantum"):
-            flavours[f"{kind}_qrrho"] = energy + np.array(
-                [e[f"vibrational_{kind}_qrrho_eV"][key] + e["rotational_eV"][key] for e in entries])
+    flavours = {"energy_only": energy}
+    for kind in ("classical", "quantum", "classical_qrrho", "quantum_qrrho"):
+        if all(f"vibrational_{kind}_eV" in e for e in entries):  # minima before quasi-RRHO have none
+            flavours[kind] = energy + np.array([e[f"vibrational_{kind}_eV"][key] + e["rotational_eV"][key]
+                                                for e in entries])
     reference = metad["reference_basin"]
     table = {}
     for name, values in flavours.items():

@@ -101,11 +101,10 @@ def time_window_means(configurations: list[dict], edges: list[float], lowest_tem
         count = len(per_configuration["alpha_hbonds"])
         if count == 0:
             continue
-        standard_error = (lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None)
         windows.append({
             "start_ps": start, "end_ps": end, "configurations": count,
             "mean": {n: round(float(np.mean(v)), 2) for n, v in per_configuration.items()},
-            "standard_error": {n: (round(standard_error(v), 2) if count > 1 else None)
+            "standard_error": {n: round(float(np.std(v, ddof=1) / np.sqrt(count)), 2) if count > 1 else None
                                for n, v in per_configuration.items()},
             f"at_{lowest_temperature:g}_K": {"frames": len(coldest["alpha_hbonds"]),
                                              **{n: round(float(np.mean(v)), 2) if v else None

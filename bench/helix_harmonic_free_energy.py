@@ -142,9 +142,8 @@ def main() -> None:
     reference = next(e for e in entries if e["label"] == args.reference)
     for e in entries:
         relative = {"energy": e["energy_eV"] - reference["energy_eV"]}
-        for kind, vib_key in (("quantum", "vibrational_quantum_eV"), ("classical", "vibrational_classical_eV"),
-                              ("quantum_qrrho", "vibrational_quantum_qrrho_eV"),
-                              ("classical_qrrho", "vibrational_classical_qrrho_eV")):
+        for kind in ("quantum", "classical", "quantum_qrrho", "classical_qrrho"):
+            vib_key = f"vibrational_{kind}_eV"
             relative[f"free_energy_{kind}"] = {
                 t: relative["energy"] + e[vib_key][t] - reference[vib_key][t]
                 + e["rotational_eV"][t] - reference["rotational_eV"][t]

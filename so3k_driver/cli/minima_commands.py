@@ -70,6 +70,7 @@ def add_parser(subparsers) -> None:
 
 def run_minima_command(args) -> int:
     from ..evaluation.optimizers import optimizer_settings
+    from ..sampling.harmonic import RANKINGS
     from ..sampling.minima import DuplicateTolerances, read_frames, run_minima
     from ..sampling.settings import parse_temperatures
 
@@ -99,7 +100,7 @@ def run_minima_command(args) -> int:
               f"+{summary['relative_energies_eV'][-1]:.4f} eV above it")
     harmonic = summary.get("harmonic")
     if harmonic:
-        for suffix, label in (("", "harmonic"), ("_qrrho", "quasi-RRHO")):
+        for suffix, label in RANKINGS:
             for t, best in harmonic[f"lowest_free_energy{suffix}_minimum"].items():
                 if best == 0:
                     print(f"{label} free energy at {t} K: lowest for minimum 0, the lowest in energy too")

@@ -30,6 +30,9 @@ from ..evaluation import vibrations
 from ..progress import Progress
 
 FREE_ENERGY_PLOT = "free_energies.png"
+# The treatments of the vibrations that rank the minima (quantum vibrations + classical rotor): key suffix
+# of free_energy{suffix}_eV and vibrational_quantum{suffix}_eV, and the name printed and plotted.
+RANKINGS = (("", "harmonic"), ("_qrrho", "quasi-RRHO"))
 
 
 def minimum_thermochemistry(potential, numbers, positions, temperatures, **hessian_options) -> dict:
@@ -70,10 +73,10 @@ def harmonic_free_energies(potential, minima: list, temperatures, max_minima: in
             entry = minimum_thermochemistry(potential, minimum.atoms.numbers, minimum.atoms.positions, temperatures,
                                             **charges)
             entry["energy_eV"] = minimum.energy
-            for total, vibrational in (("free_energy_eV", "vibrational_quantum_eV"),
-                                       ("free_energy_qrrho_eV", "vibrational_quantum_qrrho_eV")):
-                entry[total] = {t: minimum.energy + entry[vibrational][t] + entry["rotational_eV"][t]
-                                for t in entry[vibrational]}
+            for suffix, _ in RANKINGS:
+                vibrational = entry[f"vibrational_quantum{suffix}_eV"]
+                entry[f"free_energy{suffix}_eV"] = {t: minimum.energy + vibrational[t] + entry["rotational_eV"][t]
+                                                    for t in vibrational}
             entries.append(entry)
             if display is not None:
                 display.update(k + 1, with_imaginary_modes=sum(e["imaginary_modes"] > 0 for e in entries))
@@ -86,7 +89,7 @@ def harmonic_free_energies(potential, minima: list, temperatures, max_minima: in
         "with_imaginary_modes": sum(e["imaginary_modes"] > 0 for e in entries),
         "wall_time_s": round(time.perf_counter() - start, 3),
     }
-    for suffix in ("", "_qrrho"):
+    for suffix, _ in RANKINGS:
         name = f"free_energy{suffix}_eV"
         best = {t: int(np.argmin([e[name][t] if c else np.inf for e, c in zip(entries, comparable)])) for t in keys}
         lowest = {t: entries[best[t]][name][t] if entries else None for t in keys}
@@ -111,14 +114,11 @@ def plot_free_energies(path: Path, harmonic: dict) -> None:
 
     energies = np.array([e["energy_eV"] for e in harmonic["minima"]])
     fig, axis = plt.subplots(figsize=(6, 5))
-    for t, relative in harmonic["relative_free_energy_eV"].items():
-        keep = [k for k, r in enumerate(relative) if r is not None]
-        axis.scatter(energies[keep] - energies[keep].min(), [relative[k] for k in keep], s=18,
-                     label=f"{t} K")
-    for t, relative in harmonic.get("relative_free_energy_qrrho_eV", {}).items():
-        keep = [k for k, r in enumerate(relative) if r is not None]
-        axis.scatter(energies[keep] - energies[keep].min(), [relative[k] for k in keep], s=18, marker="x",
-                     label=f"{t} K, quasi-RRHO")
+    for (suffix, name), marker in zip(RANKINGS, "ox"):
+        for t, relative in harmonic.get(f"relative_free_energy{suffix}_eV", {}).items():
+            keep = [k for k, r in enumerate(relative) if r is not None]
+            axis.scatter(energies[keep] - energies[keep].min(), [relative[k] for k in keep], s=18, marker=marker,
+                         label=f"{t} K" if not suffix else f"{t} K, {name}")
     flagged = [k for k, e in enumerate(harmonic["minima"]) if e["imaginary_modes"]]
     if flagged:
         first = next(iter(harmonic["relative_free_energy_eV"].values()))
