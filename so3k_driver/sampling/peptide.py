@@ -152,6 +152,7 @@ def helical_residues(phi, psi) -> np.ndarray:
 
 
 HELIX_HBOND_CUTOFF_A = 2.5  # H···O distance of a backbone hydrogen bond (analysis; the helix CV's switch midpoint)
+HELIX_HBOND_SWITCH_POWERS = (6, 12)  # n, m of the helix CV's rational switch (PLUMED's RATIONAL NN, MM)
 
 
 def helix_hbonds(positions, backbone: Backbone, cutoff: float = HELIX_HBOND_CUTOFF_A, span: int = 4) -> np.ndarray:
@@ -162,6 +163,22 @@ def helix_hbonds(positions, backbone: Backbone, cutoff: float = HELIX_HBOND_CUTO
     if not pairs:
         return np.zeros(p.shape[:-2] + (0,), dtype=bool)
     return np.stack([distance(p, o, h) < cutoff for o, h in pairs], axis=-1)
+
+
+def helix_hbond_count(positions, backbone: Backbone, span: int = 4) -> np.ndarray:
+    """The smooth count the helix CV biases (``so3k sample init --metad helix``; PLUMED's COORDINATION):
+    Σ s(r) over the pairs of Backbone.helix_hbond_pairs(span), r the H···O distance (Å) and
+    s(r) = (1 - x^n) / (1 - x^m), x = r / HELIX_HBOND_CUTOFF_A, (n, m) = HELIX_HBOND_SWITCH_POWERS
+    (1/2 at the cutoff, 0.79 at 2 Å, 0.12 at 3.5 Å). positions (..., atoms, 3) Å; returns (...)."""
+    p = np.asarray(positions, float)
+    pairs = backbone.helix_hbond_pairs(span)
+    if not pairs:
+        return np.zeros(p.shape[:-2])
+    n, m = HELIX_HBOND_SWITCH_POWERS
+    x = np.stack([distance(p, o, h) for o, h in pairs], axis=-1) / HELIX_HBOND_CUTOFF_A
+    near_cutoff = np.abs(x - 1.0) < 1e-9  # 0/0 there; the limit is n/m
+    x = np.where(near_cutoff, 0.5, x)
+    return np.where(near_cutoff, n / m, (1 - x**n) / (1 - x**m)).sum(axis=-1)
 
 
 def helical_mask(positions, backbone: Backbone) -> np.ndarray:

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .peptide import HELIX_HBOND_CUTOFF_A, Backbone, find_backbone
+from .peptide import HELIX_HBOND_CUTOFF_A, HELIX_HBOND_SWITCH_POWERS, Backbone, find_backbone
 from .settings import MetadSettings
 
 UNITS_LINE = "UNITS LENGTH=A ENERGY=kj/mol TIME=ps"
 WALKER_HILLS = "HILLS"  # the FILE= of every walker; PLUMED writes walker k's hills to HILLS.k
-# The helix CV's switching function s(r) = (1 - (r/R_0)^6) / (1 - (r/R_0)^12): 1/2 at R_0, 0.79 at 2 Å, 0.12 at 3.5 Å
-HELIX_HBOND_SWITCH = f"{{RATIONAL R_0={HELIX_HBOND_CUTOFF_A} NN=6 MM=12}}"
+# The helix CV's switching function (peptide.helix_hbond_count evaluates the same count)
+HELIX_HBOND_SWITCH = (f"{{RATIONAL R_0={HELIX_HBOND_CUTOFF_A} NN={HELIX_HBOND_SWITCH_POWERS[0]} "
+                      f"MM={HELIX_HBOND_SWITCH_POWERS[1]}}}")
 # The ideal α-helix's backbone torsions (rad): φ = -57°, ψ = -47°, the references of the helix-torsions CV
 ALPHA_PHI_RAD, ALPHA_PSI_RAD = -0.995, -0.820
 # What the COLVAR columns these inputs print mean, with their units ("" for a count); phi<k>/psi<k> are rad

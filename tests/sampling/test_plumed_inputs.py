@@ -202,9 +202,30 @@ def test_helix_cv_counts_the_i_to_i4_hydrogen_bonds_as_plumed_computes_them(tmp_
     r = np.array([peptide.distance(atoms.positions, o, h) for o, h in pairs]) / peptide.HELIX_HBOND_CUTOFF_A
     expected = float(np.sum((1 - r**6) / (1 - r**12)))
     assert low < expected < high
+    # the analysis's count is the same function, for one frame and for a stack of frames
+    assert peptide.helix_hbond_count(atoms.positions, backbone) == pytest.approx(expected, abs=1e-12)
+    np.testing.assert_allclose(peptide.helix_hbond_count(np.stack([atoms.positions] * 2), backbone), [expected] * 2)
     colvar = plumed_colvar(text, atoms, tmp_path)
     assert colvar["hb"] == pytest.approx(expected, abs=1e-4)
     assert colvar["e2e"] == pytest.approx(peptide.distance(atoms.positions, *backbone.end_to_end_atoms()), abs=1e-3)
+
+
+def test_helix_hbond_count_switch_is_one_half_at_the_cutoff_and_falls_off_smoothly():
+    """One i→i+4 pair (Ac-Ala3-NHMe's acetyl O and cap H) moved along a line: s = 1/2 exactly at 2.5 Å (the
+    0/0 point of the rational form), 1/(1 + x⁶) elsewhere (0.79 at 2 Å, 0.12 at 3.5 Å); no H-bond of span 5."""
+    atoms = ase.io.read(bundled_structure("Ac-Ala3-NHMe_ext.xyz"))
+    backbone = peptide.find_backbone(atoms.numbers, atoms.positions)
+    (o, h), = backbone.helix_hbond_pairs()
+    direction = (atoms.positions[h] - atoms.positions[o]) / peptide.distance(atoms.positions, o, h)
+    frames = []
+    for r in (2.0, 2.5, 3.5):
+        p = atoms.positions.copy()
+        p[h] = p[o] + r * direction
+        frames.append(p)
+    counts = peptide.helix_hbond_count(np.stack(frames), backbone)
+    np.testing.assert_allclose(counts, [1 / (1 + 0.8**6), 0.5, 1 / (1 + 1.4**6)], rtol=1e-12)
+    assert counts[0] == pytest.approx(0.79, abs=0.005) and counts[2] == pytest.approx(0.12, abs=0.005)
+    assert peptide.helix_hbond_count(atoms.positions, backbone, span=5) == 0.0
 
 
 @pytest.mark.parametrize("name, low, high", [("Ac-Ala15-NHMe_folded.xyz", 27.0, 30.0),

@@ -1,0 +1,217 @@
+"""How much free energy does the α-helix of Ac-Ala15-NHMe cost against SO3LR's mixed helix? F along the
+helix CV hb (the smooth count of i→i+4 backbone H-bonds, ``peptide.helix_hbond_count``) at one temperature,
+from metadynamics on hb and from replica exchange without bias (issue #13).
+
+    python bench/helix_hbond_free_energy.py --metad "SO3LR=runs/metad_hb/run" --metad "v13=runs/metad_hb/run_v13" \\
+        --remd "SO3LR REMD=runs/refine/so3lr" --remd-skip-ps 45 --out PREFIX [--alpha-from 7] [--burn-in 0.1]
+
+--metad DIR: a study of ``so3k sample init --metad helix`` (one system or several walkers sharing one bias);
+its COLVAR frames (walkers pooled in time order) are reweighted by exp(rbias/kT) (Tiwary & Parrinello;
+``sampling.analysis.free_energy``) after the burn-in fraction. --remd DIR: a replica-exchange study; its
+frames at the lowest temperature after --remd-skip-ps count with equal weight (hb computed here from the
+trajectory frames, the same function PLUMED evaluates).
+
+For each run: F(hb) in kJ/mol (zero at its minimum) with the same from each half of the kept frames, and the
+state free energy ΔF_α = -kT ln(P(hb ≥ A) / P(hb < A)) (kJ/mol, A = --alpha-from): for the whole kept run,
+its halves, four consecutive blocks and, for metadynamics, as the run grows (is it still drifting?).
+Writes PREFIX.json and PREFIX.png (F(hb) with the halves; ΔF_α against simulated time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from so3k_driver.sampling import peptide
+from so3k_driver.sampling.analysis import free_energy, plumed_files
+from so3k_driver.sampling.analysis.ipi_outputs import (atomic_numbers_of, find_systems, read_properties,
+                                                       read_xyz_frames, sampling_temperatures)
+from so3k_driver.sampling.settings import StudySettings
+
+BIN_WIDTH = 0.25      # hb units (H-bonds)
+HB_RANGE = (0.0, 12.0)  # the α-helix of Ac-Ala15-NHMe makes ~13 × 0.8
+BLOCKS = 4
+HISTORY_POINTS = 12
+
+
+def state_free_energy(hb, log_w, alpha_from: float, kT: float) -> float | None:
+    """ΔF_α = -kT ln(Σ w[hb ≥ alpha_from] / Σ w[hb < alpha_from]) in kJ/mol; None if one side is empty."""
+    hb, w = np.asarray(hb, float), np.exp(np.asarray(log_w, float) - np.max(log_w))
+    helix, rest = w[hb >= alpha_from].sum(), w[hb < alpha_from].sum()
+    if helix <= 0 or rest <= 0:
+        return None
+    return float(-kT * np.log(helix / rest))
+
+
+def _rounded(value, digits=2):
+    return None if value is None or not np.isfinite(value) else round(float(value), digits)
+
+
+def estimate(hb, log_w, kT: float, alpha_from: float, edges) -> dict:
+    """F(hb) and ΔF_α of frames (hb, log_w) already past the burn-in, in time order: full, halves, blocks."""
+    count = len(hb)
+    middle = count // 2
+    parts = {"full": slice(0, count), "first_half": slice(0, middle), "second_half": slice(middle, count)}
+    profiles = {name: free_energy.free_energy(free_energy.bin_probabilities(hb[s], log_w[s], [edges]), [edges], kT)
+                for name, s in parts.items()}
+    shift = np.min(profiles["full"])
+    bounds = np.linspace(0, count, BLOCKS + 1).astype(int)
+    return {
+        "frames": count,
+        "effective_frames": round(free_energy.effective_frames(log_w), 1),
+        "mean_hb": _rounded(np.sum(hb * np.exp(log_w - log_w.max())) / np.sum(np.exp(log_w - log_w.max())), 3),
+        "delta_F_alpha_kJmol": {name: _rounded(state_free_energy(hb[s], log_w[s], alpha_from, kT))
+                                for name, s in parts.items()},
+        "delta_F_alpha_blocks_kJmol": [_rounded(state_free_energy(hb[a:b], log_w[a:b], alpha_from, kT))
+                                       for a, b in zip(bounds[:-1], bounds[1:])],
+        "profile_kJmol": {name: [_rounded(v) for v in (f - shift)] for name, f in profiles.items()},
+        "minimum_hb": round(float(0.5 * (edges[:-1] + edges[1:])[np.argmin(profiles["full"])]), 3),
+    }
+
+
+def metad_run(folder: Path, alpha_from: float, burn_in: float, edges) -> dict:
+    sets = plumed_files.temperature_sets(folder, "COLVAR")
+    if len(sets) != 1:
+        sys.exit(f"{folder}: expected one COLVAR set (one temperature, walkers pooled), found {len(sets)}")
+    name, columns = sets[0]
+    if "hb" not in columns or "metad.rbias" not in columns:
+        sys.exit(f"{folder}: {name} has no hb and metad.rbias columns: not a helix-CV metadynamics run")
+    temperature = float(plumed_files.metad_option(folder, "TEMP"))
+    kT = free_energy.thermal_energy(temperature)
+    kept, _, _ = free_energy.kept_frames(len(columns["hb"]), burn_in)
+    # under i-PI, COLVAR's time column counts MD steps
+    time_ps = columns["time"] * StudySettings.load(folder).timestep_fs * 1e-3
+    hb, time = columns["hb"][kept], time_ps[kept]
+    log_w = free_energy.log_weights(columns["metad.rbias"][kept], kT)
+    walkers = max(1, len(plumed_files.walker_files(folder, "COLVAR")))
+    result = {"folder": str(folder), "method": "metadynamics on hb, reweighted", "temperature_K": temperature,
+              "walkers": walkers, "time_per_walker_ps": round(float(time_ps[-1]), 2),
+              "burn_in_fraction": burn_in, "burn_in_ps": round(float(time[0]), 2),
+              **estimate(hb, log_w, kT, alpha_from, edges)}
+    history = []
+    for stop in np.linspace(len(hb) / HISTORY_POINTS, len(hb), HISTORY_POINTS).astype(int):
+        # the run as if stopped at this frame: burn-in and weights recomputed on what it had then
+        upto = kept.start + stop
+        start = int(np.floor(burn_in * upto))
+        part_hb = columns["hb"][start:upto]
+        part_w = free_energy.log_weights(columns["metad.rbias"][start:upto], kT)
+        history.append({"time_per_walker_ps": round(float(time_ps[upto - 1]), 2),
+                        "delta_F_alpha_kJmol": _rounded(state_free_energy(part_hb, part_w, alpha_from, kT))})
+    result["delta_F_alpha_history"] = history
+    return result
+
+
+def remd_run(folder: Path, alpha_from: float, skip_ps: float, edges) -> dict:
+    frames_hb, frames_time, lowest = [], [], None
+    series = []
+    for properties_file, trajectory in find_systems(folder):
+        symbols, frames = read_xyz_frames(trajectory)
+        backbone = peptide.find_backbone(atomic_numbers_of(symbols), frames[0])
+        properties = read_properties(properties_file)
+        temperatures = sampling_temperatures(properties, properties_file)
+        count = min(len(frames), len(temperatures))
+        series.append((np.asarray(properties["time"][:count]), temperatures[:count],
+                       peptide.helix_hbond_count(np.asarray(frames[:count]), backbone)))
+    lowest = min(float(np.min(t)) for _, t, _ in series)
+    for time, temperatures, hb in series:
+        keep = np.isclose(temperatures, lowest, atol=0.05) & (time >= skip_ps)
+        frames_hb.append(hb[keep])
+        frames_time.append(time[keep])
+    time, hb = np.concatenate(frames_time), np.concatenate(frames_hb)
+    order = np.argsort(time, kind="stable")
+    if len(order) < 2 * BLOCKS:
+        sys.exit(f"{folder}: only {len(order)} frames at {lowest:g} K after {skip_ps:g} ps")
+    kT = free_energy.thermal_energy(lowest)
+    return {"folder": str(folder), "method": "replica exchange, frames at the lowest temperature, unweighted",
+            "temperature_K": lowest, "configurations": len(series), "skip_ps": skip_ps,
+            "time_per_replica_ps": round(float(max(t[-1] for t, _, _ in series)), 2),
+            **estimate(hb[order], np.zeros(len(order)), kT, alpha_from, edges)}
+
+
+def labelled(specs: list[str]) -> list[tuple[str, Path]]:
+    pairs = []
+    for spec in specs:
+        label, _, folder = spec.partition("=")
+        if not folder or not Path(folder).is_dir():
+            sys.exit(f"give each run as LABEL=DIR with an existing DIR, got {spec!r}")
+        pairs.append((label, Path(folder)))
+    return pairs
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    centres = np.asarray(report["hb_bin_centres"])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for k, (label, run) in enumerate(report["runs"].items()):
+        colour = f"C{k}"
+        profile = run["profile_kJmol"]
+        values = lambda name: np.array([np.nan if v is None else v for v in profile[name]], float)  # noqa: E731
+        left.plot(centres, values("full"), "-", color=colour, lw=1.8,
+                  label=f"{label} ({run['method'].split(',')[0]})")
+        left.plot(centres, values("first_half"), ":", color=colour, lw=1)
+        left.plot(centres, values("second_half"), "--", color=colour, lw=1)
+        if "delta_F_alpha_history" in run:
+            points = [(h["time_per_walker_ps"], h["delta_F_alpha_kJmol"]) for h in run["delta_F_alpha_history"]
+                      if h["delta_F_alpha_kJmol"] is not None]
+            if points:
+                right.plot(*zip(*points), "o-", color=colour, label=label)
+        elif run["delta_F_alpha_kJmol"]["full"] is not None:
+            right.axhline(run["delta_F_alpha_kJmol"]["full"], color=colour, ls="--",
+                          label=f"{label} ({run['time_per_replica_ps']:g} ps per replica)")
+    left.axvline(report["alpha_from_hb"], color="grey", lw=0.8)
+    left.set(xlabel="hb: smooth count of i→i+4 backbone H-bonds", ylabel="free energy (kJ/mol)",
+             title=f"F(hb) at {report['temperature_K']:g} K (dotted, dashed: first and second half)", ylim=(-1, 40))
+    left.legend(fontsize=7)
+    right.axhline(0, color="grey", lw=0.8)
+    right.set(xlabel="simulated time per walker (ps)", ylabel="ΔF_α (kJ/mol)",
+              title=f"ΔF_α = -kT ln P(hb ≥ {report['alpha_from_hb']:g}) / P(hb < {report['alpha_from_hb']:g})")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--metad", action="append", default=[], metavar="LABEL=DIR")
+    parser.add_argument("--remd", action="append", default=[], metavar="LABEL=DIR")
+    parser.add_argument("--remd-skip-ps", type=float, default=10.0, help="REMD frames before this time are dropped (ps)")
+    parser.add_argument("--alpha-from", type=float, default=7.0, help="hb at which the α state begins (H-bonds)")
+    parser.add_argument("--burn-in", type=float, default=free_energy.DEFAULT_BURN_IN,
+                        help="metadynamics: fraction of the COLVAR frames dropped at the start")
+    parser.add_argument("--out", required=True, help="output prefix: PREFIX.json and PREFIX.png")
+    args = parser.parse_args()
+    if not args.metad and not args.remd:
+        sys.exit("give at least one --metad or --remd run")
+    edges = np.arange(HB_RANGE[0], HB_RANGE[1] + BIN_WIDTH / 2, BIN_WIDTH)
+    report = {"alpha_from_hb": args.alpha_from, "hb_bin_centres": [round(float(c), 3) for c in 0.5 * (edges[1:] + edges[:-1])],
+              "units": {"F": "kJ/mol", "hb": "H-bonds (smooth count)", "time": "ps"}, "runs": {}}
+    for label, folder in labelled(args.metad):
+        report["runs"][label] = metad_run(folder, args.alpha_from, args.burn_in, edges)
+    for label, folder in labelled(args.remd):
+        report["runs"][label] = remd_run(folder, args.alpha_from, args.remd_skip_ps, edges)
+    temperatures = {run["temperature_K"] for run in report["runs"].values()}
+    if len(temperatures) != 1:
+        sys.exit(f"the runs are at different temperatures: {sorted(temperatures)} K")
+    report["temperature_K"] = temperatures.pop()
+    for label, run in report["runs"].items():
+        d = run["delta_F_alpha_kJmol"]
+        length = run.get("time_per_walker_ps", run.get("time_per_replica_ps"))
+        print(f"{label}: {run['method']}, {length:g} ps per system, {run['frames']} frames "
+              f"(effective {run['effective_frames']:g}); minimum of F at hb {run['minimum_hb']:g}, mean hb "
+              f"{run['mean_hb']}; ΔF_α(hb ≥ {args.alpha_from:g}) {d['full']} kJ/mol (halves {d['first_half']}, "
+              f"{d['second_half']}; blocks {run['delta_F_alpha_blocks_kJmol']})")
+    Path(f"{args.out}.json").write_text(json.dumps(report, indent=1) + "\n")
+    plot(report, Path(f"{args.out}.png"))
+    print(f"wrote {args.out}.json and {args.out}.png")
+
+
+if __name__ == "__main__":
+    main()
