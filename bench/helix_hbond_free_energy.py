@@ -106,8 +106,7 @@ def metad_run(folder: Path, alpha_from: float, burn_in: float, edges) -> dict:
 
 
 def remd_run(folder: Path, alpha_from: float, skip_ps: float, edges) -> dict:
-    frames_hb, frames_time, lowest = [], [], None
-    series = []
+    frames_hb, frames_time, series = [], [], []
     for properties_file, trajectory in find_systems(folder):
         symbols, frames = read_xyz_frames(trajectory)
         backbone = peptide.find_backbone(atomic_numbers_of(symbols), frames[0])
