@@ -51,25 +51,26 @@ def _rounded(value, digits=2):
     return None if value is None or not np.isfinite(value) else round(float(value), digits)
 
 
-def estimate(hb, log_w, kT: float, alpha_from: float, edges) -> dict:
-    """F(hb) and ΔF_α of frames (hb, log_w) already past the burn-in, in time order: full, halves, blocks."""
-    count = len(hb)
-    middle = count // 2
-    parts = {"full": slice(0, count), "first_half": slice(0, middle), "second_half": slice(middle, count)}
-    profiles = {name: free_energy.free_energy(free_energy.bin_probabilities(hb[s], log_w[s], [edges]), [edges], kT)
-                for name, s in parts.items()}
-    shift = np.min(profiles["full"])
-    bounds = np.linspace(0, count, BLOCKS + 1).astype(int)
+def estimate(hb, rbias, temperature: float, alpha_from: float, edges, burn_in: float) -> dict:
+    """F(hb) and ΔF_α of frames (hb, rbias kJ/mol) in time order after dropping the first burn_in fraction:
+    the kept frames, their halves (``free_energy.reweighted_free_energy``) and BLOCKS consecutive blocks."""
+    fe = free_energy.reweighted_free_energy(hb, rbias, temperature, [edges], burn_in)
+    kept, first, second = free_energy.kept_frames(len(rbias), burn_in)
+    log_w = free_energy.log_weights(rbias, fe.kT)
+    parts = {"full": kept, "first_half": first, "second_half": second}
+    w = np.exp(log_w[kept])
+    bounds = np.linspace(kept.start, kept.stop, BLOCKS + 1).astype(int)
     return {
-        "frames": count,
-        "effective_frames": round(free_energy.effective_frames(log_w), 1),
-        "mean_hb": _rounded(np.sum(hb * np.exp(log_w - log_w.max())) / np.sum(np.exp(log_w - log_w.max())), 3),
-        "delta_F_alpha_kJmol": {name: _rounded(state_free_energy(hb[s], log_w[s], alpha_from, kT))
+        "frames": fe.frames_used,
+        "effective_frames": round(fe.effective_frames[0], 1),
+        "mean_hb": _rounded(np.sum(hb[kept] * w) / np.sum(w), 3),
+        "delta_F_alpha_kJmol": {name: _rounded(state_free_energy(hb[s], log_w[s], alpha_from, fe.kT))
                                 for name, s in parts.items()},
-        "delta_F_alpha_blocks_kJmol": [_rounded(state_free_energy(hb[a:b], log_w[a:b], alpha_from, kT))
+        "delta_F_alpha_blocks_kJmol": [_rounded(state_free_energy(hb[a:b], log_w[a:b], alpha_from, fe.kT))
                                        for a, b in zip(bounds[:-1], bounds[1:])],
-        "profile_kJmol": {name: [_rounded(v) for v in (f - shift)] for name, f in profiles.items()},
-        "minimum_hb": round(float(0.5 * (edges[:-1] + edges[1:])[np.argmin(profiles["full"])]), 3),
+        "profile_kJmol": {name: [_rounded(v) for v in f]
+                          for name, f in (("full", fe.full), ("first_half", fe.first), ("second_half", fe.second))},
+        "minimum_hb": round(fe.minimum[0], 3),
     }
 
 
@@ -81,26 +82,25 @@ def metad_run(folder: Path, alpha_from: float, burn_in: float, edges) -> dict:
     if "hb" not in columns or "metad.rbias" not in columns:
         sys.exit(f"{folder}: {name} has no hb and metad.rbias columns: not a helix-CV metadynamics run")
     temperature = float(plumed_files.metad_option(folder, "TEMP"))
-    kT = free_energy.thermal_energy(temperature)
-    kept, _, _ = free_energy.kept_frames(len(columns["hb"]), burn_in)
+    hb, rbias = columns["hb"], columns["metad.rbias"]
+    kept = free_energy.kept_frames(len(hb), burn_in)[0]
     # under i-PI, COLVAR's time column counts MD steps
     time_ps = columns["time"] * StudySettings.load(folder).timestep_fs * 1e-3
-    hb, time = columns["hb"][kept], time_ps[kept]
-    log_w = free_energy.log_weights(columns["metad.rbias"][kept], kT)
     walkers = max(1, len(plumed_files.walker_files(folder, "COLVAR")))
     result = {"folder": str(folder), "method": "metadynamics on hb, reweighted", "temperature_K": temperature,
               "walkers": walkers, "time_per_walker_ps": round(float(time_ps[-1]), 2),
-              "burn_in_fraction": burn_in, "burn_in_ps": round(float(time[0]), 2),
-              **estimate(hb, log_w, kT, alpha_from, edges)}
+              "burn_in_fraction": burn_in, "burn_in_ps": round(float(time_ps[kept.start]), 2),
+              **estimate(hb, rbias, temperature, alpha_from, edges, burn_in)}
+    kT = free_energy.thermal_energy(temperature)
     history = []
-    for stop in np.linspace(len(hb) / HISTORY_POINTS, len(hb), HISTORY_POINTS).astype(int):
+    kept_count = kept.stop - kept.start
+    for stop in np.linspace(kept_count / HISTORY_POINTS, kept_count, HISTORY_POINTS).astype(int):
         # the run as if stopped at this frame: burn-in and weights recomputed on what it had then
         upto = kept.start + stop
-        start = int(np.floor(burn_in * upto))
-        part_hb = columns["hb"][start:upto]
-        part_w = free_energy.log_weights(columns["metad.rbias"][start:upto], kT)
+        part = free_energy.kept_frames(upto, burn_in)[0]
         history.append({"time_per_walker_ps": round(float(time_ps[upto - 1]), 2),
-                        "delta_F_alpha_kJmol": _rounded(state_free_energy(part_hb, part_w, alpha_from, kT))})
+                        "delta_F_alpha_kJmol": _rounded(state_free_energy(
+                            hb[part], free_energy.log_weights(rbias[part], kT), alpha_from, kT))})
     result["delta_F_alpha_history"] = history
     return result
 
@@ -124,11 +124,10 @@ def remd_run(folder: Path, alpha_from: float, skip_ps: float, edges) -> dict:
     order = np.argsort(time, kind="stable")
     if len(order) < 2 * BLOCKS:
         sys.exit(f"{folder}: only {len(order)} frames at {lowest:g} K after {skip_ps:g} ps")
-    kT = free_energy.thermal_energy(lowest)
     return {"folder": str(folder), "method": "replica exchange, frames at the lowest temperature, unweighted",
             "temperature_K": lowest, "configurations": len(series), "skip_ps": skip_ps,
             "time_per_replica_ps": round(float(max(t[-1] for t, _, _ in series)), 2),
-            **estimate(hb[order], np.zeros(len(order)), kT, alpha_from, edges)}
+            **estimate(hb[order], np.zeros(len(order)), lowest, alpha_from, edges, burn_in=0.0)}
 
 
 def labelled(specs: list[str]) -> list[tuple[str, Path]]:
