@@ -40,7 +40,8 @@ def add_parser(subparsers) -> None:
     init.add_argument("--metad", choices=METAD_CVS, default="end-to-end",
                       help="metadynamics CV: end-to-end (distance of the first and last carbonyl C, Å), "
                            "backbone (phi/psi of the central residue, rad), helix (smooth count of i→i+4 "
-                           "backbone H-bonds O···H-N, switch midpoint 2.5 Å), helix-torsions (PLUMED's ALPHABETA: "
+                           "backbone H-bonds O···H-N, switch midpoint 2.5 Å), helix-form (that count minus the i→i+3 one: "
+                           "α against 3₁₀ helix, for runs started from helices), helix-torsions (PLUMED's ALPHABETA: "
                            "Σ ½(1 + cos(θ − θ_α)) over every backbone φ and ψ, 0 to 2 × residues; it pushes an "
                            "extended chain, where the H-bond count has no force yet) or none (default end-to-end)")
     init.add_argument("--timestep", type=float, default=study["timestep_fs"].default, metavar="FS",

@@ -30,13 +30,16 @@ HELIX_HBOND_SWITCH = (f"{{RATIONAL R_0={HELIX_HBOND_CUTOFF_A} NN={HELIX_HBOND_SW
 # The ideal α-helix's backbone torsions (rad): φ = -57°, ψ = -47°, the references of the helix-torsions CV
 ALPHA_PHI_RAD, ALPHA_PSI_RAD = -0.995, -0.820
 # What the COLVAR columns these inputs print mean, with their units ("" for a count); phi<k>/psi<k> are rad
+# (a count's unit names what it counts); so3k sample status and the free-energy plots label columns from it
 COLVAR_COLUMNS = {"e2e": ("end-to-end distance", "Å"), "rg": ("radius of gyration", "Å"),
-                  "ab": ("helix-torsion CV (ALPHABETA)", ""), "hb": ("helical i→i+4 H-bonds", ""),
+                  "ab": ("helix-likeness of the backbone torsions (ALPHABETA)", "torsions"),
+                  "hb": ("helical i→i+4 (α) H-bonds", "H-bonds"), "hb3": ("helical i→i+3 (3₁₀) H-bonds", "H-bonds"),
+                  "form": ("α minus 3₁₀ H-bonds, hb − hb3", "H-bonds"),
                   "metad.bias": ("metadynamics bias", "kJ/mol"), "metad.rbias": ("reweighting bias", "kJ/mol")}
 
 
 def colvar_unit(name: str) -> str:
-    """The unit of a COLVAR column these inputs print ("" for a count or an unknown column)."""
+    """The unit of a COLVAR column these inputs print (rad for phi<k>/psi<k>; "" for an unknown column)."""
     if name[:3] in ("phi", "psi") and name[3:].isdigit():
         return "rad"
     return COLVAR_COLUMNS.get(name, ("", ""))[1]
@@ -109,24 +112,55 @@ def backbone_torsion_metad(numbers, positions, settings: MetadSettings, temperat
     return "\n".join(lines) + "\n"
 
 
+def _hbond_count_line(label: str, backbone: Backbone, span: int) -> tuple[str, int]:
+    """The PLUMED line defining ``label`` = Σ s(r_OH) over Backbone.helix_hbond_pairs(span), s the rational
+    switch of HELIX_HBOND_SWITCH (Å; peptide.helix_hbond_count is the same count), and its number of pairs."""
+    pairs = backbone.helix_hbond_pairs(span)
+    if not pairs:
+        raise ValueError(f"the peptide is too short for an i→i+{span} hydrogen bond (has {backbone.num_residues} "
+                         "residues)")
+    oxygens, hydrogens = zip(*pairs)
+    return (f"{label}: COORDINATION GROUPA={_atoms(oxygens)} GROUPB={_atoms(hydrogens)} PAIR NOPBC "
+            f"SWITCH={HELIX_HBOND_SWITCH}  # O(k)···H-N(k+{span}), {len(pairs)} pairs"), len(pairs)
+
+
 def helix_hbond_metad(numbers, positions, settings: MetadSettings, temperature: float, suffix: str = "",
                       walker: tuple[int, int] | None = None) -> str:
     """Well-tempered metadynamics on the number of i→i+4 backbone hydrogen bonds (an α-helix makes all
     of them) at temperature (K): hb = Σ s(r_OH) over the pairs of Backbone.helix_hbond_pairs, s the
     rational switch of HELIX_HBOND_SWITCH (Å). Prints hb, e2e (Å), rg (Å) and the bias to COLVAR{suffix}."""
     backbone = find_backbone(numbers, positions)
-    pairs = backbone.helix_hbond_pairs()
-    if not pairs:
-        raise ValueError("the peptide is too short for an i→i+4 hydrogen bond (needs 3 residues with caps)")
-    oxygens, hydrogens = zip(*pairs)
+    hb_line, count = _hbond_count_line("hb", backbone, 4)
     s = settings
     lines = _header("well-tempered metadynamics on the number of helical i→i+4 backbone hydrogen bonds") + [
-        f"hb: COORDINATION GROUPA={_atoms(oxygens)} GROUPB={_atoms(hydrogens)} PAIR NOPBC "
-        f"SWITCH={HELIX_HBOND_SWITCH}  # O(k)···H-N(k+4), {len(pairs)} pairs",
-    ] + _cv_lines(backbone) + [
+        hb_line] + _cv_lines(backbone) + [
         f"metad: METAD ARG=hb PACE={s.pace} HEIGHT={s.height} SIGMA={s.sigma} BIASFACTOR={s.bias_factor} "
-        f"TEMP={temperature} GRID_MIN=0 GRID_MAX={len(pairs) + 1} {_hills_file(suffix, walker, s.pace)} CALC_RCT",
+        f"TEMP={temperature} GRID_MIN=0 GRID_MAX={count + 1} {_hills_file(suffix, walker, s.pace)} CALC_RCT",
         f"PRINT ARG=hb,e2e,rg,metad.bias,metad.rbias STRIDE={s.colvar_stride} FILE=COLVAR{suffix}",
+        f"FLUSH STRIDE={s.colvar_stride}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def helix_form_metad(numbers, positions, settings: MetadSettings, temperature: float, suffix: str = "",
+                     walker: tuple[int, int] | None = None) -> str:
+    """Well-tempered metadynamics on which helix a helical chain is at temperature (K): form = hb − hb3, the
+    smooth count of i→i+4 (α) minus that of i→i+3 (3₁₀) backbone hydrogen bonds (both as in
+    helix_hbond_metad). For Ac-Ala15-NHMe: +1.5 to +3.3 for α-helices (hb 6.7–8.4; their i→i+3 O···H
+    distances still count about half each, hb3 5.1–5.4), −6.1 to −6.8 for 3₁₀-helices (hb3 6.7–8.4), −3.0
+    for a mixed helix, 0 for the extended chain *and* for any coil: it moves a helix between its two forms,
+    so start it from helices. Prints hb, hb3, form, e2e (Å), rg (Å) and the bias to COLVAR{suffix}."""
+    backbone = find_backbone(numbers, positions)
+    alpha_line, alpha_pairs = _hbond_count_line("hb", backbone, 4)
+    three_ten_line, three_ten_pairs = _hbond_count_line("hb3", backbone, 3)
+    s = settings
+    lines = _header("well-tempered metadynamics on α minus 3₁₀ backbone hydrogen bonds (which helix)") + [
+        alpha_line, three_ten_line, "form: COMBINE ARG=hb,hb3 COEFFICIENTS=1,-1 PERIODIC=NO  # α minus 3₁₀",
+    ] + _cv_lines(backbone) + [
+        f"metad: METAD ARG=form PACE={s.pace} HEIGHT={s.height} SIGMA={s.sigma} BIASFACTOR={s.bias_factor} "
+        f"TEMP={temperature} GRID_MIN={-(three_ten_pairs + 1)} GRID_MAX={alpha_pairs + 1} "
+        f"{_hills_file(suffix, walker, s.pace)} CALC_RCT",
+        f"PRINT ARG=hb,hb3,form,e2e,rg,metad.bias,metad.rbias STRIDE={s.colvar_stride} FILE=COLVAR{suffix}",
         f"FLUSH STRIDE={s.colvar_stride}",
     ]
     return "\n".join(lines) + "\n"
@@ -162,12 +196,15 @@ def bundled_structure(name: str) -> Path:
 
 def metad_input(numbers, positions, settings: MetadSettings, temperature: float, suffix: str = "",
                 walker: tuple[int, int] | None = None) -> str:
-    """The PLUMED input for settings.cv ("end-to-end", "backbone", "helix" or "helix-torsions") at temperature (K);
-    COLVAR{suffix}, and HILLS{suffix} unless ``walker`` = (k, N) makes it walker k of N (see _hills_file)."""
+    """The PLUMED input for settings.cv ("end-to-end", "backbone", "helix", "helix-form" or "helix-torsions") at
+    temperature (K); COLVAR{suffix}, and HILLS{suffix} unless ``walker`` = (k, N) makes it walker k of N (see
+    _hills_file)."""
     if settings.cv == "end-to-end":
         return end_to_end_metad(numbers, positions, settings, temperature, suffix, walker)
     if settings.cv == "helix":
         return helix_hbond_metad(numbers, positions, settings, temperature, suffix, walker)
+    if settings.cv == "helix-form":
+        return helix_form_metad(numbers, positions, settings, temperature, suffix, walker)
     if settings.cv == "helix-torsions":
         return helix_torsion_metad(numbers, positions, settings, temperature, suffix, walker)
     if settings.cv == "backbone":

@@ -27,10 +27,12 @@ def walker_label(k: int) -> str:
     """Walker k's label, 'W<k>': plumed_W<k>.dat, COLVAR.W<k>."""
     return f"{WALKER_MARKER}{k}"
 
-METAD_CVS = ("end-to-end", "backbone", "helix", "helix-torsions", "none")
-# Hill width when none is given, in the CV's unit: Å (end-to-end), rad (backbone), H-bonds (helix),
-# torsions (helix-torsions)
-DEFAULT_METAD_SIGMA = {"end-to-end": 0.5, "backbone": 0.35, "helix": 0.25, "helix-torsions": 0.5, "none": 0.5}
+METAD_CVS = ("end-to-end", "backbone", "helix", "helix-form", "helix-torsions", "none")
+# Hill width when none is given, in the CV's unit: Å (end-to-end), rad (backbone), H-bonds (helix,
+# helix-form: a difference of two counts, so its thermal spread is about √2 × the helix count's), torsions
+# (helix-torsions)
+DEFAULT_METAD_SIGMA = {"end-to-end": 0.5, "backbone": 0.35, "helix": 0.25, "helix-form": 0.35,
+                       "helix-torsions": 0.5, "none": 0.5}
 BACKENDS = ("socket", "direct")
 DTYPES = (None, "float32", "float64")
 SETTINGS_FILE = "study.json"
@@ -77,8 +79,8 @@ class MetadSettings:
     """Well-tempered metadynamics on a collective variable (cv), one METAD per temperature.
 
     cv: "end-to-end" (distance between the first and last carbonyl C, Å), "backbone" (phi/psi of
-    the central residue, rad), "helix" (smooth count of i→i+4 backbone hydrogen bonds),
-    "helix-torsions" (how α-helical every backbone φ and ψ is: PLUMED's ALPHABETA, Σ ½(1 + cos(θ − θ_α))
+    the central residue, rad), "helix" (smooth count of i→i+4 backbone hydrogen bonds), "helix-form"
+    (that count minus the i→i+3 one: α against 3₁₀ helix, for runs started from helices), "helix-torsions" (how α-helical every backbone φ and ψ is: PLUMED's ALPHABETA, Σ ½(1 + cos(θ − θ_α))
     over all of them, 0 to 2 × residues; unlike the H-bond count it pushes an extended chain too) or
     "none" (no bias). height: initial hill height, kJ/mol. sigma: hill width in the CV's unit (None: the
     CV's DEFAULT_METAD_SIGMA). pace: MD steps between hills. bias_factor: well-tempered γ (> 1).
@@ -234,7 +236,7 @@ class StudySettings:
         record["start_frames"] = None if self.start_frames is None else list(self.start_frames)
         record["units"] = {"temperatures": "K", "timestep_fs": "fs", "thermostat_tau_fs": "fs",
                            "strides, steps, pace": "MD steps", "metad.height": "kJ/mol",
-                           "metad.sigma": "Å (end-to-end), rad (backbone), H-bonds (helix), torsions (helix-torsions)",
+                           "metad.sigma": "Å (end-to-end), rad (backbone), H-bonds (helix, helix-form), torsions (helix-torsions)",
                            "metad.grid_max": "Å",
                            "hydrogen_mass": "amu", "lr_cutoff": "Å (null: all pairs)",
                            "start_frames": "0-based frame of structure per system (null: one frame, all start there)"}

@@ -210,6 +210,29 @@ def test_helix_cv_counts_the_i_to_i4_hydrogen_bonds_as_plumed_computes_them(tmp_
     assert colvar["e2e"] == pytest.approx(peptide.distance(atoms.positions, *backbone.end_to_end_atoms()), abs=1e-3)
 
 
+def test_helix_form_cv_is_alpha_minus_three_ten_hydrogen_bonds_as_plumed_computes_them(tmp_path):
+    """PLUMED's hb, hb3 and form = hb − hb3 (the helix-form input, evaluated by the real kernel) on the
+    α-helix and the 3₁₀-helix of test_alpha_and_three_ten_helices_are_told_apart_by_their_hydrogen_bonds equal
+    peptide.helix_hbond_count of span 4 and 3; form is positive for the α-helix (+1.5: its i→i+3 pairs still
+    count about half each), −6.2 for the 3₁₀, and the METAD grid spans -(14 + 1) .. 13 + 1 with the CV's
+    default hill width."""
+    frames = ase.io.read(REPO / "docs/results/ala15_folding_student_v13/helix_forms_182ps.start.extxyz", index=":")
+    backbone = peptide.find_backbone(frames[0].numbers, frames[0].positions)
+    forms = []
+    for k, atoms in enumerate(frames[:2]):
+        text = plumed_inputs.metad_input(atoms.numbers, atoms.positions, MetadSettings(cv="helix-form"), 300.0)
+        assert "ARG=form " in text and "GRID_MIN=-15 GRID_MAX=14" in text and "SIGMA=0.35" in text
+        folder = tmp_path / str(k)
+        folder.mkdir()
+        colvar = plumed_colvar(text, atoms, folder)
+        alpha = peptide.helix_hbond_count(atoms.positions, backbone, span=4)
+        three_ten = peptide.helix_hbond_count(atoms.positions, backbone, span=3)
+        assert (colvar["hb"], colvar["hb3"]) == (pytest.approx(alpha, abs=1e-4), pytest.approx(three_ten, abs=1e-4))
+        assert colvar["form"] == pytest.approx(alpha - three_ten, abs=1e-4)
+        forms.append(colvar["form"])
+    assert forms[0] > 1.0 and forms[1] < -5.0
+
+
 def test_helix_hbond_count_switch_is_one_half_at_the_cutoff_and_falls_off_smoothly():
     """One i→i+4 pair (Ac-Ala3-NHMe's acetyl O and cap H) moved along a line: s = 1/2 exactly at 2.5 Å (the
     0/0 point of the rational form), 1/(1 + x⁶) elsewhere (0.79 at 2 Å, 0.12 at 3.5 Å); no H-bond of span 5."""

@@ -5,6 +5,8 @@ equals the end-to-end distance from the xyz (Å), a hill every PACE steps, and t
 i-PI applies (eV) equals PLUMED's (kJ/mol).
 """
 
+import json
+
 import ase.io
 import numpy as np
 import pytest
@@ -93,3 +95,40 @@ def test_a_direct_backend_study_counts_its_model_calls(metad_run):
     assert json.loads((run_dir / "so3k_pes.json").read_text())["lr_cutoff"] == 0  # the PES's "all pairs"
     assert counts["calls_per_step"] == pytest.approx(1.0)
     assert STEPS <= counts["calls"] <= STEPS + 1  # +1: i-PI evaluates the starting structure
+
+
+def test_a_helix_form_run_biases_alpha_minus_three_ten_and_is_analysed_along_it(tmp_path):
+    """--metad helix-form through i-PI and PLUMED from the bundled α-helix: COLVAR's hb and hb3 are
+    peptide.helix_hbond_count of span 4 and 3 on the trajectory's frames (Å) and form = hb − hb3 is what the
+    hills are laid on; the reweighted free energy is along form, in H-bonds, with the end-to-end profile beside it."""
+    from so3k_driver.sampling.analysis import free_energy_report
+
+    structure = plumed_inputs.bundled_structure("Ac-Ala15-NHMe_folded.xyz")
+    atoms = ase.io.read(structure)
+    metad = MetadSettings(cv="helix-form", pace=PACE, colvar_stride=1, height=5.0)
+    settings = StudySettings(structure=str(structure), model=SO3KRATES_RANDOM, temperatures=(300.0,), steps=STEPS,
+                             output_stride=1, metad=metad, backend="direct")
+    sampling_run.prepare(tmp_path, settings, force=True)
+    sampling_run.run_study(tmp_path)
+    backbone = peptide.find_backbone(atoms.numbers, atoms.positions)
+    colvar = plumed_files.read_plumed(tmp_path / "COLVAR")
+    steps = ipi_outputs.read_properties(tmp_path / "sim.out")["step"].astype(int)
+    _, frames = ipi_outputs.read_xyz_frames(tmp_path / "sim.pos_0.xyz")
+    by_step = dict(zip(steps, frames))
+    rows = [k for k, t in enumerate(colvar["time"]) if int(t) in by_step]
+    assert len(rows) >= STEPS - 1
+    stacked = np.stack([by_step[int(colvar["time"][k])] for k in rows])
+    # xyz written as %12.5e: the counts agree to the switch's slope times 5e-5 Å
+    np.testing.assert_allclose(colvar["hb"][rows], peptide.helix_hbond_count(stacked, backbone, span=4), atol=1e-3)
+    np.testing.assert_allclose(colvar["hb3"][rows], peptide.helix_hbond_count(stacked, backbone, span=3), atol=1e-3)
+    np.testing.assert_allclose(colvar["form"], colvar["hb"] - colvar["hb3"], atol=1e-5)
+    assert 2.0 < colvar["form"][0] < 3.5  # the bundled α-helix: hb 8.1, hb3 5.4
+    hills = plumed_files.read_plumed(tmp_path / "HILLS")
+    assert "form" in hills and len(hills["form"]) == STEPS // PACE
+    np.testing.assert_allclose(hills["sigma_form"], 0.35)  # the CV's default width, H-bonds
+
+    (tmp_path / "analysis").mkdir()
+    lines, plots = free_energy_report.free_energy_analysis(tmp_path, tmp_path / "analysis", [300.0], burn_in=0.0)
+    document = json.loads((tmp_path / "analysis" / "free_energy.json").read_text())
+    assert document["cvs"] == ["form"] and document["cv_unit"] == "H-bonds"
+    assert any("end-to-end distance" in line for line in lines) and len(plots) == 2

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import free_energy, plumed_files
 from .observables import figure
+from ..plumed_inputs import COLVAR_COLUMNS, colvar_unit
 
 END_TO_END_FES_JSON = "free_energy_end_to_end.json"  # a run biased on another CV: its end-to-end profile
 FES_TORSION_BINS = 36      # 10° bins over a torsion's period
@@ -54,7 +55,7 @@ def free_energy_plot(path, profiles):
         for label, cvs, grids, f in profiles:
             ax.plot(grids[0], f, label=label)
         cv = profiles[0][1][0]
-        ax.set(xlabel=f"{CV_LABELS.get(cv, cv)} ({_cv_unit(cv)})", ylabel="free energy (kJ/mol)")
+        ax.set(xlabel=_axis_label(cv, colvar_unit(cv)), ylabel="free energy (kJ/mol)")
         ax.legend(fontsize=7)
     else:
         label, cvs, grids, f = profiles[0]
@@ -80,14 +81,13 @@ def _is_torsion(cv: str) -> bool:
     return cv.startswith(("phi", "psi"))
 
 
-# The CVs the study's PLUMED inputs define (sampling/plumed_inputs.py): unit and axis label
-CV_UNITS = {"e2e": "Å", "rg": "Å", "hb": "H-bonds", "ab": "torsions"}
-CV_LABELS = {"e2e": "end-to-end distance", "rg": "radius of gyration", "hb": "helical i→i+4 H-bonds",
-             "ab": "helix-likeness of the backbone torsions"}
+def _cv_label(cv: str) -> str:
+    """The axis label of a COLVAR column the study's PLUMED inputs print (its name if unknown)."""
+    return COLVAR_COLUMNS.get(cv, (cv, ""))[0]
 
 
-def _cv_unit(cv: str) -> str:
-    return "rad" if _is_torsion(cv) else CV_UNITS.get(cv, "Å")
+def _axis_label(cv: str, unit: str) -> str:
+    return f"{_cv_label(cv)} ({unit})" if unit else _cv_label(cv)
 
 
 def _breakage_step(breakages, timestep_ps: float | None) -> int | None:
@@ -178,7 +178,7 @@ def free_energy_analysis(run_dir: Path, out_dir: Path, temperatures, burn_in: fl
                                 ps_per_step=ps_per_step, bias_factor=float(bias_factor) if bias_factor else None)
     lines, plots = profile(biased, title, "free_energy.json")
     if biased != ["e2e"] and any("e2e" in c for c in columns):
-        more_lines, more_plots = profile(["e2e"], f"## Free energy along {CV_LABELS['e2e']} (reweighted from the "
+        more_lines, more_plots = profile(["e2e"], f"## Free energy along {_cv_label('e2e')} (reweighted from the "
                                                   f"bias on {', '.join(biased)})", END_TO_END_FES_JSON)
         lines, plots = lines + more_lines, plots + more_plots
     return lines, plots
@@ -239,7 +239,7 @@ def _reweighted_profile(cvs, title, json_name, out_dir, colvars, columns, temper
                     "time": _json_array(data["time"][rows][ends] * (ps_per_step or 1.0), 3),
                     "time_unit": "ps" if ps_per_step else "MD step",
                     "max_kJmol": _json_array(largest), "mean_kJmol": _json_array(mean)}
-            key = "minimum_rad" if _is_torsion(cvs[0]) else "minimum_A" if _cv_unit(cvs[0]) == "Å" else "minimum"
+            key = "minimum_rad" if _is_torsion(cvs[0]) else "minimum_A" if colvar_unit(cvs[0]) == "Å" else "minimum"
             record.update({key: round(estimate.minimum[0], 3),
                            "profile": {cvs[0]: _json_array(estimate.centres[0], 4),
                                        "F_kJmol": _json_array(estimate.full),
@@ -251,7 +251,7 @@ def _reweighted_profile(cvs, title, json_name, out_dir, colvars, columns, temper
         return [title, "", f"No free energy yet: fewer than {2 * MIN_FES_FRAMES_PER_HALF} COLVAR frames after the "
                            f"burn-in ({burn_in:.0%} of the frames) at every temperature.", ""], []
     lowest, estimate = records[0], estimates[0]
-    unit = "rad" if all(_is_torsion(cv) for cv in cvs) else _cv_unit(cvs[0])
+    unit = "rad" if all(_is_torsion(cv) for cv in cvs) else colvar_unit(cvs[0])
     document = {"method": "histogram of COLVAR frames weighted by exp(metad.rbias / kT) (Tiwary-Parrinello); "
                           "error from the first and second half of the frames kept after the burn-in",
                 "cvs": cvs, "cv_unit": unit, "burn_in_fraction": burn_in, "cutoff_kJmol": cutoff,
@@ -513,7 +513,7 @@ def _fes_1d_plot(path, estimate, cv, unit, temperature):
     ax.plot(x, estimate.second, ":", color="tab:red", lw=0.8, label="second half")
     ax.plot(x, estimate.full, color="black", lw=1.4, label="all kept frames")
     finite = estimate.full[np.isfinite(estimate.full)]
-    ax.set(xlabel=f"{CV_LABELS.get(cv, cv)} ({unit})", ylabel="free energy (kJ/mol)",
+    ax.set(xlabel=_axis_label(cv, unit), ylabel="free energy (kJ/mol)",
            title=f"reweighted free energy, {temperature:g} K", ylim=(-1, max(5.0, float(finite.max()) + 1)))
     ax.legend(fontsize=7)
     fig.tight_layout()
