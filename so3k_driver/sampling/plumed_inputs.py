@@ -73,18 +73,26 @@ def _cv_lines(backbone: Backbone) -> list[str]:
     ]
 
 
+def _metad_lines(cv: str, grid: tuple[float, float], printed: list[str], settings: MetadSettings,
+                 temperature: float, suffix: str, walker: tuple[int, int] | None) -> list[str]:
+    """A well-tempered METAD on the one CV ``cv`` over grid (min, max) in its unit at temperature (K), with
+    c(t), and a PRINT of ``printed``, the bias and the reweighting bias to COLVAR{suffix}."""
+    s = settings
+    return [
+        f"metad: METAD ARG={cv} PACE={s.pace} HEIGHT={s.height} SIGMA={s.sigma} BIASFACTOR={s.bias_factor} "
+        f"TEMP={temperature} GRID_MIN={grid[0]} GRID_MAX={grid[1]} {_hills_file(suffix, walker, s.pace)} CALC_RCT",
+        f"PRINT ARG={','.join(printed)},metad.bias,metad.rbias STRIDE={s.colvar_stride} FILE=COLVAR{suffix}",
+        f"FLUSH STRIDE={s.colvar_stride}",
+    ]
+
+
 def end_to_end_metad(numbers, positions, settings: MetadSettings, temperature: float, suffix: str = "",
                      walker: tuple[int, int] | None = None) -> str:
     """Well-tempered metadynamics on the end-to-end distance at temperature (K); prints e2e, rg, bias to
     COLVAR{suffix}, hills to HILLS{suffix}."""
     backbone = find_backbone(numbers, positions)
-    s = settings
-    lines = _header("well-tempered metadynamics on the peptide end-to-end distance") + _cv_lines(backbone) + [
-        f"metad: METAD ARG=e2e PACE={s.pace} HEIGHT={s.height} SIGMA={s.sigma} BIASFACTOR={s.bias_factor} "
-        f"TEMP={temperature} GRID_MIN=0 GRID_MAX={s.grid_max} {_hills_file(suffix, walker, s.pace)} CALC_RCT",
-        f"PRINT ARG=e2e,rg,metad.bias,metad.rbias STRIDE={s.colvar_stride} FILE=COLVAR{suffix}",
-        f"FLUSH STRIDE={s.colvar_stride}",
-    ]
+    lines = _header("well-tempered metadynamics on the peptide end-to-end distance") + _cv_lines(backbone) + (
+        _metad_lines("e2e", (0, settings.grid_max), ["e2e", "rg"], settings, temperature, suffix, walker))
     return "\n".join(lines) + "\n"
 
 
@@ -131,14 +139,9 @@ def helix_hbond_metad(numbers, positions, settings: MetadSettings, temperature: 
     rational switch of HELIX_HBOND_SWITCH (Å). Prints hb, e2e (Å), rg (Å) and the bias to COLVAR{suffix}."""
     backbone = find_backbone(numbers, positions)
     hb_line, count = _hbond_count_line("hb", backbone, 4)
-    s = settings
     lines = _header("well-tempered metadynamics on the number of helical i→i+4 backbone hydrogen bonds") + [
-        hb_line] + _cv_lines(backbone) + [
-        f"metad: METAD ARG=hb PACE={s.pace} HEIGHT={s.height} SIGMA={s.sigma} BIASFACTOR={s.bias_factor} "
-        f"TEMP={temperature} GRID_MIN=0 GRID_MAX={count + 1} {_hills_file(suffix, walker, s.pace)} CALC_RCT",
-        f"PRINT ARG=hb,e2e,rg,metad.bias,metad.rbias STRIDE={s.colvar_stride} FILE=COLVAR{suffix}",
-        f"FLUSH STRIDE={s.colvar_stride}",
-    ]
+        hb_line] + _cv_lines(backbone) + _metad_lines("hb", (0, count + 1), ["hb", "e2e", "rg"], settings,
+                                                      temperature, suffix, walker)
     return "\n".join(lines) + "\n"
 
 
@@ -153,16 +156,10 @@ def helix_form_metad(numbers, positions, settings: MetadSettings, temperature: f
     backbone = find_backbone(numbers, positions)
     alpha_line, alpha_pairs = _hbond_count_line("hb", backbone, 4)
     three_ten_line, three_ten_pairs = _hbond_count_line("hb3", backbone, 3)
-    s = settings
     lines = _header("well-tempered metadynamics on α minus 3₁₀ backbone hydrogen bonds (which helix)") + [
         alpha_line, three_ten_line, "form: COMBINE ARG=hb,hb3 COEFFICIENTS=1,-1 PERIODIC=NO  # α minus 3₁₀",
-    ] + _cv_lines(backbone) + [
-        f"metad: METAD ARG=form PACE={s.pace} HEIGHT={s.height} SIGMA={s.sigma} BIASFACTOR={s.bias_factor} "
-        f"TEMP={temperature} GRID_MIN={-(three_ten_pairs + 1)} GRID_MAX={alpha_pairs + 1} "
-        f"{_hills_file(suffix, walker, s.pace)} CALC_RCT",
-        f"PRINT ARG=hb,hb3,form,e2e,rg,metad.bias,metad.rbias STRIDE={s.colvar_stride} FILE=COLVAR{suffix}",
-        f"FLUSH STRIDE={s.colvar_stride}",
-    ]
+    ] + _cv_lines(backbone) + _metad_lines("form", (-(three_ten_pairs + 1), alpha_pairs + 1),
+                                           ["hb", "hb3", "form", "e2e", "rg"], settings, temperature, suffix, walker)
     return "\n".join(lines) + "\n"
 
 
@@ -176,16 +173,11 @@ def helix_torsion_metad(numbers, positions, settings: MetadSettings, temperature
     backbone = find_backbone(numbers, positions)
     torsions = [(quad, ALPHA_PHI_RAD) for quad in backbone.phi_atoms()] + [
         (quad, ALPHA_PSI_RAD) for quad in backbone.psi_atoms()]
-    s = settings
     lines = _header("well-tempered metadynamics on the helix-likeness of the backbone torsions (ALPHABETA)") + [
         "ab: ALPHABETA ...  # Σ ½(1 + cos(θ - θ_α)) over every φ (θ_α -57°) and ψ (θ_α -47°)"]
     lines += [f"  ATOMS{k}={_atoms(quad)} REFERENCE{k}={reference}" for k, (quad, reference) in enumerate(torsions, 1)]
-    lines += ["..."] + _cv_lines(backbone) + [
-        f"metad: METAD ARG=ab PACE={s.pace} HEIGHT={s.height} SIGMA={s.sigma} BIASFACTOR={s.bias_factor} "
-        f"TEMP={temperature} GRID_MIN=0 GRID_MAX={len(torsions) + 1} {_hills_file(suffix, walker, s.pace)} CALC_RCT",
-        f"PRINT ARG=ab,e2e,rg,metad.bias,metad.rbias STRIDE={s.colvar_stride} FILE=COLVAR{suffix}",
-        f"FLUSH STRIDE={s.colvar_stride}",
-    ]
+    lines += ["..."] + _cv_lines(backbone) + _metad_lines("ab", (0, len(torsions) + 1), ["ab", "e2e", "rg"],
+                                                          settings, temperature, suffix, walker)
     return "\n".join(lines) + "\n"
 
 
