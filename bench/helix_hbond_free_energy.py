@@ -13,7 +13,8 @@ trajectory frames, the same function PLUMED evaluates).
 
 For each run: F(hb) in kJ/mol (zero at its minimum) with the same from each half of the kept frames, and the
 state free energy ΔF_α = -kT ln(P(hb ≥ A) / P(hb < A)) (kJ/mol, A = --alpha-from): for the whole kept run,
-its halves, four consecutive blocks and, for metadynamics, as the run grows (is it still drifting?).
+its halves, four consecutive blocks and, for metadynamics, as the run grows (is it still drifting?), with
+each walker's crossings between hb ≥ A and hb ≤ 3 (how many visits the estimate rests on).
 Writes PREFIX.json and PREFIX.png (F(hb) with the halves; ΔF_α against simulated time).
 """
 
@@ -36,6 +37,7 @@ BIN_WIDTH = 0.25      # hb units (H-bonds)
 HB_RANGE = (0.0, 12.0)  # the α-helix of Ac-Ala15-NHMe makes ~13 × 0.8
 BLOCKS = 4
 HISTORY_POINTS = 12
+AWAY_BELOW_HB = 3.0  # a crossing goes from hb ≥ --alpha-from to hb ≤ this (about 3 of 13 α H-bonds) or back
 
 
 def state_free_energy(hb, log_w, alpha_from: float, kT: float) -> float | None:
@@ -45,6 +47,19 @@ def state_free_energy(hb, log_w, alpha_from: float, kT: float) -> float | None:
     if helix <= 0 or rest <= 0:
         return None
     return float(-kT * np.log(helix / rest))
+
+
+def crossings(hb, time_ps, alpha_from: float, away_below: float) -> list[dict]:
+    """One trajectory's passages between the α-rich state (hb ≥ alpha_from) and away from it (hb ≤
+    away_below), with hysteresis: values between the two do not end a state, so fluctuations at one
+    threshold are not counted. Returns [{"time_ps", "to": "alpha" | "away"}] in time order."""
+    events, state = [], None
+    for value, t in zip(np.asarray(hb, float), np.asarray(time_ps, float)):
+        now = "alpha" if value >= alpha_from else "away" if value <= away_below else state
+        if state is not None and now != state:
+            events.append({"time_ps": round(float(t), 2), "to": now})
+        state = now
+    return events
 
 
 def _rounded(value, digits=2):
@@ -102,6 +117,12 @@ def metad_run(folder: Path, alpha_from: float, burn_in: float, edges) -> dict:
                         "delta_F_alpha_kJmol": _rounded(state_free_energy(
                             hb[part], free_energy.log_weights(rbias[part], kT), alpha_from, kT))})
     result["delta_F_alpha_history"] = history
+    # Each walker's own passages: how many independent visits the estimate rests on
+    timestep_ps = StudySettings.load(folder).timestep_fs * 1e-3
+    paths = plumed_files.walker_files(folder, "COLVAR") or [folder / name.split(" ")[0]]
+    result["crossings"] = {"alpha_from_hb": alpha_from, "away_below_hb": AWAY_BELOW_HB, "walkers": [
+        crossings(c["hb"], c["time"] * timestep_ps, alpha_from, AWAY_BELOW_HB)
+        for c in (plumed_files.read_plumed(path) for path in paths)]}
     return result
 
 
@@ -206,6 +227,9 @@ def main() -> None:
               f"(effective {run['effective_frames']:g}); minimum of F at hb {run['minimum_hb']:g}, mean hb "
               f"{run['mean_hb']}; ΔF_α(hb ≥ {args.alpha_from:g}) {d['full']} kJ/mol (halves {d['first_half']}, "
               f"{d['second_half']}; blocks {run['delta_F_alpha_blocks_kJmol']})")
+        for k, events in enumerate(run.get("crossings", {}).get("walkers", [])):
+            print(f"  walker {k}: {len(events)} crossings (hb ≥ {args.alpha_from:g} ↔ hb ≤ {AWAY_BELOW_HB:g}) at "
+                  + (", ".join(f"{e['time_ps']:.0f} ps → {e['to']}" for e in events) or "none"))
     Path(f"{args.out}.json").write_text(json.dumps(report, indent=1) + "\n")
     plot(report, Path(f"{args.out}.png"))
     print(f"wrote {args.out}.json and {args.out}.png")
