@@ -11,7 +11,6 @@ And the other way: :func:`ipi_xyz` writes a structure as the xyz i-PI's ``<file 
 from __future__ import annotations
 
 import os
-import xml.etree.ElementTree as ET
 
 import numpy as np
 from ase.data import atomic_numbers
@@ -60,18 +59,15 @@ def _numbers_from_xyz(path: str) -> np.ndarray:
 
 
 def _numbers_from_ipi_xml(path: str) -> np.ndarray:
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as error:
-        raise ValueError(f"{path}: not valid XML ({error})") from None
+    from .ipi_xml import file_of_first_instance, load  # ipi_xml reads structures through this module
+
+    root = load(path).getroot()
     names = root.find(".//beads/names")
     if names is not None:  # RESTART files store the atom names
         return numbers_from_symbols(names.text.strip().strip("[]").split(","), path)
     file_element = root.find(".//initialize/file")
     if file_element is None:
         raise ValueError(f"{path}: no <beads><names> nor <initialize><file> to read the elements from")
-    from .ipi_xml import file_of_first_instance
-
     structure = file_of_first_instance(root, file_element)  # e.g. init_IDX.xyz of a <system_template>
     if not os.path.isabs(structure):
         structure = os.path.join(os.path.dirname(os.path.abspath(path)), structure)

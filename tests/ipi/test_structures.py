@@ -56,3 +56,27 @@ def test_the_gas_phase_box_text_is_unchanged():
     """Generated inputs in the repository (ipi_inputs/ala15_ext.xyz) keep their bytes."""
     text = ipi_xyz(ase.Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]]))
     assert text.splitlines()[1] == "# CELL(abcABC): 100.0 100.0 100.0 90 90 90 positions{angstrom} cell{angstrom}"
+
+
+def test_the_elements_of_an_ipi_input_come_from_its_initial_file_or_a_restarts_names(tmp_path):
+    """An i-PI XML names its structure in <initialize><file> (read relative to the XML); a RESTART lists
+    the atom names in <beads><names>. Bad XML is one IpiInputError naming the file, as for so3k run."""
+    from pathlib import Path
+
+    from so3k_driver.errors import IpiInputError
+
+    repo = Path(__file__).resolve().parents[2]
+    expected = ase.io.read(repo / "ipi_inputs" / "ala3.xyz").numbers
+    np.testing.assert_array_equal(read_numbers(str(repo / "ipi_inputs" / "nvt.xml")), expected)
+    restart = tmp_path / "RESTART"
+    restart.write_text("<simulation><system><beads natoms='3' nbeads='1'><names shape='(3)'> [ O, H, H ] </names>"
+                       "</beads></system></simulation>")
+    np.testing.assert_array_equal(read_numbers(str(restart)), [8, 1, 1])
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<simulation><system>")
+    with pytest.raises(IpiInputError, match="broken.xml is not valid XML"):
+        read_numbers(str(broken))
+    other = tmp_path / "other.xml"
+    other.write_text("<html></html>")
+    with pytest.raises(IpiInputError, match="expected i-PI's <simulation>"):
+        read_numbers(str(other))
