@@ -22,11 +22,24 @@ the pad every call created and unmapped that heap again: the i-PI process of the
 inside i-PI, 8 calls of 47.7 MiB per step) faulted ~11 000 pages per step, where the same batch called
 from a plain script faulted ~30 times (2026-12-05, ``docs/performance.md``).
 
+A block above 64 MiB is beyond what any thread arena's heap can hold: glibc maps it afresh for every call
+whatever the thresholds. That is one call of SO3LR on a compact Ac-Ala15-NHMe helix (1900-2200 pairs within
+4.5 Å: 62-75 MiB of scratch, and it cannot be split below one structure); in the i-PI process of the SO3LR
+helix metadynamics XLA's two threads took 1.39 million faults each in 10 s, ~40 000 per step, and a step
+cost 140 ms against a call of 64 ms in a script (2026-12-06, ``docs/performance.md``). Huge pages cut the
+faults 512-fold: :func:`child_environment` starts the processes that run the model (i-PI with the model
+inside, the drivers) with ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``, so glibc asks the kernel for
+transparent huge pages on the memory it maps (glibc 2.35 or later, where the kernel's
+``transparent_hugepage`` is ``madvise`` or ``always``; elsewhere it changes nothing). Measured: one
+75 MiB call in a thread, 19 300 faults and 117-138 ms per call against 340-500 faults and 68-78 ms.
+It is a start-up setting of glibc, so the process that imports this module cannot give it to itself.
+
 It is called at run time, never on import: by a ``Potential`` built for a CPU (so the i-PI PES, the ASE
 calculator and library users get it too) and by the command line (for training, which builds no
 ``Potential``).
 
-- ``SO3K_HOST_MEMORY=0`` (or off/false/no) leaves glibc's settings alone.
+- ``SO3K_HOST_MEMORY=0`` (or off/false/no) leaves glibc's settings alone, in this process and in the
+  ones it starts.
 - A user who sets ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or
   ``GLIBC_TUNABLES`` keeps them (nothing is changed).
 - Not glibc (macOS, musl): nothing is changed.
@@ -50,7 +63,29 @@ MMAP_THRESHOLD_BYTES = 1 << 30
 TRIM_THRESHOLD_BYTES = 2**31 - 1  # mallopt takes an int
 TOP_PAD_BYTES = 64 << 20  # a thread arena's heap (64 MiB at most) is never deleted once wholly free
 
+# What child_environment gives the processes it starts; keep_large_buffers then still raises the thresholds
+HUGE_PAGE_TUNABLES = "glibc.malloc.hugetlb=1"
 _applied: bool | None = None
+
+
+def _user_settings(environment) -> bool:
+    """Whether the user set glibc's malloc variables themselves (our own tunables do not count)."""
+    return any(name in environment for name in USER_SETTINGS if name != "GLIBC_TUNABLES") or (
+        environment.get("GLIBC_TUNABLES", HUGE_PAGE_TUNABLES) != HUGE_PAGE_TUNABLES)
+
+
+def _switched_off(environment) -> bool:
+    return environment.get(ENVIRONMENT, "").strip().lower() in OFF
+
+
+def child_environment(environment) -> dict:
+    """The environment for a process that will run the model (i-PI with the model inside, a driver): a copy
+    of ``environment`` with GLIBC_TUNABLES = HUGE_PAGE_TUNABLES (transparent huge pages for what glibc maps),
+    unless SO3K_HOST_MEMORY is off or the user set glibc's malloc variables (then it is a plain copy)."""
+    environment = dict(environment)
+    if not _switched_off(environment) and not _user_settings(environment):
+        environment["GLIBC_TUNABLES"] = HUGE_PAGE_TUNABLES
+    return environment
 
 
 def keep_large_buffers() -> bool:
@@ -63,9 +98,7 @@ def keep_large_buffers() -> bool:
     if _applied is not None:
         return _applied
     _applied = False
-    if os.environ.get(ENVIRONMENT, "").strip().lower() in OFF:
-        return False
-    if any(name in os.environ for name in USER_SETTINGS):
+    if _switched_off(os.environ) or _user_settings(os.environ):
         return False
     name = ctypes.util.find_library("c")
     try:

@@ -24,6 +24,7 @@ from .executables import find_plumed_kernel, ipi_executable
 from .serving import ServeOptions, check_model_options
 from .transport import remove_stale_unix_socket
 from ..errors import InputError, IpiInputError, UserError
+from ..evaluation.host_memory import child_environment
 from ..io.model_files import absolute_model_spec
 
 BACKENDS = ("socket", "direct")
@@ -205,8 +206,9 @@ IPI_THREAD_LIMITS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_N
 
 def ipi_environment(environment) -> dict:
     """The environment i-PI starts with: the caller's, with one BLAS/OpenMP thread unless the caller set
-    any of IPI_THREAD_LIMITS themselves (then nothing is added)."""
-    environment = dict(environment)
+    any of IPI_THREAD_LIMITS themselves (then nothing is added), and glibc's huge pages for a model that
+    runs inside it (host_memory.child_environment)."""
+    environment = child_environment(environment)
     if not any(name in environment for name in IPI_THREAD_LIMITS):
         environment.update(IPI_THREAD_LIMITS)
     return environment

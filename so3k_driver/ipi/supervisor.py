@@ -28,6 +28,7 @@ from .run_setup import RunOptions, _Piece, resume_command, stats_file_name
 from .serving import EXIT_WOULD_RECUR, GPU_MEMORY_DEFAULTS, ServeOptions, write_options
 from .transport import remove_stale_unix_socket
 from ..errors import IpiCrashed, RunFailed
+from ..evaluation.host_memory import child_environment
 
 SOCKET_WAIT_S = 60.0
 IPI_STOP_GRACE_S = 30.0
@@ -188,7 +189,7 @@ class _Run:
         self.drivers = [self._start_driver(index, commands[s.name]) for index, (s, _) in enumerate(self.slots)]
 
     def _start_driver(self, index: int, command: list[str] | None = None) -> subprocess.Popen:
-        environment = dict(os.environ)
+        environment = child_environment(os.environ)
         for key, value in GPU_MEMORY_DEFAULTS.items():
             environment.setdefault(key, value)
         socket, _ = self.slots[index]

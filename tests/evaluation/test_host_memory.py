@@ -99,3 +99,53 @@ def test_a_cpu_potential_keeps_freed_scratch_unless_switched_off():
         result = subprocess.run([sys.executable, "-c", check, SO3KRATES_RANDOM], capture_output=True, text=True,
                                 env=env, check=True)
         assert result.stdout.split()[-1] == expected
+
+
+def test_processes_that_run_the_model_start_with_huge_pages_unless_switched_off_or_set_by_the_user():
+    from so3k_driver.evaluation.host_memory import HUGE_PAGE_TUNABLES, child_environment
+    from so3k_driver.ipi.run_setup import ipi_environment
+
+    plain = {"PATH": "/usr/bin"}
+    assert child_environment(plain) == {**plain, "GLIBC_TUNABLES": HUGE_PAGE_TUNABLES} and plain == {"PATH": "/usr/bin"}
+    assert ipi_environment(plain)["GLIBC_TUNABLES"] == HUGE_PAGE_TUNABLES
+    for own in ({"SO3K_HOST_MEMORY": "off"}, {"MALLOC_TOP_PAD_": "0"}, {"GLIBC_TUNABLES": "glibc.malloc.arena_max=1"}):
+        assert child_environment({**plain, **own}) == {**plain, **own}
+    # started with our tunables, a process still raises its thresholds itself (they are not the user's)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "SO3K_HOST_MEMORY"}
+    env["GLIBC_TUNABLES"] = HUGE_PAGE_TUNABLES
+    check = "from so3k_driver.evaluation.host_memory import keep_large_buffers; print(keep_large_buffers())"
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.split()[-1] == "True"
+
+
+def _transparent_huge_pages() -> bool:
+    import platform
+
+    try:
+        mode = open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+    except OSError:
+        return False
+    name, version = platform.libc_ver()
+    return "[never]" not in mode and name == "glibc" and tuple(map(int, version.split(".")[:2])) >= (2, 35)
+
+
+# A 72 MiB block (SO3LR's scratch for one compact Ac-Ala15-NHMe) in a worker thread: beyond a thread heap's
+# 64 MiB, so glibc maps it afresh every round whatever the thresholds.
+BIG_BLOCK_PROBE = THREAD_PROBE.replace("24 << 20", "1 << 20").replace("48 << 20", "72 << 20")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not _transparent_huge_pages(),
+                    reason="transparent huge pages through glibc >= 2.35 (glibc.malloc.hugetlb)")
+def test_a_block_beyond_a_thread_heap_is_faulted_in_by_huge_pages():
+    from so3k_driver.evaluation.host_memory import child_environment
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    env.pop("SO3K_HOST_MEMORY", None)
+    rounds = []
+    for environment in (env, child_environment(env)):
+        result = subprocess.run([sys.executable, "-c", BIG_BLOCK_PROBE], capture_output=True, text=True,
+                                env=environment, check=True)
+        rounds.append(float(result.stdout.split()[-1]))
+    pages = (72 << 20) // 4096
+    assert rounds[0] > 0.5 * pages  # 18 432 small pages every round: the thresholds cannot keep it
+    assert rounds[1] < 0.05 * pages  # 2 MiB pages: 36 faults for the block where the kernel can give them
