@@ -6,7 +6,7 @@ path is relative to i-PI's working directory); the JSON holds ``model`` (a Poten
 ``dtype``, ``device``, ``batch_size``, the model options named in DRIVER_OPTIONS (pbc: periodic with
 the virial, default gas phase), ``structures_per_step`` and ``stats_file`` (model calls and their
 steady-state timing as JSON, like the socket driver's ``so3k_driver_calls.json``; written when i-PI
-exits). Physics and unit conversion are those of the socket driver (so3k_driver.ipi.pes → ipi.compute),
+exits and every STATS_EVERY_S during the run). Physics and unit conversion are those of the socket driver (so3k_driver.ipi.pes → ipi.compute),
 force and bond checks included. ``so3k run --backend direct`` writes the JSON (ipi_xml.sockets_to_direct).
 """
 
@@ -26,6 +26,10 @@ from so3k_driver.ipi.server import CallCounter, Request
 __DRIVER_NAME__ = "so3k_direct"
 __DRIVER_CLASS__ = "SO3kDirectPES"
 # Further model options the JSON may hold (SO3kratesDriver keywords; Å, e, eV/Å, × sum of covalent radii)
+# i-PI does not always run its exit functions to the end (a soft exit from one thread while another leaves
+# by os._exit: one piece of five of the SO3LR helix metadynamics, 2026-12-06, left no counts), so the
+# counts are also written during the run and are then at most this old (s)
+STATS_EVERY_S = 60.0
 DRIVER_OPTIONS = ("pbc", "lr_cutoff", "dispersion_damping", "total_charge", "unpaired_electrons", "max_force",
                   "max_bond_stretch")
 
@@ -43,6 +47,7 @@ class SO3kDirectPES(SO3kratesDriver):
         self.counter = CallCounter(per_step=settings.get("structures_per_step"))
         self.stats_file = settings.get("stats_file")
         self._last_return = None
+        self._stats_written = time.perf_counter()
         if self.stats_file:
             # i-PI ends with a soft exit that may leave by os._exit (no atexit): register with it too
             from ipi.utils.softexit import softexit
@@ -74,6 +79,9 @@ class SO3kDirectPES(SO3kratesDriver):
         self.counter.record_call([Request(np.zeros((len(positions), 3, 3)), positions.reshape(len(positions), -1, 3))],
                                  started, finished)
         self._last_return = time.perf_counter()
+        if self.stats_file and self._last_return - self._stats_written > STATS_EVERY_S:
+            self.write_stats()
+            self._stats_written = self._last_return
         return results
 
     def write_stats(self) -> None:
