@@ -90,20 +90,26 @@ def estimate(hb, rbias, temperature: float, alpha_from: float, edges, burn_in: f
 
 
 def metad_run(folder: Path, alpha_from: float, burn_in: float, edges) -> dict:
-    sets = plumed_files.temperature_sets(folder, "COLVAR")
-    if len(sets) != 1:
-        sys.exit(f"{folder}: expected one COLVAR set (one temperature, walkers pooled), found {len(sets)}")
-    name, columns = sets[0]
+    # each walker's COLVAR, read once: pooled for the estimate, one by one for the crossings
+    per_walker = [plumed_files.read_plumed(path) for path in plumed_files.walker_files(folder, "COLVAR")]
+    if len(per_walker) > 1:
+        name, columns = f"COLVAR of {len(per_walker)} walkers", plumed_files.pooled(per_walker)
+    else:
+        sets = plumed_files.temperature_sets(folder, "COLVAR")
+        if len(sets) != 1:
+            sys.exit(f"{folder}: expected one COLVAR set (one temperature, walkers pooled), found {len(sets)}")
+        name, columns = sets[0]
+        per_walker = [columns]
     if "hb" not in columns or "metad.rbias" not in columns:
         sys.exit(f"{folder}: {name} has no hb and metad.rbias columns: not a helix-CV metadynamics run")
     temperature = float(plumed_files.metad_option(folder, "TEMP"))
     hb, rbias = columns["hb"], columns["metad.rbias"]
     kept = free_energy.kept_frames(len(hb), burn_in)[0]
     # under i-PI, COLVAR's time column counts MD steps
-    time_ps = columns["time"] * StudySettings.load(folder).timestep_fs * 1e-3
-    walkers = max(1, len(plumed_files.walker_files(folder, "COLVAR")))
+    timestep_ps = StudySettings.load(folder).timestep_fs * 1e-3
+    time_ps = columns["time"] * timestep_ps
     result = {"folder": str(folder), "method": "metadynamics on hb, reweighted", "temperature_K": temperature,
-              "walkers": walkers, "time_per_walker_ps": round(float(time_ps[-1]), 2),
+              "walkers": len(per_walker), "time_per_walker_ps": round(float(time_ps[-1]), 2),
               "burn_in_fraction": burn_in, "burn_in_ps": round(float(time_ps[kept.start]), 2),
               **estimate(hb, rbias, temperature, alpha_from, edges, burn_in)}
     kT = free_energy.thermal_energy(temperature)
@@ -118,11 +124,8 @@ def metad_run(folder: Path, alpha_from: float, burn_in: float, edges) -> dict:
                             hb[part], free_energy.log_weights(rbias[part], kT), alpha_from, kT))})
     result["delta_F_alpha_history"] = history
     # Each walker's own passages: how many independent visits the estimate rests on
-    timestep_ps = StudySettings.load(folder).timestep_fs * 1e-3
-    paths = plumed_files.walker_files(folder, "COLVAR") or [folder / name.split(" ")[0]]
     result["crossings"] = {"alpha_from_hb": alpha_from, "away_below_hb": AWAY_BELOW_HB, "walkers": [
-        crossings(c["hb"], c["time"] * timestep_ps, alpha_from, AWAY_BELOW_HB)
-        for c in (plumed_files.read_plumed(path) for path in paths)]}
+        crossings(c["hb"], c["time"] * timestep_ps, alpha_from, AWAY_BELOW_HB) for c in per_walker]}
     return result
 
 
