@@ -54,7 +54,7 @@ import os
 from .compilation_cache import OFF
 
 ENVIRONMENT = "SO3K_HOST_MEMORY"
-USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES")
+USER_MALLOC_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
 # glibc's mallopt parameter numbers (malloc.h)
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
@@ -69,9 +69,10 @@ _applied: bool | None = None
 
 
 def _user_settings(environment) -> bool:
-    """Whether the user set glibc's malloc variables themselves (our own tunables do not count)."""
-    return any(name in environment for name in USER_SETTINGS if name != "GLIBC_TUNABLES") or (
-        environment.get("GLIBC_TUNABLES", HUGE_PAGE_TUNABLES) != HUGE_PAGE_TUNABLES)
+    """Whether the user set glibc's malloc variables or GLIBC_TUNABLES themselves (our own tunables, which
+    child_environment passes on, do not count)."""
+    return (any(name in environment for name in USER_MALLOC_VARIABLES)
+            or environment.get("GLIBC_TUNABLES", HUGE_PAGE_TUNABLES) != HUGE_PAGE_TUNABLES)
 
 
 def _switched_off(environment) -> bool:

@@ -7,7 +7,8 @@ path is relative to i-PI's working directory); the JSON holds ``model`` (a Poten
 the virial, default gas phase), ``structures_per_step`` and ``stats_file`` (model calls and their
 steady-state timing as JSON, like the socket driver's ``so3k_driver_calls.json``; written when i-PI
 exits and every STATS_EVERY_S during the run). Physics and unit conversion are those of the socket driver
-(so3k_driver.ipi.pes → ipi.compute), force and bond checks included. ``so3k run --backend direct`` writes the JSON (ipi_xml.sockets_to_direct).
+(so3k_driver.ipi.pes → ipi.compute), force and bond checks included. ``so3k run --backend direct`` writes
+the JSON (ipi_xml.sockets_to_direct).
 """
 
 from __future__ import annotations

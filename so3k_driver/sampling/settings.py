@@ -80,8 +80,8 @@ class MetadSettings:
 
     cv: "end-to-end" (distance between the first and last carbonyl C, Å), "backbone" (phi/psi of
     the central residue, rad), "helix" (smooth count of i→i+4 backbone hydrogen bonds), "helix-form"
-    (that count minus the i→i+3 one: α against 3₁₀ helix, for runs started from helices), "helix-torsions" (how α-helical every backbone φ and ψ is: PLUMED's ALPHABETA, Σ ½(1 + cos(θ − θ_α))
-    over all of them, 0 to 2 × residues; unlike the H-bond count it pushes an extended chain too) or
+    (that count minus the i→i+3 one: α against 3₁₀ helix, for runs started from helices), "helix-torsions"
+    (how α-helical every backbone φ and ψ is: PLUMED's ALPHABETA, Σ ½(1 + cos(θ − θ_α)) over all of them, 0 to 2 × residues; unlike the H-bond count it pushes an extended chain too) or
     "none" (no bias). height: initial hill height, kJ/mol. sigma: hill width in the CV's unit (None: the
     CV's DEFAULT_METAD_SIGMA). pace: MD steps between hills. bias_factor: well-tempered γ (> 1).
     grid_max: upper grid bound of the end-to-end distance, Å. colvar_stride: MD steps between COLVAR lines.
