@@ -87,9 +87,9 @@ def load(spec: str, dtype: str, lr_cutoff: float | None, device: str | None = No
 
 def read_test_frames(path: str) -> list:
     """TEST's frames (ase.Atoms with the teacher's energy and forces); a missing label is fatal."""
-    import ase.io
+    from so3k_driver.evaluation.frames import ase_read
 
-    frames = ase.io.read(path, ":")
+    frames = ase_read(path, ":")
     for index, atoms in enumerate(frames):
         if atoms.calc is None or "energy" not in atoms.calc.results or "forces" not in atoms.calc.results:
             raise SystemExit(f"{path}: frame {index + 1} has no energy and forces (label it with the teacher)")
@@ -500,11 +500,10 @@ def print_bond_scans(result: dict) -> None:
 def donor_scan_structures(path: str, max_frames: int, per_frame: int, seed: int = 0):
     """(numbers, positions (S, N, 3) Å, scans [(frame, n, h, H···O Å)]): H-bonded N–H bonds of frames in
     ``path`` (any file ASE reads), each scanned over DONOR_FACTORS by moving the H along the bond."""
-    import ase.io
-
+    from so3k_driver.evaluation.frames import ase_read
     from so3k_driver.evaluation.topology import bond_pairs
 
-    frames = ase.io.read(path, index=":")
+    frames = ase_read(path, index=":")
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(frames), size=min(max_frames, len(frames)), replace=False)
     numbers = frames[0].numbers

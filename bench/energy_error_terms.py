@@ -24,9 +24,9 @@ import numpy as np
 
 
 def read_frames(path: str) -> list:
-    import ase.io
+    from so3k_driver.evaluation.frames import ase_read
 
-    frames = ase.io.read(path, ":")  # ASE opens .xz itself
+    frames = ase_read(path, ":")  # .xz decompressed once (evaluation/frames.py)
     for index, atoms in enumerate(frames):
         for key in ("partial_charges", "hirshfeld_ratios"):
             if key not in atoms.arrays:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import ase.io
 
+from so3k_driver.evaluation.frames import ase_read
 from so3k_driver.io.model_files import BUNDLED_MODELS, load_model, save_model
 from so3k_driver.training.testing import test_model
 
@@ -33,7 +34,7 @@ def errors_of(model: str, data: str) -> dict:
 
 def main(model_path: str, test_path: str, every: int) -> None:
     config, params, header = load_model(model_path)
-    frames = ase.io.read(test_path, index=":")
+    frames = ase_read(test_path, index=":")
     shipped = frames[::every]
     validation = DATA / VALIDATION
     ase.io.write(validation, shipped, format="extxyz")

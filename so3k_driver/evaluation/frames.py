@@ -4,7 +4,12 @@ call, whatever order they come in; ``predict_frames`` returns them as frames car
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -36,6 +41,28 @@ def lr_cutoff_record(lr_cutoff: float | None) -> str | float:
     return ALL_PAIRS if lr_cutoff is None else float(lr_cutoff)
 
 
+# ASE reads a compressed file through a decompressing stream and seeks in it while it indexes the frames;
+# every backward seek decompresses from the start again, so reading all frames grows with their square
+# (an .extxyz.xz of 1030 Ac-Ala15-NHMe frames took ~11 min, 120 frames 13.2 s against 0.4 s decompressed).
+DECOMPRESSORS = {".xz": lzma.open, ".lzma": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
+
+
+def ase_read(path, index=":"):
+    """``ase.io.read(path, index)``, with a compressed file (.xz, .lzma, .gz, .bz2) decompressed once into a
+    temporary file of the inner name first (ASE then tells the format from that name as usual)."""
+    import ase.io
+
+    path = Path(path)
+    opener = DECOMPRESSORS.get(path.suffix.lower())
+    if opener is None:
+        return ase.io.read(path, index=index)
+    with tempfile.TemporaryDirectory(prefix="so3k_frames_") as folder:
+        inner = Path(folder) / path.stem  # "train.extxyz.xz" -> "train.extxyz"
+        with opener(path, "rb") as source, open(inner, "wb") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+        return ase.io.read(inner, index=index)
+
+
 def read_structure_frames(path, index=":") -> list:
     """The frames of a structure file as a list of ase.Atoms with positions in Å: any file ASE reads.
 
@@ -43,15 +70,13 @@ def read_structure_frames(path, index=":") -> list:
     positions) written in atomic units (i-PI's default, ``positions{atomic_unit}``), nm, pm or m are
     converted to Å, and a trajectory of anything else (forces, velocities, ...) is refused. Their CELL
     is not read (frames come back without a cell). Errors (missing, empty, unreadable file) are one-line UserErrors."""
-    import ase.io
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"structure file {path} not found")
     if path.stat().st_size == 0:
         raise UserError(f"no frames in {path}: the file is empty")
     try:
-        frames = ase.io.read(path, index=index)
+        frames = ase_read(path, index=index)
     except Exception as error:  # noqa: BLE001 - ASE raises many kinds for unreadable files
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise UserError(f"cannot read structure file {path}: {message}") from None

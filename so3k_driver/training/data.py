@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..evaluation.frames import ALL_PAIRS, LR_CUTOFF_INFO_KEY, lr_cutoff_record
+from ..evaluation.frames import ALL_PAIRS, LR_CUTOFF_INFO_KEY, ase_read, lr_cutoff_record
 from ..units import energy_to_ev
 
 # Per-atom teacher outputs a student can be trained on: extxyz array name -> the model output it labels.
@@ -234,9 +234,7 @@ def _read_npz(path: Path):
 
 
 def _read_ase(path: Path, energy_key: str | None, forces_key: str | None):
-    import ase.io
-
-    frames = ase.io.read(path, index=":")
+    frames = ase_read(path, index=":")
     numbers, positions, energies, forces = [], [], [], []
     extra = {"cells": [], "pbc": [], "stress": [], "total_charge": [], "unpaired_electrons": []}
     for i, atoms in enumerate(frames):

@@ -63,6 +63,36 @@ def test_plain_files_are_read_as_they_are():
     np.testing.assert_allclose(atoms[0].positions, ase.io.read(ALA3).positions)
 
 
+@pytest.mark.parametrize("suffix", [".xz", ".gz", ".bz2"])
+def test_compressed_files_are_decompressed_once_before_ase_reads_them(tmp_path, monkeypatch, suffix):
+    """ASE seeks back and forth in a decompressing stream, which decompresses from the start at every
+    backward seek: reading all frames of an .extxyz.xz grew with their square (11 min for 1030 frames)."""
+    import bz2
+    import gzip
+    import lzma
+
+    frames = two_frames()
+    for atoms in frames:
+        atoms.info["energy_eV"] = float(atoms.positions.sum())
+    plain = tmp_path / "frames.extxyz"
+    ase.io.write(plain, frames, format="extxyz")
+    packed = tmp_path / f"frames.extxyz{suffix}"
+    opener = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}[suffix]
+    with opener(packed, "wb") as handle:
+        handle.write(plain.read_bytes())
+    given = []
+    original = ase.io.read
+    monkeypatch.setattr(ase.io, "read", lambda path, *a, **k: given.append(str(path)) or original(path, *a, **k))
+    read = read_structure_frames(packed)
+    assert given and not any(path.endswith(suffix) for path in given)  # ASE never saw the compressed file
+    assert [a.info["energy_eV"] for a in read] == [a.info["energy_eV"] for a in frames]
+    np.testing.assert_allclose(np.stack([a.positions for a in read]), np.stack([a.positions for a in frames]))
+    with pytest.raises(UserError, match="cannot read structure file .*broken.extxyz.xz") as error:
+        (tmp_path / "broken.extxyz.xz").write_bytes(b"not xz at all")
+        read_structure_frames(tmp_path / "broken.extxyz.xz")
+    assert "\n" not in str(error.value)
+
+
 @pytest.mark.parametrize("content, message", [
     (None, "structure file .*missing.xyz not found"),
     ("", "no frames in .*: the file is empty"),
