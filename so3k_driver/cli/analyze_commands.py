@@ -44,7 +44,7 @@ def add_parser(subparsers) -> None:
                              "after the burn-in (default %(default)d; 0 = none)")
     parser.add_argument("--reference-dtype", default=DEFAULT_REFERENCE_DTYPE, choices=("float32", "float64"),
                         help="with --reference: its precision (default %(default)s)")
-    parser.set_defaults(func=run_analyze)
+    parser.set_defaults(func=run_analyze, runs_model=True)
 
 
 def run_analyze(args) -> int:

@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
     select.add_argument("--by", choices=["forces", "energy"], default="forces", help="rank by (default forces)")
     select.add_argument("-o", "--output", required=True, help="extxyz file for the selected frames")
     select.add_argument("--dtype", choices=["float32", "float64"], default=None, help="evaluation precision")
-    select.set_defaults(func=run_select)
+    select.set_defaults(func=run_select, runs_model=True)
 
 
 def run_create(args) -> int:

@@ -46,7 +46,7 @@ def add_parser(subparsers) -> None:
                             f"{DEFAULT_MAX_BOND_STRETCH:g}, the criterion of 'so3k analyze' for a molecule that broke "
                             "apart; 0 = no check)")
     serve.add_argument("-v", "--verbose", action="store_true", help="log every INIT and timing")
-    serve.set_defaults(func=run_serve)
+    serve.set_defaults(func=run_serve, runs_model=True)
 
     run = subparsers.add_parser(
         "run", help="run i-PI on an XML input (or RESTART) with so3k drivers, showing progress",

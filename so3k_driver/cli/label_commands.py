@@ -41,7 +41,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch", type=int, default=16, help="structures per labelling call of a MODEL (default 16)")
     p.add_argument("--total-charge", type=float, default=0.0, help="total charge in e (default 0)")
     p.add_argument("--seed", type=int, default=0, help="random seed for velocities and noise")
-    p.set_defaults(func=run_label)
+    p.set_defaults(func=run_label, runs_model=True)
 
 
 def run_label(args) -> int:

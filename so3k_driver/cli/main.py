@@ -1,5 +1,6 @@
 """The ``so3k`` command line. Each subcommand lives in its own module exposing
-``add_parser(subparsers)`` (which sets ``func``); this file only assembles them.
+``add_parser(subparsers)`` (which sets ``func``, and ``runs_model=True`` where the command runs a model in its
+own process); this file only assembles them.
 
 Errors the user can fix (any ``so3k_driver.errors.So3kError``: bad model file, bad structure, bad
 option) are printed as one line on stderr and the command exits with status 2; anything else is a
@@ -43,9 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from ..evaluation.compilation_cache import use_persistent_cache
-    from ..evaluation.host_memory import keep_large_buffers
+    from ..evaluation.host_memory import keep_large_buffers, restart_with_huge_pages
 
     args = build_parser().parse_args(argv)
+    if argv is None and getattr(args, "runs_model", False):
+        # a call whose scratch outgrows a thread heap (SO3LR on a compact Ac-Ala15-NHMe) is faulted in by huge
+        # pages, which glibc takes only at start-up: start again in place with them (evaluation/host_memory.py)
+        restart_with_huge_pages()
     # compiled models are kept between commands and for the drivers a command starts
     # (evaluation/compilation_cache.py; SO3K_COMPILATION_CACHE=0 switches it off)
     use_persistent_cache()

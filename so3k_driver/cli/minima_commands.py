@@ -65,7 +65,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--harmonic-minima", type=int, default=50, metavar="N",
                         help="how many of the lowest minima get harmonic free energies (default 50)")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
-    parser.set_defaults(func=run_minima_command)
+    parser.set_defaults(func=run_minima_command, runs_model=True)
 
 
 def run_minima_command(args) -> int:

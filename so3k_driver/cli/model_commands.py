@@ -61,7 +61,7 @@ def add_parser(subparsers) -> None:
                             "instead of printing them")
     ev.add_argument("--batch-size", type=int, default=16,
                     help="structures per model call with --output (default 16; same-size frames go together)")
-    ev.set_defaults(func=run_eval)
+    ev.set_defaults(func=run_eval, runs_model=True)
 
 
 def run_info(args) -> int:

@@ -23,7 +23,7 @@ def add_parser(subparsers) -> None:
     t.add_argument("--no-resume", action="store_true", help="start afresh even if checkpoints exist")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting, e.g. --set learning_rate=5e-4 --set model.num_layers=2")
-    t.set_defaults(func=run_train)
+    t.set_defaults(func=run_train, runs_model=True)
 
     s = subparsers.add_parser("test", help="energy/force errors of a model on labelled data, with a parity plot")
     s.add_argument("model", metavar="MODEL", help=MODEL_SPECS)
@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
                         "labels record, as `so3k label` and `so3k eval -o` write it, else 12)")
     s.add_argument("--plot", help="parity plot PNG path (default: none)")
     s.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    s.set_defaults(func=run_test)
+    s.set_defaults(func=run_test, runs_model=True)
 
 
 def settings_from_args(args):

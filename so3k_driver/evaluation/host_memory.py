@@ -32,7 +32,9 @@ inside, the drivers) with ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``, so glibc as
 transparent huge pages on the memory it maps (glibc 2.35 or later, where the kernel's
 ``transparent_hugepage`` is ``madvise`` or ``always``; elsewhere it changes nothing). Measured: one
 75 MiB call in a thread, 19 300 faults and 117-138 ms per call against 340-500 faults and 68-78 ms.
-It is a start-up setting of glibc, so the process that imports this module cannot give it to itself.
+It is a start-up setting of glibc, so a process cannot give it to itself once running: the command line's
+commands that run a model in their own process (``so3k serve``, ``eval``, ``minima``, ...) start themselves
+again in place with it (:func:`restart_with_huge_pages`, same pid and arguments, before any work).
 
 It is called at run time, never on import: by a ``Potential`` built for a CPU (so the i-PI PES, the ASE
 calculator and library users get it too) and by the command line (for training, which builds no
@@ -50,6 +52,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import platform
+import sys
 
 from .compilation_cache import OFF
 
@@ -65,6 +69,8 @@ TOP_PAD_BYTES = 64 << 20  # a thread arena's heap (64 MiB at most) is never dele
 
 # What child_environment gives the processes it starts; keep_large_buffers then still raises the thresholds
 HUGE_PAGE_TUNABLES = "glibc.malloc.hugetlb=1"
+HUGE_PAGE_GLIBC = (2, 35)  # the first glibc that knows glibc.malloc.hugetlb
+KERNEL_HUGE_PAGES = "/sys/kernel/mm/transparent_hugepage/enabled"
 _applied: bool | None = None
 
 
@@ -87,6 +93,45 @@ def child_environment(environment) -> dict:
     if not _switched_off(environment) and not _user_settings(environment):
         environment["GLIBC_TUNABLES"] = HUGE_PAGE_TUNABLES
     return environment
+
+
+def huge_pages_available(kernel_setting: str = KERNEL_HUGE_PAGES) -> bool:
+    """Whether HUGE_PAGE_TUNABLES can do anything here: glibc 2.35 or later and transparent huge pages not
+    ``never`` in the kernel (the file ``kernel_setting``, e.g. ``always [madvise] never``)."""
+    try:
+        with open(kernel_setting) as handle:
+            mode = handle.read()
+    except OSError:
+        return False
+    name, version = platform.libc_ver()
+    try:
+        release = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return False
+    return "[never]" not in mode and name == "glibc" and release >= HUGE_PAGE_GLIBC
+
+
+def restart_with_huge_pages() -> None:
+    """Run this program again in place (``execve``: same pid, arguments and open files) with
+    :func:`child_environment`'s huge pages, when they are not set yet and can help; otherwise return.
+
+    Call it first thing in a program that will run the model in its own process: the restart costs one
+    interpreter start (~0.1 s) and loses nothing only while nothing has been done. It returns without
+    restarting when SO3K_HOST_MEMORY is off, when the user set glibc's malloc variables or GLIBC_TUNABLES,
+    when the process already has HUGE_PAGE_TUNABLES, or when :func:`huge_pages_available` is False.
+    """
+    if "GLIBC_TUNABLES" in os.environ or child_environment(os.environ) == dict(os.environ):
+        return
+    if not huge_pages_available():
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # sys.executable, not orig_argv[0]: a bare "python" would be looked up on PATH again, maybe outside the venv
+    arguments = [sys.executable, *sys.orig_argv[1:]]
+    try:
+        os.execve(sys.executable, arguments, child_environment(os.environ))
+    except OSError:
+        return  # cannot start again (no executable file, say): go on without huge pages
 
 
 def keep_large_buffers() -> bool:

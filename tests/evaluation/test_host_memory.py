@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from so3k_driver.evaluation.host_memory import huge_pages_available
+
 # Allocates, fills and frees a 40 MiB block (above glibc's 32 MiB dynamic mmap cap) ten times with the C
 # library's malloc and prints the minor page faults per round.
 PROBE = r"""
@@ -118,15 +120,20 @@ def test_processes_that_run_the_model_start_with_huge_pages_unless_switched_off_
     assert result.stdout.split()[-1] == "True"
 
 
-def _transparent_huge_pages() -> bool:
+def test_huge_pages_are_available_only_where_glibc_and_the_kernel_give_them(tmp_path):
     import platform
 
-    try:
-        mode = open("/sys/kernel/mm/transparent_hugepage/enabled").read()
-    except OSError:
-        return False
+    from so3k_driver.evaluation.host_memory import HUGE_PAGE_GLIBC, huge_pages_available
+
+    setting = tmp_path / "enabled"
+    assert not huge_pages_available(str(setting))  # no such file: not Linux, or no THP in this kernel
+    setting.write_text("always madvise [never]\n")
+    assert not huge_pages_available(str(setting))
     name, version = platform.libc_ver()
-    return "[never]" not in mode and name == "glibc" and tuple(map(int, version.split(".")[:2])) >= (2, 35)
+    glibc_knows_them = name == "glibc" and tuple(int(p) for p in version.split(".")[:2]) >= HUGE_PAGE_GLIBC
+    for mode in ("always [madvise] never\n", "[always] madvise never\n"):
+        setting.write_text(mode)
+        assert huge_pages_available(str(setting)) == glibc_knows_them
 
 
 # A 72 MiB block (SO3LR's scratch for one compact Ac-Ala15-NHMe) in a worker thread: beyond a thread heap's
@@ -134,7 +141,7 @@ def _transparent_huge_pages() -> bool:
 BIG_BLOCK_PROBE = THREAD_PROBE.replace("24 << 20", "1 << 20").replace("48 << 20", "72 << 20")
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or not _transparent_huge_pages(),
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not huge_pages_available(),
                     reason="transparent huge pages through glibc >= 2.35 (glibc.malloc.hugetlb)")
 def test_a_block_beyond_a_thread_heap_is_faulted_in_by_huge_pages():
     from so3k_driver.evaluation.host_memory import child_environment
