@@ -174,7 +174,13 @@ class Trainer:
     def __init__(self, s: TrainSettings, log=print):
         self.s = s
         self.log = log
+        started = time.perf_counter()
         self.p = prepare(s)
+        # the first epoch then starts with compilation: without this line a large data set looks like a hang
+        per_structure = self.p.capacities.batch_size
+        self.log(f"data: {len(self.p.train)} training and {len(self.p.valid)} validation structures from {s.data}, "
+                 f"up to {self.p.capacities.atoms // per_structure} atoms and {self.p.capacities.pairs // per_structure} "
+                 f"pairs within the cutoff each (read, split and paired in {time.perf_counter() - started:.1f} s)")
         self.module = EnergyModel(self.p.config, lr_cutoff=s.lr_cutoff, dispersion_damping=s.dispersion_damping)
         self.with_stress = s.stress_weight > 0
         if self.with_stress and not self.p.train.has_stress:

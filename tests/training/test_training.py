@@ -71,6 +71,7 @@ def test_resume_reproduces_uninterrupted_run(ethanol_files, reference_run, tmp_p
     messages = []
     train(settings(ethanol_files[0], "kcal/mol", tmp_path, epochs=2), log=messages.append)
     assert any("resuming" in m for m in messages)
+    assert messages[0].startswith("data: 12 training and 4 validation structures from "), messages[0]
     reference, resumed = params_of(out / "model.so3k"), params_of(tmp_path / "model.so3k")
     for key in reference:
         np.testing.assert_array_equal(reference[key], resumed[key], err_msg=key)
