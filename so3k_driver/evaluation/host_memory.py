@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import os
 import platform
 import sys
@@ -71,7 +72,9 @@ TOP_PAD_BYTES = 64 << 20  # a thread arena's heap (64 MiB at most) is never dele
 HUGE_PAGE_TUNABLES = "glibc.malloc.hugetlb=1"
 HUGE_PAGE_GLIBC = (2, 35)  # the first glibc that knows glibc.malloc.hugetlb
 KERNEL_HUGE_PAGES = "/sys/kernel/mm/transparent_hugepage/enabled"
+THREAD_HEAP_BYTES = 64 << 20  # glibc's HEAP_MAX_SIZE on 64-bit: a larger block is mapped afresh every call
 _applied: bool | None = None
+_warned = False
 
 
 def _user_settings(environment) -> bool:
@@ -132,6 +135,26 @@ def restart_with_huge_pages() -> None:
         os.execve(sys.executable, arguments, child_environment(os.environ))
     except OSError:
         return  # cannot start again (no executable file, say): go on without huge pages
+
+
+def warn_if_beyond_thread_heap(scratch_bytes: float) -> None:
+    """Say once (logger ``so3k``, a warning) that a call needs about ``scratch_bytes`` of scratch, more than a
+    glibc thread heap holds, in a process started without huge pages that could have them: a library user's
+    script or ASE calculator (the command line, i-PI and the drivers start with them). Such a call is faulted
+    in page by page every time, 1.5-1.9 x slower (docs/performance.md, "A call above 64 MiB")."""
+    global _warned
+    if _warned or scratch_bytes <= THREAD_HEAP_BYTES:
+        return
+    if "GLIBC_TUNABLES" in os.environ or _switched_off(os.environ) or _user_settings(os.environ):
+        return
+    if not huge_pages_available():
+        return
+    _warned = True
+    logging.getLogger("so3k").warning(
+        "a model call here needs about %.0f MiB of scratch (an upper estimate), at or beyond the 64 MiB a glibc "
+        "thread heap keeps, so it may be page-faulted in afresh every call (1.5-1.9x slower): start Python with "
+        "GLIBC_TUNABLES=%s (docs/performance.md, 'A call above 64 MiB'; SO3K_HOST_MEMORY=0 silences this)",
+        scratch_bytes / 2**20, HUGE_PAGE_TUNABLES)
 
 
 def keep_large_buffers() -> bool:

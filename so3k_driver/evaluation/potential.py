@@ -24,7 +24,7 @@ from ..model.config import ModelConfig
 from ..model.energy import EnergyModel
 from ..model.forces import committee_energy_and_derivatives, energy_and_derivatives
 from . import xla_options
-from .host_memory import keep_large_buffers
+from .host_memory import keep_large_buffers, warn_if_beyond_thread_heap
 from .batching import Batcher, Outputs, StructureBatch, capacity_key, repeat_last, trailing_copies
 from .neighbors import PairList, all_pairs, half_pair_list
 from .transfer import OutputLayout, pack_batch, pack_outputs, unpack_batch, unpack_outputs
@@ -125,8 +125,12 @@ class Potential:
         if pack_transfers not in (True, False, "auto"):
             raise ValueError(f"pack_transfers must be True, False or 'auto', got {pack_transfers!r}")
         self._pack_transfers = platform != "cpu" if pack_transfers == "auto" else pack_transfers
+        bytes_per_float = np.dtype(DTYPES[dtype]).itemsize
+        # one structure's scratch cannot be split between calls: a CPU process without huge pages is told
+        # when it outgrows a thread heap (host_memory.warn_if_beyond_thread_heap)
+        self._scratch_per_pair = (scratch_bytes_per_pair(config, committee_size) * bytes_per_float / 4
+                                  if platform == "cpu" else None)
         if pairs_per_call == "auto":
-            bytes_per_float = np.dtype(DTYPES[dtype]).itemsize
             pairs_per_call = (cpu_pairs_per_call(config, committee_size) * 4 // bytes_per_float
                               if platform == "cpu" else None)
         self._batcher = Batcher(DTYPES[dtype], pairs_per_call, min_calls=len(self._devices))
@@ -270,6 +274,8 @@ class Potential:
         # Calls are sized for the full B (or pad_to), not for how many are distinct, so the
         # compiled shape does not change when i-PI's batches are more or less full.
         calls = list(self._batcher.calls(structures, pad_to=max(B, pad_to or 0)))
+        if self._scratch_per_pair is not None:
+            warn_if_beyond_thread_heap(max(len(p) for p in structures.short) * self._scratch_per_pair)
         return _Plan(calls, with_stress, dense, cells, B, N)
 
     def compiled_cost(self, numbers, positions, cell=None, pbc=None) -> dict:
@@ -371,13 +377,17 @@ def _committee_spread(extras: dict) -> None:
         extras["committee_virials"] = -_symmetric(strain)
 
 
+def scratch_bytes_per_pair(config: ModelConfig, committee_size: int | None = None) -> int:
+    """About how much scratch (bytes, float32) one short-range pair costs a call: an upper estimate."""
+    return SCRATCH_BYTES_PER_PAIR_LAYER_FEATURE * config.num_layers * config.num_features * (committee_size or 1)
+
+
 def cpu_pairs_per_call(config: ModelConfig, committee_size: int | None = None) -> int:
     """The float32 pair budget of one call on a CPU: $SO3K_CPU_PAIRS_PER_CALL when set, otherwise
     CPU_PAIRS_PER_CALL or fewer, so that the call's scratch stays under SCRATCH_BYTES_PER_CALL."""
     value = os.environ.get(CPU_PAIRS_ENVIRONMENT, "").strip()
     if not value:
-        per_pair = SCRATCH_BYTES_PER_PAIR_LAYER_FEATURE * config.num_layers * config.num_features * (committee_size or 1)
-        return max(1, min(CPU_PAIRS_PER_CALL, SCRATCH_BYTES_PER_CALL // per_pair))
+        return max(1, min(CPU_PAIRS_PER_CALL, SCRATCH_BYTES_PER_CALL // scratch_bytes_per_pair(config, committee_size)))
     if not value.isdigit() or int(value) < 1:
         raise InputError(f"{CPU_PAIRS_ENVIRONMENT} must be a positive whole number of pairs, got {value!r}")
     return int(value)
