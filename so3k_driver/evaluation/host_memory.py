@@ -74,7 +74,7 @@ HUGE_PAGE_GLIBC = (2, 35)  # the first glibc that knows glibc.malloc.hugetlb
 KERNEL_HUGE_PAGES = "/sys/kernel/mm/transparent_hugepage/enabled"
 THREAD_HEAP_BYTES = 64 << 20  # glibc's HEAP_MAX_SIZE on 64-bit: a larger block is mapped afresh every call
 _applied: bool | None = None
-_warned = False
+_decided = False  # warn_if_beyond_thread_heap has looked (and warned if it should)
 
 
 def _user_settings(environment) -> bool:
@@ -114,6 +114,13 @@ def huge_pages_available(kernel_setting: str = KERNEL_HUGE_PAGES) -> bool:
     return "[never]" not in mode and name == "glibc" and release >= HUGE_PAGE_GLIBC
 
 
+def _could_gain_huge_pages(environment) -> bool:
+    """Whether a process with ``environment`` lacks HUGE_PAGE_TUNABLES that would help it: none set yet (ours
+    or the user's), not switched off, no malloc variables of the user's, and huge_pages_available()."""
+    return ("GLIBC_TUNABLES" not in environment and not _switched_off(environment)
+            and not _user_settings(environment) and huge_pages_available())
+
+
 def restart_with_huge_pages() -> None:
     """Run this program again in place (``execve``: same pid, arguments and open files) with
     :func:`child_environment`'s huge pages, when they are not set yet and can help; otherwise return.
@@ -123,9 +130,7 @@ def restart_with_huge_pages() -> None:
     restarting when SO3K_HOST_MEMORY is off, when the user set glibc's malloc variables or GLIBC_TUNABLES,
     when the process already has HUGE_PAGE_TUNABLES, or when :func:`huge_pages_available` is False.
     """
-    if "GLIBC_TUNABLES" in os.environ or child_environment(os.environ) == dict(os.environ):
-        return
-    if not huge_pages_available():
+    if not _could_gain_huge_pages(os.environ):
         return
     sys.stdout.flush()
     sys.stderr.flush()
@@ -142,14 +147,13 @@ def warn_if_beyond_thread_heap(scratch_bytes: float) -> None:
     glibc thread heap holds, in a process started without huge pages that could have them: a library user's
     script or ASE calculator (the command line, i-PI and the drivers start with them). Such a call is faulted
     in page by page every time, 1.5-1.9 x slower (docs/performance.md, "A call above 64 MiB")."""
-    global _warned
-    if _warned or scratch_bytes <= THREAD_HEAP_BYTES:
+    global _decided
+    if _decided or scratch_bytes <= THREAD_HEAP_BYTES:
         return
-    if "GLIBC_TUNABLES" in os.environ or _switched_off(os.environ) or _user_settings(os.environ):
+    # decided once: the environment is the process's own, and the hot path need not read /sys again
+    _decided = True
+    if not _could_gain_huge_pages(os.environ):
         return
-    if not huge_pages_available():
-        return
-    _warned = True
     logging.getLogger("so3k").warning(
         "a model call here needs about %.0f MiB of scratch (an upper estimate), at or beyond the 64 MiB a glibc "
         "thread heap keeps, so it may be page-faulted in afresh every call (1.5-1.9x slower): start Python with "

@@ -158,13 +158,19 @@ def test_a_block_beyond_a_thread_heap_is_faulted_in_by_huge_pages():
     assert rounds[1] < 0.05 * pages  # 2 MiB pages: 36 faults for the block where the kernel can give them
 
 
-@pytest.mark.skipif(not huge_pages_available(), reason="transparent huge pages through glibc >= 2.35")
-def test_a_process_without_huge_pages_is_told_once_when_a_call_outgrows_a_thread_heap(monkeypatch, caplog):
-    from so3k_driver.evaluation import host_memory
-
+@pytest.fixture
+def no_malloc_settings(monkeypatch):
+    """This process's environment without glibc's malloc variables, GLIBC_TUNABLES or SO3K_HOST_MEMORY."""
     for name in [k for k in os.environ if k.startswith("MALLOC_")] + ["GLIBC_TUNABLES", "SO3K_HOST_MEMORY"]:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(host_memory, "_warned", False)
+
+
+@pytest.mark.skipif(not huge_pages_available(), reason="transparent huge pages through glibc >= 2.35")
+def test_a_process_without_huge_pages_is_told_once_when_a_call_outgrows_a_thread_heap(monkeypatch, caplog,
+                                                                                     no_malloc_settings):
+    from so3k_driver.evaluation import host_memory
+
+    monkeypatch.setattr(host_memory, "_decided", False)
     with caplog.at_level("WARNING", logger="so3k"):
         host_memory.warn_if_beyond_thread_heap(48 << 20)  # fits: nothing to say
         assert not caplog.records
@@ -174,7 +180,7 @@ def test_a_process_without_huge_pages_is_told_once_when_a_call_outgrows_a_thread
     assert "GLIBC_TUNABLES=glibc.malloc.hugetlb=1" in caplog.records[0].getMessage()
     caplog.clear()
     for own in ({"GLIBC_TUNABLES": host_memory.HUGE_PAGE_TUNABLES}, {"SO3K_HOST_MEMORY": "0"}):
-        monkeypatch.setattr(host_memory, "_warned", False)
+        monkeypatch.setattr(host_memory, "_decided", False)
         with monkeypatch.context() as patched, caplog.at_level("WARNING", logger="so3k"):
             for name, value in own.items():
                 patched.setenv(name, value)
@@ -184,7 +190,7 @@ def test_a_process_without_huge_pages_is_told_once_when_a_call_outgrows_a_thread
 
 @pytest.mark.shared  # so3krates_random
 @pytest.mark.skipif(not huge_pages_available(), reason="transparent huge pages through glibc >= 2.35")
-def test_a_cpu_potential_checks_each_calls_scratch_against_a_thread_heap(monkeypatch, caplog):
+def test_a_cpu_potential_checks_each_calls_scratch_against_a_thread_heap(monkeypatch, caplog, no_malloc_settings):
     """The Potential passes its scratch estimate on: with the heap limit lowered to 1 byte, any call warns."""
     from conftest import SO3KRATES_RANDOM
 
@@ -194,9 +200,7 @@ def test_a_cpu_potential_checks_each_calls_scratch_against_a_thread_heap(monkeyp
 
     import ase.io
 
-    for name in [k for k in os.environ if k.startswith("MALLOC_")] + ["GLIBC_TUNABLES", "SO3K_HOST_MEMORY"]:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(host_memory, "_warned", False)
+    monkeypatch.setattr(host_memory, "_decided", False)
     monkeypatch.setattr(host_memory, "THREAD_HEAP_BYTES", 1)
     atoms = ase.io.read(bundled_structure("Ac-Ala3-NHMe_ext.xyz"))
     potential = Potential.load(SO3KRATES_RANDOM)
