@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import re
 import statistics
@@ -76,6 +77,7 @@ class Case:
     what: str
     backend: str = "socket"
     edit: object = None  # input.xml text -> text
+    wheel_plumed: bool = False  # PLUMED_KERNEL = the hillclimber wheel's kernel (compiled without optimisation)
 
 
 CASES = [
@@ -91,6 +93,11 @@ CASES = [
          edit=with_standin(sleep=True)),
     Case("direct-instant", "direct, a stand-in that answers at once with zero forces: i-PI's floor",
          backend="direct", edit=with_standin(sleep=False)),
+    Case("direct-wheel-plumed", "direct, with the hillclimber wheel's PLUMED kernel (built without optimisation; "
+         "the other cases use the kernel so3k finds, an optimised one once scripts/build_plumed.sh has run)",
+         backend="direct", wheel_plumed=True),
+    Case("instant-wheel-plumed", "direct-instant with the wheel's PLUMED kernel", backend="direct",
+         edit=with_standin(sleep=False), wheel_plumed=True),
 ]
 
 
@@ -119,10 +126,29 @@ def run_case(case: Case, model: str, structure: Path, replicas: int, steps: int,
             xml = Path(folder) / INPUT
             context = {"folder": folder, "replicas": replicas, "call_ms": call_ms}
             xml.write_text(case.edit(xml.read_text(), context))
-        started = time.perf_counter()
-        run_study(folder, quiet=True)
+        saved = os.environ.get("PLUMED_KERNEL")
+        kernel = None
+        if metad != "none":
+            import plumed
+            from so3k_driver.ipi.executables import find_plumed_kernel
+
+            kernel = str(find_plumed_kernel())
+            if case.wheel_plumed:
+                # a link: so3k would take PLUMED_KERNEL = the wheel's own path for "unset" and prefer a built one
+                kernel = os.path.join(folder, "libplumedKernel.so")
+                os.symlink(plumed.BUNDLED_KERNEL_PATH, kernel)
+            os.environ["PLUMED_KERNEL"] = kernel
+        try:
+            started = time.perf_counter()
+            run_study(folder, quiet=True)
+        finally:
+            if saved is None:
+                os.environ.pop("PLUMED_KERNEL", None)
+            else:
+                os.environ["PLUMED_KERNEL"] = saved
         record = json.loads((Path(folder) / "so3k_driver_calls.json").read_text())
         record["wall_s"] = time.perf_counter() - started
+        record["plumed_kernel"] = kernel
         return record
 
 

@@ -20,7 +20,7 @@ import socket
 
 from . import ipi_xml, recovery
 from .compute import DEFAULT_MAX_BOND_STRETCH, DEFAULT_MAX_FORCE, pes_lr_cutoff
-from .executables import find_plumed_kernel, ipi_executable
+from .executables import find_plumed_kernel, ipi_executable, plumed_kernel_optimised
 from .serving import ServeOptions, check_model_options
 from .transport import remove_stale_unix_socket
 from ..errors import InputError, IpiInputError, UserError
@@ -266,15 +266,20 @@ def _prepare_piece(options: RunOptions, input_path: str, workdir: str, resumed: 
         ipi_xml.sockets_to_direct(root, {s.name: _write_pes_config(options, workdir, s, per_step[s.name], run_input,
                                                                    len(direct) > 1) for s in direct})
     environment = ipi_environment(os.environ)
+    notes = []
     if ipi_xml.uses_plumed(root):
-        environment["PLUMED_KERNEL"] = str(find_plumed_kernel())
+        kernel = find_plumed_kernel()
+        environment["PLUMED_KERNEL"] = str(kernel)
+        if plumed_kernel_optimised(kernel) is False:
+            notes.append(f"the PLUMED kernel {kernel} was compiled without optimisation: its collective variables "
+                         "cost ~10x more (~1.4 ms per replica and step for the helix torsions); set PLUMED_KERNEL to "
+                         "an optimised PLUMED, or in a so3k checkout run `bash scripts/build_plumed.sh` once")
     command = [str(ipi_executable())]
     periodic = options.pbc or ipi_xml.is_variable_cell(root)
     try:
         tree.write(run_input)
     except OSError as error:
         raise UserError(f"cannot write the run input {run_input}: {error.strerror or error}") from None
-    notes = []
     for model in sorted({options.model_for(s.name) for s in sockets + direct}):
         check_model_elements(model, run_input)
     if os.path.exists(os.path.join(workdir, "EXIT")):

@@ -249,6 +249,29 @@ def test_a_missing_plumed_kernel_stops_so3k_run_before_ipi_starts(tmp_path):
     assert not (tmp_path / "run" / "ipi.log").exists()
 
 
+def test_an_unoptimised_plumed_kernel_is_named_before_the_run_and_an_optimised_one_is_not(tmp_path, monkeypatch):
+    import plumed
+    from so3k_driver.ipi.run_setup import RunOptions, _prepare_piece, prepare_workdir
+
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))  # no kernel built into this test's "environment"
+    monkeypatch.delenv("PLUMED_KERNEL", raising=False)
+
+    def notes(name):
+        options = RunOptions(input=str(INPUTS / "remd_metad.xml"), model="ala3-xtb", workdir=str(tmp_path / name))
+        return _prepare_piece(options, options.input, prepare_workdir(options.workdir), resumed=False).notes
+
+    unoptimised = [note for note in notes("wheel") if "PLUMED" in note]
+    assert len(unoptimised) == 1 and "without optimisation" in unoptimised[0]
+    assert str(plumed.BUNDLED_KERNEL_PATH) in unoptimised[0] and "PLUMED_KERNEL" in unoptimised[0]
+    # the same kernel, installed with compile options that say -O2
+    kernel = tmp_path / "optimised" / "libplumedKernel.so"
+    (kernel.parent / "plumed" / "src" / "config").mkdir(parents=True)
+    (kernel.parent / "plumed" / "src" / "config" / "compile_options.sh").write_text("compile='g++ -c -O2 -fPIC'\n")
+    kernel.symlink_to(plumed.BUNDLED_KERNEL_PATH)
+    monkeypatch.setenv("PLUMED_KERNEL", str(kernel))
+    assert not [note for note in notes("optimised") if "PLUMED" in note]
+
+
 def test_so3k_serve_is_a_library_call_with_checked_options():
     from so3k_driver.errors import UserError
     from so3k_driver.ipi.serving import ServeOptions
