@@ -74,7 +74,7 @@ def plumed_kernel_optimised(kernel: Path) -> bool | None:
     """Whether ``kernel`` was compiled with optimisation (``-O1`` or more), read from the compile options
     PLUMED installs beside it (``plumed/src/config/compile_options.sh``); None when they are not there.
 
-    The hillclimber 0.1.8 wheel's kernel is not: its collective variables cost ~10x more per step.
+    The hillclimber 0.1.8 wheel's kernel is not: so3k's metadynamics CVs cost 3-8x more per step there.
     """
     options = Path(kernel).parent / "plumed" / "src" / "config" / "compile_options.sh"
     try:

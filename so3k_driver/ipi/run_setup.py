@@ -272,7 +272,7 @@ def _prepare_piece(options: RunOptions, input_path: str, workdir: str, resumed: 
         environment["PLUMED_KERNEL"] = str(kernel)
         if plumed_kernel_optimised(kernel) is False:
             notes.append(f"the PLUMED kernel {kernel} was compiled without optimisation: its collective variables "
-                         "cost ~10x more (~1.4 ms per replica and step for the helix torsions); set PLUMED_KERNEL to "
+                         "cost 3-8x more (1.3 ms per replica and step for the helix torsions); set PLUMED_KERNEL to "
                          "an optimised PLUMED, or in a so3k checkout run `bash scripts/build_plumed.sh` once")
     command = [str(ipi_executable())]
     periodic = options.pbc or ipi_xml.is_variable_cell(root)
