@@ -12,8 +12,8 @@ once per exiting thread, and a second SIGTERM makes i-PI quit at once, without R
 itself be killed, the command gets one SIGTERM too (its own parent-death signal; the watcher has one
 thread). Any signal the watcher receives is passed on once per kind; the command's exit status becomes
 the watcher's (a death by signal N is repeated as signal N), so for the runner the watcher stands for the
-command. File descriptors the runner passed (a study's lock) are passed on. Elsewhere than Linux the
-command runs unwatched.
+command. File descriptors the runner passed (a study's lock) are passed on, and so is the runner's
+scheduling priority (``keep_parent_priority``). Elsewhere than Linux the command runs unwatched.
 """
 
 from __future__ import annotations
@@ -33,6 +33,30 @@ def stop_with_parent(parent_pid: int, signum: int = signal.SIGTERM) -> bool:
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
     return os.getppid() == parent_pid
+
+
+def _autogroup_nice(pid: int | str) -> int:
+    with open(f"/proc/{pid}/autogroup") as handle:  # "/autogroup-339 nice 19"
+        return int(handle.read().split("nice")[1])
+
+
+def keep_parent_priority(parent_pid: int) -> None:
+    """Give this process's scheduling autogroup the priority the parent ran at (Linux with autogroups).
+
+    The runner starts i-PI and the drivers in sessions of their own, and a new session is a new autogroup at
+    nice 0, which competes with the user's other sessions at full weight whatever the processes' own nice.
+    So `nice -n 19 so3k sample run` beside other work (or a session whose autogroup was set to 19) gave
+    the study's i-PI (the model too, with --backend direct) an equal share of the cores. The new autogroup
+    gets the larger of the parent's autogroup nice and the parent's own nice. Raising it needs no privilege;
+    where it cannot be set (no autogroups, a lower value without CAP_SYS_NICE) it is left as it is.
+    """
+    try:
+        wanted = max(_autogroup_nice(parent_pid), os.getpriority(os.PRIO_PROCESS, parent_pid))
+        if wanted != _autogroup_nice("self"):
+            with open("/proc/self/autogroup", "w") as handle:
+                handle.write(str(wanted))
+    except (OSError, ValueError, IndexError):
+        pass
 
 
 def watched(command: list[str]) -> list[str]:
@@ -56,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signum, pass_on)
     if not stop_with_parent(parent):
         sys.exit(128 + signal.SIGTERM)  # as if it had come: the parent died before it could be watched
+    keep_parent_priority(parent)
     watcher = os.getpid()
 
     def setup_child():  # one thread here, so preexec_fn is safe

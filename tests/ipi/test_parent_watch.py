@@ -94,3 +94,27 @@ def test_descriptors_passed_to_the_watcher_reach_the_command(tmp_path):
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+# Starts the printer of its autogroup's nice behind a watcher in a session of its own, after setting its own
+# autogroup's nice to argv[1] ("-": left as it is).
+PRIORITY_PARENT = """
+import subprocess, sys
+from so3k_driver.ipi.parent_watch import watched
+if sys.argv[1] != "-":
+    open("/proc/self/autogroup", "w").write(sys.argv[1])
+code = "print(open('/proc/self/autogroup').read().split('nice')[1].strip())"
+print(subprocess.run(watched([sys.executable, "-c", code]), start_new_session=True, capture_output=True,
+                     text=True, check=True).stdout.strip())
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/autogroup"), reason="no scheduling autogroups")
+@pytest.mark.parametrize("prefix, autogroup, expected", [([], "-", "0"), (["nice", "-n", "7"], "-", "7"),
+                                                         ([], "5", "5"), (["nice", "-n", "3"], "6", "6")])
+def test_the_command_runs_at_the_priority_of_the_process_that_started_it(prefix, autogroup, expected):
+    """Its own session is a new autogroup at nice 0: a niced study's i-PI would compete at full weight."""
+    result = subprocess.run(prefix + [sys.executable, "-c", PRIORITY_PARENT, autogroup], capture_output=True,
+                            text=True, timeout=60, start_new_session=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
