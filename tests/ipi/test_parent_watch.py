@@ -110,11 +110,12 @@ print(subprocess.run(watched([sys.executable, "-c", code]), start_new_session=Tr
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/autogroup"), reason="no scheduling autogroups")
-@pytest.mark.parametrize("prefix, autogroup, expected", [([], "-", "0"), (["nice", "-n", "7"], "-", "7"),
-                                                         ([], "5", "5"), (["nice", "-n", "3"], "6", "6")])
-def test_the_command_runs_at_the_priority_of_the_process_that_started_it(prefix, autogroup, expected):
+@pytest.mark.parametrize("increment, autogroup", [(0, None), (7, None), (0, 5), (3, 17)])
+def test_the_command_runs_at_the_priority_of_the_process_that_started_it(increment, autogroup):
     """Its own session is a new autogroup at nice 0: a niced study's i-PI would compete at full weight."""
-    result = subprocess.run(prefix + [sys.executable, "-c", PRIORITY_PARENT, autogroup], capture_output=True,
-                            text=True, timeout=60, start_new_session=True)
+    parent_nice = min(19, os.getpriority(os.PRIO_PROCESS, 0) + increment)  # the tests may run niced themselves
+    result = subprocess.run(["nice", "-n", str(increment), sys.executable, "-c", PRIORITY_PARENT,
+                             "-" if autogroup is None else str(autogroup)], capture_output=True, text=True,
+                            timeout=60, start_new_session=True)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == expected
+    assert int(result.stdout) == max(parent_nice, autogroup or 0)
