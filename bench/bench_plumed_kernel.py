@@ -44,6 +44,8 @@ def time_kernel(steps: int) -> dict[str, float]:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "plumed.dat"
             path.write_text(metad_input(atoms.numbers, atoms.positions, MetadSettings(cv=cv, pace=100), 300.0))
+            cwd = os.getcwd()
+            os.chdir(folder)  # PLUMED opens HILLS and COLVAR at init: in the temporary folder, not here
             engine = plumed.Plumed()
             for key, value in (("setMDEngine", "python"), ("setNatoms", n), ("setTimestep", 0.002),
                                ("setMDLengthUnits", 0.1), ("setMDEnergyUnits", 96.485), ("setMDTimeUnits", 1.0),
@@ -53,8 +55,6 @@ def time_kernel(steps: int) -> dict[str, float]:
             masses, charges, box = np.ones(n), np.zeros(n), 100.0 * np.eye(3)
             rng = np.random.default_rng(0)
             bias = np.zeros(1)
-            cwd = os.getcwd()
-            os.chdir(folder)  # HILLS and COLVAR land in the temporary folder
             try:
                 def step(k: int) -> None:
                     positions = atoms.positions + 0.02 * rng.normal(size=atoms.positions.shape)
