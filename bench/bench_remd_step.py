@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 from bench_cases import chosen_cases, spread
@@ -126,7 +127,6 @@ def run_case(case: Case, model: str, structure: Path, replicas: int, steps: int,
             xml = Path(folder) / INPUT
             context = {"folder": folder, "replicas": replicas, "call_ms": call_ms}
             xml.write_text(case.edit(xml.read_text(), context))
-        saved = os.environ.get("PLUMED_KERNEL")
         kernel = None
         if metad != "none":
             import plumed
@@ -137,15 +137,9 @@ def run_case(case: Case, model: str, structure: Path, replicas: int, steps: int,
                 # a link: so3k would take PLUMED_KERNEL = the wheel's own path for "unset" and prefer a built one
                 kernel = os.path.join(folder, "libplumedKernel.so")
                 os.symlink(plumed.BUNDLED_KERNEL_PATH, kernel)
-            os.environ["PLUMED_KERNEL"] = kernel
-        try:
+        with mock.patch.dict(os.environ, {"PLUMED_KERNEL": kernel} if kernel else {}):
             started = time.perf_counter()
             run_study(folder, quiet=True)
-        finally:
-            if saved is None:
-                os.environ.pop("PLUMED_KERNEL", None)
-            else:
-                os.environ["PLUMED_KERNEL"] = saved
         record = json.loads((Path(folder) / "so3k_driver_calls.json").read_text())
         record["wall_s"] = time.perf_counter() - started
         record["plumed_kernel"] = kernel

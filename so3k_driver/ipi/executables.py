@@ -55,18 +55,11 @@ def find_plumed_kernel(prefix: str | None = None) -> Path:
     kernel = kernel or bundled
     if not kernel or not Path(kernel).is_file():
         raise UserError(f"no PLUMED kernel found (PLUMED_KERNEL={kernel or 'unset'}); {PLUMED_INSTALL_HINT}")
-    saved = os.environ.get("PLUMED_KERNEL")
-    os.environ["PLUMED_KERNEL"] = str(kernel)  # the binding loads the kernel this names, at each Plumed()
     try:
-        plumed.Plumed()
+        plumed.Plumed(kernel=str(kernel))
     except Exception as error:  # noqa: BLE001 - the binding raises plain exceptions
         raise UserError(f"PLUMED kernel {kernel} (PLUMED_KERNEL) cannot be loaded: {error}; "
                         f"{PLUMED_INSTALL_HINT}") from None
-    finally:
-        if saved is None:
-            del os.environ["PLUMED_KERNEL"]
-        else:
-            os.environ["PLUMED_KERNEL"] = saved
     return Path(kernel)
 
 
