@@ -3,7 +3,8 @@
 Whether a run holds the folder now (study_lock.py), the step reached and the simulated time per system,
 the newest restart a resumed run would continue from, the speed in ps per hour per system (of the
 running piece, startup included, and of the last finished one, from pieces.jsonl) with the time left at
-that speed, per temperature (or walker) the COLVAR's last value and its range over the run, and for a
+that speed, where a step's time goes (the model's calls against the rest: i-PI, PLUMED, outputs; from the
+driver's counts, ``so3k_driver_calls.json``), per temperature (or walker) the COLVAR's last value and its range over the run, and for a
 capped peptide each trajectory's newest frame (helical residues, i→i+4 H-bonds, end-to-end distance): for a
 folding study, how close to the helix it has come and which configuration is getting there. Safe to call
 while the study runs.
@@ -11,6 +12,7 @@ while the study runs.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -70,9 +72,37 @@ def study_status(folder) -> dict:
     speed = _best_speed(record)
     if speed:
         record["hours_left"] = (settings.steps - step) * dt_ps / speed
+    record["step_costs"] = step_costs(folder, current["unix_s"] if current is not None else None)
     record["colvar"] = _colvar_ranges(folder, settings)
     record["newest_frames"] = newest_frames(folder)
     return record
+
+
+def step_costs(folder, piece_started_unix_s: float | None = None) -> list[dict]:
+    """Per model force field, where an MD step's time went, from the counts the driver writes
+    (``so3k_driver*_calls.json``: the direct backend every minute and at the end, a socket driver at the end).
+
+    Each row: file, written_unix_s, this_piece (written since the running piece started), calls_per_step,
+    ms_per_step, model_ms_per_call, rest_ms_per_step (the step less the model's calls: i-PI's own stepping,
+    PLUMED, outputs, waiting) and step_over_model (ms_per_step over the model's time per step). Steady-state
+    figures of one run (calls that compiled left out). A file without timed calls or steps is skipped.
+    """
+    rows = []
+    for path in sorted(Path(folder).glob("so3k_driver*calls.json")):
+        try:
+            counts = json.loads(path.read_text())
+            written = path.stat().st_mtime
+        except (OSError, ValueError):  # being replaced, or not ours
+            continue
+        per_step, model, calls = counts.get("ms_per_step"), counts.get("model_ms_per_call"), counts.get("calls_per_step")
+        if not (per_step and model and calls):
+            continue
+        model_per_step = model * calls
+        rows.append({"file": path.name, "written_unix_s": written,
+                     "this_piece": piece_started_unix_s is not None and written >= piece_started_unix_s,
+                     "calls_per_step": calls, "ms_per_step": per_step, "model_ms_per_call": model,
+                     "rest_ms_per_step": per_step - model_per_step, "step_over_model": per_step / model_per_step})
+    return rows
 
 
 def _written_step(folder: Path) -> int:
@@ -166,6 +196,12 @@ def status_lines(record: dict) -> list[str]:
     if "hours_left" in record:
         lines.append(f"left: {record['total_steps'] - record['step']:,} steps, ~{_hours(record['hours_left'])} "
                      "at that speed")
+    for cost in record.get("step_costs", []):
+        when = "this piece" if cost["this_piece"] else "the last run, written " + time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(cost["written_unix_s"]))
+        lines.append(f"time per step: {cost['ms_per_step']:.1f} ms = model {cost['model_ms_per_call']:.1f} ms per call × "
+                     f"{cost['calls_per_step']:.2f} calls + {cost['rest_ms_per_step']:.1f} ms of i-PI, PLUMED and outputs "
+                     f"({cost['step_over_model']:.2f} × the model; {cost['file']}, {when})")
     if record["pieces"]:
         killed = f" ({record['pieces_killed']} ended without a record: killed)" if record["pieces_killed"] else ""
         lines.append(f"pieces: {record['pieces']}{killed}, {_hours(record['wall_s'] / 3600)} of wall time "
