@@ -303,6 +303,9 @@ def _prepare_piece(options: RunOptions, input_path: str, workdir: str, resumed: 
     return _Piece(command + [run_input], environment, sockets, outputs, periodic, notes, per_step, direct)
 
 
+STATS_FILE_PATTERN = "so3k_driver*_calls.json"  # every name stats_file_name gives, as a glob
+
+
 def stats_file_name(forcefield: str, several: bool) -> str:
     """Where the model calls of one forcefield are counted (server.CallCounter.summary(), JSON)."""
     return f"so3k_driver_{forcefield}_calls.json" if several else "so3k_driver_calls.json"

@@ -4,10 +4,10 @@ Whether a run holds the folder now (study_lock.py), the step reached and the sim
 the newest restart a resumed run would continue from, the speed in ps per hour per system (of the
 running piece, startup included, and of the last finished one, from pieces.jsonl) with the time left at
 that speed, where a step's time goes (the model's calls against the rest: i-PI, PLUMED, outputs; from the
-driver's counts, ``so3k_driver_calls.json``), per temperature (or walker) the COLVAR's last value and its range over the run, and for a
-capped peptide each trajectory's newest frame (helical residues, i→i+4 H-bonds, end-to-end distance): for a
-folding study, how close to the helix it has come and which configuration is getting there. Safe to call
-while the study runs.
+driver's counts, ``so3k_driver_calls.json``), per temperature (or walker) the COLVAR's last value and its
+range over the run, and for a capped peptide each trajectory's newest frame (helical residues, i→i+4
+H-bonds, end-to-end distance): for a folding study, how close to the helix it has come and which
+configuration is getting there. Safe to call while the study runs.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from .settings import StudySettings
 from .study_lock import holder
 from ..ipi import ipi_xml
 from ..ipi.properties import read_last_record
+from ..ipi.run_setup import STATS_FILE_PATTERN
 
 # A running piece's speed counts once it has run this long: before, model compilation dominates it
 RUNNING_SPEED_AFTER_S = 600.0
@@ -88,13 +89,14 @@ def step_costs(folder, piece_started_unix_s: float | None = None) -> list[dict]:
     figures of one run (calls that compiled left out). A file without timed calls or steps is skipped.
     """
     rows = []
-    for path in sorted(Path(folder).glob("so3k_driver*calls.json")):
+    for path in sorted(Path(folder).glob(STATS_FILE_PATTERN)):
         try:
             counts = json.loads(path.read_text())
             written = path.stat().st_mtime
         except (OSError, ValueError):  # being replaced, or not ours
             continue
-        per_step, model, calls = counts.get("ms_per_step"), counts.get("model_ms_per_call"), counts.get("calls_per_step")
+        per_step, model = counts.get("ms_per_step"), counts.get("model_ms_per_call")
+        calls = counts.get("calls_per_step")
         if not (per_step and model and calls):
             continue
         model_per_step = model * calls
