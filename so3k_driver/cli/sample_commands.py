@@ -97,7 +97,8 @@ def add_parser(subparsers) -> None:
     run.set_defaults(func=run_run)
 
     status = commands.add_parser(
-        "status", help="where a study stands: running or not, step, ps, speed, time left, a step's time (model and the rest), CV ranges",
+        "status", help="where a study stands: running or not, step, ps, speed, time left, a step's time (model "
+                       "and the rest), CV ranges",
         description="Read a study folder without changing it (safe while it runs): whether a run holds it, the "
                     "step and ps per system reached, the newest restart, the speed of the running and the last "
                     "finished piece (ps per hour per system) and the time left at it, and per temperature the "

@@ -18,9 +18,14 @@ from pathlib import Path
 PIECES_FILE = "pieces.jsonl"
 
 
+def utc_stamp(unix_s: float) -> str:
+    """A moment as pieces.jsonl writes it (ISO 8601, UTC, whole seconds): 2026-12-07T08:56:12Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix_s))
+
+
 def _now() -> dict:
     now = time.time()
-    return {"utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "unix_s": round(now, 3)}
+    return {"utc": utc_stamp(now), "unix_s": round(now, 3)}
 
 
 def _append(folder, record: dict) -> None:

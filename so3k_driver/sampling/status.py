@@ -199,11 +199,11 @@ def status_lines(record: dict) -> list[str]:
         lines.append(f"left: {record['total_steps'] - record['step']:,} steps, ~{_hours(record['hours_left'])} "
                      "at that speed")
     for cost in record.get("step_costs", []):
-        when = "this piece" if cost["this_piece"] else "the last run, written " + time.strftime(
-            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(cost["written_unix_s"]))
-        lines.append(f"time per step: {cost['ms_per_step']:.1f} ms = model {cost['model_ms_per_call']:.1f} ms per call × "
-                     f"{cost['calls_per_step']:.2f} calls + {cost['rest_ms_per_step']:.1f} ms of i-PI, PLUMED and outputs "
-                     f"({cost['step_over_model']:.2f} × the model; {cost['file']}, {when})")
+        when = ("this piece" if cost["this_piece"]
+                else f"the last run, written {study_pieces.utc_stamp(cost['written_unix_s'])}")
+        lines.append(f"time per step: {cost['ms_per_step']:.1f} ms = model {cost['model_ms_per_call']:.1f} ms per "
+                     f"call × {cost['calls_per_step']:.2f} calls + {cost['rest_ms_per_step']:.1f} ms of i-PI, PLUMED "
+                     f"and outputs ({cost['step_over_model']:.2f} × the model; {cost['file']}, {when})")
     if record["pieces"]:
         killed = f" ({record['pieces_killed']} ended without a record: killed)" if record["pieces_killed"] else ""
         lines.append(f"pieces: {record['pieces']}{killed}, {_hours(record['wall_s'] / 3600)} of wall time "

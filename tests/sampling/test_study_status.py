@@ -85,7 +85,6 @@ def test_status_reports_steps_speed_and_the_cv_ranges_per_temperature(remd_study
     assert "last finished piece" in text and "metad.bias (kJ/mol)" in text and "psi2 (rad)" in text
 
 
-
 def test_status_splits_a_step_into_the_model_and_the_rest_from_the_driver_s_counts(remd_study, tmp_path):
     import os
     import shutil
@@ -96,7 +95,8 @@ def test_status_splits_a_step_into_the_model_and_the_rest_from_the_driver_s_coun
     assert cost["file"] == "so3k_driver_calls.json" and not cost["this_piece"]
     assert (cost["ms_per_step"], cost["model_ms_per_call"], cost["calls_per_step"]) == (
         counts["ms_per_step"], counts["model_ms_per_call"], counts["calls_per_step"])
-    assert cost["rest_ms_per_step"] == pytest.approx(counts["ms_per_step"] - counts["model_ms_per_call"] * counts["calls_per_step"])
+    model_per_step = counts["model_ms_per_call"] * counts["calls_per_step"]
+    assert cost["rest_ms_per_step"] == pytest.approx(counts["ms_per_step"] - model_per_step)
     # known counts: 103 ms per step, two calls of 40 ms: 23 ms besides the model, 1.29 x
     study = tmp_path / "copy"
     shutil.copytree(remd_study, study)
@@ -111,6 +111,7 @@ def test_status_splits_a_step_into_the_model_and_the_rest_from_the_driver_s_coun
     text = "\n".join(study_status.status_lines(study_status.study_status(study)))
     assert ("time per step: 103.0 ms = model 40.0 ms per call × 2.00 calls + 23.0 ms of i-PI, PLUMED and outputs "
             "(1.29 × the model; so3k_driver_calls.json, the last run, written 2026-12-07T07:53:20Z)") in text
+
 
 def test_status_shows_each_trajectory_s_newest_frame_as_the_full_reader_sees_it(remd_study):
     from so3k_driver.sampling import peptide
