@@ -32,6 +32,7 @@ import numpy as np
 from ..version import __version__
 from ..model.config import ModelConfig
 from ..errors import ModelFileError
+from .parameter_shapes import expected_shapes
 
 SCHEMA_VERSION = 1
 # Architecture keys a .so3k configuration must state (the others have defaults that cannot change shapes
@@ -225,15 +226,11 @@ def _shapes(tree, prefix: str = "") -> dict[str, tuple]:
 def check_parameters(config: ModelConfig, params: dict, source, committee_size: int | None = None) -> None:
     """ModelFileError unless params holds every array the configuration needs, with its shape.
 
-    The expected shapes come from tracing the model's initialisation (jax.eval_shape: no numbers
-    are computed). Extra arrays are allowed (the authors' files carry heads a configuration may
-    not use). A committee of M members has every shape prefixed by M.
+    The expected shapes come from tracing the model's initialisation, remembered per configuration
+    and code (parameter_shapes.py). Extra arrays are allowed (the authors' files carry heads a
+    configuration may not use). A committee of M members has every shape prefixed by M.
     """
-    import jax
-
-    from ..model.forces import initial_parameters
-
-    expected = _shapes(jax.eval_shape(lambda: initial_parameters(config)))
+    expected = expected_shapes(config)
     actual = _shapes(params)
     lead = (int(committee_size),) if committee_size else ()
     missing = sorted(set(expected) - set(actual))

@@ -264,13 +264,13 @@ def _run_study(folder: Path, total_steps: int | None, quiet: bool, auto_resume: 
     from ..ipi.runner import RunOptions, run_simulation
 
     settings, restart, first_step = planned_run(folder)
-    settings = _check_model_unchanged(folder, settings)
     total = settings.steps if total_steps is None else total_steps
     if total < 1:
         raise UserError(f"total steps must be >= 1, got {total}")
     if restart is not None and total <= first_step:
         raise UserError(f"{folder} is already at step {first_step} of {settings.steps}; extend it with more "
                         f"total steps (--steps TOTAL, got {total})")
+    settings = _check_model_unchanged(folder, settings)  # after the checks that need no model (seconds)
     if total != settings.steps:
         settings = dataclasses.replace(settings, steps=total)
         settings.save(folder)
