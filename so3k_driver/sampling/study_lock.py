@@ -22,12 +22,13 @@ import time
 from pathlib import Path
 
 from ..errors import UserError
+from .pieces import utc_stamp
 
 LOCK_FILE = ".so3k_study.lock"
 
 
 def holder(folder) -> str | None:
-    """Who holds the folder's lock ("process 123 on node7, since 2026-12-05 02:35:13 UTC"), None when no
+    """Who holds the folder's lock ("process 123 on node7, since 2026-12-05T02:35:13Z"), None when no
     process does (or the file system has no flock)."""
     path = Path(folder) / LOCK_FILE
     if not path.is_file():
@@ -68,7 +69,7 @@ def exclusive_study(folder, action: str = "run it"):
             handle.seek(0)
             handle.truncate()
             handle.write(f"process {os.getpid()} (and its i-PI) on {socket.gethostname()}, since "
-                         f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}\n")
+                         f"{utc_stamp(time.time())}\n")
             handle.flush()
         try:
             yield handle.fileno() if locked else None

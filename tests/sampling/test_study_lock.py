@@ -3,6 +3,7 @@ study prepared in its place is refused in one line while another process holds t
 lasts as long as any process of the run (i-PI included) is alive, however the run's own process ends."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -63,6 +64,7 @@ def test_while_a_study_is_held_every_writer_is_refused_in_one_line_and_nothing_c
     before = snapshot(study)
     with study_held_elsewhere(study) as holder:
         assert study_lock.holder(study).startswith(f"process {holder.pid} (and its i-PI) on ")
+        assert re.search(r", since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", study_lock.holder(study))  # as pieces.jsonl
         for command in (["sample", "run", str(study)], ["sample", "run", str(study), "--model", "ala3-xtb"]):
             assert so3k(command) == 2
             error = capsys.readouterr().err.strip().splitlines()
