@@ -85,5 +85,5 @@ def cache_key(config_text: str) -> str:
 def _disk_folder() -> Path | None:
     import jax
 
-    folder = jax.config.jax_compilation_cache_dir
+    folder = getattr(jax.config, "jax_compilation_cache_dir", None)
     return Path(folder) / FOLDER_NAME if folder else None

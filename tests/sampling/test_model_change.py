@@ -144,3 +144,19 @@ def test_a_study_begun_with_an_earlier_bundled_default_is_told_the_name_it_is_bu
     assert (tmp_path / "study.json").read_text() == before and not (tmp_path / "RESTART").exists()
     settings = sampling_run.change_model(tmp_path, "so3lr-student-v10")
     assert settings.model_fingerprint == v10 and settings.earlier_models == ({"model": "default", "until_step": 0},)
+
+
+def test_a_finished_study_is_refused_before_its_model_is_loaded(tmp_path, monkeypatch):
+    """Nothing left to run: the refusal needs no model (loading one took seconds), so none is loaded."""
+    structure = plumed_inputs.bundled_structure("Ac-Ala3-NHMe_ext.xyz")
+    settings = StudySettings(structure=str(structure), model="ala3-xtb", temperatures=(300.0,), steps=10,
+                             metad=MetadSettings(cv="none"), backend="direct")
+    sampling_run.prepare(tmp_path, settings)
+    (tmp_path / "RESTART").write_text("<simulation><step>10</step><total_steps>10</total_steps></simulation>")
+
+    def no_loading(spec):
+        raise AssertionError(f"loaded {spec} to refuse a finished study")
+
+    monkeypatch.setattr(sampling_run, "model_fingerprint", no_loading)
+    with pytest.raises(sampling_run.UserError, match="already at step 10 of 10"):
+        sampling_run.run_study(tmp_path)
