@@ -60,10 +60,9 @@ def _traced(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     import jax
 
     from ..model.forces import initial_parameters
-    from .model_files import leaves
+    from .model_files import _shapes
 
-    traced = jax.eval_shape(lambda: initial_parameters(config))
-    return {name: tuple(int(n) for n in value.shape) for name, value in leaves(traced)}
+    return _shapes(jax.eval_shape(lambda: initial_parameters(config)))
 
 
 def cache_key(config_text: str) -> str:
