@@ -10,7 +10,9 @@ what a user of each pays per call, host work included: ours `Potential.evaluate_
 checks, packing, copies), theirs the calculator `so3lr.So3lrCalculator` builds
 (`mlffCalculatorSparse.calculate`: neighbour-list update, energy and forces, copies). SO3LR runs with
 the authors' default long-range cutoff of 12 Å and 2 Å dispersion damping on both sides (the
-settings of the shared reference numbers). Paper SO3krates: the shared random weights.
+settings of the shared reference numbers). Paper SO3krates: the shared random weights. Our side starts
+again with glibc's huge pages, as the so3k commands and i-PI drivers do (`--no-huge-pages`: as a library
+user's script without them); theirs runs with glibc's defaults, as their users do.
 
 Printed per case: medians over all timed calls with the 25-75 % range, and the speed-up as the median
 of the per-round ratios (their median / ours) with its range over rounds. --json writes everything.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -70,9 +73,9 @@ def our_times_ms(potential, atoms, calls: int, warmup: int) -> list[float]:
 class AuthorsTimer:
     """The authors' code in its own interpreter, answering one JSON line per request."""
 
-    def __init__(self, python: str):
+    def __init__(self, python: str, environment: dict | None = None):
         self.process = subprocess.Popen([python, str(TIMER), "--serve"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True)
+                                        stdout=subprocess.PIPE, text=True, env=environment)
 
     def times_ms(self, **request) -> dict:
         self.process.stdin.write(json.dumps(request) + "\n")
@@ -93,7 +96,22 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
     return float(q1), float(q2), float(q3)
 
 
+def authors_environment(ours: dict) -> dict:
+    """Their process's environment: ours without the huge-page tunables our side was started with (their
+    users run with glibc's defaults)."""
+    from so3k_driver.evaluation.host_memory import HUGE_PAGE_TUNABLES
+
+    environment = dict(ours)
+    if environment.get("GLIBC_TUNABLES") == HUGE_PAGE_TUNABLES:
+        del environment["GLIBC_TUNABLES"]
+    return environment
+
+
 def main() -> None:
+    if "--no-huge-pages" not in sys.argv:
+        from so3k_driver.evaluation.host_memory import restart_with_huge_pages
+
+        restart_with_huge_pages()  # as every so3k command and i-PI driver starts (docs/performance.md)
     import ase.io
     import jax
 
@@ -105,11 +123,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--json", type=Path, help="write all timings here")
+    parser.add_argument("--no-huge-pages", action="store_true",
+                        help="our side without glibc's huge pages (a library user's script that did not set them)")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="bench_authors_"))
     files = structures(folder)
-    authors = AuthorsTimer(args.authors_python)
+    authors = AuthorsTimer(args.authors_python, authors_environment(os.environ))
     rows = []
     try:
         for model in args.models.split(","):
@@ -142,7 +162,8 @@ def main() -> None:
     finally:
         authors.close()
 
-    print(f"ours: jax {jax.__version__}, {jax.devices()[0].platform}; theirs: {rows[0]['theirs_code'] if rows else '-'}")
+    print(f"ours: jax {jax.__version__}, {jax.devices()[0].platform}, GLIBC_TUNABLES="
+          f"{os.environ.get('GLIBC_TUNABLES', '(unset)')}; theirs: glibc defaults, {rows[0]['theirs_code'] if rows else '-'}")
     print(f"{'model':<6} {'dtype':<8} {'atoms':>5} {'ours ms (25-75 %)':>22} {'theirs ms (25-75 %)':>24} "
           f"{'speed-up (range over rounds)':>30} {'|dE| eV':>9}")
     for row in rows:
