@@ -6,11 +6,11 @@
 # not travel; .so3lr is ignored through .git/info/exclude). Then, in the device tool:
 #   run(command="bash bench/gpu_check.sh", carry=[".whl", ".so3lr"], timeout_s=540)
 # and the results come back as $OUT/gpu_check.json and $OUT/gpu_check.log.
-# The call carries at most 64 MiB (the working tree's tracked files + the carried paths). Check first:
-#   git ls-files -z | du -cb --files0-from=- | tail -1; du -scb .whl .so3lr | tail -1   # bytes; sum < 67 108 864
-#   (untracked files that git does not ignore travel too: `git status --short`)
-# If it is over, move the resume kits (docs/results/*/*_resume.tar.xz, ~20 MB) out of the tree for the
-# call (`mkdir -p /tmp/kits && mv docs/results/*/*_resume.tar.xz /tmp/kits/`) and back after it.
+# The call carries at most 64 MiB (the working tree's tracked and untracked-not-ignored files + the carried
+# paths), and the committed results alone are ~140 MB (2026-12-07). Before the call
+#   bash bench/gpu_tree.sh light && bash bench/gpu_tree.sh size .whl .so3lr     # must say "fits"
+# (removes docs/results' large files from the working tree, not from git), and after it
+#   bash bench/gpu_tree.sh restore
 # The first loan (2026-12-04, docs/results/gpu_h200/) left two follow-ups for the next one, each one call
 # after this one (same carry; each ~2-4 minutes): the packed transfers and k-d tree lists made after it,
 #   run(command="python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl; PYTHONPATH=/tmp/site:$PWD PATH=/tmp/site/bin:$PATH python3 bench/gpu_latency.py --so3lr $PWD/.so3lr --out $OUT/gpu_latency.json", ...)
@@ -31,6 +31,6 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false
 export PYTHONUNBUFFERED=1
 SO3LR_DIR=${SO3LR_DIR:-$([ -d .so3lr ] && echo "$PWD/.so3lr" || true)}
 {
-  "$PYTHON" -c "import jax, flax, e3x, ase; print('devices:', jax.devices(), '| jax', jax.__version__, '| flax', flax.__version__)"
+  "$PYTHON" -c "import jax, flax, ase; print('devices:', jax.devices(), '| jax', jax.__version__, '| flax', flax.__version__)"
   timeout 470 "$PYTHON" bench/gpu_check.py --out "$OUT/gpu_check.json" ${SO3LR_DIR:+--so3lr "$SO3LR_DIR"} "$@"
 } 2>&1 | tee "$OUT/gpu_check.log"

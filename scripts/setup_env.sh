@@ -8,7 +8,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import so3k_driver, jax, flax, e3x, vesin, ipi, plumed, pytest, xdist, rich, filelock, threadpoolctl" 2>/dev/null; then
+if ! .venv/bin/python -c "import so3k_driver, jax, flax, vesin, ipi, plumed, pytest, xdist, rich, filelock, threadpoolctl" 2>/dev/null; then
   echo "[setup] installing so3k_driver and its dependencies (a few minutes the first time)"
   .venv/bin/python -m pip install --quiet --upgrade pip
   # Editable, for development; tests/test_packaging.py checks the real (wheel) install.

@@ -9,7 +9,7 @@ configuration and the code, so they are kept
 - on disk, when the commands' persistent compilation cache is in use (``jax_compilation_cache_dir``,
   chosen by ``evaluation/compilation_cache.py``): in its folder ``so3k-parameter-shapes/`` (JAX keeps
   only its own ``*-cache`` and ``*-atime`` files there), one small JSON file per key. The key is a hash of
-  the configuration, the source of the model room and the versions of JAX, Flax and e3x, so a file never
+  the configuration, the source of the model room and the versions of JAX and Flax, so a file never
   outlives the code that wrote it. A folder that cannot be read or written only means tracing again.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 from ..model.config import ModelConfig
 
 FOLDER_NAME = "so3k-parameter-shapes"
-_LIBRARIES = ("jax", "flax", "e3x")
+_LIBRARIES = ("jax", "flax")
 _remembered: dict[str, dict[str, tuple[int, ...]]] = {}
 
 

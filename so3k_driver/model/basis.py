@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-import e3x
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,13 +20,39 @@ def spherical_harmonics(unit_vectors: jax.Array, degrees: tuple[int, ...]) -> ja
     """Real orthonormal spherical harmonics of the given degrees, concatenated.
 
     unit_vectors: (P, 3), normalised. Returns (P, M) with M = sum(2l+1), components of each
-    degree contiguous and in ascending degree order. Any orthonormal real basis gives the same
-    energies as the authors' convention (only per-degree norms and Y-sums enter).
+    degree contiguous and in ascending degree order, m = -l..l within a degree:
+
+        Y_l0  = N_l0 Q_l^0(z),   Y_l±m = sqrt(2) N_lm Q_l^m(z) {C_m, S_m}(x, y),   N_lm = sqrt((2l+1)/(4π) (l-m)!/(l+m)!)
+
+    with C_m + i S_m = (x + i y)^m and Q_l^m = d^m P_l / dz^m (no Condon-Shortley sign), so ∫ Y_lm Y_l'm' dΩ = δ.
+    Any orthonormal real basis gives the same energies as the authors' convention (e3x's, here a
+    different sign and order within a degree): the model only contracts components within a degree.
+    Polynomials written out for the degrees asked, rather than e3x's table, which costs every process
+    ~1.6 s of imports (sympy) at start.
     """
-    all_y = e3x.so3.spherical_harmonics(
-        unit_vectors, max_degree=max(degrees), r_is_normalized=True, normalization="orthonormal"
-    ).astype(unit_vectors.dtype)
-    return jnp.concatenate([all_y[:, l * l : (l + 1) * (l + 1)] for l in degrees], axis=-1)
+    x, y, z = unit_vectors[:, 0], unit_vectors[:, 1], unit_vectors[:, 2]
+    top = max(degrees)
+    cos_part, sin_part = [jnp.ones_like(x)], [jnp.zeros_like(x)]
+    for _ in range(top):
+        cos_part, sin_part = (cos_part + [x * cos_part[-1] - y * sin_part[-1]],
+                              sin_part + [x * sin_part[-1] + y * cos_part[-1]])
+    legendre = {}  # (l, m) -> Q_l^m(z), by the upward recursion in l at fixed m
+    for m in range(top + 1):
+        legendre[m, m] = jnp.full_like(z, float(math.prod(range(1, 2 * m, 2))))  # (2m-1)!!
+        if m + 1 <= top:
+            legendre[m + 1, m] = (2 * m + 1) * z * legendre[m, m]
+        for l in range(m + 2, top + 1):
+            legendre[l, m] = ((2 * l - 1) * z * legendre[l - 1, m] - (l + m - 1) * legendre[l - 2, m]) / (l - m)
+    columns = []
+    for l in degrees:
+        for m in range(-l, l + 1):
+            k = abs(m)
+            norm = math.sqrt((2 * l + 1) / (4 * math.pi) * math.factorial(l - k) / math.factorial(l + k))
+            if m == 0:
+                columns.append(norm * legendre[l, 0])
+            else:
+                columns.append(math.sqrt(2.0) * norm * legendre[l, k] * (cos_part[k] if m > 0 else sin_part[k]))
+    return jnp.stack(columns, axis=-1)
 
 
 def degree_index(degrees: tuple[int, ...]) -> np.ndarray:
