@@ -14,6 +14,8 @@
 #   python bench/pick_frames_by_shape.py runs/ala15_folding_v13 runs/ew/v13_others_upto274.extxyz \
 #       --every 8 --shapes globule,extended,other --until-ps 274.5 --skip-ps 0 --group-prefix "v13 "
 #   so3k label FILE --sample-with none --labeller so3lr:PATH --lr-cutoff 0 --dtype float64 -o FILE_so3lr.extxyz
+# (the two labelled parts, in that order, are committed as
+# docs/results/so3lr_student_v15/v13_study_upto274_so3lr.extxyz.xz and used when runs/ew lacks them)
 # and three committed SO3LR-labelled sets: the v10 walkers' frames up to 91 ps (224), SO3LR's own study
 # frames up to 192 ps (120) and late frames of the v6 study (201).
 # Usage: ENERGY_WEIGHT=1 EPOCHS=8 bash bench/train_student_energy_weight.sh   (log: $OUT.log)
@@ -34,11 +36,15 @@ COMMITTED=(docs/results/ala15_folding_student_v10_walkers/walkers_91ps_so3lr.ext
            docs/results/ala15_folding_so3lr/students_by_shape_192ps/so3lr_frames_by_shape.extxyz.xz
            docs/results/so3lr_student_v10/ab_v6_late_so3lr.extxyz.xz)
 
-for need in "${STUDY_PARTS[@]}"; do
-  [ -s "$need" ] || { echo "train_student_energy_weight: $need is missing: see this script's header" >&2; exit 2; }
-done
+STUDY_COMMITTED=docs/results/so3lr_student_v15/v13_study_upto274_so3lr.extxyz.xz
+mkdir -p "$(dirname "$DATA")"
 if [ ! -s "$DATA" ]; then
-  { cat "${STUDY_PARTS[@]}"; xzcat "${COMMITTED[@]}"; } > "$DATA.partial"
+  if [ -s "${STUDY_PARTS[0]}" ] && [ -s "${STUDY_PARTS[1]}" ]; then
+    study=(cat "${STUDY_PARTS[@]}")
+  else
+    study=(xzcat "$STUDY_COMMITTED")
+  fi
+  { "${study[@]}"; xzcat "${COMMITTED[@]}"; } > "$DATA.partial"
   mv "$DATA.partial" "$DATA"
 fi
 frames=$(grep -c 'Properties=' "$DATA")
