@@ -18,11 +18,7 @@ mkdir -p runs/v16 runs/v17
 if [ ! -s "$BENT" ]; then
   xzcat $r/so3lr_student_v16/bent_angles_so3lr.extxyz.xz > "$BENT.partial" && mv "$BENT.partial" "$BENT"
 fi
-if [ ! -s "$EXTRA" ]; then
-  xzcat $r/so3lr_student_v1/data/train.extxyz.xz $r/so3lr_student_v6/minimum_labels.extxyz.xz \
-      $r/so3lr_student_v7/v7_new_labels.extxyz.xz $r/so3lr_student_v3/data/bond_stretch_variants.extxyz.xz \
-      > "$EXTRA.partial" && mv "$EXTRA.partial" "$EXTRA"
-fi
+bash bench/extended_sets.sh "$EXTRA"
 export ENERGY_WEIGHT=0.1 INIT_FROM=$r/so3lr_student_v16/student_v16_e6.so3k EXTRA_DATA="$BENT $EXTRA"
 export OUT=runs/v17/student_v17 EPOCHS=${EPOCHS:-4} TIME_LIMIT=${TIME_LIMIT:-7200}
 exec bash bench/train_student_energy_weight.sh

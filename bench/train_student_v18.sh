@@ -12,11 +12,7 @@ cd "$(dirname "$0")/.."
 r=docs/results
 EXTRA=runs/v18/extended_sets_so3lr.extxyz
 mkdir -p runs/v18
-if [ ! -s "$EXTRA" ]; then
-  xzcat $r/so3lr_student_v1/data/train.extxyz.xz $r/so3lr_student_v6/minimum_labels.extxyz.xz \
-      $r/so3lr_student_v7/v7_new_labels.extxyz.xz $r/so3lr_student_v3/data/bond_stretch_variants.extxyz.xz \
-      > "$EXTRA.partial" && mv "$EXTRA.partial" "$EXTRA"
-fi
+bash bench/extended_sets.sh "$EXTRA"
 export ENERGY_WEIGHT=0.1 INIT_FROM=$r/so3lr_student_v13/student_v13_e13.so3k EXTRA_DATA="$EXTRA"
 export OUT=runs/v18/student_v18 EPOCHS=${EPOCHS:-4} TIME_LIMIT=${TIME_LIMIT:-7200}
 exec bash bench/train_student_energy_weight.sh

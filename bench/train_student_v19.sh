@@ -10,22 +10,7 @@ cd "$(dirname "$0")/.."
 r=docs/results
 EXTRA=runs/v19/extended_sets_without_helix_md_so3lr.extxyz
 mkdir -p runs/v19
-if [ ! -s "$EXTRA" ]; then
-  xzcat $r/so3lr_student_v1/data/train.extxyz.xz | .venv/bin/python -c "
-import sys
-lines = sys.stdin.read().splitlines(keepends=True)
-i = 0
-while i < len(lines):
-    n = int(lines[i])
-    frame = lines[i:i + n + 2]
-    if 'source=Ac-Ala15-NHMe_folded.xyz' not in frame[1]:
-        sys.stdout.writelines(frame)
-    i += n + 2
-" > "$EXTRA.partial"
-  xzcat $r/so3lr_student_v6/minimum_labels.extxyz.xz $r/so3lr_student_v7/v7_new_labels.extxyz.xz \
-      $r/so3lr_student_v3/data/bond_stretch_variants.extxyz.xz >> "$EXTRA.partial"
-  mv "$EXTRA.partial" "$EXTRA"
-fi
+WITHOUT_HELIX_MD=1 bash bench/extended_sets.sh "$EXTRA"
 export ENERGY_WEIGHT=0.1 INIT_FROM=$r/so3lr_student_v13/student_v13_e13.so3k EXTRA_DATA="$EXTRA"
 export OUT=runs/v19/student_v19 EPOCHS=${EPOCHS:-4} TIME_LIMIT=${TIME_LIMIT:-7200}
 exec bash bench/train_student_energy_weight.sh
