@@ -108,13 +108,6 @@ def authors_environment(ours: dict) -> dict:
 
 
 def main() -> None:
-    if "--no-huge-pages" not in sys.argv:
-        from so3k_driver.evaluation.host_memory import restart_with_huge_pages
-
-        restart_with_huge_pages()  # as every so3k command and i-PI driver starts (docs/performance.md)
-    import ase.io
-    import jax
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--authors-python", required=True, help="python of the environment with mlff and so3lr")
     parser.add_argument("--models", default="paper,so3lr")
@@ -126,6 +119,12 @@ def main() -> None:
     parser.add_argument("--no-huge-pages", action="store_true",
                         help="our side without glibc's huge pages (a library user's script that did not set them)")
     args = parser.parse_args()
+    if not args.no_huge_pages:
+        from so3k_driver.evaluation.host_memory import restart_with_huge_pages
+
+        restart_with_huge_pages()  # as every so3k command and i-PI driver starts (docs/performance.md)
+    import ase.io
+    import jax
 
     folder = Path(tempfile.mkdtemp(prefix="bench_authors_"))
     files = structures(folder)
