@@ -32,10 +32,11 @@ def spherical_harmonics(unit_vectors: jax.Array, degrees: tuple[int, ...]) -> ja
     """
     x, y, z = unit_vectors[:, 0], unit_vectors[:, 1], unit_vectors[:, 2]
     top = max(degrees)
-    cos_part, sin_part = [jnp.ones_like(x)], [jnp.zeros_like(x)]
+    cos_part, sin_part = [jnp.ones_like(x)], [jnp.zeros_like(x)]  # C_m, S_m for m = 0..top
     for _ in range(top):
-        cos_part, sin_part = (cos_part + [x * cos_part[-1] - y * sin_part[-1]],
-                              sin_part + [x * sin_part[-1] + y * cos_part[-1]])
+        c, s = cos_part[-1], sin_part[-1]
+        cos_part.append(x * c - y * s)
+        sin_part.append(x * s + y * c)
     legendre = {}  # (l, m) -> Q_l^m(z), by the upward recursion in l at fixed m
     for m in range(top + 1):
         legendre[m, m] = jnp.full_like(z, float(math.prod(range(1, 2 * m, 2))))  # (2m-1)!!
