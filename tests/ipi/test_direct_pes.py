@@ -45,3 +45,35 @@ def _no_exit_writes():
     for entry in softexit.flist[len(functions):]:
         atexit.unregister(entry[0])
     softexit.flist[:] = functions
+
+
+@pytest.fixture
+def _python_default_switch_interval():
+    import sys
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    yield
+    sys.setswitchinterval(before)
+
+
+@pytest.mark.usefixtures("_python_default_switch_interval")
+def test_gil_switch_interval_is_shortened_only_for_several_systems_at_python_default(tmp_path):
+    """i-PI's threads for several systems share the GIL with the PES thread: it asks for 0.5 ms hand-overs."""
+    import sys
+
+    from so3k_driver.ipi import direct_pes
+
+    def build(batch_size: int) -> None:
+        config = tmp_path / f"pes_{batch_size}.json"
+        config.write_text(json.dumps({"model": "ala3-xtb", "template": str(REPO / "ipi_inputs" / "ala3.xyz"),
+                                      "batch_size": batch_size}))
+        direct_pes.SO3kDirectPES(str(config))
+
+    build(1)
+    assert sys.getswitchinterval() == pytest.approx(0.005)  # one system: nothing to hand over
+    build(8)
+    assert sys.getswitchinterval() == pytest.approx(direct_pes.SEVERAL_SYSTEMS_SWITCH_INTERVAL_S)
+    sys.setswitchinterval(0.002)  # whoever started i-PI chose an interval: it is kept
+    build(8)
+    assert sys.getswitchinterval() == pytest.approx(0.002)
