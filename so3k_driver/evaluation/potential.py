@@ -119,7 +119,7 @@ class Potential:
         self.model = EnergyModel(config, lr_cutoff=self.lr_cutoff, dispersion_damping=dispersion_damping)
         self._dense_model = self.model.clone(dense_long_range=True)
         self._devices = _resolve_devices(device)
-        platform = (self._devices[0] or jax.devices()[0]).platform
+        platform = self._platform = (self._devices[0] or jax.devices()[0]).platform
         if platform == "cpu":
             keep_large_buffers()  # run time, not import: freed scratch is reused, not faulted in anew
         if pack_transfers not in (True, False, "auto"):
@@ -235,7 +235,10 @@ class Potential:
                           for k, (batch, count) in enumerate(plan.calls[first:first + D], start=first)]
                 parts += [self._batcher.host_outputs(*pending.fetch(), count=count, num_atoms=plan.num_atoms)
                           for pending, count in round_]
-        outputs = repeat_last(Outputs.concatenate(parts), plan.num_structures)
+        if len(parts) == 1 and len(parts[0].energy) == plan.num_structures:
+            outputs = parts[0]  # one call, nothing to join or repeat (an MD step of one structure)
+        else:
+            outputs = repeat_last(Outputs.concatenate(parts), plan.num_structures)
         results = Results(energy=outputs.energy, forces=outputs.forces, extras=outputs.extras)
         if plan.with_stress:
             derivative = _symmetric(outputs.strain_derivative)
@@ -332,7 +335,7 @@ class Potential:
         outputs = self._jitted[slot](buffers, layout=layout, num_structures=num_structures, with_stress=with_stress,
                                      dense_long_range=dense_long_range)
         if layout is None:
-            return PendingOutputs(outputs, None)
+            return PendingOutputs(outputs, None, on_cpu=self._platform == "cpu")
         return PendingOutputs(outputs, self._output_layouts[(layout, num_structures, with_stress, dense_long_range)])
 
     def call_inputs(self, batch) -> tuple:
@@ -355,12 +358,17 @@ class PendingOutputs:
 
     outputs: jax.Array | tuple
     layout: OutputLayout | None
+    on_cpu: bool = False
 
     def fetch(self):
         """(energies, forces, strain_derivative or None, extras) as host arrays."""
-        if self.layout is None:
-            return tuple(jax.device_get(self.outputs))
-        return tuple(unpack_outputs(np.asarray(self.outputs), self.layout))
+        if self.layout is not None:
+            return tuple(unpack_outputs(np.asarray(self.outputs), self.layout))
+        if self.on_cpu:
+            # Already in host memory: one np.asarray per array. jax.device_get first starts an asynchronous
+            # copy of each, which on a CPU only costs: 0.17 against 0.45 ms for SO3LR's 5 outputs at 42 atoms.
+            return tuple(jax.tree.map(np.asarray, self.outputs))
+        return tuple(jax.device_get(self.outputs))  # accelerators: all copies start before the first wait
 
 
 def _symmetric(matrices: np.ndarray) -> np.ndarray:
