@@ -33,10 +33,11 @@ __DRIVER_CLASS__ = "SO3kDirectPES"
 # counts are also written during the run and are then at most this old (s)
 STATS_EVERY_S = 60.0
 # i-PI steps several systems (replicas, walkers) in threads that share the GIL with the thread that runs this
-# PES, and Python hands the GIL over every 5 ms by default. With 0.5 ms a fresh folding study's step (8 x 162
-# atoms, REMD + helix-torsion metadynamics, 3 fs, student v13) took ~0.93 x the time (6 of 7 comparisons); at the
-# v13 study's 1000 ps state, 1.01 x (docs/ipi.md, "The GIL's switch interval"). Set only when i-PI runs several
-# systems, and only over Python's default: an interval chosen by whoever started i-PI is kept.
+# PES, and Python hands the GIL over every 5 ms by default. With 0.5 ms a fresh folding study's step at 3 fs (8 x
+# 162 atoms, REMD + helix-torsion metadynamics, student v13) took ~0.93 x the time (6 of 7 comparisons); at 2 fs,
+# late in a study and for Ac-Ala3-NHMe no change was measurable either way (docs/ipi.md, "The GIL's switch
+# interval"). Set only when i-PI runs several systems, and only over Python's default: an interval chosen by
+# whoever started i-PI is kept.
 SEVERAL_SYSTEMS_SWITCH_INTERVAL_S = 5e-4
 PYTHON_DEFAULT_SWITCH_INTERVAL_S = 5e-3
 DRIVER_OPTIONS = ("pbc", "lr_cutoff", "dispersion_damping", "total_charge", "unpaired_electrons", "max_force",
