@@ -63,6 +63,8 @@ class Outputs:
 
     @classmethod
     def concatenate(cls, parts: list["Outputs"]) -> "Outputs":
+        if len(parts) == 1:
+            return parts[0]  # one call (an MD step of one structure): nothing to join
         strain = None if parts[0].strain_derivative is None else np.concatenate([p.strain_derivative for p in parts])
         return cls(np.concatenate([p.energy for p in parts]), np.concatenate([p.forces for p in parts]), strain,
                    {k: np.concatenate([p.extras[k] for p in parts]) for k in parts[0].extras})
@@ -181,16 +183,19 @@ class Batcher:
 
     @staticmethod
     def host_outputs(energies, forces, strain_derivative, extras, count: int, num_atoms: int) -> Outputs:
-        """The first ``count`` structures of one call's device outputs, as float64 host arrays."""
+        """The first ``count`` structures of one call's device outputs, as float64 host arrays of their own.
+
+        Always copies: on a CPU the outputs are read-only views of JAX's buffers, and in float64 a conversion
+        would hand those views on to the caller."""
         S = len(energies)
-        host = {k: np.asarray(v, dtype=np.float64) for k, v in extras.items()}
+        host = {k: np.array(v, dtype=np.float64) for k, v in extras.items()}
         for key in PER_ATOM_EXTRAS:
             if key in host:
                 host[key] = host[key].reshape(S, num_atoms, *host[key].shape[1:])
         outputs = Outputs(
-            np.asarray(energies, dtype=np.float64),
-            np.asarray(forces, dtype=np.float64).reshape(S, num_atoms, 3),
-            None if strain_derivative is None else np.asarray(strain_derivative, dtype=np.float64),
+            np.array(energies, dtype=np.float64),
+            np.array(forces, dtype=np.float64).reshape(S, num_atoms, 3),
+            None if strain_derivative is None else np.array(strain_derivative, dtype=np.float64),
             host,
         )
         return outputs.take(slice(0, count))
@@ -198,4 +203,6 @@ class Batcher:
 
 def repeat_last(outputs: Outputs, count: int) -> Outputs:
     """Extend per-structure outputs to ``count`` structures by repeating the last one."""
+    if len(outputs.energy) == count:
+        return outputs
     return outputs.take(np.minimum(np.arange(count), len(outputs.energy) - 1))

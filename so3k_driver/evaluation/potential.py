@@ -235,10 +235,7 @@ class Potential:
                           for k, (batch, count) in enumerate(plan.calls[first:first + D], start=first)]
                 parts += [self._batcher.host_outputs(*pending.fetch(), count=count, num_atoms=plan.num_atoms)
                           for pending, count in round_]
-        if len(parts) == 1 and len(parts[0].energy) == plan.num_structures:
-            outputs = parts[0]  # one call, nothing to join or repeat (an MD step of one structure)
-        else:
-            outputs = repeat_last(Outputs.concatenate(parts), plan.num_structures)
+        outputs = repeat_last(Outputs.concatenate(parts), plan.num_structures)
         results = Results(energy=outputs.energy, forces=outputs.forces, extras=outputs.extras)
         if plan.with_stress:
             derivative = _symmetric(outputs.strain_derivative)

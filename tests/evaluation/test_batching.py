@@ -54,3 +54,18 @@ def test_each_call_position_is_padded_to_its_own_structures_pairs():
         (first, _), (second, _) = batcher.calls(structures)
         assert int(first.pair_mask.sum()) == loose and int(second.pair_mask.sum()) == compact
         assert len(first.pair_mask) <= bucket_capacity(int(612 * 1.08) + 1) < compact <= len(second.pair_mask), step
+
+
+def test_host_outputs_are_writable_copies_of_read_only_float64_device_arrays():
+    """On a CPU the fetched outputs are read-only views of JAX's buffers; results a caller may edit are its own."""
+    def frozen(array):
+        array = np.asarray(array, dtype=np.float64)
+        array.flags.writeable = False
+        return array
+
+    energies, forces = frozen([1.0, 2.0]), frozen(np.arange(12.0))
+    charges = frozen(np.arange(4.0))
+    outputs = Batcher.host_outputs(energies, forces, None, {"charges": charges}, count=2, num_atoms=2)
+    for array, source in ((outputs.energy, energies), (outputs.forces, forces), (outputs.extras["charges"], charges)):
+        assert array.flags.writeable and not np.shares_memory(array, source)
+    assert outputs.forces.shape == (2, 2, 3) and outputs.extras["charges"].shape == (2, 2)
