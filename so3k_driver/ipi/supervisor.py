@@ -33,6 +33,7 @@ from ..evaluation.host_memory import child_environment
 SOCKET_WAIT_S = 60.0
 IPI_STOP_GRACE_S = 30.0
 DRIVER_STOP_GRACE_S = 10.0
+GROUP_EXIT_WAIT_S = 10.0  # a SIGKILLed process exits in milliseconds; this bounds a wait that should never be reached
 POLL_S = 0.25
 FIRST_RESTART_PAUSE_S = 1.0  # then 2, 4, ... s
 MAX_RESTART_PAUSE_S = 30.0
@@ -394,13 +395,55 @@ def _driver_error_line(path: str) -> tuple[str | None, str]:
 
 def kill_now(process: subprocess.Popen) -> None:
     """SIGKILL a process started through parent_watch and the command it watches (its process group: both
-    were started in a session of their own), then reap it. Killing the watcher alone would only send the
-    command the SIGTERM of a clean stop."""
+    were started in a session of their own), reap it, and wait until the command has exited too. Killing
+    the watcher alone would only send the command the SIGTERM of a clean stop.
+
+    The watcher is reaped as soon as it dies, but the command may still be exiting then, with its files
+    open: an i-PI resumed at once found its own predecessor still listening on the run's address and
+    refused to start ("in use by a running i-PI": the driver-restart fault test, once, 2026-12-07)."""
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     process.wait()
+    wait_for_group_exit(process.pid, GROUP_EXIT_WAIT_S)
+
+
+def wait_for_group_exit(group: int, timeout: float) -> bool:
+    """Wait until no process of process group ``group`` runs; True then, False after ``timeout`` s.
+
+    Zombies count as gone: a zombie has closed its files and sockets, and its new parent (init, once the
+    watcher is dead) reaps it when it will.
+    """
+    deadline = time.monotonic() + timeout
+    while _group_runs(group):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _group_runs(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if not os.path.isdir("/proc"):
+        return True  # no process table to tell zombies from the living: wait until the group is gone
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as handle:
+                # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
+                state, _, pgrp = handle.read().rpartition(")")[2].split()[:3]
+        except (OSError, ValueError):
+            continue  # exited while we looked
+        if int(pgrp) == group and state not in ("Z", "X"):
+            return True
+    return False
 
 
 def _last_error(path: str) -> str:

@@ -1,5 +1,6 @@
-"""ipi/supervisor.py ProgressClock: the no-progress watchdog counts time the run could have progressed,
-not time this process was stopped (SIGSTOP) together with the run."""
+"""ipi/supervisor.py: the no-progress watchdog (ProgressClock) counts time the run could have progressed,
+not time this process was stopped (SIGSTOP) together with the run; i-PI's environment; kill_now waits for
+the whole process group."""
 
 from so3k_driver.ipi.supervisor import POLL_S, STOPPED_GAP_S, ProgressClock
 
@@ -45,3 +46,78 @@ def test_ipi_starts_with_one_blas_thread_unless_the_user_chose():
     chosen = ipi_environment({"OMP_NUM_THREADS": "4"})
     # the user's choice stands, and no other thread limit is added
     assert chosen["OMP_NUM_THREADS"] == "4" and not set(IPI_THREAD_LIMITS) - {"OMP_NUM_THREADS"} & set(chosen)
+
+
+def _group_of_two(tmp_path):
+    """A session leader whose child sleeps too: (leader process, the child's pid)."""
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    script = ("import subprocess, sys, time\n"
+              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+              f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+              "time.sleep(60)\n")
+    leader = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert time.monotonic() < deadline, "the leader never started its child"
+        time.sleep(0.05)
+    return leader, int(pid_file.read_text())
+
+
+def _runs(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def test_kill_now_returns_only_when_the_whole_group_has_exited(tmp_path):
+    """An i-PI resumed right after kill_now found its killed predecessor still listening on the run's
+    address: the watcher had been reaped, the command it watched was still exiting."""
+    import os
+    import signal
+
+    from so3k_driver.ipi.supervisor import kill_now, wait_for_group_exit
+
+    leader, child = _group_of_two(tmp_path)
+    try:
+        assert not wait_for_group_exit(leader.pid, 0.3)  # both alive: it waits, then says so
+        kill_now(leader)
+        assert leader.returncode == -signal.SIGKILL and not _runs(child)
+        assert wait_for_group_exit(leader.pid, 0.0)
+    finally:
+        for pid in (leader.pid, child):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        leader.wait()
+
+
+def test_a_group_of_zombies_counts_as_exited(tmp_path):
+    """A killed process nobody has reaped yet has closed its sockets; waiting for its reaping could last
+    for ever (its parent decides)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from so3k_driver.ipi.supervisor import wait_for_group_exit
+
+    leader = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        os.kill(leader.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _runs(leader.pid):  # dead, but left unreaped: a zombie
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        os.killpg(leader.pid, 0)  # the group still exists for the kernel
+        started = time.monotonic()
+        assert wait_for_group_exit(leader.pid, 5.0) and time.monotonic() - started < 1.0
+    finally:
+        leader.wait()
