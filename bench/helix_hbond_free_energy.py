@@ -5,7 +5,8 @@ from metadynamics on hb and from replica exchange without bias (issue #13).
     python bench/helix_hbond_free_energy.py --metad "SO3LR=runs/metad_hb/run" --metad "v13=runs/metad_hb/run_v13" \\
         --remd "SO3LR REMD=runs/refine/so3lr" --remd-skip-ps 45 --out PREFIX [--alpha-from 7] [--burn-in 0.1]
 
---metad DIR: a study of ``so3k sample init --metad helix`` (one system or several walkers sharing one bias);
+--metad DIR: a study of ``so3k sample init --metad helix`` or ``--metad helix-form`` (the bias may act on hb
+or on hb − hb3; one system or several walkers sharing one bias);
 its COLVAR frames (walkers pooled in time order) are reweighted by exp(rbias/kT) (Tiwary & Parrinello;
 ``sampling.analysis.free_energy``) after the burn-in fraction. --remd DIR: a replica-exchange study; its
 frames at the lowest temperature after --remd-skip-ps count with equal weight (hb computed here from the
@@ -15,7 +16,8 @@ For each run: F(hb) in kJ/mol (zero at its minimum) with the same from each half
 state free energy ΔF_α = -kT ln(P(hb ≥ A) / P(hb < A)) (kJ/mol, A = --alpha-from): for the whole kept run,
 its halves, four consecutive blocks and, for metadynamics, as the run grows (is it still drifting?), with
 each walker's crossings between hb ≥ A and hb ≤ 3 (how many visits the estimate rests on).
-Writes PREFIX.json and PREFIX.png (F(hb) with the halves; ΔF_α against simulated time).
+Where the COLVAR also has hb3 (the i→i+3 count; helix-form runs), the reweighted mean of hb3 and F(hb − hb3)
+are reported too. Writes PREFIX.json and PREFIX.png (F(hb) with the halves; ΔF_α against simulated time).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ BIN_WIDTH = 0.25      # hb units (H-bonds)
 HB_RANGE = (0.0, 12.0)  # the α-helix of Ac-Ala15-NHMe makes ~13 × 0.8
 BLOCKS = 4
 HISTORY_POINTS = 12
+FORM_EDGES = np.arange(-12.0, 12.0 + 0.25 / 2, 0.25)  # hb − hb3 (H-bonds): 3₁₀ helices negative, α positive
 AWAY_BELOW_HB = 3.0  # a crossing goes from hb ≥ --alpha-from to hb ≤ this (about 3 of 13 α H-bonds) or back
 
 
@@ -89,6 +92,19 @@ def estimate(hb, rbias, temperature: float, alpha_from: float, edges, burn_in: f
     }
 
 
+def three_ten_summary(hb, hb3, rbias, temperature: float, burn_in: float) -> dict:
+    """Reweighted means of hb3 (i→i+3 H-bonds) and hb − hb3, and F(hb − hb3) in kJ/mol with its halves."""
+    form = np.asarray(hb, float) - np.asarray(hb3, float)
+    fe = free_energy.reweighted_free_energy(form, rbias, temperature, [FORM_EDGES], burn_in)
+    kept = free_energy.kept_frames(len(form), burn_in)[0]
+    w = np.exp(free_energy.log_weights(rbias, fe.kT)[kept])
+    return {"mean_hb3": _rounded(np.sum(hb3[kept] * w) / np.sum(w), 3),
+            "mean_form": _rounded(np.sum(form[kept] * w) / np.sum(w), 3),
+            "minimum_form": round(fe.minimum[0], 3),
+            "form_profile_kJmol": {name: [_rounded(v) for v in f] for name, f in
+                                   (("full", fe.full), ("first_half", fe.first), ("second_half", fe.second))}}
+
+
 def metad_run(folder: Path, alpha_from: float, burn_in: float, edges) -> dict:
     # each walker's COLVAR, read once: pooled for the estimate, one by one for the crossings
     per_walker = [plumed_files.read_plumed(path) for path in plumed_files.walker_files(folder, "COLVAR")]
@@ -108,7 +124,8 @@ def metad_run(folder: Path, alpha_from: float, burn_in: float, edges) -> dict:
     # under i-PI, COLVAR's time column counts MD steps
     timestep_ps = StudySettings.load(folder).timestep_fs * 1e-3
     time_ps = columns["time"] * timestep_ps
-    result = {"folder": str(folder), "method": "metadynamics on hb, reweighted", "temperature_K": temperature,
+    cv = StudySettings.load(folder).metad.cv
+    result = {"folder": str(folder), "method": f"metadynamics on {cv}, reweighted", "temperature_K": temperature,
               "walkers": len(per_walker), "time_per_walker_ps": round(float(time_ps[-1]), 2),
               "burn_in_fraction": burn_in, "burn_in_ps": round(float(time_ps[kept.start]), 2),
               **estimate(hb, rbias, temperature, alpha_from, edges, burn_in)}
@@ -123,6 +140,8 @@ def metad_run(folder: Path, alpha_from: float, burn_in: float, edges) -> dict:
                         "delta_F_alpha_kJmol": _rounded(state_free_energy(
                             hb[part], free_energy.log_weights(rbias[part], kT), alpha_from, kT))})
     result["delta_F_alpha_history"] = history
+    if "hb3" in columns:
+        result.update(three_ten_summary(hb, columns["hb3"], rbias, temperature, burn_in))
     # Each walker's own passages: how many independent visits the estimate rests on
     result["crossings"] = {"alpha_from_hb": alpha_from, "away_below_hb": AWAY_BELOW_HB, "walkers": [
         crossings(c["hb"], c["time"] * timestep_ps, alpha_from, AWAY_BELOW_HB) for c in per_walker]}
@@ -171,7 +190,9 @@ def plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     centres = np.asarray(report["hb_bin_centres"])
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    with_form = any("form_profile_kJmol" in run for run in report["runs"].values())
+    fig, axes = plt.subplots(1, 3 if with_form else 2, figsize=(16 if with_form else 11, 4.2))
+    left, right = axes[0], axes[1]
     for k, (label, run) in enumerate(report["runs"].items()):
         colour = f"C{k}"
         profile = run["profile_kJmol"]
@@ -180,6 +201,11 @@ def plot(report: dict, path: Path) -> None:
                   label=f"{label} ({run['method'].split(',')[0]})")
         left.plot(centres, values("first_half"), ":", color=colour, lw=1)
         left.plot(centres, values("second_half"), "--", color=colour, lw=1)
+        if "form_profile_kJmol" in run:
+            form = run["form_profile_kJmol"]
+            for name, style, width in (("full", "-", 1.8), ("first_half", ":", 1), ("second_half", "--", 1)):
+                axes[2].plot(report["form_bin_centres"], [np.nan if v is None else v for v in form[name]], style,
+                             color=colour, lw=width, label=label if name == "full" else None)
         if "delta_F_alpha_history" in run:
             points = [(h["time_per_walker_ps"], h["delta_F_alpha_kJmol"]) for h in run["delta_F_alpha_history"]
                       if h["delta_F_alpha_kJmol"] is not None]
@@ -196,6 +222,10 @@ def plot(report: dict, path: Path) -> None:
     right.set(xlabel="simulated time per walker (ps)", ylabel="ΔF_α (kJ/mol)",
               title=f"ΔF_α = -kT ln P(hb ≥ {report['alpha_from_hb']:g}) / P(hb < {report['alpha_from_hb']:g})")
     right.legend(fontsize=7)
+    if with_form:
+        axes[2].set(xlabel="hb − hb3: α minus 3₁₀ H-bonds (3₁₀ helices < 0 < α-helices)", ylabel="free energy (kJ/mol)",
+                    title="F(hb − hb3), reweighted (dotted, dashed: halves)", ylim=(-1, 40))
+        axes[2].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -214,6 +244,7 @@ def main() -> None:
         sys.exit("give at least one --metad or --remd run")
     edges = np.arange(HB_RANGE[0], HB_RANGE[1] + BIN_WIDTH / 2, BIN_WIDTH)
     report = {"alpha_from_hb": args.alpha_from, "hb_bin_centres": [round(float(c), 3) for c in 0.5 * (edges[1:] + edges[:-1])],
+              "form_bin_centres": [round(float(c), 3) for c in 0.5 * (FORM_EDGES[1:] + FORM_EDGES[:-1])],
               "units": {"F": "kJ/mol", "hb": "H-bonds (smooth count)", "time": "ps"}, "runs": {}}
     for label, folder in labelled(args.metad):
         report["runs"][label] = metad_run(folder, args.alpha_from, args.burn_in, edges)
@@ -230,6 +261,9 @@ def main() -> None:
               f"(effective {run['effective_frames']:g}); minimum of F at hb {run['minimum_hb']:g}, mean hb "
               f"{run['mean_hb']}; ΔF_α(hb ≥ {args.alpha_from:g}) {d['full']} kJ/mol (halves {d['first_half']}, "
               f"{d['second_half']}; blocks {run['delta_F_alpha_blocks_kJmol']})")
+        if "mean_hb3" in run:
+            print(f"  mean hb3 (i→i+3) {run['mean_hb3']}, mean hb − hb3 {run['mean_form']}, minimum of F(hb − hb3) at "
+                  f"{run['minimum_form']:g}")
         for k, events in enumerate(run.get("crossings", {}).get("walkers", [])):
             print(f"  walker {k}: {len(events)} crossings (hb ≥ {args.alpha_from:g} ↔ hb ≤ {AWAY_BELOW_HB:g}) at "
                   + (", ".join(f"{e['time_ps']:.0f} ps → {e['to']}" for e in events) or "none"))
