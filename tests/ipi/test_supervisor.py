@@ -2,7 +2,13 @@
 not time this process was stopped (SIGSTOP) together with the run; i-PI's environment; kill_now waits for
 the whole process group."""
 
+import os
+
+import pytest
+
 from so3k_driver.ipi.supervisor import POLL_S, STOPPED_GAP_S, ProgressClock
+
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc (Linux)")
 
 
 def polled(clock: ProgressClock, start: float, seconds: float) -> float:
@@ -75,10 +81,10 @@ def _runs(pid: int) -> bool:
         return False
 
 
+@needs_proc
 def test_kill_now_returns_only_when_the_whole_group_has_exited(tmp_path):
     """An i-PI resumed right after kill_now found its killed predecessor still listening on the run's
     address: the watcher had been reaped, the command it watched was still exiting."""
-    import os
     import signal
 
     from so3k_driver.ipi.supervisor import kill_now, wait_for_group_exit
@@ -98,10 +104,10 @@ def test_kill_now_returns_only_when_the_whole_group_has_exited(tmp_path):
         leader.wait()
 
 
+@needs_proc
 def test_a_group_of_zombies_counts_as_exited(tmp_path):
     """A killed process nobody has reaped yet has closed its sockets; waiting for its reaping could last
     for ever (its parent decides)."""
-    import os
     import signal
     import subprocess
     import sys
