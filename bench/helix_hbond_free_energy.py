@@ -17,7 +17,8 @@ state free energy ΔF_α = -kT ln(P(hb ≥ A) / P(hb < A)) (kJ/mol, A = --alpha-
 its halves, four consecutive blocks and, for metadynamics, as the run grows (is it still drifting?), with
 each walker's crossings between hb ≥ A and hb ≤ 3 (how many visits the estimate rests on).
 Where the COLVAR also has hb3 (the i→i+3 count; helix-form runs), the reweighted mean of hb3 and F(hb − hb3)
-are reported too. Writes PREFIX.json and PREFIX.png (F(hb) with the halves; ΔF_α against simulated time).
+are reported too, with the map F(hb, hb3). Writes PREFIX.json and PREFIX.png (F(hb) with the halves; ΔF_α against
+simulated time; for helix-form runs F(hb − hb3) and the map as a second row).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ HB_RANGE = (0.0, 12.0)  # the α-helix of Ac-Ala15-NHMe makes ~13 × 0.8
 BLOCKS = 4
 HISTORY_POINTS = 12
 FORM_EDGES = np.arange(-12.0, 12.0 + 0.25 / 2, 0.25)  # hb − hb3 (H-bonds): 3₁₀ helices negative, α positive
+MAP_EDGES = np.arange(0.0, 13.0 + 0.25, 0.5)  # F(hb, hb3): both counts, H-bonds
 AWAY_BELOW_HB = 3.0  # a crossing goes from hb ≥ --alpha-from to hb ≤ this (about 3 of 13 α H-bonds) or back
 
 
@@ -93,7 +95,8 @@ def estimate(hb, rbias, temperature: float, alpha_from: float, edges, burn_in: f
 
 
 def three_ten_summary(hb, hb3, rbias, temperature: float, burn_in: float) -> dict:
-    """Reweighted means of hb3 (i→i+3 H-bonds) and hb − hb3, and F(hb − hb3) in kJ/mol with its halves."""
+    """Reweighted means of hb3 (i→i+3 H-bonds) and hb − hb3, F(hb − hb3) in kJ/mol with its halves, and the map
+    F(hb, hb3) of the whole kept run (rows hb, columns hb3; None where no frame fell)."""
     form = np.asarray(hb, float) - np.asarray(hb3, float)
     fe = free_energy.reweighted_free_energy(form, rbias, temperature, [FORM_EDGES], burn_in)
     kept = free_energy.kept_frames(len(form), burn_in)[0]
@@ -101,6 +104,8 @@ def three_ten_summary(hb, hb3, rbias, temperature: float, burn_in: float) -> dic
     return {"mean_hb3": _rounded(np.sum(hb3[kept] * w) / np.sum(w), 3),
             "mean_form": _rounded(np.sum(form[kept] * w) / np.sum(w), 3),
             "minimum_form": round(fe.minimum[0], 3),
+            "hb_hb3_map_kJmol": [[_rounded(v) for v in row] for row in free_energy.reweighted_free_energy(
+                np.column_stack([hb, hb3]), rbias, temperature, [MAP_EDGES, MAP_EDGES], burn_in).full],
             "form_profile_kJmol": {name: [_rounded(v) for v in f] for name, f in
                                    (("full", fe.full), ("first_half", fe.first), ("second_half", fe.second))}}
 
@@ -190,8 +195,9 @@ def plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     centres = np.asarray(report["hb_bin_centres"])
-    with_form = any("form_profile_kJmol" in run for run in report["runs"].values())
-    fig, axes = plt.subplots(1, 3 if with_form else 2, figsize=(16 if with_form else 11, 4.2))
+    with_form = [label for label, run in report["runs"].items() if "form_profile_kJmol" in run]
+    fig, axes = plt.subplots(2 if with_form else 1, 2, figsize=(11, 8.4 if with_form else 4.2))
+    axes = axes.ravel()
     left, right = axes[0], axes[1]
     for k, (label, run) in enumerate(report["runs"].items()):
         colour = f"C{k}"
@@ -226,6 +232,15 @@ def plot(report: dict, path: Path) -> None:
         axes[2].set(xlabel="hb − hb3: α minus 3₁₀ H-bonds (3₁₀ helices < 0 < α-helices)", ylabel="free energy (kJ/mol)",
                     title="F(hb − hb3), reweighted (dotted, dashed: halves)", ylim=(-1, 40))
         axes[2].legend(fontsize=7)
+        # the first such run's map: where the α (hb high, hb3 low) and 3₁₀ (the reverse) helices lie
+        label = with_form[0]
+        grid = np.array([[np.nan if v is None else v for v in row]
+                         for row in report["runs"][label]["hb_hb3_map_kJmol"]], float)
+        centres_map = report["map_bin_centres"]
+        shown = axes[3].contourf(centres_map, centres_map, grid, levels=np.arange(0, 31, 3), cmap="viridis")
+        fig.colorbar(shown, ax=axes[3], label="free energy (kJ/mol)")
+        axes[3].set(xlabel="hb3: i→i+3 H-bonds (3₁₀)", ylabel="hb: i→i+4 H-bonds (α)",
+                    title=f"F(hb, hb3) of {label}, reweighted (whole run, ≤ 30 kJ/mol)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -245,6 +260,7 @@ def main() -> None:
     edges = np.arange(HB_RANGE[0], HB_RANGE[1] + BIN_WIDTH / 2, BIN_WIDTH)
     report = {"alpha_from_hb": args.alpha_from, "hb_bin_centres": [round(float(c), 3) for c in 0.5 * (edges[1:] + edges[:-1])],
               "form_bin_centres": [round(float(c), 3) for c in 0.5 * (FORM_EDGES[1:] + FORM_EDGES[:-1])],
+              "map_bin_centres": [round(float(c), 3) for c in 0.5 * (MAP_EDGES[1:] + MAP_EDGES[:-1])],
               "units": {"F": "kJ/mol", "hb": "H-bonds (smooth count)", "time": "ps"}, "runs": {}}
     for label, folder in labelled(args.metad):
         report["runs"][label] = metad_run(folder, args.alpha_from, args.burn_in, edges)
