@@ -16,8 +16,9 @@ For each run: F(hb) in kJ/mol (zero at its minimum) with the same from each half
 state free energy ΔF_α = -kT ln(P(hb ≥ A) / P(hb < A)) (kJ/mol, A = --alpha-from): for the whole kept run,
 its halves, four consecutive blocks and, for metadynamics, as the run grows (is it still drifting?), with
 each walker's crossings between hb ≥ A and hb ≤ 3 (how many visits the estimate rests on).
-Where the COLVAR also has hb3 (the i→i+3 count; helix-form runs), the reweighted mean of hb3 and F(hb − hb3)
-are reported too, with the map F(hb, hb3). Writes PREFIX.json and PREFIX.png (F(hb) with the halves; ΔF_α against
+Where the COLVAR also has hb3 (the i→i+3 count; helix-form runs), the reweighted mean of hb3, F(hb − hb3), the
+free energy of the α side (hb − hb3 ≥ 0 against < 0, whole and halves) and the walkers' crossings between the
+two basins (hb − hb3 ≥ 2 and ≤ −4) are reported too, with the map F(hb, hb3). Writes PREFIX.json and PREFIX.png (F(hb) with the halves; ΔF_α against
 simulated time; for helix-form runs F(hb − hb3) and the map as a second row).
 """
 
@@ -42,6 +43,8 @@ BLOCKS = 4
 HISTORY_POINTS = 12
 FORM_EDGES = np.arange(-12.0, 12.0 + 0.25 / 2, 0.25)  # hb − hb3 (H-bonds): 3₁₀ helices negative, α positive
 MAP_EDGES = np.arange(0.0, 13.0 + 0.25, 0.5)  # F(hb, hb3): both counts, H-bonds
+# hb − hb3 ≥ 0: more α than 3₁₀ H-bonds (the α side); crossings between ≥ 2 and ≤ −4, the two basins' near edges
+FORM_SPLIT, FORM_ALPHA_FROM, FORM_310_BELOW = 0.0, 2.0, -4.0
 AWAY_BELOW_HB = 3.0  # a crossing goes from hb ≥ --alpha-from to hb ≤ this (about 3 of 13 α H-bonds) or back
 
 
@@ -100,8 +103,12 @@ def three_ten_summary(hb, hb3, rbias, temperature: float, burn_in: float) -> dic
     form = np.asarray(hb, float) - np.asarray(hb3, float)
     fe = free_energy.reweighted_free_energy(form, rbias, temperature, [FORM_EDGES], burn_in)
     kept = free_energy.kept_frames(len(form), burn_in)[0]
-    w = np.exp(free_energy.log_weights(rbias, fe.kT)[kept])
-    return {"mean_hb3": _rounded(np.sum(hb3[kept] * w) / np.sum(w), 3),
+    log_w = free_energy.log_weights(rbias, fe.kT)
+    w = np.exp(log_w[kept])
+    _, first, second = free_energy.kept_frames(len(form), burn_in)
+    return {"delta_F_alpha_side_kJmol": {name: _rounded(state_free_energy(form[part], log_w[part], FORM_SPLIT, fe.kT))
+                                         for name, part in (("full", kept), ("first_half", first), ("second_half", second))},
+            "mean_hb3": _rounded(np.sum(hb3[kept] * w) / np.sum(w), 3),
             "mean_form": _rounded(np.sum(form[kept] * w) / np.sum(w), 3),
             "minimum_form": round(fe.minimum[0], 3),
             "hb_hb3_map_kJmol": [[_rounded(v) for v in row] for row in free_energy.reweighted_free_energy(
@@ -147,6 +154,8 @@ def metad_run(folder: Path, alpha_from: float, burn_in: float, edges) -> dict:
     result["delta_F_alpha_history"] = history
     if "hb3" in columns:
         result.update(three_ten_summary(hb, columns["hb3"], rbias, temperature, burn_in))
+        result["form_crossings"] = {"alpha_from_form": FORM_ALPHA_FROM, "away_below_form": FORM_310_BELOW, "walkers": [
+            crossings(c["hb"] - c["hb3"], c["time"] * timestep_ps, FORM_ALPHA_FROM, FORM_310_BELOW) for c in per_walker]}
     # Each walker's own passages: how many independent visits the estimate rests on
     result["crossings"] = {"alpha_from_hb": alpha_from, "away_below_hb": AWAY_BELOW_HB, "walkers": [
         crossings(c["hb"], c["time"] * timestep_ps, alpha_from, AWAY_BELOW_HB) for c in per_walker]}
@@ -279,7 +288,11 @@ def main() -> None:
               f"{d['second_half']}; blocks {run['delta_F_alpha_blocks_kJmol']})")
         if "mean_hb3" in run:
             print(f"  mean hb3 (i→i+3) {run['mean_hb3']}, mean hb − hb3 {run['mean_form']}, minimum of F(hb − hb3) at "
-                  f"{run['minimum_form']:g}")
+                  f"{run['minimum_form']:g}; ΔF of the α side (hb − hb3 ≥ {FORM_SPLIT:g}) {run['delta_F_alpha_side_kJmol']}")
+            for k, events in enumerate(run["form_crossings"]["walkers"]):
+                print(f"  walker {k}: {len(events)} crossings (hb − hb3 ≥ {FORM_ALPHA_FROM:g} ↔ ≤ {FORM_310_BELOW:g}) at "
+                      + (", ".join(f"{e['time_ps']:.0f} ps → {'α' if e['to'] == 'alpha' else '3₁₀'}" for e in events)
+                         or "none"))
         for k, events in enumerate(run.get("crossings", {}).get("walkers", [])):
             print(f"  walker {k}: {len(events)} crossings (hb ≥ {args.alpha_from:g} ↔ hb ≤ {AWAY_BELOW_HB:g}) at "
                   + (", ".join(f"{e['time_ps']:.0f} ps → {e['to']}" for e in events) or "none"))
