@@ -433,17 +433,20 @@ def _group_runs(group: int) -> bool:
     if not os.path.isdir("/proc"):
         return True  # no process table to tell zombies from the living: wait until the group is gone
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as handle:
-                # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
-                state, _, pgrp = handle.read().rpartition(")")[2].split()[:3]
-        except (OSError, ValueError):
-            continue  # exited while we looked
-        if int(pgrp) == group and state not in ("Z", "X"):
+        if entry.name.isdigit() and process_runs(int(entry.name), group):
             return True
     return False
+
+
+def process_runs(pid: int, group: int | None = None) -> bool:
+    """True while ``pid`` runs (Linux, /proc): not gone, not a zombie; with ``group``, only if it belongs to it."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
+            state, _, pgrp = handle.read().rpartition(")")[2].split()[:3]
+    except (OSError, ValueError):
+        return False  # exited while we looked
+    return state not in ("Z", "X") and (group is None or int(pgrp) == group)
 
 
 def _last_error(path: str) -> str:

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from so3k_driver.ipi.parent_watch import watched
+from so3k_driver.ipi.supervisor import process_runs
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
 
@@ -59,7 +60,7 @@ def test_a_killed_multithreaded_parent_sends_the_command_exactly_one_sigterm(tmp
         wait_for(counts)
         assert open(counts).read() == "1"
         deadline = time.monotonic() + 10
-        while os.path.exists(f"/proc/{watcher}") and open(f"/proc/{watcher}/stat").read().split()[2] != "Z":
+        while process_runs(watcher):
             assert time.monotonic() < deadline, "the watcher outlived its command"
             time.sleep(0.05)
     finally:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from so3k_driver.ipi.supervisor import POLL_S, STOPPED_GAP_S, ProgressClock
+from so3k_driver.ipi.supervisor import POLL_S, STOPPED_GAP_S, ProgressClock, process_runs
 
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc (Linux)")
 
@@ -73,14 +73,6 @@ def _group_of_two(tmp_path):
     return leader, int(pid_file.read_text())
 
 
-def _runs(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rpartition(")")[2].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
-
-
 @needs_proc
 def test_kill_now_returns_only_when_the_whole_group_has_exited(tmp_path):
     """An i-PI resumed right after kill_now found its killed predecessor still listening on the run's
@@ -93,7 +85,7 @@ def test_kill_now_returns_only_when_the_whole_group_has_exited(tmp_path):
     try:
         assert not wait_for_group_exit(leader.pid, 0.3)  # both alive: it waits, then says so
         kill_now(leader)
-        assert leader.returncode == -signal.SIGKILL and not _runs(child)
+        assert leader.returncode == -signal.SIGKILL and not process_runs(child)
         assert wait_for_group_exit(leader.pid, 0.0)
     finally:
         for pid in (leader.pid, child):
@@ -119,7 +111,7 @@ def test_a_group_of_zombies_counts_as_exited(tmp_path):
     try:
         os.kill(leader.pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while _runs(leader.pid):  # dead, but left unreaped: a zombie
+        while process_runs(leader.pid):  # dead, but left unreaped: a zombie
             assert time.monotonic() < deadline
             time.sleep(0.01)
         os.killpg(leader.pid, 0)  # the group still exists for the kernel
