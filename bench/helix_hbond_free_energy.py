@@ -102,10 +102,9 @@ def three_ten_summary(hb, hb3, rbias, temperature: float, burn_in: float) -> dic
     F(hb, hb3) of the whole kept run (rows hb, columns hb3; None where no frame fell)."""
     form = np.asarray(hb, float) - np.asarray(hb3, float)
     fe = free_energy.reweighted_free_energy(form, rbias, temperature, [FORM_EDGES], burn_in)
-    kept = free_energy.kept_frames(len(form), burn_in)[0]
+    kept, first, second = free_energy.kept_frames(len(form), burn_in)
     log_w = free_energy.log_weights(rbias, fe.kT)
     w = np.exp(log_w[kept])
-    _, first, second = free_energy.kept_frames(len(form), burn_in)
     return {"delta_F_alpha_side_kJmol": {name: _rounded(state_free_energy(form[part], log_w[part], FORM_SPLIT, fe.kT))
                                          for name, part in (("full", kept), ("first_half", first), ("second_half", second))},
             "mean_hb3": _rounded(np.sum(hb3[kept] * w) / np.sum(w), 3),
@@ -134,10 +133,10 @@ def metad_run(folder: Path, alpha_from: float, burn_in: float, edges) -> dict:
     hb, rbias = columns["hb"], columns["metad.rbias"]
     kept = free_energy.kept_frames(len(hb), burn_in)[0]
     # under i-PI, COLVAR's time column counts MD steps
-    timestep_ps = StudySettings.load(folder).timestep_fs * 1e-3
+    settings = StudySettings.load(folder)
+    timestep_ps = settings.timestep_fs * 1e-3
     time_ps = columns["time"] * timestep_ps
-    cv = StudySettings.load(folder).metad.cv
-    result = {"folder": str(folder), "method": f"metadynamics on {cv}, reweighted", "temperature_K": temperature,
+    result = {"folder": str(folder), "method": f"metadynamics on {settings.metad.cv}, reweighted", "temperature_K": temperature,
               "walkers": len(per_walker), "time_per_walker_ps": round(float(time_ps[-1]), 2),
               "burn_in_fraction": burn_in, "burn_in_ps": round(float(time_ps[kept.start]), 2),
               **estimate(hb, rbias, temperature, alpha_from, edges, burn_in)}
@@ -197,6 +196,11 @@ def labelled(specs: list[str]) -> list[tuple[str, Path]]:
     return pairs
 
 
+def _with_nan(values) -> np.ndarray:
+    """A profile or map from the JSON report (None where no frame fell) as floats, NaN for None."""
+    return np.array(values, dtype=float)  # numpy reads None as NaN
+
+
 def plot(report: dict, path: Path) -> None:
     import matplotlib
 
@@ -211,15 +215,14 @@ def plot(report: dict, path: Path) -> None:
     for k, (label, run) in enumerate(report["runs"].items()):
         colour = f"C{k}"
         profile = run["profile_kJmol"]
-        values = lambda name: np.array([np.nan if v is None else v for v in profile[name]], float)  # noqa: E731
-        left.plot(centres, values("full"), "-", color=colour, lw=1.8,
+        left.plot(centres, _with_nan(profile["full"]), "-", color=colour, lw=1.8,
                   label=f"{label} ({run['method'].split(',')[0]})")
-        left.plot(centres, values("first_half"), ":", color=colour, lw=1)
-        left.plot(centres, values("second_half"), "--", color=colour, lw=1)
+        left.plot(centres, _with_nan(profile["first_half"]), ":", color=colour, lw=1)
+        left.plot(centres, _with_nan(profile["second_half"]), "--", color=colour, lw=1)
         if "form_profile_kJmol" in run:
             form = run["form_profile_kJmol"]
             for name, style, width in (("full", "-", 1.8), ("first_half", ":", 1), ("second_half", "--", 1)):
-                axes[2].plot(report["form_bin_centres"], [np.nan if v is None else v for v in form[name]], style,
+                axes[2].plot(report["form_bin_centres"], _with_nan(form[name]), style,
                              color=colour, lw=width, label=label if name == "full" else None)
         if "delta_F_alpha_history" in run:
             points = [(h["time_per_walker_ps"], h["delta_F_alpha_kJmol"]) for h in run["delta_F_alpha_history"]
@@ -243,8 +246,7 @@ def plot(report: dict, path: Path) -> None:
         axes[2].legend(fontsize=7)
         # the first such run's map: where the α (hb high, hb3 low) and 3₁₀ (the reverse) helices lie
         label = with_form[0]
-        grid = np.array([[np.nan if v is None else v for v in row]
-                         for row in report["runs"][label]["hb_hb3_map_kJmol"]], float)
+        grid = _with_nan(report["runs"][label]["hb_hb3_map_kJmol"])
         centres_map = report["map_bin_centres"]
         shown = axes[3].contourf(centres_map, centres_map, grid, levels=np.arange(0, 31, 3), cmap="viridis")
         fig.colorbar(shown, ax=axes[3], label="free energy (kJ/mol)")
