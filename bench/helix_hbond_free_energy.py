@@ -196,6 +196,14 @@ def labelled(specs: list[str]) -> list[tuple[str, Path]]:
     return pairs
 
 
+def print_crossings(walkers: list[list[dict]], rule: str, names: dict[str, str]) -> None:
+    """One line per walker: how many crossings (``crossings``) under ``rule``, and when, each target state
+    printed by its name in ``names`` (or as it is)."""
+    for k, events in enumerate(walkers):
+        print(f"  walker {k}: {len(events)} crossings ({rule}) at "
+              + (", ".join(f"{e['time_ps']:.0f} ps → {names.get(e['to'], e['to'])}" for e in events) or "none"))
+
+
 def _with_nan(values) -> np.ndarray:
     """A profile or map from the JSON report (None where no frame fell) as floats, NaN for None."""
     return np.array(values, dtype=float)  # numpy reads None as NaN
@@ -281,6 +289,9 @@ def main() -> None:
     if len(temperatures) != 1:
         sys.exit(f"the runs are at different temperatures: {sorted(temperatures)} K")
     report["temperature_K"] = temperatures.pop()
+    # the files first: a reader that closes stdout early (| head) must not cost them
+    Path(f"{args.out}.json").write_text(json.dumps(report, indent=1) + "\n")
+    plot(report, Path(f"{args.out}.png"))
     for label, run in report["runs"].items():
         d = run["delta_F_alpha_kJmol"]
         length = run.get("time_per_walker_ps", run.get("time_per_replica_ps"))
@@ -291,15 +302,10 @@ def main() -> None:
         if "mean_hb3" in run:
             print(f"  mean hb3 (i→i+3) {run['mean_hb3']}, mean hb − hb3 {run['mean_form']}, minimum of F(hb − hb3) at "
                   f"{run['minimum_form']:g}; ΔF of the α side (hb − hb3 ≥ {FORM_SPLIT:g}) {run['delta_F_alpha_side_kJmol']}")
-            for k, events in enumerate(run["form_crossings"]["walkers"]):
-                print(f"  walker {k}: {len(events)} crossings (hb − hb3 ≥ {FORM_ALPHA_FROM:g} ↔ ≤ {FORM_310_BELOW:g}) at "
-                      + (", ".join(f"{e['time_ps']:.0f} ps → {'α' if e['to'] == 'alpha' else '3₁₀'}" for e in events)
-                         or "none"))
-        for k, events in enumerate(run.get("crossings", {}).get("walkers", [])):
-            print(f"  walker {k}: {len(events)} crossings (hb ≥ {args.alpha_from:g} ↔ hb ≤ {AWAY_BELOW_HB:g}) at "
-                  + (", ".join(f"{e['time_ps']:.0f} ps → {e['to']}" for e in events) or "none"))
-    Path(f"{args.out}.json").write_text(json.dumps(report, indent=1) + "\n")
-    plot(report, Path(f"{args.out}.png"))
+            print_crossings(run["form_crossings"]["walkers"], f"hb − hb3 ≥ {FORM_ALPHA_FROM:g} ↔ ≤ {FORM_310_BELOW:g}",
+                            {"alpha": "α", "away": "3₁₀"})
+        print_crossings(run.get("crossings", {}).get("walkers", []),
+                        f"hb ≥ {args.alpha_from:g} ↔ hb ≤ {AWAY_BELOW_HB:g}", {})
     print(f"wrote {args.out}.json and {args.out}.png")
 
 
