@@ -7,29 +7,26 @@
 # Temperatures (K) are geometric between 300 and 500 (quick: 450); each has its own METAD on how α-helical
 # every backbone φ/ψ is (METAD=helix-torsions, the default: PLUMED's ALPHABETA; the end-to-end profile is
 # then reweighted from that bias), or with METAD=end-to-end on the end-to-end distance (carbonyl C of the
-# acetyl cap and of Ala15, Å). The end-to-end bias collapsed the chain into compact globules that never
-# became helical (96.5 ps, docs/results/ala15_folding_student_v4); the helix-torsion bias made it helical at
-# 300 K by torsions (0.74 over the last quarter of 342 ps, docs/results/ala15_folding_student_v6), with the
-# reweighted helix/coil balance not yet converged. That study ran with students v6/v7, which put compact chains
-# ~0.9 eV too low against SO3LR; the bundled students since 2026-12-04 (v10, v13 since 2026-12-05) do not
-# (docs/model_card.md).
+# acetyl cap and of Ala15, Å), which collapsed the chain into globules that never became helical
+# (docs/results/ala15_folding_student_v4).
+# What to expect (docs/folding_study.md, section 5): the default model's study, 8 replicas × 1000 ps in
+# pieces, ended helical by torsions at 300 K (0.65) but mostly as 3₁₀-rich helices at 27.5 Å end to end, not
+# the α-helix (23 Å); SO3LR itself holds a mixed 3₁₀/α helix at ~26 Å at 300 K (docs/results/ala15_helix_forms).
 # Outputs: OUT (i-PI + PLUMED files), OUT/analysis.
 # REFERENCE=so3lr:DIR adds the end-state check: the most compact and most extended frames at 300 K,
 # evaluated and relaxed with the run's model and with SO3LR (gas phase, all pairs, float64).
 #
 # Modes (bundled SO3LR student so3lr-student, 162 atoms, 2 CPU cores; docs/model_card.md):
 #   quick  4 replicas × 100 steps of 0.5 fs, a hill every 10 steps: about a minute including start-up.
-#   full   8 replicas × 100 000 steps of 2 fs with 4 amu hydrogens (200 ps), the model inside i-PI
-#          (--backend direct), a hill every 0.25 ps. Measured: 136 ms per step for all 8 replicas with
-#          compact chains (~53 ps per hour per replica, docs/results/ala15_folding_student_v4), 92 ms with
-#          the extended chain (docs/results/ala15_folding_student_v6; v6, 2 layers; v10, bundled 2026-12-04 to
-#          2026-12-05 with today's v13's architecture, ran a fresh study at 74-83 ms per step, docs/ipi.md), so 3–4 h on 2 CPU cores: run it
-#          in pieces. TIMESTEP=3 runs the same 200 ps in 3 fs steps (strides scaled to the same ps): with the default model (student v13) a
-#          223 ps study at 3 fs never came near a broken bond and made 110 ps per hour per replica
+#   full   8 replicas × 200 ps of 2 fs steps with 4 amu hydrogens, the model inside i-PI (--backend direct), a
+#          hill every 0.25 ps: with the default model ~80 ms per step for all 8 replicas from the extended chain,
+#          ~135 ms once the chains are compact (docs/ipi.md), so 2-4 h on 2 CPU cores: run it in pieces. TIMESTEP=3 runs the same
+#          200 ps in 3 fs steps (strides scaled to the same ps): with the default model (student v13) a 223 ps
+#          study at 3 fs never came near a broken bond and made 110 ps per hour per replica
 #          (docs/results/timestep/study_3fs_v13); with student v6 3 fs broke an N–H bond (docs/ipi.md), so
-#          check another model's bonds before using it. Ctrl-C (or a killed job) keeps a restart; `so3k sample run OUT` continues,
-#          `so3k sample run OUT --steps TOTAL` extends. With the helix-torsion bias the 300 K replica
-#          was partly helical after 64.5 ps; a converged helix/coil balance needs far longer.
+#          check another model's bonds before using it. Ctrl-C (or a killed job) keeps a restart;
+#          `so3k sample run OUT` continues, `so3k sample run OUT --steps TOTAL` extends (the 1000 ps study:
+#          docs/results/ala15_folding_student_v13).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODEL=${MODEL:-so3lr-student}
