@@ -114,13 +114,15 @@ def model_call_ms(potential, numbers, positions, replicas: int, calls: int) -> l
     return times
 
 
-def run_case(case: Case, model: str, structure: Path, replicas: int, steps: int, metad: str, call_ms: float) -> dict:
+def run_case(case: Case, model: str, structure: Path, replicas: int, steps: int, metad: str, call_ms: float,
+             output_stride: int = 10) -> dict:
     """One study run of case; returns the forcefield's timing record (server.CallCounter.summary())."""
     from so3k_driver.sampling.run import INPUT, prepare, run_study
     from so3k_driver.sampling.settings import MetadSettings, StudySettings, parse_temperatures
 
     settings = StudySettings(structure=str(structure), model=model, temperatures=parse_temperatures(f"300:450:{replicas}"),
-                             steps=steps, metad=MetadSettings(cv=metad), backend=case.backend)
+                             steps=steps, metad=MetadSettings(cv=metad), backend=case.backend,
+                             output_stride=output_stride)
     with tempfile.TemporaryDirectory(prefix=f"bench-remd-{case.name}-") as folder:
         prepare(folder, settings, force=True)
         if case.edit is not None:
@@ -152,6 +154,9 @@ def main() -> int:
     parser.add_argument("--structure", type=Path, default=DEFAULT_STRUCTURE, help="starting structure (Å)")
     parser.add_argument("--replicas", type=int, default=8)
     parser.add_argument("--steps", type=int, default=300, help="MD steps per run")
+    parser.add_argument("--output-stride", type=int, default=10,
+                        help="MD steps between trajectory frames and property lines (so3k sample init's default: 10; "
+                             "the folding study writes every 250)")
     parser.add_argument("--metad", default="none", help="metadynamics CV of so3k sample init (none: plain REMD)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--model-calls", type=int, default=20, help="isolated calls timed before each round")
@@ -181,7 +186,8 @@ def main() -> int:
         print(f"round {round_index + 1}/{args.rounds}: isolated {args.replicas} x {len(numbers)}-atom call "
               f"{call:.1f} ms", file=sys.stderr, flush=True)
         for case in cases:
-            record = run_case(case, args.model, args.structure, args.replicas, args.steps, args.metad, call)
+            record = run_case(case, args.model, args.structure, args.replicas, args.steps, args.metad, call,
+                              args.output_stride)
             record["isolated_call_ms"] = call
             results[case.name].append(record)
             print(f"  {case.name}: {record['calls_per_step']:.2f} calls/step, {record['ms_per_step']:.1f} ms/step, "
@@ -190,7 +196,7 @@ def main() -> int:
 
     print(f"\n{args.replicas}-replica REMD{' + metadynamics (' + args.metad + ')' if args.metad != 'none' else ''} "
           f"of {args.structure.name} ({len(numbers)} atoms), model {args.model}, "
-          f"{args.steps} steps x {args.rounds} rounds; isolated call {spread(isolated)} ms")
+          f"{args.steps} steps (outputs every {args.output_stride}) x {args.rounds} rounds; isolated call {spread(isolated)} ms")
     print(f"{'case':16s} {'calls/step':>20s} {'ms/step':>20s} {'model ms/call':>20s} {'i-PI ms/call':>20s} "
           f"{'step/model-in-run':>20s} {'step/isolated':>20s}")
     for case in cases:
@@ -202,7 +208,7 @@ def main() -> int:
               f"{spread([r['ms_per_step'] / r['isolated_call_ms'] for r in runs]):>20s}")
     if args.json:
         meta = {"model": args.model, "structure": str(args.structure), "atoms": int(len(numbers)),
-                "replicas": args.replicas, "steps": args.steps, "metad": args.metad, "rounds": args.rounds, "host": platform.node(),
+                "replicas": args.replicas, "steps": args.steps, "output_stride": args.output_stride, "metad": args.metad, "rounds": args.rounds, "host": platform.node(),
                 "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "cases": {c.name: c.what for c in cases}}
         args.json.write_text(json.dumps({"meta": meta, "isolated_call_ms": isolated, "runs": results}, indent=1) + "\n")
     return 0
