@@ -89,6 +89,9 @@ CASES = [
     Case("direct-lat1e-4", "direct, latency 1e-4 s (i-PI's default; the study input before)", backend="direct",
          edit=with_latency(1e-4)),
     Case("direct-lat3ms", "direct, latency 3 ms", backend="direct", edit=with_latency(3e-3)),
+    Case("direct-unthreaded", "direct, i-PI's <ffdirect threaded='false'>: no poll thread; the system thread whose request "
+         "fills the batch evaluates it (a batch that never fills would wait for ever)", backend="direct",
+         edit=lambda text, context: text.replace("threaded='true'", "threaded='false'")),
     Case("direct-sleep", "direct, the model replaced by a stand-in that sleeps the isolated call's time and "
          "returns zero forces: i-PI's own cost next to a call of that length", backend="direct",
          edit=with_standin(sleep=True)),
