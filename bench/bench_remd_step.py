@@ -56,6 +56,14 @@ def with_latency(seconds: float):
     return edit
 
 
+def unthreaded(text: str, context: dict) -> str:
+    """i-PI's <ffdirect threaded='false'>: no poll thread; the system thread whose request fills the batch evaluates it."""
+    new, count = re.subn(r"(<ffdirect [^>]*)threaded='true'", r"\g<1>threaded='false'", text)
+    if not count:
+        raise ValueError("no threaded <ffdirect> to unthread (the case needs backend direct and several replicas)")
+    return new
+
+
 def with_standin(sleep: bool):
     """Replace the model inside i-PI (direct backend) by bench/standin_pes.py: zero energy and forces,
     answered after the isolated call's time (sleep) or at once. Its call record goes where the
@@ -91,7 +99,7 @@ CASES = [
     Case("direct-lat3ms", "direct, latency 3 ms", backend="direct", edit=with_latency(3e-3)),
     Case("direct-unthreaded", "direct, i-PI's <ffdirect threaded='false'>: no poll thread; the system thread whose request "
          "fills the batch evaluates it (a batch that never fills would wait for ever)", backend="direct",
-         edit=lambda text, context: text.replace("threaded='true'", "threaded='false'")),
+         edit=unthreaded),
     Case("direct-sleep", "direct, the model replaced by a stand-in that sleeps the isolated call's time and "
          "returns zero forces: i-PI's own cost next to a call of that length", backend="direct",
          edit=with_standin(sleep=True)),
@@ -118,7 +126,7 @@ def model_call_ms(potential, numbers, positions, replicas: int, calls: int) -> l
 
 
 def run_case(case: Case, model: str, structure: Path, replicas: int, steps: int, metad: str, call_ms: float,
-             output_stride: int = 10) -> dict:
+             output_stride: int) -> dict:
     """One study run of case; returns the forcefield's timing record (server.CallCounter.summary())."""
     from so3k_driver.sampling.run import INPUT, prepare, run_study
     from so3k_driver.sampling.settings import MetadSettings, StudySettings, parse_temperatures
@@ -152,14 +160,16 @@ def run_case(case: Case, model: str, structure: Path, replicas: int, steps: int,
 
 
 def main() -> int:
+    from so3k_driver.sampling.settings import StudySettings  # light: no JAX
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="ala3-xtb")
     parser.add_argument("--structure", type=Path, default=DEFAULT_STRUCTURE, help="starting structure (Å)")
     parser.add_argument("--replicas", type=int, default=8)
     parser.add_argument("--steps", type=int, default=300, help="MD steps per run")
-    parser.add_argument("--output-stride", type=int, default=10,
-                        help="MD steps between trajectory frames and property lines (so3k sample init's default: 10; "
-                             "the folding study writes every 250)")
+    parser.add_argument("--output-stride", type=int, default=StudySettings.__dataclass_fields__["output_stride"].default,
+                        help="MD steps between trajectory frames and property lines (default: so3k sample init's, "
+                             "%(default)s; the folding study writes every 250)")
     parser.add_argument("--metad", default="none", help="metadynamics CV of so3k sample init (none: plain REMD)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--model-calls", type=int, default=20, help="isolated calls timed before each round")
